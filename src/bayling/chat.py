@@ -1,0 +1,346 @@
+"""Chat formats: the ONE place where conversations become prompt strings and token ids.
+
+Data building, training, evaluation and every serving engine import this module, so the string a
+model is trained on is byte-for-byte the string it is prompted with. BayLing's own release rendered
+prompts in three places and its Llama-3 adapter lost the BOS token; ``tests/test_chat.py`` pins the
+rendered strings and checks that BOS appears exactly once and that the label mask covers exactly the
+assistant spans.
+
+Formats:
+    * ``gemma``      – ``<start_of_turn>user … <end_of_turn>`` (system merged into the first user turn)
+    * ``llama3``     – Llama-3 header tokens, stop ``<|eot_id|>``
+    * ``bayling3``   – ``llama3`` with BayLing-3's default system line
+    * ``chatml``     – ``<|im_start|>role … <|im_end|>`` (Qwen; no BOS)
+    * ``bayling_v1`` – BayLing 1 (``### Instruction:`` / ``### Response:``, responses end with EOS)
+
+Example:
+    >>> fmt = get_format("gemma")
+    >>> render([Message("user", "Hi")], fmt, add_generation_prompt=True)
+    '<bos><start_of_turn>user\\nHi<end_of_turn>\\n<start_of_turn>model\\n'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bayling.errors import BaylingError, ConfigError
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn. ``role`` is ``system``, ``user`` or ``assistant`` (OpenAI's names)."""
+
+    role: str
+    content: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise BaylingError(f"unknown chat role {self.role!r}; expected one of {', '.join(ROLES)}")
+        if not isinstance(self.content, str):
+            raise BaylingError(f"message content must be a string, got {type(self.content).__name__}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+def as_messages(conversation: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
+    """Normalise OpenAI-style dicts (``{"role", "content"}``) or :class:`Message` objects into messages."""
+    out = []
+    for i, m in enumerate(conversation):
+        if isinstance(m, Message):
+            out.append(m)
+        elif isinstance(m, Mapping) and "role" in m and "content" in m:
+            out.append(Message(str(m["role"]), m["content"]))
+        else:
+            raise BaylingError(f"message {i} must have 'role' and 'content', got {m!r:.80}")
+    return out
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """How a conversation is laid out as text.
+
+    Every piece is a literal string; ``{content}`` is replaced by the message text. ``stop`` is the
+    string that ends an assistant turn: it is part of the trained span (so the model learns to stop)
+    and is what engines stop on.
+    """
+
+    name: str
+    bos: str
+    system: str | None  # template for a system turn; None = merge system text into the first user turn
+    user: str
+    assistant_prefix: str
+    stop: str
+    assistant_after_stop: str = ""  # text after the stop string (e.g. a newline), not trained
+    default_system: str | None = None
+    preamble: str = ""  # text right after BOS (bayling_v1 puts a separator after its system line)
+
+    def with_special_tokens(self, bos: str | None = None, eos: str | None = None) -> ChatFormat:
+        """Return a copy whose BOS/EOS match a tokenizer (only formats that use the model's own EOS change)."""
+        changes: dict[str, str] = {}
+        if bos is not None and self.bos in ("<s>", ""):
+            changes["bos"] = bos if self.bos else ""
+        if eos is not None and self.stop == "</s>":
+            changes["stop"] = eos
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+_BAYLING_V1_SYSTEM = (
+    "I am an intelligent language assistant developed by the NLP Group of ICT/CAS.\n"
+    "Below is a dialog consisting of instructions and responses. Write a response that completes the request.\n"
+)
+
+FORMATS: dict[str, ChatFormat] = {
+    "gemma": ChatFormat(
+        name="gemma",
+        bos="<bos>",
+        system=None,
+        user="<start_of_turn>user\n{content}<end_of_turn>\n",
+        assistant_prefix="<start_of_turn>model\n",
+        stop="<end_of_turn>",
+        assistant_after_stop="\n",
+    ),
+    "llama3": ChatFormat(
+        name="llama3",
+        bos="<|begin_of_text|>",
+        system="<|start_header_id|>system<|end_header_id|>\n\n{content}<|eot_id|>",
+        user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
+        assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
+        stop="<|eot_id|>",
+    ),
+    "bayling3": ChatFormat(
+        name="bayling3",
+        bos="<|begin_of_text|>",
+        system="<|start_header_id|>system<|end_header_id|>\n\n{content}<|eot_id|>",
+        user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
+        assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
+        stop="<|eot_id|>",
+        default_system="I am BayLing developed by the NLP Group of ICT/CAS.",
+    ),
+    "chatml": ChatFormat(
+        name="chatml",
+        bos="",
+        system="<|im_start|>system\n{content}<|im_end|>\n",
+        user="<|im_start|>user\n{content}<|im_end|>\n",
+        assistant_prefix="<|im_start|>assistant\n",
+        stop="<|im_end|>",
+        assistant_after_stop="\n",
+    ),
+    "bayling_v1": ChatFormat(
+        name="bayling_v1",
+        bos="<s>",
+        system="{content}\n",
+        user="### Instruction:\n{content}\n",
+        assistant_prefix="### Response:\n",
+        stop="</s>",
+        assistant_after_stop="\n",
+        default_system=_BAYLING_V1_SYSTEM,
+    ),
+}
+
+
+def get_format(name: str | ChatFormat) -> ChatFormat:
+    """Look up a chat format by name (``gemma``, ``llama3``, ``bayling3``, ``chatml``, ``bayling_v1``)."""
+    if isinstance(name, ChatFormat):
+        return name
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ConfigError(f"unknown chat format {name!r}; choose one of: {', '.join(FORMATS)}") from None
+
+
+def detect_format(tokenizer: Any) -> ChatFormat:
+    """Pick the chat format whose special tokens the tokenizer knows, falling back to ``bayling_v1``.
+
+    The fallback is adapted to the tokenizer's own BOS/EOS, so any causal LM gets a format whose
+    turn end is a token it already has.
+    """
+    vocab = tokenizer.get_vocab()
+    if "<start_of_turn>" in vocab and "<end_of_turn>" in vocab:
+        return FORMATS["gemma"]
+    if "<|start_header_id|>" in vocab and "<|eot_id|>" in vocab:
+        return FORMATS["llama3"]
+    if "<|im_start|>" in vocab and "<|im_end|>" in vocab:
+        return FORMATS["chatml"]
+    return FORMATS["bayling_v1"].with_special_tokens(bos=tokenizer.bos_token or "", eos=tokenizer.eos_token)
+
+
+def format_for_tokenizer(name: str, tokenizer: Any) -> ChatFormat:
+    """Resolve ``name`` (or ``"auto"``) to a format whose BOS/EOS strings exist in ``tokenizer``."""
+    if name == "auto":
+        return detect_format(tokenizer)
+    return get_format(name).with_special_tokens(bos=tokenizer.bos_token or "", eos=tokenizer.eos_token)
+
+
+def _check_order(messages: Sequence[Message]) -> None:
+    body = [m for m in messages if m.role != "system"]
+    if any(m.role == "system" for m in messages[1:]):
+        raise BaylingError("a system message may only come first")
+    for i, m in enumerate(body):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if m.role != expected:
+            raise BaylingError(f"turn {i} has role {m.role!r}, expected {expected!r} (turns must alternate user/assistant)")
+
+
+def render_segments(
+    conversation: Iterable[Message | Mapping[str, Any]],
+    fmt: str | ChatFormat,
+    add_generation_prompt: bool = False,
+) -> list[tuple[str, bool]]:
+    """Lay a conversation out as ``(text, trained)`` pieces.
+
+    ``trained`` is True exactly for each assistant reply plus its stop string: the spans the loss
+    is computed on. Joining the texts gives :func:`render`'s string.
+
+    Args:
+        conversation: messages (dicts or :class:`Message`), optionally starting with a system turn.
+        fmt: a format or its name.
+        add_generation_prompt: end with the assistant prefix, ready for the model to answer.
+
+    Returns:
+        The list of pieces.
+    """
+    fmt = get_format(fmt)
+    messages = as_messages(conversation)
+    _check_order(messages)
+    system = fmt.default_system
+    if messages and messages[0].role == "system":
+        system, messages = messages[0].content, messages[1:]
+    pieces: list[tuple[str, bool]] = [(fmt.bos, False)] if fmt.bos else []
+    merge_system = system if (system and fmt.system is None) else None
+    if system and fmt.system is not None:
+        pieces.append((fmt.system.replace("{content}", system), False))
+    if fmt.preamble:
+        pieces.append((fmt.preamble, False))
+    for i, m in enumerate(messages):
+        if m.role == "user":
+            content = m.content
+            if merge_system is not None and i == 0:
+                content = f"{merge_system}\n\n{content}"
+            pieces.append((fmt.user.replace("{content}", content), False))
+        else:
+            pieces.append((fmt.assistant_prefix, False))
+            pieces.append((m.content + fmt.stop, True))
+            if fmt.assistant_after_stop:
+                pieces.append((fmt.assistant_after_stop, False))
+    if add_generation_prompt:
+        if messages and messages[-1].role == "assistant":
+            raise BaylingError("add_generation_prompt needs a conversation that ends with a user turn")
+        pieces.append((fmt.assistant_prefix, False))
+    return [(t, trained) for t, trained in pieces if t]
+
+
+def render(
+    conversation: Iterable[Message | Mapping[str, Any]],
+    fmt: str | ChatFormat,
+    add_generation_prompt: bool = False,
+) -> str:
+    """Render a conversation to the exact prompt string (BOS included, as text)."""
+    return "".join(t for t, _ in render_segments(conversation, fmt, add_generation_prompt))
+
+
+def tokenize_conversation(
+    conversation: Iterable[Message | Mapping[str, Any]],
+    fmt: str | ChatFormat,
+    tokenizer: Any,
+    max_length: int | None = None,
+) -> dict[str, list[int]]:
+    """Tokenize a full conversation for training: ``input_ids`` plus a 0/1 ``assistant_masks``.
+
+    The whole string is tokenized at once (special tokens written as text, ``add_special_tokens=False``)
+    so ids are identical to what an engine sees at inference; the mask is derived from character
+    offsets, so a token is trained iff it starts inside an assistant span.
+
+    Args:
+        conversation: the messages; must end with an assistant turn to have anything to train on.
+        fmt: chat format or its name.
+        tokenizer: a Hugging Face *fast* tokenizer (offsets are needed).
+        max_length: truncate to this many tokens (keeping the start).
+
+    Returns:
+        ``{"input_ids": [...], "assistant_masks": [...]}`` of equal length.
+    """
+    pieces = render_segments(conversation, fmt)
+    text, spans, pos = "", [], 0
+    for t, trained in pieces:
+        if trained:
+            spans.append((pos, pos + len(t)))
+        text += t
+        pos += len(t)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    mask = []
+    for start, end in offsets:
+        inside = any(a <= start < b for a, b in spans) if end > start else False
+        mask.append(1 if inside else 0)
+    if max_length is not None:
+        ids, mask = ids[:max_length], mask[:max_length]
+    return {"input_ids": list(ids), "assistant_masks": mask}
+
+
+def stop_token_ids(fmt: ChatFormat, tokenizer: Any) -> list[int]:
+    """Token ids that end generation: the format's stop token plus the tokenizer's EOS."""
+    ids = []
+    stop_id = tokenizer.convert_tokens_to_ids(fmt.stop) if fmt.stop else None
+    if stop_id is not None and stop_id != getattr(tokenizer, "unk_token_id", None):
+        ids.append(stop_id)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def strip_stop(text: str, fmt: ChatFormat) -> str:
+    """Cut generated text at the first stop string (engines that return raw text use this)."""
+    for s in (fmt.stop,):
+        if s and s in text:
+            text = text[: text.index(s)]
+    return text.strip()
+
+
+def jinja_template(fmt: str | ChatFormat) -> str:
+    """A Hugging Face ``chat_template`` equivalent to :func:`render`, saved with converted models.
+
+    Other tools (vLLM, TRL, llama.cpp's ``--jinja``) then lay prompts out exactly as bayling does;
+    ``tests/test_chat.py`` checks ``tokenizer.apply_chat_template`` against :func:`render`.
+    """
+    fmt = get_format(fmt)
+
+    def lit(s: str) -> str:
+        return "{{ " + repr(s) + " }}" if s else ""
+
+    default_sys = repr(fmt.default_system) if fmt.default_system else "none"
+    parts = [
+        "{%- set msgs = messages -%}",
+        f"{{%- set system = {default_sys} -%}}",
+        "{%- if msgs and msgs[0]['role'] == 'system' -%}{%- set system = msgs[0]['content'] -%}"
+        "{%- set msgs = msgs[1:] -%}{%- endif -%}",
+        lit(fmt.bos),
+    ]
+    user_pre, user_post = fmt.user.split("{content}")
+    if fmt.system is not None:
+        sys_pre, sys_post = fmt.system.split("{content}")
+        parts.append("{%- if system -%}" + lit(sys_pre) + "{{ system }}" + lit(sys_post) + "{%- endif -%}")
+    parts.append(lit(fmt.preamble))
+    first_user = "{{ system ~ '\\n\\n' ~ m['content'] }}" if fmt.system is None else "{{ m['content'] }}"
+    parts.append(
+        "{%- for m in msgs -%}"
+        "{%- if m['role'] == 'user' -%}"
+        + lit(user_pre)
+        + ("{%- if loop.first and system -%}" + first_user + "{%- else -%}{{ m['content'] }}{%- endif -%}")
+        + lit(user_post)
+        + "{%- else -%}"
+        + lit(fmt.assistant_prefix)
+        + "{{ m['content'] }}"
+        + lit(fmt.stop)
+        + lit(fmt.assistant_after_stop)
+        + "{%- endif -%}{%- endfor -%}"
+        + "{%- if add_generation_prompt -%}"
+        + lit(fmt.assistant_prefix)
+        + "{%- endif -%}"
+    )
+    return "".join(parts)

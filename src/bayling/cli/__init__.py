@@ -1,0 +1,81 @@
+"""The ``bayling`` command: a thin dispatcher over one entry function per stage.
+
+Run as::
+
+    bayling run configs/quickstart.yaml          # data -> train -> eval -> chat
+    bayling data|train|eval CONFIG [key=value]    # one stage (earlier stages run if missing)
+    bayling chat RUN_DIR|MODEL                    # terminal chat
+    bayling serve RUN_DIR|MODEL                   # OpenAI-compatible HTTP API
+
+User errors (bad file, bad key, unknown language or model) print one ``bayling: error:`` line and
+exit with status 2; Ctrl-C exits with 130 and keeps every finished stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bayling import __version__
+from bayling.cli import chat as chat_cmd
+from bayling.cli import serve as serve_cmd
+from bayling.cli import stages as stages_cmd
+from bayling.errors import BaylingError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bayling", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"bayling {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    stages_cmd.register(sub)
+    chat_cmd.register(sub)
+    serve_cmd.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bayling`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # the run log (a file) may take INFO; the terminal does not
+        handler.setLevel(level)
+    if not args.verbose:
+        _quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except BaylingError as e:
+        if args.verbose:
+            raise
+        print(f"bayling: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bayling: interrupted; finished stages are kept, re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries() -> None:
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore", module="transformers")
+    warnings.filterwarnings("ignore", module="trl")
+    warnings.filterwarnings("ignore", module="peft")
+    warnings.filterwarnings("ignore", module="torch")
+    try:  # transformers' own tqdm bars ("Loading weights") would clutter our rich progress output
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

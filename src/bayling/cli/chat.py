@@ -1,0 +1,22 @@
+"""``bayling chat RUN_DIR|MODEL``: chat in the terminal with a run's tuned model or any model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chat", help="chat in the terminal (history, /reset, /translate TGT TEXT, /quit)")
+    p.add_argument("target", help="a run directory (uses its tuned model) or a model reference")
+    p.add_argument("-m", "--message", action="append", help="answer this message and exit (repeatable: one turn each)")
+    p.add_argument("--engine", default="transformers", help="transformers | llamacpp | vllm")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.set_defaults(func=_chat)
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from bayling.serve.chat import chat_loop, load_engine_for
+
+    engine = load_engine_for(args.target, engine=args.engine)
+    chat_loop(engine, messages=args.message, max_new_tokens=args.max_new_tokens)
+    return 0

@@ -1,0 +1,56 @@
+"""Generation engines behind one small interface, used by evaluation, chat and the HTTP server.
+
+Every engine takes conversations (lists of ``{"role", "content"}``), renders them with
+:mod:`bayling.chat`, and returns the assistant's reply. Engines are looked up by name and imported
+lazily so that a missing optional extra only matters when that engine is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bayling.errors import ConfigError
+
+
+@dataclass
+class GenerationParams:
+    """Sampling parameters shared by all engines (greedy by default, for reproducible scores)."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+class Engine(Protocol):
+    """What every engine provides."""
+
+    model_name: str
+
+    def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], params: GenerationParams) -> list[str]:
+        """Answer each conversation (batched where the engine can)."""
+        ...
+
+    def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[str]:
+        """Yield the reply to one conversation piece by piece."""
+        ...
+
+
+ENGINES = {
+    "transformers": "bayling.engines.hf:TransformersEngine",
+    "llamacpp": "bayling.engines.llamacpp:LlamaCppEngine",
+    "vllm": "bayling.engines.vllm:VLLMEngine",
+}
+
+
+def engine_class(name: str) -> type:
+    """Import the engine class registered under ``name``."""
+    try:
+        target = ENGINES[name]
+    except KeyError:
+        raise ConfigError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}") from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
