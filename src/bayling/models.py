@@ -89,6 +89,50 @@ def _is_hf_dir(p: Path) -> bool:
     return p.is_dir() and (p / "config.json").is_file()
 
 
+def _hub_snapshot(name: str) -> Path:
+    """A hub id already in the local HF cache (bayling never downloads weights implicitly)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:
+        raise ModelError(
+            f"unknown model '{name}': not in the local Hugging Face cache "
+            f"(download it first, e.g. `hf download {name}`, or give a local path)"
+        ) from None
+
+
+def check_model(name_or_path: str, gguf_file: str | None = None) -> str:
+    """Validate a model reference without loading or converting anything.
+
+    Returns:
+        Its kind: ``embedded``, ``gguf``, ``hf_dir`` or ``hub``.
+
+    Raises:
+        ModelError: with one line saying why the reference cannot be used.
+    """
+    if name_or_path in EMBEDDED_ALIASES:
+        return "embedded"
+    p = Path(name_or_path).expanduser()
+    if gguf_file is not None:
+        p = p / gguf_file
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise ModelError(f"GGUF file not found: {p}")
+        return "gguf"
+    if _is_hf_dir(p):
+        return "hf_dir"
+    if p.exists():
+        raise ModelError(f"{p} is not a Hugging Face model directory (no config.json)")
+    if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~")):
+        _hub_snapshot(name_or_path)
+        return "hub"
+    raise ModelError(
+        f"unknown model '{name_or_path}': not an embedded alias ({', '.join(EMBEDDED_ALIASES)}), "
+        "not a local model directory or .gguf file, and not a hub id (org/name)"
+    )
+
+
 def resolve_model(name_or_path: str, gguf_file: str | None = None) -> Path:
     """Turn a model reference into a local HF-format directory, converting GGUF once if needed.
 
@@ -100,41 +144,18 @@ def resolve_model(name_or_path: str, gguf_file: str | None = None) -> Path:
     Returns:
         A directory that ``from_pretrained`` can load offline.
     """
-    if name_or_path in EMBEDDED_ALIASES:
+    kind = check_model(name_or_path, gguf_file)
+    if kind == "embedded":
         out = cache_dir() / "models" / "gemma-3-270m"
-        if _is_hf_dir(out):
-            return out
-        return _convert_gguf(embedded_gguf(), out, "gemma")
+        return out if _is_hf_dir(out) else _convert_gguf(embedded_gguf(), out, "gemma")
     p = Path(name_or_path).expanduser()
-    if gguf_file is not None:
-        p = p / gguf_file
-    if p.suffix == ".gguf":
-        if not p.is_file():
-            raise ModelError(f"GGUF file not found: {p}")
-        st = p.stat()
-        out = cache_dir() / "models" / f"{p.stem}-{st.st_size:x}"
+    if kind == "gguf":
+        p = p / gguf_file if gguf_file else p
+        out = cache_dir() / "models" / f"{p.stem}-{p.stat().st_size:x}"
         return out if _is_hf_dir(out) else _convert_gguf(p, out, "gemma")
-    if _is_hf_dir(p):
-        return p
-    if p.exists():
-        raise ModelError(f"{p} is not a Hugging Face model directory (no config.json)")
-    # A hub id: usable only if it is already in the local HF cache (no downloads here by design).
-    if "/" in name_or_path and not name_or_path.startswith((".", "/")):
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(name_or_path, local_files_only=True))
-        except Exception:
-            raise ModelError(
-                f"unknown model '{name_or_path}': not in the local Hugging Face cache "
-                "(download it first, e.g. `huggingface-cli download {name}`, or give a local path)".replace(
-                    "{name}", name_or_path
-                )
-            ) from None
-    raise ModelError(
-        f"unknown model '{name_or_path}': not an embedded alias ({', '.join(EMBEDDED_ALIASES)}), "
-        "not a local model directory or .gguf file, and not a hub id"
-    )
+    if kind == "hub":
+        return _hub_snapshot(name_or_path)
+    return p
 
 
 def pick_device(device: str = "auto") -> str:

@@ -59,6 +59,20 @@ def _done(run_dir: Path, stage: str, fp: str) -> bool:
         return False
 
 
+def preflight(cfg: RunConfig, plan: list[str]) -> None:
+    """Fail before any work on what can be checked cheaply: languages, directions, the model reference."""
+    from bayling.evaluate.translation import parse_direction
+    from bayling.languages import get_language
+    from bayling.models import check_model
+
+    for code in cfg.data.languages + cfg.data.pivot_languages + cfg.data.instruction_languages:
+        get_language(code)
+    for d in cfg.eval.directions:
+        parse_direction(d)
+    if any(s in plan for s in ("train", "eval", "chat")):
+        check_model(cfg.model.name_or_path, cfg.model.gguf_file)
+
+
 def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) -> Path:
     """Run ``stages`` (default: ``cfg.stages``), first completing any earlier stage they need.
 
@@ -76,6 +90,7 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
             raise ConfigError(f"unknown stage {s!r}; stages are: {', '.join(STAGES)}")
     last = max(STAGES.index(s) for s in wanted)
     plan = [s for s in STAGES if (s in cfg.stages and STAGES.index(s) <= last) or s in wanted]
+    preflight(cfg, plan)
     run_dir = cfg.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")

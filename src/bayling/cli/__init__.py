@@ -18,9 +18,7 @@ import logging
 import sys
 
 from bayling import __version__
-from bayling.cli import chat as chat_cmd
-from bayling.cli import serve as serve_cmd
-from bayling.cli import stages as stages_cmd
+from bayling.cli import chat, data, eval, run, serve, train
 from bayling.errors import BaylingError
 
 
@@ -29,9 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bayling {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    stages_cmd.register(sub)
-    chat_cmd.register(sub)
-    serve_cmd.register(sub)
+    for module in (run, data, train, eval, chat, serve):
+        module.register(sub)
     return parser
 
 

@@ -1,0 +1,69 @@
+"""Config loading: YAML -> typed dataclasses, overrides, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bayling.config import RunConfig, load_config, save_config, to_dict
+from bayling.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_preset_loads_with_types():
+    cfg = load_config(RunConfig, REPO / "configs" / "quickstart.yaml")
+    assert cfg.name == "quickstart"
+    assert cfg.model.name_or_path == "gemma-3-270m"
+    assert cfg.train.method == "lora" and isinstance(cfg.train.learning_rate, float)
+    assert cfg.train.learning_rate == pytest.approx(3e-4)
+    assert "eng_Latn-zho_Hans" in cfg.eval.directions and "deu_Latn-eng_Latn" in cfg.eval.directions
+    assert cfg.resolved_run_dir() == Path("runs/quickstart")
+
+
+def test_overrides_win_and_are_parsed_as_yaml():
+    cfg = load_config(
+        RunConfig,
+        REPO / "configs" / "quickstart.yaml",
+        ["train.max_steps=7", "train.learning_rate=1e-5", "eval.directions=[en-de]", "data.languages=eng_Latn,deu_Latn"],
+    )
+    assert cfg.train.max_steps == 7
+    assert cfg.train.learning_rate == pytest.approx(1e-5)
+    assert cfg.eval.directions == ["en-de"]
+    assert cfg.data.languages == ["eng_Latn", "deu_Latn"]
+
+
+def test_unknown_key_names_file_and_suggests(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train:\n  learning_rat: 0.1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(RunConfig, p)
+    msg = str(e.value)
+    assert str(p) in msg and "train.learning_rat" in msg and "did you mean 'learning_rate'" in msg
+
+
+def test_wrong_type_is_reported_with_its_key(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train:\n  max_steps: lots\n")
+    with pytest.raises(ConfigError, match=r"train\.max_steps: expected an integer"):
+        load_config(RunConfig, p)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("name: x\ntrain:\n  method: [lora\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml:\d+: invalid YAML"):
+        load_config(RunConfig, p)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(RunConfig, "does/not/exist.yaml")
+
+
+def test_round_trip_through_saved_yaml(tmp_path):
+    cfg = load_config(RunConfig, REPO / "configs" / "quickstart.yaml", ["seed=3"])
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config(RunConfig, tmp_path / "config.yaml")
+    assert to_dict(again) == to_dict(cfg)

