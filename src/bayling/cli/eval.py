@@ -1,12 +1,127 @@
-"""``bayling eval CONFIG [key=value ...]``: score base and tuned model with sacreBLEU and print the before/after table."""
+"""``bayling eval``: the evaluation stage of a run, eval-only runs, file scoring, reports, test-set downloads.
+
+Usage::
+
+    bayling eval CONFIG [key=value ...] [--force]        # stage of a run: base vs tuned, before/after table
+    bayling eval run EVAL_CONFIG [key=value ...]         # eval-only run (configs/eval/*.yaml)
+    bayling eval score --hyp FILE --ref FILE [--ref FILE2] --tgt-lang zh [--off-target] [--json]
+    bayling eval report EVAL_DIR                         # rebuild report.json/report.html from metrics.json
+    bayling eval download flores200 wmt22 ntrex --dest DIR
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from bayling.cli._common import add_config_args, run_stages
 
+SUBCOMMANDS = ("run", "score", "report", "download")
+HELP = "evaluate: the eval stage of a run, eval-only runs, file scoring, reports, test-set downloads"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_config_args(sub.add_parser("eval", help="score base and tuned model with sacreBLEU and print the before/after table", description="score base and tuned model with sacreBLEU and print the before/after table"))
-    p.set_defaults(func=lambda a: run_stages(a, ["eval"]) and 0)
+    p = sub.add_parser(
+        "eval",
+        help=HELP,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="bayling eval {CONFIG,run,score,report,download} ...",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="CONFIG [overrides] or a subcommand and its arguments")
+    p.set_defaults(func=dispatch)
+
+
+def dispatch(a: argparse.Namespace) -> int:
+    """Route ``bayling eval X ...``: a known subcommand name, else a run config for the pipeline stage."""
+    argv = list(a.args)
+    if not argv:
+        raise_usage("a run config or a subcommand is required")
+    if argv[0] not in SUBCOMMANDS:
+        stage = add_config_args(argparse.ArgumentParser(prog="bayling eval", description="the eval stage of a run"))
+        args = stage.parse_args(argv)
+        run_stages(args, ["eval"])
+        return 0
+    parser = _subparser(argv[0])
+    args = parser.parse_args(argv[1:])
+    return int(args.run(args) or 0)
+
+
+def raise_usage(msg: str) -> None:
+    from bayling.errors import ConfigError
+
+    raise ConfigError(f"{msg}; usage: bayling eval {{CONFIG,run,score,report,download}} ... (see bayling eval -h)")
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"bayling eval {name}")
+    if name == "run":
+        p.description = "eval-only run: score the systems of an eval config (configs/eval/*.yaml)"
+        p.add_argument("config", help="eval config YAML")
+        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.max_sentences=5")
+        p.set_defaults(run=_run)
+    elif name == "score":
+        p.description = (
+            "score a hypothesis file with sacreBLEU (BLEU with the target language's tokenizer, chrF++, TER)"
+        )
+        p.add_argument("--hyp", required=True, help="system output, one segment per line")
+        p.add_argument("--ref", required=True, action="append", help="reference file (repeat for several)")
+        p.add_argument("--tgt-lang", required=True, help="target language (zh, ja, de, eng_Latn…)")
+        p.add_argument("--src", help="source file (for COMET)")
+        p.add_argument("--src-lang", help="source language (for the off-target check)")
+        p.add_argument("--metrics", nargs="+", default=["bleu", "chrf"], help="bleu chrf ter")
+        p.add_argument("--off-target", action="store_true", help="also report the off-target-language rate")
+        p.add_argument("--comet", metavar="CKPT", help="local COMET checkpoint (needs bayling[comet])")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.set_defaults(run=_score)
+    elif name == "report":
+        p.description = "rebuild report.json and report.html of an evaluation directory"
+        p.add_argument("eval_dir", help="directory holding metrics.json (e.g. runs/quickstart/eval)")
+        p.set_defaults(run=_report)
+    else:
+        p.description = "download test sets from their original sources into the shared-data layout"
+        p.add_argument("names", nargs="+", choices=["flores200", "wmt22", "ntrex"])
+        p.add_argument("--dest", required=True, help="data root; then set $BAYLING_EVAL_DATA to it")
+        p.set_defaults(run=_download)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bayling.evaluate.runner import run_eval_config
+
+    run_eval_config(args.config, args.overrides)
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from bayling.evaluate.metrics import score_files
+
+    res = score_files(
+        args.hyp, args.ref, args.tgt_lang, args.metrics, args.src, args.src_lang, args.off_target, args.comet
+    )
+    if args.json:
+        print(json.dumps(res, ensure_ascii=False, indent=2))
+        return 0
+    for name, v in res.items():
+        if isinstance(v, dict):
+            print(f"{name:<10} {v['score']:>7.2f}  {v['signature']}")
+        elif name != "n":
+            print(f"{name:<10} {v:>7.2f}")
+    print(f"{'segments':<10} {res['n']:>7}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bayling.evaluate.report import rebuild_report
+
+    _, page = rebuild_report(args.eval_dir)
+    print(page)
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from bayling.evaluate.testsets import download
+
+    for path in download(args.names, args.dest):
+        print(path)
+    return 0

@@ -1,17 +1,25 @@
-"""Translation evaluation: generate with an engine, score with sacreBLEU, save per-sentence outputs."""
+"""Translation evaluation: generate with an engine, score with sacreBLEU, save per-sentence outputs.
+
+Every direction's requests go to the engine as one list so it can batch by length; the prompt is
+:func:`bayling.data.templates.translation_prompt` (the canonical request the data stage trains on),
+rendered by the engine through :mod:`bayling.chat`. Greedy decoding makes scores repeatable.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bayling.data.io import write_json, write_jsonl
-from bayling.data.parallel import ParallelRecord
 from bayling.data.templates import translation_prompt
 from bayling.engines import GenerationParams
-from bayling.evaluate.metrics import corpus_scores, sentence_chrf
-from bayling.languages import get_language
+from bayling.evaluate.metrics import comet_scores, corpus_scores, sentence_bleu, sentence_chrf
+from bayling.evaluate.testsets import Bitext
+from bayling.languages import get_language, languages
 
 
 def parse_direction(d: str) -> tuple[str, str]:
@@ -24,42 +32,169 @@ def parse_direction(d: str) -> tuple[str, str]:
     return get_language(parts[0].strip()).code, get_language(parts[1].strip()).code
 
 
-def translate_and_score(
-    engine: Any,
-    records: list[ParallelRecord],
-    directions: list[tuple[str, str]],
-    out_dir: str | Path,
-    max_new_tokens: int = 96,
-    metrics: list[str] | tuple[str, ...] = ("bleu", "chrf"),
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Translate ``records`` in every direction with ``engine`` and score them.
+def expand_languages(specs: Sequence[str]) -> list[str]:
+    """Language specs -> FLORES codes: codes/aliases, ``all``, ``flores101`` or ``tier:high|medium|low``."""
+    out: list[str] = []
+    for spec in specs:
+        if spec == "all":
+            out += [lang.code for lang in languages()]
+        elif spec == "flores101":
+            out += [lang.code for lang in languages(flores101_only=True)]
+        elif spec.startswith("tier:"):
+            out += [lang.code for lang in languages(tier=spec.split(":", 1)[1])]
+        else:
+            out.append(get_language(spec).code)
+    return list(dict.fromkeys(out))
 
-    All directions are sent to the engine as one batch list so it can group by length.
+
+def grid_directions(grid: Sequence[str], pivot: str = "eng_Latn") -> list[tuple[str, str]]:
+    """``pivot``->X for every X, then X->``pivot`` (the en->X and X->en FLORES grids)."""
+    p = get_language(pivot).code
+    others = [c for c in expand_languages(grid) if c != p]
+    return [(p, c) for c in others] + [(c, p) for c in others]
+
+
+def translate(
+    engine: Any,
+    bitexts: Sequence[Bitext],
+    max_new_tokens: int = 96,
+    progress: Callable[[int], None] | None = None,
+    seed: int = 0,
+) -> dict[str, list[str]]:
+    """Translate every direction's sources with ``engine`` in one call; returns ``{direction: hypotheses}``."""
+    convs, index = [], []
+    for b in bitexts:
+        for i, text in enumerate(b.sources):
+            convs.append([{"role": "user", "content": translation_prompt(text, b.src, b.tgt)}])
+            index.append((b.key, i))
+    params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed)
+    hyps = engine.generate(convs, params, progress=progress) if convs else []
+    out: dict[str, list[str]] = {b.key: [""] * len(b.sources) for b in bitexts}
+    for (key, i), h in zip(index, hyps, strict=True):
+        out[key][i] = h
+    return out
+
+
+def score_direction(
+    b: Bitext,
+    hyps: Sequence[str],
+    metrics: Sequence[str] = ("bleu", "chrf"),
+    off_target: bool = True,
+    comet_model: str | None = None,
+    cometkiwi_model: str | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Corpus scores (with signatures) and per-sentence rows for one direction.
 
     Returns:
-        ``{"eng_Latn-zho_Hans": {"bleu": {...}, "chrf": {...}, "n": 40}, ...}``; hypotheses and per-sentence
-        chrF++ are written to ``out_dir/<direction>.jsonl``.
+        ``({"bleu": {...}, "chrf": {...}, "off_target": 2.5, "n": 40}, rows)`` where each row holds
+        ``id, src, ref, hyp`` and the per-sentence ``chrf``, ``bleu`` (and ``off_target``, ``comet``).
+    """
+    scores: dict[str, Any] = {**corpus_scores(hyps, b.refs, b.tgt, metrics), "n": len(hyps)}
+    rows = [{"id": i, "src": s, "ref": r, "hyp": h} for i, s, r, h in zip(b.ids, b.sources, b.refs, hyps, strict=True)]
+    for row, c, bl in zip(rows, sentence_chrf(hyps, b.refs), sentence_bleu(hyps, b.refs, b.tgt), strict=True):
+        row["chrf"], row["bleu"] = c, bl
+    if off_target:
+        from bayling.evaluate.lid import off_target_flags
+
+        flags = off_target_flags(list(hyps), b.tgt, b.src)
+        scores["off_target"] = round(100.0 * sum(flags) / max(len(flags), 1), 2)
+        for row, f in zip(rows, flags, strict=True):
+            row["off_target"] = f
+    for name, path, refs in (("comet", comet_model, b.refs), ("cometkiwi", cometkiwi_model, None)):
+        if path:
+            res = comet_scores(b.sources, hyps, refs, path)
+            scores[name] = {"score": res["score"], "signature": res["signature"]}
+            for row, v in zip(rows, res["segments"], strict=True):
+                row[name] = v
+    return scores, rows
+
+
+def _journal_read(path: Path) -> dict[str, dict[str, Any]]:
+    """Finished directions from the hypothesis journal (a line cut short by a crash is ignored)."""
+    done: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                d = json.loads(line)
+                done[d["key"]] = d
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
+def _journal_append(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def translate_and_score(
+    engine: Any,
+    bitexts: Sequence[Bitext],
+    out_dir: str | Path,
+    max_new_tokens: int = 96,
+    metrics: Sequence[str] = ("bleu", "chrf"),
+    progress: Callable[[int], None] | None = None,
+    off_target: bool = True,
+    comet_model: str | None = None,
+    cometkiwi_model: str | None = None,
+    seed: int = 0,
+    journal_tag: str = "",
+    group_size: int = 64,
+) -> dict[str, Any]:
+    """Translate ``bitexts`` with ``engine`` and score each direction, resuming after a crash.
+
+    Directions are translated in groups of at least ``group_size`` requests (so the engine still batches
+    across short directions), and each finished group is appended to ``out_dir/hypotheses.journal.jsonl``
+    with ``journal_tag`` (a fingerprint of the model and settings): an interrupted FLORES grid restarts at
+    the first unfinished group instead of from zero.
+
+    Args:
+        engine: the engine, or a zero-argument callable returning it (called only if something is left to do).
+
+    Returns:
+        ``{"eng_Latn-zho_Hans": {"bleu": {...}, "chrf": {...}, "off_target": ..., "n": 40}, ...}``;
+        per-sentence rows go to ``out_dir/<direction>.jsonl`` and the scores to ``out_dir/scores.json``.
     """
     out = Path(out_dir)
-    convs, index = [], []
-    for src, tgt in directions:
-        for r in records:
-            convs.append([{"role": "user", "content": translation_prompt(r.texts[src], src, tgt)}])
-            index.append((src, tgt, r))
-    hyps = engine.generate(convs, GenerationParams(max_new_tokens=max_new_tokens), progress=progress)
+    journal = out / "hypotheses.journal.jsonl"
+    keys = {b.key for b in bitexts}
+    entries = _journal_read(journal)
+    fresh = {
+        k: d
+        for k, d in entries.items()
+        if k in keys and d.get("tag") == journal_tag and d.get("sources") == _src_digest(bitexts, k)
+    }
+    if len(fresh) != len(entries):  # drop lines of other settings, so the journal never grows stale
+        write_jsonl(journal, fresh.values())
+    done = {k: d["hyps"] for k, d in fresh.items()}
+    if progress is not None and done:
+        progress(sum(len(b.sources) for b in bitexts if b.key in done))
+    todo = [b for b in bitexts if b.key not in done]
+    group: list[Bitext] = []
+    for i, b in enumerate(todo):
+        group.append(b)
+        if sum(len(x.sources) for x in group) >= group_size or i == len(todo) - 1:
+            eng = engine() if callable(engine) and not hasattr(engine, "generate") else engine
+            hyps = translate(eng, group, max_new_tokens, progress, seed)
+            rows = [
+                {"key": x.key, "tag": journal_tag, "sources": _src_digest(bitexts, x.key), "hyps": hyps[x.key]}
+                for x in group
+            ]
+            _journal_append(journal, rows)
+            done.update(hyps)
+            group = []
     results: dict[str, Any] = {}
-    for src, tgt in directions:
-        rows = [(r, h) for (s, t, r), h in zip(index, hyps, strict=True) if (s, t) == (src, tgt)]
-        hs = [h for _, h in rows]
-        refs = [r.texts[tgt] for r, _ in rows]
-        key = f"{src}-{tgt}"
-        results[key] = {**corpus_scores(hs, refs, tgt, metrics), "n": len(rows)}
-        chrf = sentence_chrf(hs, refs)
-        write_jsonl(
-            out / f"{key}.jsonl",
-            ({"id": r.id, "src": r.texts[src], "ref": ref, "hyp": h, "chrf": c}
-             for (r, h), ref, c in zip(rows, refs, chrf, strict=True)),
-        )
+    for b in bitexts:
+        results[b.key], rows = score_direction(b, done[b.key], metrics, off_target, comet_model, cometkiwi_model)
+        write_jsonl(out / f"{b.key}.jsonl", rows)
     write_json(out / "scores.json", results)
     return results
+
+
+def _src_digest(bitexts: Sequence[Bitext], key: str) -> str:
+    b = next(x for x in bitexts if x.key == key)
+    return hashlib.sha256(json.dumps([b.ids, b.sources], ensure_ascii=False).encode()).hexdigest()[:16]

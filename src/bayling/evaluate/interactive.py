@@ -1,0 +1,211 @@
+"""Interactive translation evaluation: per-turn scores of refinement dialogues and constraint hit-rate.
+
+**Refinement dialogues** (BayLing 1's interactive translation, scored automatically): each record
+is played as a scripted dialogue, e.g. ``translate -> third_language -> back_translate``; the user
+turns come from the data stage's templates (``data/templates/interactive.yaml``, canonical variant),
+the history holds the model's *own* earlier replies, and every turn is scored against the reference
+that turn asks for (the target sentence, the third-language sentence, the source for a
+back-translation, the register variant, or the target with the glossary term). So a report can say
+"turn 3 still matches the reference" or "the model forgets the source by turn 3".
+
+**Constrained translation** (BayLing's lexically constrained sets, ``{src, tgt, constraint}``): the
+canonical translation request plus BayLing's ``Make sure to include these words:`` line; scored by
+constraint hit-rate (share of constraint words found in the output, exact and case-insensitive), the
+share of outputs with every constraint, and BLEU/chrF++ against the reference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bayling.data.parallel import ParallelRecord
+from bayling.data.templates import lang_name, load_templates, translation_prompt
+from bayling.engines import GenerationParams
+from bayling.errors import ConfigError, DataError
+from bayling.evaluate.metrics import corpus_scores
+from bayling.evaluate.testsets import dataset_dir
+from bayling.languages import get_language
+
+CONSTRAINT_LINE = "\nMake sure to include these words: {words}"
+"""Appended to the translation request, as in BayLing's ``scripts/constrained_translate.py``."""
+
+TURN_TYPES = ("translate", "formal", "casual", "short", "glossary", "third_language", "back_translate")
+
+
+def _turn_prompt(kind: str, rec: ParallelRecord, src: str, tgt: str, third: str) -> tuple[str, str, str]:
+    """(user text, reference, reference language) of one scripted turn."""
+    if kind not in TURN_TYPES:
+        raise ConfigError(f"unknown interactive turn {kind!r}; choose from {', '.join(TURN_TYPES)}")
+    t = load_templates()
+    if kind == "translate":
+        return translation_prompt(rec.texts[src], src, tgt), rec.texts[tgt], tgt
+    spec = t["followups"][kind]
+    term = next((x for x in rec.terms if src in x and tgt in x), None)
+    kw = {
+        "src": lang_name(src),
+        "tgt": lang_name(tgt),
+        "tgt2": lang_name(third),
+        "term_src": term[src] if term else "",
+        "term_tgt": term[tgt] if term else "",
+    }
+    text = spec["eng_Latn"][0].format(**kw)
+    answer = spec["answer"]
+    if answer.startswith("variant:"):
+        return text, rec.variants[answer.split(":", 1)[1]][tgt], tgt
+    return (
+        text,
+        {"target": rec.texts[tgt], "third": rec.texts.get(third, ""), "source": rec.texts[src]}[answer],
+        {"target": tgt, "third": third, "source": src}[answer],
+    )
+
+
+def _usable(rec: ParallelRecord, src: str, tgt: str, third: str, turns: Sequence[str]) -> bool:
+    for kind in turns:
+        if kind in ("formal", "casual", "short") and tgt not in rec.variants.get(kind, {}):
+            return False
+        if kind in ("glossary", "explain") and not any(src in x and tgt in x for x in rec.terms):
+            return False
+        if kind == "third_language" and third not in rec.texts:
+            return False
+    return src in rec.texts and tgt in rec.texts
+
+
+def refinement_dialogues(
+    engine: Any,
+    records: Sequence[ParallelRecord],
+    src: str,
+    tgt: str,
+    turns: Sequence[str],
+    third: str,
+    max_new_tokens: int = 96,
+    progress: Callable[[int], None] | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Play the scripted dialogue on every usable record; score each turn over all dialogues.
+
+    Returns:
+        ``({"turns": [{"turn", "type", "lang", "bleu", "chrf", "off_target", "term_hit_rate"?}], "n"}, rows)``.
+    """
+    from bayling.evaluate.lid import off_target_flags
+
+    if not turns or turns[0] != "translate":
+        raise ConfigError("eval.interactive_turns must start with 'translate'")
+    unknown = [k for k in turns if k not in TURN_TYPES]
+    if unknown:
+        raise ConfigError(f"unknown interactive turn(s) {unknown}; choose from {', '.join(TURN_TYPES)}")
+    recs = [r for r in records if _usable(r, src, tgt, third, turns)]
+    if not recs:
+        raise DataError(
+            f"interactive {src}-{tgt}: no record has what the turns {list(turns)} need "
+            "(terms/variants come with the data stage's held-out records, a third language with FLORES)"
+        )
+    history: list[list[dict[str, str]]] = [[] for _ in recs]
+    rows = [{"id": r.id, "turns": []} for r in recs]
+    summary_turns = []
+    params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed)
+    for k, kind in enumerate(turns):
+        asks = [_turn_prompt(kind, r, src, tgt, third) for r in recs]
+        convs = [h + [{"role": "user", "content": a[0]}] for h, a in zip(history, asks, strict=True)]
+        outs = engine.generate(convs, params, progress=progress)
+        lang = asks[0][2]
+        refs = [a[1] for a in asks]
+        scores = corpus_scores(outs, refs, lang, ("bleu", "chrf"))
+        flags = off_target_flags(outs, lang)
+        entry = {
+            "turn": k + 1,
+            "type": kind,
+            "lang": lang,
+            "bleu": scores["bleu"]["score"],
+            "chrf": scores["chrf"]["score"],
+            "off_target": round(100.0 * sum(flags) / len(flags), 2),
+            "signatures": {m: v["signature"] for m, v in scores.items()},
+        }
+        if kind == "glossary":
+            terms = [next(x for x in r.terms if src in x and tgt in x)[tgt] for r in recs]
+            entry["term_hit_rate"] = round(
+                100.0 * sum(t in o for t, o in zip(terms, outs, strict=True)) / len(outs), 2
+            )
+        summary_turns.append(entry)
+        for i, (a, o) in enumerate(zip(asks, outs, strict=True)):
+            history[i] = convs[i] + [{"role": "assistant", "content": o}]
+            rows[i]["turns"].append({"type": kind, "user": a[0], "ref": a[1], "hyp": o, "off_target": flags[i]})
+    return {"turns": summary_turns, "n": len(recs)}, rows
+
+
+# ----------------------------------------------------------------------------- constrained translation
+
+
+def load_constrained(data_dir: str | None = None, limit: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """BayLing's constrained sets by direction: ``constraints.zh-en.en.jsonl`` -> ``zho_Hans-eng_Latn``."""
+    root = dataset_dir("bayling", data_dir) / "constrained_translation"
+    files = sorted(root.glob("constraints.*.jsonl"))
+    if not files:
+        raise DataError(f"no constraints.*.jsonl under {root}")
+    out = {}
+    for f in files:
+        pair = f.name.split(".")[1]
+        s, t = (get_language(x).code for x in pair.split("-"))
+        items = []
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except ValueError as e:
+                raise DataError(f"{f}:{n}: invalid JSON ({e})") from None
+            if not isinstance(d.get("constraint"), list) or "src" not in d or "tgt" not in d:
+                raise DataError(f"{f}:{n}: expected src, tgt and a constraint list")
+            items.append({"id": f"{pair}-{n}", **d})
+        out[f"{s}-{t}"] = items[:limit] if limit > 0 else items
+    return out
+
+
+def constraint_hits(hyp: str, words: Sequence[str]) -> tuple[int, int]:
+    """(exact hits, case-insensitive hits) of constraint ``words`` in ``hyp``."""
+    low = hyp.lower()
+    return sum(w in hyp for w in words), sum(w.lower() in low for w in words)
+
+
+def constrained_translation(
+    engine: Any,
+    items: Sequence[dict[str, Any]],
+    src: str,
+    tgt: str,
+    max_new_tokens: int = 96,
+    progress: Callable[[int], None] | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Translate with lexical constraints and measure how many constraints the outputs contain."""
+    convs = [
+        [
+            {
+                "role": "user",
+                "content": translation_prompt(it["src"], src, tgt)
+                + CONSTRAINT_LINE.format(words=", ".join(it["constraint"])),
+            }
+        ]
+        for it in items
+    ]
+    outs = engine.generate(convs, GenerationParams(max_new_tokens=max_new_tokens, seed=seed), progress=progress)
+    total = exact = ci = full = 0
+    rows = []
+    for it, o in zip(items, outs, strict=True):
+        e, c = constraint_hits(o, it["constraint"])
+        total, exact, ci = total + len(it["constraint"]), exact + e, ci + c
+        full += e == len(it["constraint"])
+        rows.append(
+            {"id": it["id"], "src": it["src"], "ref": it["tgt"], "hyp": o, "constraint": it["constraint"], "hits": e}
+        )
+    scores = corpus_scores(outs, [it["tgt"] for it in items], tgt, ("bleu", "chrf"))
+    summary = {
+        "hit_rate": round(100.0 * exact / max(total, 1), 2),
+        "hit_rate_ci": round(100.0 * ci / max(total, 1), 2),
+        "all_constraints": round(100.0 * full / max(len(items), 1), 2),
+        "bleu": scores["bleu"],
+        "chrf": scores["chrf"],
+        "constraints": total,
+        "n": len(items),
+    }
+    return summary, rows

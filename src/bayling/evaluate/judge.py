@@ -1,0 +1,269 @@
+"""An LLM judge behind any OpenAI-compatible API: single-answer grading and pairwise comparison.
+
+Follows FastChat's MT-Bench ``llm_judge`` protocol (same prompt names and ``[[rating]]`` / ``[[A]]``
+markers; its ``judge_prompts.jsonl`` is used when given, else our own wording in
+``judge_prompts.yaml``), with three additions:
+
+* **Position swap**: every pairwise game is played twice with the answers swapped; a verdict counts
+  only when both orders agree, otherwise the game is a tie (an order-biased judge cannot pick a side).
+* **Verdict cache**: each judge reply is appended to a JSONL file keyed by a SHA-256 of the judge
+  model, temperature and the exact prompt, so re-running (after a crash, or with one more system)
+  never pays twice for the same judgment. A half-written last line is ignored on reading.
+* **Wrong-language penalty**: an answer that language ID says is not in the question's language
+  gets ``wrong_language_score`` (default 1, as the Finnish FastChat fork does) without asking the
+  judge; in a pairwise game the answer in the right language wins.
+
+The API key is read from the environment variable named by ``api_key_env`` (never from a config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bayling.errors import BaylingError, ConfigError, DataError, require
+from bayling.evaluate.config import JudgeConfig
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    name: str
+    system: str
+    template: str
+
+
+def load_judge_prompts(path: str | Path | None = None) -> dict[str, JudgePrompt]:
+    """FastChat ``judge_prompts.jsonl`` (``name``, ``system_prompt``, ``prompt_template``) or our YAML."""
+    if path is None:
+        src = Path(str(resources.files("bayling.evaluate") / "judge_prompts.yaml"))
+        data = yaml.safe_load(src.read_text(encoding="utf-8"))
+        return {k: JudgePrompt(k, v["system"], v["template"]) for k, v in data.items()}
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"judge prompts not found: {p}")
+    out = {}
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            out[d["name"]] = JudgePrompt(d["name"], d["system_prompt"], d["prompt_template"])
+        except (ValueError, KeyError) as e:
+            raise DataError(
+                f"{p}:{n}: expected a FastChat judge prompt with name/system_prompt/prompt_template ({e})"
+            ) from None
+    return out
+
+
+class VerdictCache:
+    """Append-only JSONL of judge replies keyed by prompt hash (thread-safe; survives a crash mid-write)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._data: dict[str, str] = {}
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    d = json.loads(line)
+                    self._data[d["key"]] = d["judgment"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash
+
+    def get(self, key: str) -> str | None:
+        return self._data.get(key)
+
+    def put(self, key: str, judgment: str, meta: dict[str, Any]) -> None:
+        with self._lock:
+            self._data[key] = judgment
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "judgment": judgment, **meta}, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_RATING = (re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]"))
+
+
+def parse_rating(text: str) -> float | None:
+    """The ``[[rating]]`` of a single-answer judgment (FastChat's two patterns), None if absent."""
+    for pat in _RATING:
+        m = pat.findall(text)
+        if m:
+            return float(m[-1])
+    return None
+
+
+def parse_winner(text: str) -> str | None:
+    """``A``, ``B`` or ``tie`` from a pairwise judgment (``[[A]]``/``[[B]]``/``[[C]]``), None if absent."""
+    marks = [m for m in ("[[A]]", "[[B]]", "[[C]]") if m in text]
+    if len(marks) != 1:
+        return None
+    return {"[[A]]": "A", "[[B]]": "B", "[[C]]": "tie"}[marks[0]]
+
+
+class Judge:
+    """Ask an OpenAI-compatible chat model for verdicts, through the cache.
+
+    Args:
+        cfg: judge settings (base URL, model, key variable, retries…).
+        cache_path: the verdict cache file.
+        prompts: judge prompts by name (default: :func:`load_judge_prompts`).
+    """
+
+    def __init__(self, cfg: JudgeConfig, cache_path: str | Path, prompts: dict[str, JudgePrompt] | None = None):
+        self.cfg = cfg
+        self.cache = VerdictCache(cache_path)
+        self.prompts = prompts or load_judge_prompts(cfg.prompts)
+        self.requests = 0  # judge calls actually sent (not served from the cache)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _api(self) -> Any:
+        if self._client is None:
+            openai = require("openai", "serve")
+            base_url = self.cfg.base_url or os.environ.get("BAYLING_JUDGE_BASE_URL")
+            key = os.environ.get(self.cfg.api_key_env)
+            if not key and not base_url:
+                raise ConfigError(f"judge: set ${self.cfg.api_key_env} (or eval.judge.base_url for a local server)")
+            self._client = openai.OpenAI(
+                base_url=base_url, api_key=key or "none", timeout=self.cfg.timeout, max_retries=self.cfg.max_retries
+            )
+        return self._client
+
+    def ask(self, prompt_name: str, **fields: str) -> str:
+        """Fill prompt ``prompt_name`` and return the judge's reply (cached)."""
+        if prompt_name not in self.prompts:
+            raise ConfigError(f"judge prompt {prompt_name!r} missing from the prompt file")
+        p = self.prompts[prompt_name]
+        user = p.template.format(**fields)
+        key = hashlib.sha256(
+            json.dumps([self.cfg.model, self.cfg.temperature, p.system, user], ensure_ascii=False).encode()
+        ).hexdigest()
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        api = self._api()
+        try:
+            resp = api.chat.completions.create(
+                model=self.cfg.model,
+                messages=[{"role": "system", "content": p.system}, {"role": "user", "content": user}],
+                temperature=self.cfg.temperature,
+                max_tokens=self.cfg.max_tokens,
+            )
+        except Exception as e:  # noqa: BLE001 - openai's errors (connection, auth, 4xx/5xx) become one clear line
+            if not type(e).__module__.startswith("openai"):
+                raise
+            raise BaylingError(f"judge request to {api.base_url} (model {self.cfg.model}) failed: {e}") from None
+        text = resp.choices[0].message.content or ""
+        with self._lock:
+            self.requests += 1
+        self.cache.put(key, text, {"prompt": prompt_name, "model": self.cfg.model})
+        return text
+
+    def map(
+        self, fn: Callable[[Any], Any], jobs: Sequence[Any], progress: Callable[[int], None] | None = None
+    ) -> list:
+        """Run ``fn`` over ``jobs`` with ``cfg.workers`` requests in flight; results in input order."""
+
+        def run(job: Any) -> Any:
+            r = fn(job)
+            if progress is not None:
+                progress(1)
+            return r
+
+        with ThreadPoolExecutor(max_workers=max(1, self.cfg.workers)) as pool:
+            return list(pool.map(run, jobs))
+
+
+# ----------------------------------------------------------------------------- grading one question
+
+
+def _fields_single(turns: Sequence[str], answers: Sequence[str], refs: Sequence[str] | None, t: int) -> dict:
+    if t == 0:
+        f = {"question": turns[0], "answer": answers[0]}
+    else:
+        f = {"question_1": turns[0], "answer_1": answers[0], "question_2": turns[1], "answer_2": answers[1]}
+    if refs:
+        f |= {"ref_answer_1": refs[0], "ref_answer_2": refs[1] if len(refs) > 1 else ""}
+    return f
+
+
+def grade_single(
+    judge: Judge, turns: Sequence[str], answers: Sequence[str], turn: int, lang: str, refs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Rate ``answers[turn]`` 1-10 (turn 0 alone; turn 1 with the first exchange as context).
+
+    Returns:
+        ``{"rating": float | None, "penalized": bool, "judgment": str}``.
+    """
+    from bayling.evaluate.lid import is_target_language
+
+    if not is_target_language(answers[turn], lang):
+        return {"rating": judge.cfg.wrong_language_score, "penalized": True, "judgment": "wrong language"}
+    name = ("single-math-v1" if refs else "single-v1") + ("-multi-turn" if turn > 0 else "")
+    text = judge.ask(name, **_fields_single(turns, answers, refs, turn))
+    return {"rating": parse_rating(text), "penalized": False, "judgment": text}
+
+
+def _fields_pair(turns: Sequence[str], a: Sequence[str], b: Sequence[str], refs: Sequence[str] | None, t: int) -> dict:
+    if t == 0:
+        f = {"question": turns[0], "answer_a": a[0], "answer_b": b[0]}
+    else:
+        f = {
+            "question_1": turns[0],
+            "question_2": turns[1],
+            "answer_a_1": a[0],
+            "answer_a_2": a[1],
+            "answer_b_1": b[0],
+            "answer_b_2": b[1],
+        }
+    if refs:
+        f |= {"ref_answer_1": refs[0], "ref_answer_2": refs[1] if len(refs) > 1 else ""}
+    return f
+
+
+def grade_pair(
+    judge: Judge,
+    turns: Sequence[str],
+    answers_1: Sequence[str],
+    answers_2: Sequence[str],
+    turn: int,
+    lang: str,
+    refs: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Compare system 1 and system 2 on ``turn``, playing both orders.
+
+    Returns:
+        ``{"winner": "1" | "2" | "tie", "games": [verdict with 1 as A, verdict with 2 as A], "reason": ...}``
+        where an order-inconsistent pair of games is a tie.
+    """
+    from bayling.evaluate.lid import is_target_language
+
+    ok1, ok2 = is_target_language(answers_1[turn], lang), is_target_language(answers_2[turn], lang)
+    if ok1 != ok2:
+        return {"winner": "1" if ok1 else "2", "games": [], "reason": "wrong language"}
+    if not ok1:
+        return {"winner": "tie", "games": [], "reason": "both wrong language"}
+    name = ("pair-math-v1" if refs else "pair-v2") + ("-multi-turn" if turn > 0 else "")
+    g1 = parse_winner(judge.ask(name, **_fields_pair(turns, answers_1, answers_2, refs, turn)))
+    g2 = parse_winner(judge.ask(name, **_fields_pair(turns, answers_2, answers_1, refs, turn)))
+    first = {"A": "1", "B": "2"}.get(g1 or "", "tie")
+    second = {"A": "2", "B": "1"}.get(g2 or "", "tie")
+    winner = first if first == second else "tie"
+    return {"winner": winner, "games": [g1, g2], "reason": "consistent" if first == second else "inconsistent"}

@@ -1,0 +1,177 @@
+"""Open-ended multi-turn sets (BayLing-80, MT-Bench): answer turn by turn, then grade with the judge.
+
+Answers are generated turn by turn: turn k's prompt holds the user's turns and the model's *own*
+earlier answers, all questions of a turn in one batched engine call. Reference answers (MT-Bench's
+GPT-4 ones for math/reasoning/coding) switch the judge to its reference-guided prompts. BayLing-80's
+single-turn questions are exactly the first turns of its multi-turn file, so the multi-turn sets are
+used and their turn-1 ratings are the single-turn scores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bayling.engines import GenerationParams
+from bayling.errors import DataError
+from bayling.evaluate.testsets import dataset_dir
+
+OPEN_ENDED = ("bayling80_en", "bayling80_zh", "mt_bench")
+
+
+@dataclass
+class Question:
+    id: str
+    category: str
+    turns: list[str]
+    lang: str
+    refs: list[str] = field(default_factory=list)
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append((n, json.loads(line)))
+            except ValueError as e:
+                raise DataError(f"{path}:{n}: invalid JSON ({e})") from None
+    return out
+
+
+def load_questions(name: str, data_dir: str | None = None, limit: int = 0) -> list[Question]:
+    """BayLing-80 multi-turn (``bayling80_en``/``bayling80_zh``: ``question_id``, ``text``, ``category``) or
+    MT-Bench (``question.jsonl``: ``turns``; ``reference_answer/gpt-4.jsonl`` when present)."""
+    qs: list[Question] = []
+    if name in ("bayling80_en", "bayling80_zh"):
+        lang = name.rsplit("_", 1)[1]
+        path = dataset_dir("bayling", data_dir) / "BayLing-80" / f"BayLing-80.multiturn.{lang}.jsonl"
+        for n, d in _read_jsonl(path):
+            if not isinstance(d.get("text"), list) or not d["text"]:
+                raise DataError(f"{path}:{n}: 'text' must be a non-empty list of turns")
+            qs.append(
+                Question(
+                    f"{name}-{d.get('question_id', n)}",
+                    d.get("category", ""),
+                    d["text"],
+                    "zho_Hans" if lang == "zh" else "eng_Latn",
+                )
+            )
+    elif name == "mt_bench":
+        root = dataset_dir("mt_bench", data_dir)
+        refs = {}
+        ref_file = root / "reference_answer" / "gpt-4.jsonl"
+        if ref_file.is_file():
+            refs = {d["question_id"]: d["choices"][0]["turns"] for _, d in _read_jsonl(ref_file)}
+        for n, d in _read_jsonl(root / "question.jsonl"):
+            if not isinstance(d.get("turns"), list) or not d["turns"]:
+                raise DataError(f"{root / 'question.jsonl'}:{n}: 'turns' must be a non-empty list")
+            qid = d.get("question_id", n)
+            qs.append(Question(f"mt_bench-{qid}", d.get("category", ""), d["turns"], "eng_Latn", refs.get(qid, [])))
+    else:
+        raise DataError(f"unknown open-ended set {name!r}; choose from {', '.join(OPEN_ENDED)}")
+    return qs[:limit] if limit > 0 else qs
+
+
+def answer_questions(
+    engine: Any,
+    questions: Sequence[Question],
+    max_new_tokens: int = 512,
+    progress: Callable[[int], None] | None = None,
+    seed: int = 0,
+) -> list[list[str]]:
+    """Answer every question turn by turn (one batched call per turn); returns answers per question."""
+    answers: list[list[str]] = [[] for _ in questions]
+    params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed)
+    for t in range(max((len(q.turns) for q in questions), default=0)):
+        idx = [i for i, q in enumerate(questions) if len(q.turns) > t]
+        convs = []
+        for i in idx:
+            conv = []
+            for k in range(t):
+                conv += [
+                    {"role": "user", "content": questions[i].turns[k]},
+                    {"role": "assistant", "content": answers[i][k]},
+                ]
+            convs.append(conv + [{"role": "user", "content": questions[i].turns[t]}])
+        for i, a in zip(idx, engine.generate(convs, params, progress=progress), strict=True):
+            answers[i].append(a)
+    return answers
+
+
+def _mean(xs: list[float]) -> float | None:
+    return round(sum(xs) / len(xs), 3) if xs else None
+
+
+def judge_single(
+    judge: Any,
+    questions: Sequence[Question],
+    answers: Sequence[Sequence[str]],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """1-10 ratings for turns 1 and 2 of every question; summary by turn and category."""
+    from bayling.evaluate.judge import grade_single
+
+    jobs = [(q, a, t) for q, a in zip(questions, answers, strict=True) for t in range(min(2, len(q.turns)))]
+    res = judge.map(
+        lambda j: grade_single(judge, j[0].turns, j[1], j[2], j[0].lang, j[0].refs or None), jobs, progress
+    )
+    rows = [{"id": q.id, "category": q.category, "turn": t + 1, **r} for (q, _, t), r in zip(jobs, res, strict=True)]
+    by_turn, by_cat = defaultdict(list), defaultdict(list)
+    for r in rows:
+        if r["rating"] is not None:
+            by_turn[r["turn"]].append(r["rating"])
+            by_cat[r["category"]].append(r["rating"])
+    rated = [r["rating"] for r in rows if r["rating"] is not None]
+    summary = {
+        "score": _mean(rated),
+        "by_turn": {f"turn{t}": _mean(v) for t, v in sorted(by_turn.items())},
+        "by_category": {c: _mean(v) for c, v in sorted(by_cat.items())},
+        "penalized": sum(r["penalized"] for r in rows),
+        "unparsed": sum(r["rating"] is None for r in rows),
+        "n": len(rows),
+    }
+    return summary, rows
+
+
+def judge_pairwise(
+    judge: Any,
+    questions: Sequence[Question],
+    answers_1: Sequence[Sequence[str]],
+    answers_2: Sequence[Sequence[str]],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """System 1 vs system 2 on turns 1 and 2 of every question, each game in both orders."""
+    from bayling.evaluate.judge import grade_pair
+
+    jobs = [
+        (q, a1, a2, t)
+        for q, a1, a2 in zip(questions, answers_1, answers_2, strict=True)
+        for t in range(min(2, len(q.turns)))
+    ]
+    res = judge.map(
+        lambda j: grade_pair(judge, j[0].turns, j[1], j[2], j[3], j[0].lang, j[0].refs or None), jobs, progress
+    )
+    rows = [
+        {"id": q.id, "category": q.category, "turn": t + 1, **r} for (q, _, _, t), r in zip(jobs, res, strict=True)
+    ]
+    n = max(len(rows), 1)
+    wins = sum(r["winner"] == "1" for r in rows)
+    losses = sum(r["winner"] == "2" for r in rows)
+    ties = len(rows) - wins - losses
+    summary = {
+        "wins": wins,
+        "losses": losses,
+        "ties": ties,
+        "win_rate": round(100.0 * wins / n, 2),
+        "win_rate_adjusted": round(100.0 * (wins + 0.5 * ties) / n, 2),
+        "inconsistent": sum(r["reason"] == "inconsistent" for r in rows),
+        "n": len(rows),
+    }
+    return summary, rows

@@ -1,0 +1,144 @@
+"""The non-translation parts of an evaluation, one function each, called by :mod:`bayling.evaluate.run`.
+
+Each takes the config, a callable returning the system's engine (built lazily, so cached parts
+never load a model) and the part's output directory, writes per-item JSONL beside its summary and
+returns the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bayling.data.io import write_jsonl
+from bayling.errors import ConfigError
+from bayling.evaluate.config import EvalConfig
+from bayling.progress import console, progress_bar
+
+EngineFn = Callable[[], Any]
+
+
+def run_benchmarks(cfg: EvalConfig, engine: EngineFn, out_dir: Path) -> dict[str, Any]:
+    """Multiple-choice accuracy and MGSM exact match per benchmark and language."""
+    from bayling.evaluate.benchmarks import BENCHMARKS, load_benchmark
+    from bayling.evaluate.mc import score_mc, score_mgsm
+
+    summary: dict[str, dict[str, Any]] = {}
+    for name in cfg.benchmarks:
+        if name not in BENCHMARKS:
+            raise ConfigError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+        by_lang = load_benchmark(name, cfg.data_dir, cfg.benchmark_languages or None, cfg.benchmark_limit)
+        summary[name] = {}
+        for lang, items in by_lang.items():
+            total = len(items) if name == "mgsm" else sum(len(it.choices) for it in items)
+            with progress_bar(f"{name} {lang}", total) as advance:
+                if name == "mgsm":
+                    s, rows = score_mgsm(engine(), items, cfg.mgsm_max_new_tokens, advance, cfg.seed)
+                else:
+                    s, rows = score_mc(engine(), items, cfg.batch_size, progress=advance)
+            summary[name][lang] = s
+            write_jsonl(out_dir / f"{name}.{lang}.jsonl", rows)
+    return {"summary": summary}
+
+
+def answer_open_ended(cfg: EvalConfig, engine: EngineFn, out_dir: Path) -> dict[str, Any]:
+    """Answers to every open-ended set, turn by turn; ``{set: [question + answers]}``."""
+    from bayling.evaluate.openended import answer_questions, load_questions
+
+    out: dict[str, Any] = {}
+    for name in cfg.open_ended:
+        qs = load_questions(name, cfg.data_dir, cfg.open_ended_limit)
+        with progress_bar(f"answering {name}", sum(len(q.turns) for q in qs)) as advance:
+            answers = answer_questions(engine(), qs, cfg.open_ended_max_new_tokens, advance, cfg.seed)
+        rows = [
+            {"id": q.id, "category": q.category, "lang": q.lang, "turns": q.turns, "refs": q.refs, "answers": a}
+            for q, a in zip(qs, answers, strict=True)
+        ]
+        write_jsonl(out_dir / f"{name}.jsonl", rows)
+        out[name] = rows
+    return out
+
+
+def judge_open_ended(cfg: EvalConfig, answers: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Grade every system's answers (single) and tuned vs base (pairwise) with the configured judge."""
+    from bayling.evaluate.judge import Judge
+    from bayling.evaluate.openended import Question, judge_pairwise, judge_single
+    from bayling.evaluate.testsets import data_root
+
+    counts = {s: {k: len(v) for k, v in per.items()} for s, per in answers.items()}
+    if cfg.judge is None:
+        console.print("[dim]eval: no judge configured; open-ended answers saved, not graded[/dim]")
+        return {"answered": counts}
+    jc = cfg.judge
+    prompts_file = jc.prompts
+    root = data_root(cfg.data_dir)
+    if prompts_file is None and root is not None and (root / "mt_bench" / "judge_prompts.jsonl").is_file():
+        prompts_file = str(root / "mt_bench" / "judge_prompts.jsonl")  # FastChat's own wording when available
+    from dataclasses import replace
+
+    judge = Judge(replace(jc, prompts=prompts_file), jc.cache or out / "judge_cache.jsonl")
+    result: dict[str, Any] = {"answered": counts, "judge": jc.model}
+    jdir = out / "judge"
+
+    def questions(rows: list[dict[str, Any]]) -> list[Question]:
+        return [Question(r["id"], r["category"], r["turns"], r["lang"], r["refs"]) for r in rows]
+
+    if jc.mode in ("single", "both"):
+        result["single"] = {}
+        for s, per in answers.items():
+            result["single"][s] = {}
+            for name, rows in per.items():
+                with progress_bar(f"judging {s} {name}", sum(min(2, len(r["turns"])) for r in rows)) as adv:
+                    summ, jrows = judge_single(judge, questions(rows), [r["answers"] for r in rows], adv)
+                result["single"][s][name] = summ
+                write_jsonl(jdir / f"single.{s}.{name}.jsonl", jrows)
+    if jc.mode in ("pairwise", "both"):
+        if "base" not in answers or "tuned" not in answers:
+            raise ConfigError("judge.mode pairwise compares 'tuned' with 'base': both systems are needed")
+        result["pairwise"] = {}
+        for name, rows in answers["tuned"].items():
+            base_rows = answers["base"][name]
+            with progress_bar(f"judging tuned vs base {name}", 2 * len(rows)) as adv:
+                summ, jrows = judge_pairwise(
+                    judge, questions(rows), [r["answers"] for r in rows], [r["answers"] for r in base_rows], adv
+                )
+            result["pairwise"][name] = summ
+            write_jsonl(jdir / f"pairwise.{name}.jsonl", jrows)
+    result["judge_requests"] = judge.requests
+    return result
+
+
+def run_interactive(
+    cfg: EvalConfig, engine: EngineFn, out_dir: Path, records: Callable[[str, str], list]
+) -> dict[str, Any]:
+    """Refinement dialogues (per-turn scores) and constrained translation (hit-rate) per direction."""
+    from bayling.evaluate.interactive import constrained_translation, load_constrained, refinement_dialogues
+    from bayling.evaluate.translation import parse_direction
+    from bayling.languages import get_language
+
+    out: dict[str, Any] = {}
+    unknown = set(cfg.interactive) - {"refinement", "constrained"}
+    if unknown:
+        raise ConfigError(f"unknown eval.interactive part(s) {sorted(unknown)}; choose refinement, constrained")
+    if "refinement" in cfg.interactive:
+        out["refinement"] = {}
+        third = get_language(cfg.interactive_third).code
+        for d in cfg.interactive_directions:
+            s, t = parse_direction(d)
+            recs = records(s, t)
+            with progress_bar(f"dialogues {s}-{t}", len(recs) * len(cfg.interactive_turns)) as adv:
+                summ, rows = refinement_dialogues(
+                    engine(), recs, s, t, cfg.interactive_turns, third, cfg.max_new_tokens, adv, cfg.seed
+                )
+            out["refinement"][f"{s}-{t}"] = summ
+            write_jsonl(out_dir / f"refinement.{s}-{t}.jsonl", rows)
+    if "constrained" in cfg.interactive:
+        out["constrained"] = {}
+        for key, items in load_constrained(cfg.data_dir, cfg.interactive_limit).items():
+            s, t = key.split("-")
+            with progress_bar(f"constrained {key}", len(items)) as adv:
+                summ, rows = constrained_translation(engine(), items, s, t, cfg.max_new_tokens, adv, cfg.seed)
+            out["constrained"][key] = summ
+            write_jsonl(out_dir / f"constrained.{key}.jsonl", rows)
+    return out

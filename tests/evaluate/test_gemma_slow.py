@@ -1,0 +1,85 @@
+"""Real-model checks on the embedded Gemma-3-270M (slow: run with ``pytest -m slow tests/evaluate``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bayling.config import ModelConfig
+from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.run import evaluate
+from bayling.evaluate.systems import System
+
+pytestmark = pytest.mark.slow
+
+GRID = [
+    "zho_Hans",
+    "deu_Latn",
+    "fra_Latn",
+    "jpn_Jpan",
+    "rus_Cyrl",
+    "arb_Arab",
+    "hin_Deva",
+    "swh_Latn",
+    "zul_Latn",
+    "ace_Latn",
+]
+
+
+@pytest.fixture(scope="module")
+def gemma_engine():
+    from bayling.engines.hf import TransformersEngine
+    from bayling.models import resolve_model
+
+    return TransformersEngine(resolve_model("gemma-3-270m"), dtype="float32", device="cpu", batch_size=4)
+
+
+def test_flores_grid_on_gemma(shared_data_dir, tmp_path):
+    cfg = EvalConfig(
+        testset="flores200",
+        data_dir=str(shared_data_dir),
+        grid_languages=GRID,
+        max_sentences=2,
+        max_new_tokens=32,
+        batch_size=8,
+    )
+    model = ModelConfig(dtype="bfloat16", device="cpu")
+    m = evaluate(cfg, model, tmp_path, systems={"base": System("base", "gemma-3-270m")}, name="gemma-grid")
+    assert len(m["directions"]) == 20
+    per = m["systems"]["base"]
+    # a real model produces text that overlaps the references somewhere (the random tiny model scores ~0)
+    assert max(v["chrf"]["score"] for v in per.values()) > 10
+    assert json.loads((tmp_path / "report.json").read_text())["languages"]["systems"]["base"]["tiers"]
+    assert (tmp_path / "report.html").read_text().count("<svg") == 2  # one system: heatmap + tier bars
+
+
+def test_gemma_prefers_the_true_continuation(gemma_engine):
+    from bayling.evaluate.benchmarks import MCItem
+    from bayling.evaluate.mc import score_mc
+
+    items = [
+        MCItem("paris", "The capital of France is", [" Berlin", " Paris", " banana"], 1, "eng_Latn"),
+        MCItem("sun", "The sun rises in the", [" west", " kitchen", " east"], 2, "eng_Latn"),
+        MCItem("zh", "中国的首都是", ["巴黎", "北京"], 1, "zho_Hans"),
+    ]
+    summary, rows = score_mc(gemma_engine, items)
+    assert summary["acc"] == 100.0, rows
+
+
+def test_llamacpp_engine_by_config(shared_data_dir, tmp_path):
+    """The same evaluation through the llama.cpp engine (the embedded GGUF), chosen by ``eval.engine``."""
+    pytest.importorskip("llama_cpp")
+    cfg = EvalConfig(
+        testset="flores200",
+        data_dir=str(shared_data_dir),
+        directions=["en-de", "de-en"],
+        max_sentences=2,
+        max_new_tokens=24,
+        engine="llamacpp",
+        engine_options={"n_ctx": 1024},
+    )
+    m = evaluate(cfg, ModelConfig(), tmp_path, systems={"base": System("base", "gemma-3-270m")})
+    assert set(m["systems"]["base"]) == {"eng_Latn-deu_Latn", "deu_Latn-eng_Latn"}
+    rows = (tmp_path / "base" / "eng_Latn-deu_Latn.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2
