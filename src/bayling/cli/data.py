@@ -1,12 +1,180 @@
-"""``bayling data CONFIG [key=value ...]``: build the instruction data (train.jsonl, heldout.jsonl, stats.json)."""
+"""``bayling data``: build instruction data.
+
+Run as::
+
+    bayling data RUN_CONFIG [key=value ...] [--force]      # the data stage of a run (RUN_DIR/data)
+    bayling data build CONFIG [key=value ...] [-o OUT]     # a data-only preset, e.g. configs/data/flores-100langs.yaml
+    bayling data teacher CONFIG [key=value ...] [-o OUT]   # only the teacher-LLM part (resumable journal)
+    bayling data stats FILE [--tokenizer MODEL]            # counts, tokens and fertility of a chat JSONL
+    bayling data check FILE [--flores DIR --languages ...] [--wmt DIR] [--eval-file F]   # contamination
+
+``build``/``teacher`` take a data-only preset (``name``, ``out_dir``, ``seed``, ``data:``) or a run config
+(then they write into ``RUN_DIR/data``). The first form is kept so ``bayling data configs/quickstart.yaml``
+keeps working; argparse cannot mix a positional config with subcommands, so ``data`` takes its arguments
+verbatim and dispatches on the first word.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
 from bayling.cli._common import add_config_args, run_stages
 
+SUBCOMMANDS = ("build", "teacher", "stats", "check")
+FORMS = "forms:\n" + __doc__.split("Run as::\n\n", 1)[1].split("\n\n", 1)[0]
+USAGE = "bayling data [-h] RUN_CONFIG [key=value ...] [--force] | bayling data {build,teacher,stats,check} ..."
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_config_args(sub.add_parser("data", help="build the instruction data (train.jsonl, heldout.jsonl, stats.json)", description="build the instruction data (train.jsonl, heldout.jsonl, stats.json)"))
-    p.set_defaults(func=lambda a: run_stages(a, ["data"]) and 0)
+    p = sub.add_parser(
+        "data",
+        help="build instruction data: data CONFIG | data {build,teacher,stats,check} ...",
+        description=__doc__.split("\n\n")[0],
+        usage=USAGE,
+        epilog=FORMS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--force", action="store_true", help="(run-config form) re-run the data stage even if current")
+    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=lambda a: main(a.args + (["--force"] if a.force else [])))
+
+
+def _subparser(cmd: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand (parsed with ``parse_intermixed_args``, so ``-o OUT`` may sit anywhere)."""
+    sp = argparse.ArgumentParser(prog=f"bayling data {cmd}", description=HELP[cmd])
+    if cmd in ("build", "teacher"):
+        sp.add_argument("config", help="configs/data/*.yaml (or a run config)")
+        sp.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.total=5000 data.num_proc=2")
+        sp.add_argument("-o", "--out", help="output directory (default: out_dir of the preset)")
+    elif cmd == "stats":
+        sp.add_argument("file")
+        sp.add_argument("--tokenizer", help="model name/path whose tokenizer counts tokens (e.g. gemma-3-270m)")
+        sp.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
+        sp.add_argument("--json", help="also write the stats to this JSON file")
+    else:
+        sp.add_argument("file")
+        sp.add_argument("--flores", help="FLORES-200 directory (devtest of --languages)")
+        sp.add_argument(
+            "--languages", nargs="*", default=["eng_Latn", "zho_Hans"], help="FLORES languages (or flores101/all)"
+        )
+        sp.add_argument("--wmt", help="directory of evaluation files whose suffix is a language (WMT22 layout)")
+        sp.add_argument("--eval-file", action="append", default=[], help="more evaluation files (text or JSONL)")
+        sp.add_argument("--ngram", type=int, default=13)
+    return sp
+
+
+HELP = {
+    "build": "build a dataset from a data-only preset or a run config",
+    "teacher": "run only the teacher-LLM generation (resumes from its journal)",
+    "stats": "stats of a chat JSONL (messages) or ShareGPT file",
+    "check": "contamination of a training file against evaluation sets (exit 1 when found)",
+}
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch ``bayling data ...``; returns the exit status."""
+    if argv and argv[0] in SUBCOMMANDS:
+        args = _subparser(argv[0]).parse_intermixed_args(argv[1:])
+        return {"build": _build, "teacher": _teacher, "stats": _stats, "check": _check}[argv[0]](args)
+    stage = add_config_args(
+        argparse.ArgumentParser(
+            prog="bayling data", usage=USAGE, epilog=FORMS, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+    )
+    run_stages(stage.parse_args(argv), ["data"])
+    return 0
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
+    """(DataConfig, output dir, seed) from a data-only preset or a run config."""
+    from bayling.config import RunConfig, load_config, read_yaml, save_config
+    from bayling.data.config import DataBuildConfig
+
+    keys = set(read_yaml(args.config))
+    if keys <= {"name", "out_dir", "seed", "data"}:
+        cfg = load_config(DataBuildConfig, args.config, args.overrides)
+        out = Path(args.out or cfg.resolved_out_dir())
+    else:
+        cfg = load_config(RunConfig, args.config, args.overrides)
+        out = Path(args.out) if args.out else cfg.resolved_run_dir() / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    return cfg.data, out, cfg.seed
+
+
+def _build(args: argparse.Namespace) -> int:
+    from bayling.data.build import build
+
+    data, out, seed = _load(args)
+    build(data, out, seed)
+    _print_summary(json.loads((out / "stats.json").read_text(encoding="utf-8")), out)
+    return 0
+
+
+def _teacher(args: argparse.Namespace) -> int:
+    from bayling.data.build import generate_teacher
+
+    data, out, seed = _load(args)
+    path = generate_teacher(data, out, seed)
+    info = json.loads((path.parent / "stats.json").read_text(encoding="utf-8"))
+    print(json.dumps(info, ensure_ascii=False, indent=2))
+    print(path)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from bayling.data.io import write_json
+    from bayling.data.stats import file_stats
+
+    info = file_stats(args.file, args.tokenizer, args.skip_bad)
+    if args.json:
+        write_json(args.json, info)
+    print(json.dumps(info, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from bayling.data.config import ContaminationConfig
+    from bayling.data.filters import build_contamination_index
+    from bayling.data.io import read_jsonl
+    from bayling.data.plan import resolve_languages
+
+    cfg = ContaminationConfig(flores_dir=args.flores, wmt_dir=args.wmt, extra_files=args.eval_file, ngram=args.ngram)
+    index = build_contamination_index(cfg, resolve_languages(args.languages), [], skip_flores=False)
+    hits, n = [], 0
+    for n, obj in enumerate(read_jsonl(args.file), 1):
+        texts = [m["content"] for m in obj.get("messages", [])] or [m["value"] for m in obj.get("conversations", [])]
+        if index.hit(texts):
+            hits.append(obj.get("id", f"line {n}"))
+    report = {
+        "file": args.file,
+        "examples": n,
+        "contaminated": len(hits),
+        "first": hits[:20],
+        "eval_sentences": index.sentences,
+        "sources": index.sources,
+        "ngram": args.ngram,
+    }
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 1 if hits else 0
+
+
+def _print_summary(s: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    from bayling.progress import console
+
+    t = Table(title=f"bayling data: {out}", show_header=False)
+    t.add_row("examples", f"{s['examples']:,}")
+    t.add_row("tasks", ", ".join(f"{k} {v:,}" for k, v in s["tasks"].items()))
+    t.add_row("languages / directions", f"{s['languages_count']} / {s['directions_count']}")
+    t.add_row("held-out records", str(s["heldout_records"]))
+    t.add_row("dropped", ", ".join(f"{k} {v:,}" for k, v in s["dropped"].items()) or "none")
+    if s.get("tokens"):
+        t.add_row("tokens", f"{s['tokens']['total']:,} ({s['tokens']['tokenizer']})")
+    t.add_row("seconds", str(s["seconds"]))
+    console.print(t)
+    print(out)

@@ -1,8 +1,91 @@
-"""Config of the data stage (``bayling data``): where parallel text comes from and what to build."""
+"""Config of the data stage (``bayling data``): where text comes from, what to build, how to filter it.
+
+``DataConfig`` is the ``data:`` section of a run config (``bayling run``/``bayling data RUN_CONFIG``).
+``DataBuildConfig`` wraps it for data-only presets in ``configs/data/`` (``bayling data build``), so
+the same section works in both places.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+
+@dataclass
+class FilterConfig:
+    """Per-example filters and dataset-level deduplication, applied to every generated example."""
+
+    lid: bool = True
+    """Check that each assistant turn is in the language the example says it is (language ID). Languages the
+    LID backend cannot tell apart reliably are not checked (counted as ``lid_unchecked``), never dropped."""
+    lid_backend: str = "py3langid"
+    """``py3langid`` (bundled model, installed with bayling) or ``heliport`` (``pip install 'bayling[heliport]'``)."""
+    lid_min_chars: int = 20
+    """Texts shorter than this are not language-checked (LID is unreliable on a few characters)."""
+    min_chars: int = 1
+    """Drop examples with an assistant turn shorter than this."""
+    max_chars: int = 4000
+    """Drop examples with any turn longer than this."""
+    max_length_ratio: float = 3.0
+    """Translation turns: drop when len(answer)/len(source) (in characters, script-normalised) is outside
+    [1/r, r]; 0 disables. Chinese/Japanese text counts each character as ~3 Latin characters."""
+    dedup: bool = True
+    """Drop exact duplicates (whole conversation, case- and whitespace-normalised)."""
+    near_dedup: float = 0.0
+    """Drop near duplicates whose estimated Jaccard similarity (MinHash over character 5-grams) is at least
+    this; 0 disables. 0.8 is a common choice."""
+
+
+@dataclass
+class ContaminationConfig:
+    """Overlap of training data with evaluation sets. The held-out split is always checked."""
+
+    flores_dir: str | None = None
+    """Also check against FLORES-200 devtest under this directory (languages of the build). Ignored when the
+    build's own source is that FLORES split, since then only its held-out records are evaluation data."""
+    wmt_dir: str | None = None
+    """Also check against every ``*.txt`` under this directory (e.g. the WMT22 sources and references)."""
+    extra_files: list[str] = field(default_factory=list)
+    """More evaluation files: plain text (one sentence a line) or JSONL parallel records."""
+    ngram: int = 13
+    """N-gram length in tokens (words; CJK/Thai characters count as one token each)."""
+    action: str = "drop"
+    """``drop`` contaminated examples, only ``report`` them, or ``fail`` the build."""
+
+
+@dataclass
+class TeacherConfig:
+    """Teacher-LLM generation over any OpenAI-compatible endpoint (resumable, see ``bayling.data.teacher``)."""
+
+    examples: int = 0
+    """Number of teacher jobs (each yields at most one example); 0 = no teacher generation."""
+    tasks: list[str] = field(default_factory=lambda: ["crosslingual_instruction", "interactive"])
+    """Job kinds, used round-robin: ``crosslingual_instruction`` (a seed instruction, translated into language A
+    by the teacher, answered by the teacher in language B) and ``interactive`` (a template dialogue whose
+    follow-up replies are written by the teacher)."""
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    """Endpoint; default ``$OPENAI_BASE_URL`` (then the OpenAI API)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the API key (the key itself never goes in a config)."""
+    base_url_env: str = "OPENAI_BASE_URL"
+    concurrency: int = 8
+    """Requests in flight at once."""
+    max_retries: int = 6
+    """Retries per request on 429, 5xx, timeouts and connection errors (exponential backoff)."""
+    backoff_s: float = 1.0
+    """First backoff delay; doubles each retry (plus jitter), capped at ``max_backoff_s``; ``Retry-After`` wins."""
+    max_backoff_s: float = 60.0
+    timeout_s: float = 60.0
+    """Per-request timeout."""
+    temperature: float = 0.7
+    max_tokens: int = 512
+    price_input_per_mtok: float = 0.0
+    """USD per million prompt tokens, for the cost report."""
+    price_output_per_mtok: float = 0.0
+    max_cost_usd: float | None = None
+    """Stop sending new requests once the journal's cost reaches this."""
+    journal: str | None = None
+    """Journal path; default ``OUT_DIR/teacher/journal.jsonl``. Re-running resumes from it."""
 
 
 @dataclass
@@ -14,15 +97,18 @@ class DataConfig:
     """
 
     source: str = "sample"
-    """Parallel text: ``sample`` (the small corpus shipped with bayling), ``flores200`` (FLORES-200
-    devtest found under ``flores_dir``), a FLORES-layout directory, or a ``.tsv``/``.jsonl`` file whose
-    columns/keys are language codes."""
+    """Parallel text: ``sample`` (the small corpus shipped with bayling), ``flores200`` (FLORES-200 ``flores_split``
+    under ``flores_dir``), a directory of aligned files (``CODE.SPLIT``, ``SPLIT/CODE.SPLIT`` or ``NAME.CODE``), a
+    ``.tsv``/``.jsonl`` file whose columns/keys are language codes, or ``hf:PATH`` (a local HF ``datasets``
+    directory with language-code columns or a ``translation`` column)."""
     flores_dir: str | None = None
     """FLORES-200 directory (holding ``devtest/``); default: ``$BAYLING_FLORES_DIR``."""
+    flores_split: str = "devtest"
     languages: list[str] = field(default_factory=lambda: ["eng_Latn", "zho_Hans", "deu_Latn"])
-    """Languages used from the parallel text (FLORES-200 codes or ISO aliases)."""
+    """Languages used from the parallel text (FLORES-200 codes or ISO aliases). ``flores101`` or ``all``
+    expand to the FLORES-101 set (102 codes) or all 204 FLORES-200 codes."""
     pivot_languages: list[str] = field(default_factory=lambda: ["eng_Latn", "zho_Hans"])
-    """Translation requests always involve one of these on one side (BayLing: en/zh-centric); empty = any pair."""
+    """Interactive dialogues always involve one of these on one side (BayLing: en/zh-centric); empty = any pair."""
     heldout: int = 40
     """Parallel records reserved for evaluation and never used for training data."""
     max_records: int | None = None
@@ -32,12 +118,54 @@ class DataConfig:
     max_followups: int = 2
     """Follow-up turns per dialogue are drawn from 0..max_followups."""
     crosslingual: int = 120
-    """Number of single-turn cross-lingual instructions (instruction in language A, answer in language B)."""
+    """Number of single-turn cross-lingual examples (any direction; instruction in a third language)."""
+    crosslingual_tasks: dict[str, float] = field(
+        default_factory=lambda: {"translate": 0.7, "multi_target": 0.1, "identify": 0.1, "verify": 0.1}
+    )
+    """Weights of the cross-lingual task kinds (see ``templates/interactive.yaml``, section ``crosslingual``)."""
     general: int = 80
-    """Number of general (non-translation) zh/en instructions mixed in; capped by what the seed file holds."""
-    instructions: str = "sample"
-    """Seed general instructions: ``sample`` (shipped) or a JSONL file with ``instruction``/``response``/``lang``."""
+    """Number of general (non-translation) zh/en instructions mixed in; capped by what the seed files hold."""
+    instructions: list[str] = field(default_factory=lambda: ["sample"])
+    """Seed general instructions: ``sample`` (shipped) or files: JSONL ``instruction``/``response``/``lang``,
+    Alpaca (``instruction``/``input``/``output``, JSON or JSONL), ShareGPT ``conversations`` or OpenAI
+    ``messages``. A record without ``lang`` gets one from language ID."""
     instruction_languages: list[str] = field(default_factory=lambda: ["eng_Latn", "zho_Hans"])
-    """Languages the translation requests themselves are written in."""
+    """Languages the translation requests themselves are written in (each needs templates)."""
+    total: int | None = None
+    """If set, ``interactive``/``crosslingual``/``general`` are derived from ``total`` and ``mix``."""
+    mix: dict[str, float] = field(
+        default_factory=lambda: {"general_zho_Hans": 0.432, "general_eng_Latn": 0.262, "crosslingual": 0.306}
+    )
+    """Shares used with ``total`` (BayLing 2: 43.2% zh, 26.2% en, 30.6% cross-lingual). Keys: ``interactive``,
+    ``crosslingual``, ``general`` or ``general_<code>``; general shares are capped by the seed files, and the
+    shortfall goes to the translation tasks in proportion."""
+    skip_bad_lines: bool = False
+    """Skip malformed input lines (counted with ``file:line: reason`` in stats.json) instead of failing."""
+    formats: list[str] = field(default_factory=lambda: ["chat"])
+    """Outputs: ``chat`` (train.jsonl, OpenAI ``messages``; always written), ``sharegpt`` (train.sharegpt.jsonl) and
+    ``hf`` (``hf/``, a ``datasets.load_from_disk`` directory of Arrow shards)."""
+    num_proc: int = 1
+    """Worker processes generating example shards; the output is identical for any value."""
+    tokenizer: str | None = None
+    """Model (name or path) whose tokenizer counts tokens and per-language fertility in stats.json; None = skip."""
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    templates: str | None = None
+    """Template YAML replacing the shipped ``templates/interactive.yaml``."""
     seed: int | None = None
     """Sampling seed; None = the run's seed."""
+
+
+@dataclass
+class DataBuildConfig:
+    """A data-only preset for ``bayling data build`` (``configs/data/*.yaml``)."""
+
+    name: str = "data"
+    out_dir: str = "runs/data/{name}"
+    """Where train.jsonl, heldout.jsonl and stats.json go; ``{name}`` is replaced by ``name``."""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def resolved_out_dir(self) -> str:
+        return self.out_dir.replace("{name}", self.name)

@@ -73,3 +73,96 @@ def write_json(path: str | Path, obj: Any) -> None:
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, p)
+
+
+class BadLines:
+    """Collects malformed input lines when the user asked to skip them, else raises at the first one.
+
+    Keeps the total and the first ``keep`` messages (``file:line: reason``), so a 3M-line file with many
+    bad lines does not grow memory; stats.json reports both.
+    """
+
+    def __init__(self, skip: bool = False, keep: int = 20) -> None:
+        self.skip = skip
+        self.keep = keep
+        self.count = 0
+        self.messages: list[str] = []
+
+    def append(self, msg: str) -> None:
+        """Record one bad line (the ``bad`` list protocol of :func:`read_jsonl`)."""
+        self.count += 1
+        if len(self.messages) < self.keep:
+            self.messages.append(msg)
+
+    def error(self, msg: str) -> None:
+        """Raise :class:`DataError` for ``msg``, or count it when skipping."""
+        if not self.skip:
+            raise DataError(msg)
+        self.append(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "first": self.messages}
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit hash that is the same in every process and run (Python's ``hash`` is salted)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI ``messages`` -> ShareGPT ``conversations`` (``human``/``gpt``/``system``), metadata kept."""
+    roles = {"user": "human", "assistant": "gpt", "system": "system"}
+    out = {k: v for k, v in example.items() if k != "messages"}
+    out["conversations"] = [{"from": roles[m["role"]], "value": m["content"]} for m in example["messages"]]
+    return out
+
+
+class JsonlWriter:
+    """Atomic streaming JSONL writer: rows go to a temporary file that replaces ``path`` only on a clean exit.
+
+    Example:
+        >>> with JsonlWriter(tmp / "train.jsonl") as w:  # doctest: +SKIP
+        ...     w.write({"messages": []})
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.count = 0
+
+    def __enter__(self) -> JsonlWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
+        self._f = os.fdopen(fd, "w", encoding="utf-8")
+        return self
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._f.close()
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            Path(self._tmp).unlink(missing_ok=True)
+
+
+def iter_jsonl_numbered(path: str | Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` per non-blank line; malformed lines go through ``bad`` (raise or count)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"file not found: {p}")
+    with p.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+            except ValueError as e:
+                bad.error(f"{p}:{n}: invalid JSON line ({e})")
+                continue
+            yield n, obj

@@ -1,20 +1,24 @@
-"""Readers for parallel text: the shipped sample, FLORES-200 layout, TSV and JSONL.
+"""Readers for parallel text: the shipped sample, aligned files (FLORES layout), TSV, JSONL and HF ``datasets``.
 
-All readers return :class:`ParallelRecord` objects keyed by FLORES-200 codes, so the builders never
-care where text came from. Misaligned or malformed input fails with ``file:line`` and the reason.
+All readers yield :class:`ParallelRecord` objects keyed by FLORES-200 codes, so the builders never care
+where text came from. They stream (one record at a time), so corpora far larger than memory can be read
+twice (count, then build). Misaligned or malformed input fails with ``file:line`` and the reason, or is
+skipped and counted through :class:`~bayling.data.io.BadLines` when the user asked for that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import read_jsonl
+from bayling.data.io import BadLines, iter_jsonl_numbered
 from bayling.errors import DataError, UnknownLanguageError
 from bayling.languages import get_language
 
@@ -58,33 +62,41 @@ def _codes(keys: list[str], where: str) -> dict[str, str]:
     return out
 
 
-def read_jsonl_parallel(path: str | Path) -> list[ParallelRecord]:
+def _record_from_obj(obj: dict[str, Any], where: str, default_id: str) -> ParallelRecord:
+    langs = [k for k in obj if k not in _META_KEYS]
+    codes = _codes(langs, where)
+    texts = {}
+    for k in langs:
+        if not isinstance(obj[k], str) or not obj[k].strip():
+            raise DataError(f"{where}: field {k!r} must be a non-empty string")
+        texts[codes[k]] = obj[k].strip()
+    return ParallelRecord(
+        id=str(obj.get("id", default_id)),
+        texts=texts,
+        terms=[{codes.get(k, k): v for k, v in t.items()} for t in obj.get("terms", [])],
+        variants={reg: {codes.get(k, k): v for k, v in d.items()} for reg, d in obj.get("variants", {}).items()},
+        domain=obj.get("domain"),
+    )
+
+
+def iter_jsonl_parallel(path: str | Path, bad: BadLines | None = None) -> Iterator[ParallelRecord]:
     """JSONL with language-code keys (plus optional ``id``, ``domain``, ``terms``, ``variants``)."""
-    recs = []
-    for n, obj in enumerate(read_jsonl(path), 1):
-        langs = [k for k in obj if k not in _META_KEYS]
-        codes = _codes(langs, f"{path}:{n}")
-        texts = {}
-        for k in langs:
-            if not isinstance(obj[k], str) or not obj[k].strip():
-                raise DataError(f"{path}:{n}: field {k!r} must be a non-empty string")
-            texts[codes[k]] = obj[k].strip()
-        recs.append(
-            ParallelRecord(
-                id=str(obj.get("id", f"{Path(path).stem}-{n}")),
-                texts=texts,
-                terms=[{codes.get(k, k): v for k, v in t.items()} for t in obj.get("terms", [])],
-                variants={
-                    reg: {codes.get(k, k): v for k, v in d.items()} for reg, d in obj.get("variants", {}).items()
-                },
-                domain=obj.get("domain"),
-            )
-        )
-    return recs
+    bad = bad or BadLines()
+    for n, obj in iter_jsonl_numbered(path, bad):
+        try:
+            yield _record_from_obj(obj, f"{path}:{n}", f"{Path(path).stem}-{n}")
+        except DataError as e:
+            bad.error(str(e))
 
 
-def read_tsv_parallel(path: str | Path) -> list[ParallelRecord]:
+def read_jsonl_parallel(path: str | Path) -> list[ParallelRecord]:
+    """All records of a JSONL parallel file (see :func:`iter_jsonl_parallel`)."""
+    return list(iter_jsonl_parallel(path))
+
+
+def iter_tsv_parallel(path: str | Path, bad: BadLines | None = None) -> Iterator[ParallelRecord]:
     """TSV whose header names a language per column (an optional ``id`` column is kept)."""
+    bad = bad or BadLines()
     p = Path(path)
     if not p.is_file():
         raise DataError(f"file not found: {p}")
@@ -95,15 +107,22 @@ def read_tsv_parallel(path: str | Path) -> list[ParallelRecord]:
             raise DataError(f"{p}:1: empty file; expected a header of language codes")
         langs = [h for h in header if h != "id"]
         codes = _codes(langs, f"{p}:1")
-        recs = []
         for n, row in enumerate(rows, 2):
             if not any(c.strip() for c in row):
                 continue
             if len(row) != len(header):
-                raise DataError(f"{p}:{n}: expected {len(header)} tab-separated columns, found {len(row)}")
+                bad.error(f"{p}:{n}: expected {len(header)} tab-separated columns, found {len(row)}")
+                continue
             d = dict(zip(header, row, strict=True))
-            recs.append(ParallelRecord(id=d.get("id") or f"{p.stem}-{n}", texts={codes[k]: d[k] for k in langs}))
-    return recs
+            empty = [k for k in langs if not d[k].strip()]
+            if empty:
+                bad.error(f"{p}:{n}: empty text in column {empty[0]!r}")
+                continue
+            yield ParallelRecord(id=d.get("id") or f"{p.stem}-{n}", texts={codes[k]: d[k].strip() for k in langs})
+
+
+def read_tsv_parallel(path: str | Path) -> list[ParallelRecord]:
+    return list(iter_tsv_parallel(path))
 
 
 def flores_dir(explicit: str | None = None) -> Path:
@@ -120,38 +139,169 @@ def flores_dir(explicit: str | None = None) -> Path:
     return p
 
 
-def _flores_lines(root: Path, code: str, split: str) -> list[str]:
-    for d in (root / split, root):
-        f = d / f"{code}.{split}"
-        if f.is_file():
-            return f.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    for tar in sorted(root.glob(f"{split}_extra*.tar.xz")):  # languages packed beside the plain files
+def _lang_of(name: str) -> str | None:
+    try:
+        return get_language(name).code
+    except UnknownLanguageError:
+        return None
+
+
+def aligned_files(root: Path, codes: list[str], split: str) -> dict[str, Path | tuple[Path, str]]:
+    """Find one file per language: ``CODE.SPLIT`` / ``SPLIT/CODE.SPLIT`` (FLORES), ``NAME.CODE`` (Moses),
+    or a member of ``SPLIT_extra*.tar.xz`` beside them (how the project packs the extra FLORES languages)."""
+    found: dict[str, Path | tuple[Path, str]] = {}
+    for code in codes:
+        for d in (root / split, root):
+            if (d / f"{code}.{split}").is_file():
+                found[code] = d / f"{code}.{split}"
+                break
+    missing = [c for c in codes if c not in found]
+    if missing:  # Moses style: corpus.en, corpus.de / news.eng_Latn
+        for f in sorted(p for p in root.iterdir() if p.is_file() and "." in p.name):
+            code = _lang_of(f.name.rsplit(".", 1)[1])
+            if code in missing and code not in found:
+                found[code] = f
+    missing = [c for c in codes if c not in found]
+    for tar in sorted(root.glob(f"{split}_extra*.tar.xz")) if missing else []:
         with tarfile.open(tar, "r:xz") as t:
             for m in t.getmembers():
-                if m.name.endswith(f"/{code}.{split}") or m.name == f"{code}.{split}":
+                base = m.name.rsplit("/", 1)[-1]
+                code = base[: -len(f".{split}")] if base.endswith(f".{split}") else None
+                if code in missing and code not in found:
+                    found[code] = (tar, m.name)
+    missing = [c for c in codes if c not in found]
+    if missing:
+        raise DataError(f"no file for language(s) {', '.join(missing)} under {root} (split {split!r})")
+    return found
+
+
+def _tar_lines(members: dict[str, tuple[Path, str]]) -> dict[str, list[str]]:
+    """Read the needed tar members in one pass per archive (xz cannot seek)."""
+    out: dict[str, list[str]] = {}
+    by_tar: dict[Path, dict[str, str]] = {}
+    for code, (tar, name) in members.items():
+        by_tar.setdefault(tar, {})[name] = code
+    for tar, names in by_tar.items():
+        with tarfile.open(tar, "r:xz") as t:
+            for m in t:
+                if m.name in names:
                     data = t.extractfile(m)
                     if data is not None:
-                        return data.read().decode("utf-8").rstrip("\n").split("\n")
-    raise DataError(f"FLORES-200 file {code}.{split} not found under {root}")
+                        out[names[m.name]] = data.read().decode("utf-8").rstrip("\n").split("\n")
+    return out
+
+
+def iter_aligned(
+    root: str | Path, languages: list[str], split: str = "devtest", bad: BadLines | None = None
+) -> Iterator[ParallelRecord]:
+    """Line-aligned files, one per language (FLORES-200 layout or Moses ``NAME.CODE``); streams plain files.
+
+    Raises:
+        DataError: when the files have different line counts (``file:line`` of the first mismatch).
+    """
+    bad = bad or BadLines()
+    root = Path(root)
+    codes = [get_language(code).code for code in languages]
+    files = aligned_files(root, codes, split)
+    in_tar = _tar_lines({c: f for c, f in files.items() if isinstance(f, tuple)})
+    with contextlib.ExitStack() as stack:
+        its: dict[str, Iterator[str]] = {}
+        for c in codes:
+            f = files[c]
+            its[c] = iter(in_tar[c]) if isinstance(f, tuple) else iter(stack.enter_context(open(f, encoding="utf-8")))
+        names = {c: (f"{f[0]}!{f[1]}" if isinstance(f, tuple) else str(f)) for c, f in files.items()}
+        n = 0
+        while True:
+            n += 1
+            lines = {c: next(it, None) for c, it in its.items()}
+            ended = [c for c, v in lines.items() if v is None]
+            if len(ended) == len(codes):
+                return
+            if ended:
+                going = next(c for c in codes if lines[c] is not None)
+                raise DataError(
+                    f"{names[going]}:{n}: misaligned parallel files: {names[ended[0]]} ends after {n - 1} lines "
+                    f"but {names[going]} continues"
+                )
+            texts = {c: v.rstrip("\r\n").strip() for c, v in lines.items()}
+            empty = [c for c, v in texts.items() if not v]
+            if empty:
+                bad.error(f"{names[empty[0]]}:{n}: empty line in a line-aligned file")
+                continue
+            yield ParallelRecord(id=f"{root.name}-{split}-{n}", texts=texts)
 
 
 def read_flores(root: str | Path, languages: list[str], split: str = "devtest") -> list[ParallelRecord]:
     """Read FLORES-200 (``ROOT/devtest/CODE.devtest``, one sentence per line, aligned by line)."""
-    root = Path(root)
+    recs = list(iter_aligned(root, languages, split))
+    for i, r in enumerate(recs):
+        r.id = f"flores-{split}-{i + 1}"
+    return recs
+
+
+def iter_hf(path: str, bad: BadLines | None = None) -> Iterator[ParallelRecord]:
+    """A local Hugging Face dataset (``save_to_disk`` directory or data files) with language-code columns or a
+    ``translation`` column of ``{lang: text}`` (the WMT layout on the Hub)."""
+    from bayling.errors import require
+
+    datasets = require("datasets", "train")
+    bad = bad or BadLines()
+    p = Path(path).expanduser()
+    try:
+        if (p / "state.json").is_file() or (p / "dataset_dict.json").is_file():
+            ds = datasets.load_from_disk(str(p))
+        else:
+            ds = datasets.load_dataset(str(p))
+    except (FileNotFoundError, ValueError) as e:
+        raise DataError(f"hf:{path}: cannot load dataset ({e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds["train"] if "train" in ds else ds[next(iter(ds))]
+    for n, row in enumerate(ds, 1):
+        obj = dict(row.pop("translation", None) or {}, **row)
+        try:
+            yield _record_from_obj(obj, f"hf:{path}:{n}", f"{p.name}-{n}")
+        except DataError as e:
+            bad.error(str(e))
+
+
+def iter_source(
+    source: str, languages: list[str], flores: str | None = None, split: str = "devtest", bad: BadLines | None = None
+) -> Iterator[ParallelRecord]:
+    """Every record of ``source`` (unfiltered), from the reader its form selects."""
+    if source == "sample":
+        return iter_jsonl_parallel(sample_path(), bad)
+    if source == "flores200":
+        return iter_aligned(flores_dir(flores), languages, split, bad)
+    if source.startswith("hf:"):
+        return iter_hf(source[3:], bad)
+    p = Path(source).expanduser()
+    if p.is_dir():
+        return iter_aligned(p, languages, split, bad)
+    if p.suffix == ".tsv":
+        return iter_tsv_parallel(p, bad)
+    if p.suffix in (".jsonl", ".json"):
+        return iter_jsonl_parallel(p, bad)
+    if not p.exists():
+        raise DataError(f"parallel data not found: {p}")
+    raise DataError(f"{p}: unsupported parallel format; use a directory of aligned files, .tsv, .jsonl or hf:PATH")
+
+
+def iter_parallel(
+    source: str, languages: list[str], flores: str | None = None, split: str = "devtest", bad: BadLines | None = None
+) -> Iterator[ParallelRecord]:
+    """Records of ``source`` that have every language in ``languages``, restricted to those languages."""
     codes = [get_language(code).code for code in languages]
-    cols = {c: _flores_lines(root, c, split) for c in codes}
-    lengths = {c: len(v) for c, v in cols.items()}
-    if len(set(lengths.values())) != 1:
-        raise DataError(f"{root}: misaligned FLORES files (line counts {lengths})")
-    n = next(iter(lengths.values()))
-    return [ParallelRecord(id=f"flores-{split}-{i + 1}", texts={c: cols[c][i] for c in codes}) for i in range(n)]
+    for r in iter_source(source, codes, flores, split, bad):
+        if all(c in r.texts for c in codes):
+            r.texts = {c: r.texts[c] for c in codes}
+            yield r
 
 
 def load_parallel(source: str, languages: list[str], flores: str | None = None) -> list[ParallelRecord]:
     """Load parallel records from any supported source, keeping only records that have every language.
 
     Args:
-        source: ``sample``, ``flores200``, a FLORES directory, or a ``.tsv``/``.jsonl`` file.
+        source: ``sample``, ``flores200``, a directory of aligned files, a ``.tsv``/``.jsonl`` file or ``hf:PATH``.
         languages: codes (or aliases) that every record must have.
         flores: FLORES directory for ``source="flores200"``.
 
@@ -159,22 +309,7 @@ def load_parallel(source: str, languages: list[str], flores: str | None = None) 
         Records restricted to ``languages``.
     """
     codes = [get_language(code).code for code in languages]
-    if source == "sample":
-        recs = read_jsonl_parallel(sample_path())
-    elif source == "flores200":
-        recs = read_flores(flores_dir(flores), codes)
-    else:
-        p = Path(source).expanduser()
-        if p.is_dir():
-            recs = read_flores(p, codes)
-        elif p.suffix == ".tsv":
-            recs = read_tsv_parallel(p)
-        elif p.suffix in (".jsonl", ".json"):
-            recs = read_jsonl_parallel(p)
-        elif not p.exists():
-            raise DataError(f"parallel data not found: {p}")
-        else:
-            raise DataError(f"{p}: unsupported parallel format; use a FLORES directory, .tsv or .jsonl")
+    recs = list(iter_source(source, codes, flores))
     missing = [c for c in codes if not any(c in r.texts for r in recs)]
     if missing:
         raise DataError(f"{source}: no text for language(s) {', '.join(missing)}")

@@ -7,6 +7,7 @@ English template the data builder also trains on, so a tuned model is scored on 
 
 from __future__ import annotations
 
+import random
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,35 @@ import yaml
 from bayling.errors import DataError
 from bayling.languages import get_language
 
+DEFAULT_IL = "eng_Latn"
+ANSWER_KINDS = {"target", "third", "source", "explain", "source_language", "numbers", "teacher"}
+NEEDS = {"term", "third", "number", "omission", "teacher"}
+
+
+def _check(data: dict[str, Any], src: Path) -> None:
+    for key in ("translate", "followups", "names"):
+        if key not in data:
+            raise DataError(f"{src}: missing top-level key {key!r}")
+    if DEFAULT_IL not in data["translate"]:
+        raise DataError(f"{src}: 'translate' needs {DEFAULT_IL} templates (the canonical evaluation prompt)")
+    for name, spec in data["followups"].items():
+        if "answer" not in spec:
+            raise DataError(f"{src}: follow-up {name!r} has no 'answer'")
+        answer = spec["answer"]
+        if not (answer in ANSWER_KINDS or answer.startswith("variant:")):
+            raise DataError(f"{src}: follow-up {name!r}: unknown answer {answer!r}")
+        for need in spec.get("needs", []):
+            if not (need in NEEDS or need.startswith("variant:")):
+                raise DataError(f"{src}: follow-up {name!r}: unknown need {need!r}")
+        if answer == "teacher" and "teacher" not in spec:
+            raise DataError(f"{src}: follow-up {name!r} is answered by the teacher but has no 'teacher' prompt")
+        if DEFAULT_IL not in spec:
+            raise DataError(f"{src}: follow-up {name!r} has no {DEFAULT_IL} templates")
+    for il, tpls in data["translate"].items():
+        for tpl in tpls:
+            if "{text}" not in tpl or "{tgt}" not in tpl:
+                raise DataError(f"{src}: translate[{il}] template lacks {{text}} or {{tgt}}: {tpl!r:.80}")
+
 
 @lru_cache(maxsize=8)
 def load_templates(path: str | None = None) -> dict[str, Any]:
@@ -24,21 +54,41 @@ def load_templates(path: str | None = None) -> dict[str, Any]:
     src = Path(path) if path else Path(str(resources.files("bayling.data") / "templates" / "interactive.yaml"))
     if not src.is_file():
         raise DataError(f"template file not found: {src}")
-    data = yaml.safe_load(src.read_text(encoding="utf-8"))
-    for key in ("translate", "followups", "names"):
-        if key not in data:
-            raise DataError(f"{src}: missing top-level key {key!r}")
-    for name, spec in data["followups"].items():
-        if "answer" not in spec:
-            raise DataError(f"{src}: follow-up {name!r} has no 'answer'")
+    try:
+        data = yaml.safe_load(src.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise DataError(f"{src}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{src}: expected a mapping at the top level")
+    _check(data, src)
     return data
 
 
-def lang_name(code: str, in_lang: str = "eng_Latn", templates: dict[str, Any] | None = None) -> str:
+def lang_name(code: str, in_lang: str = DEFAULT_IL, templates: dict[str, Any] | None = None) -> str:
     """A language's name as written in ``in_lang`` (falls back to the English name)."""
     t = templates or load_templates()
     code = get_language(code).code
     return t["names"].get(get_language(in_lang).code, {}).get(code) or get_language(code).name
+
+
+def pick(spec: dict[str, Any], il: str, rng: random.Random) -> str:
+    """One template of ``spec`` in instruction language ``il`` (English when ``il`` has none)."""
+    choices = spec.get(il) or spec[DEFAULT_IL]
+    return rng.choice(choices) if isinstance(choices, list) else choices
+
+
+def has_language(spec: dict[str, Any], il: str) -> bool:
+    """Whether ``spec`` has templates written in ``il`` (no English fallback needed)."""
+    return bool(spec.get(il))
+
+
+def fill(tpl: str, **kw: str) -> str:
+    """``str.format`` that names the template when a placeholder has no value."""
+    try:
+        return tpl.format(**kw)
+    except (KeyError, IndexError) as e:
+        raise DataError(f"template {tpl!r:.60} uses placeholder {e} which this turn type does not provide") from None
 
 
 def translation_prompt(text: str, src: str, tgt: str, instruction_lang: str = "eng_Latn", variant: int = 0) -> str:

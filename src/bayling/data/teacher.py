@@ -1,0 +1,207 @@
+"""Resumable teacher-LLM requests over any OpenAI-compatible endpoint.
+
+Every request has a deterministic id (a hash of model, sampling settings and messages). A finished
+request (its text, token usage and validation verdict) is appended to a JSONL journal and flushed
+before anything else happens, so after a crash, ``kill -9`` or Ctrl-C the next run answers it from the
+journal: nothing finished is asked again (no double cost) and nothing is lost. Requests are sent with
+bounded concurrency and retried with exponential backoff (``Retry-After`` honoured) on 429, 5xx,
+timeouts and connection errors; other errors (400, 401, 404) fail at once with the server's message.
+Identical requests in flight at the same time are sent once.
+
+Run as part of a build (``data.teacher.examples > 0``) or alone::
+
+    OPENAI_BASE_URL=http://127.0.0.1:8000/v1 bayling data teacher configs/data/teacher-demo.yaml
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bayling.data.config import TeacherConfig
+from bayling.errors import ConfigError, DataError, require
+
+
+def request_id(model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int) -> str:
+    """The deterministic key of a request in the journal."""
+    blob = json.dumps(
+        {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens},
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
+class Journal:
+    """Append-only JSONL of finished requests, keyed by request id.
+
+    A torn last line (the process died mid-write) is cut off on open; any other bad line is an error that
+    names ``file:line``, because silently dropping a paid-for response is worse than stopping.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.loaded = 0
+        self.tokens = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file():
+            self._load()
+        self._f = self.path.open("a", encoding="utf-8")
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        good_end = raw.rfind(b"\n") + 1
+        if good_end < len(raw):  # torn final line from a killed writer
+            with self.path.open("r+b") as f:
+                f.truncate(good_end)
+        for n, line in enumerate(raw[:good_end].decode("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                self._remember(entry)
+            except (ValueError, KeyError, TypeError):
+                raise DataError(f"{self.path}:{n}: corrupt journal line (expected a JSON object with 'id')") from None
+        self.loaded = len(self.entries)
+
+    def _remember(self, entry: dict[str, Any]) -> None:
+        if entry["id"] not in self.entries:
+            for k in self.tokens:
+                self.tokens[k] += int(entry.get("usage", {}).get(k, 0))
+        self.entries[entry["id"]] = entry
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        return self.entries.get(rid)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self._f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._f.flush()
+        self._remember(entry)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def cost(self, cfg: TeacherConfig) -> float:
+        """USD spent on every journaled request (prices from ``cfg``)."""
+        t = self.tokens
+        return (
+            t["prompt_tokens"] / 1e6 * cfg.price_input_per_mtok
+            + t["completion_tokens"] / 1e6 * cfg.price_output_per_mtok
+        )
+
+
+class TeacherFailed(Exception):
+    """A request that still failed after every retry (or failed in a way retrying cannot fix)."""
+
+
+class BudgetReached(Exception):
+    """``max_cost_usd`` is spent; no new requests are sent."""
+
+
+def make_client(cfg: TeacherConfig) -> Any:
+    """An ``openai.AsyncOpenAI`` for the configured endpoint, with the SDK's own retries off (ours count)."""
+    openai = require("openai", "data")
+    base_url = cfg.base_url or os.environ.get(cfg.base_url_env) or None
+    key = os.environ.get(cfg.api_key_env)
+    if not key:
+        if base_url is None:
+            raise ConfigError(f"teacher: set ${cfg.api_key_env} (or data.teacher.base_url for a local server)")
+        key = "not-needed"  # local OpenAI-compatible servers usually ignore the key
+    return openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=cfg.timeout_s)
+
+
+class Teacher:
+    """Asks the teacher, through the journal; ``validate(text) -> reason | None`` judges each response."""
+
+    def __init__(self, cfg: TeacherConfig, journal: Journal, client: Any = None) -> None:
+        self.cfg = cfg
+        self.journal = journal
+        self.client = client or make_client(cfg)
+        self.sem = asyncio.Semaphore(cfg.concurrency)
+        self.inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.sent = 0
+        self.retries = 0
+        self.rng = random.Random()  # jitter only; never affects content
+
+    async def ask(
+        self, messages: list[dict[str, str]], validate: Callable[[str], str | None], job: str
+    ) -> dict[str, Any]:
+        """The journal entry for ``messages`` (``status`` ok/invalid, ``text``), asking the teacher if needed."""
+        cfg = self.cfg
+        rid = request_id(cfg.model, messages, cfg.temperature, cfg.max_tokens)
+        done = self.journal.get(rid)
+        if done is not None:
+            return done
+        if rid in self.inflight:
+            return await asyncio.shield(self.inflight[rid])
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.inflight[rid] = fut
+        try:
+            text, usage = await self._call(messages)
+            reason = validate(text)
+            entry = {"id": rid, "job": job, "status": "invalid" if reason else "ok", "text": text, "usage": usage}
+            if reason:
+                entry["reason"] = reason
+            self.journal.add(entry)
+            fut.set_result(entry)
+            return entry
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # mark retrieved: a lone waiter-less failure must not warn at shutdown
+            raise
+        finally:
+            del self.inflight[rid]
+
+    async def _call(self, messages: list[dict[str, str]]) -> tuple[str, dict[str, int]]:
+        openai = require("openai", "data")
+        cfg = self.cfg
+        last: Exception | None = None
+        for attempt in range(cfg.max_retries + 1):
+            if attempt:
+                self.retries += 1
+            try:
+                async with self.sem:
+                    if cfg.max_cost_usd is not None and self.journal.cost(cfg) >= cfg.max_cost_usd:
+                        raise BudgetReached(f"max_cost_usd={cfg.max_cost_usd} reached")
+                    self.sent += 1
+                    resp = await self.client.chat.completions.create(
+                        model=cfg.model, messages=messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens
+                    )
+                if not resp.choices or resp.choices[0].message.content is None:
+                    raise TeacherFailed("response has no message content")
+                usage = resp.usage
+                return resp.choices[0].message.content, {
+                    "prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
+                    "completion_tokens": getattr(usage, "completion_tokens", 0) or 0,
+                }
+            except (
+                openai.RateLimitError,
+                openai.InternalServerError,
+                openai.APITimeoutError,
+                openai.APIConnectionError,
+            ) as e:
+                last = e
+                if attempt == cfg.max_retries:
+                    break
+                await asyncio.sleep(self._delay(attempt, e))
+            except openai.APIStatusError as e:  # 4xx other than 429: retrying will not help
+                raise TeacherFailed(f"HTTP {e.status_code} from the teacher endpoint: {e.message}") from None
+        raise TeacherFailed(f"gave up after {cfg.max_retries} retries: {type(last).__name__}: {last}")
+
+    def _delay(self, attempt: int, err: Exception) -> float:
+        response = getattr(err, "response", None)
+        after = response.headers.get("retry-after") if response is not None else None
+        if after:
+            try:
+                return min(float(after), self.cfg.max_backoff_s)
+            except ValueError:
+                pass
+        base = self.cfg.backoff_s * (2**attempt)
+        return min(self.cfg.max_backoff_s, base * (0.5 + self.rng.random()))
