@@ -44,7 +44,11 @@ def test_gemma_merges_system_into_first_user_turn():
 
 
 def test_llama3_render_is_pinned_and_keeps_bos():
-    conv = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
+    conv = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "U"},
+        {"role": "assistant", "content": "A"},
+    ]
     assert render(conv, "llama3") == (
         "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>"
@@ -87,7 +91,7 @@ def test_token_mask_covers_exactly_the_assistant_spans(tiny_tokenizer, name):
     enc = tokenize_conversation(CONV, fmt, tiny_tokenizer)
     ids, mask = enc["input_ids"], enc["assistant_masks"]
     assert len(ids) == len(mask)
-    trained_text = tiny_tokenizer.decode([i for i, m in zip(ids, mask) if m])
+    trained_text = tiny_tokenizer.decode([i for i, m in zip(ids, mask, strict=False) if m])
     assert trained_text == "Guten Morgen." + fmt.stop + "Einen schönen guten Morgen." + fmt.stop
     # training ids are the inference ids: the prompt for turn 2 is a prefix of the training sequence
     prompt = render(CONV[:3], fmt, add_generation_prompt=True)
@@ -95,10 +99,12 @@ def test_token_mask_covers_exactly_the_assistant_spans(tiny_tokenizer, name):
     assert ids[: len(prompt_ids)] == prompt_ids
     # BOS exactly once (formats that have one), never in a trained span
     if fmt.bos:
-        assert ids.count(tiny_tokenizer.convert_tokens_to_ids(fmt.bos)) == 1 and ids[0] == tiny_tokenizer.convert_tokens_to_ids(fmt.bos)
+        assert ids.count(tiny_tokenizer.convert_tokens_to_ids(fmt.bos)) == 1 and ids[
+            0
+        ] == tiny_tokenizer.convert_tokens_to_ids(fmt.bos)
     stop_id = tiny_tokenizer.convert_tokens_to_ids(fmt.stop)
     # the stop token is trained after each reply (so the model learns to stop), never after a user turn
-    assert sum(1 for i, m in zip(ids, mask) if i == stop_id and m) == 2
+    assert sum(1 for i, m in zip(ids, mask, strict=False) if i == stop_id and m) == 2
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))

@@ -26,7 +26,12 @@ def test_overrides_win_and_are_parsed_as_yaml():
     cfg = load_config(
         RunConfig,
         REPO / "configs" / "quickstart.yaml",
-        ["train.max_steps=7", "train.learning_rate=1e-5", "eval.directions=[en-de]", "data.languages=eng_Latn,deu_Latn"],
+        [
+            "train.max_steps=7",
+            "train.learning_rate=1e-5",
+            "eval.directions=[en-de]",
+            "data.languages=eng_Latn,deu_Latn",
+        ],
     )
     assert cfg.train.max_steps == 7
     assert cfg.train.learning_rate == pytest.approx(1e-5)

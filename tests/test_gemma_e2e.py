@@ -39,11 +39,18 @@ def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path):
 
     run_dir = tmp_path / "gemma"
     args = [
-        "run", str(REPO / "configs" / "quickstart.yaml"),
+        "run",
+        str(REPO / "configs" / "quickstart.yaml"),
         f"run_dir={run_dir}",
-        "data.heldout=8", "data.interactive=24", "data.crosslingual=12", "data.general=4",
-        "train.max_steps=4", "train.logging_steps=1", "train.max_length=128",
-        "eval.max_sentences=2", "eval.max_new_tokens=24",
+        "data.heldout=8",
+        "data.interactive=24",
+        "data.crosslingual=12",
+        "data.general=4",
+        "train.max_steps=4",
+        "train.logging_steps=1",
+        "train.max_length=128",
+        "eval.max_sentences=2",
+        "eval.max_new_tokens=24",
         "eval.directions=[eng_Latn-zho_Hans,deu_Latn-eng_Latn]",
         "chat.max_new_tokens=16",
     ]

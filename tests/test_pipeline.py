@@ -98,8 +98,14 @@ def test_chat_answers_from_a_run_dir(tiny_run, capsys):
     [
         (["run", "nope.yaml"], "config file not found: nope.yaml"),
         (["run", str(REPO / "configs" / "quickstart.yaml"), "train.lr=1"], "unknown config key 'train.lr'"),
-        (["run", str(REPO / "configs" / "quickstart.yaml"), "data.languages=[eng_Latn,deu_Latm]"], "did you mean: deu_Latn"),
-        (["run", str(REPO / "configs" / "quickstart.yaml"), "model.name_or_path=no-such-model"], "unknown model 'no-such-model'"),
+        (
+            ["run", str(REPO / "configs" / "quickstart.yaml"), "data.languages=[eng_Latn,deu_Latm]"],
+            "did you mean: deu_Latn",
+        ),
+        (
+            ["run", str(REPO / "configs" / "quickstart.yaml"), "model.name_or_path=no-such-model"],
+            "unknown model 'no-such-model'",
+        ),
         (["chat", "/no/such/dir"], "unknown model '/no/such/dir'"),
     ],
 )

@@ -184,7 +184,9 @@ def _check_order(messages: Sequence[Message]) -> None:
     for i, m in enumerate(body):
         expected = "user" if i % 2 == 0 else "assistant"
         if m.role != expected:
-            raise BaylingError(f"turn {i} has role {m.role!r}, expected {expected!r} (turns must alternate user/assistant)")
+            raise BaylingError(
+                f"turn {i} has role {m.role!r}, expected {expected!r} (turns must alternate user/assistant)"
+            )
 
 
 def render_segments(

@@ -50,6 +50,4 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise MissingDependencyError(
-            f"'{module}' is not installed; run: pip install 'bayling[{extra}]'"
-        ) from exc
+        raise MissingDependencyError(f"'{module}' is not installed; run: pip install 'bayling[{extra}]'") from exc

@@ -169,8 +169,14 @@ def pick_device(device: str = "auto") -> str:
 def torch_dtype(name: str) -> Any:
     torch = require("torch", "train")
     try:
-        return {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
-                "fp16": torch.float16, "float32": torch.float32, "fp32": torch.float32}[name]
+        return {
+            "bfloat16": torch.bfloat16,
+            "bf16": torch.bfloat16,
+            "float16": torch.float16,
+            "fp16": torch.float16,
+            "float32": torch.float32,
+            "fp32": torch.float32,
+        }[name]
     except KeyError:
         raise ModelError(f"unknown dtype {name!r}; use bfloat16, float16 or float32") from None
 

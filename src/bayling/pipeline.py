@@ -61,11 +61,13 @@ def _done(run_dir: Path, stage: str, fp: str) -> bool:
 
 def preflight(cfg: RunConfig, plan: list[str]) -> None:
     """Fail before any work on what can be checked cheaply: languages, directions, the model reference."""
+    from bayling.data.plan import resolve_languages
     from bayling.evaluate.translation import parse_direction
     from bayling.languages import get_language
     from bayling.models import check_model
 
-    for code in cfg.data.languages + cfg.data.pivot_languages + cfg.data.instruction_languages:
+    resolve_languages(cfg.data.languages)  # also expands the sets `flores101` / `all`
+    for code in cfg.data.pivot_languages + cfg.data.instruction_languages:
         get_language(code)
     for d in cfg.eval.directions:
         parse_direction(d)
@@ -126,6 +128,9 @@ def _stage_data(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     from bayling.train.sft import train
 
+    # Called although the stage is current only under --force: then retrain from scratch instead of
+    # reusing the finished sub-stages (cpt/sft/preference) that train() would otherwise skip.
+    forced = _done(run_dir, "train", stage_fingerprints(cfg)["train"])
     final = train(
         cfg.train,
         cfg.model.name_or_path,
@@ -135,7 +140,12 @@ def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         chat_format=cfg.model.chat_format,
         gguf_file=cfg.model.gguf_file,
         device=cfg.model.device,
+        fresh=forced,
     )
+    from bayling.train.model import is_main_process
+
+    if not is_main_process():  # under accelerate/torchrun: ranks > 0 leave once the distributed work is done
+        raise SystemExit(0)
     summary = json.loads((run_dir / "train" / "summary.json").read_text(encoding="utf-8"))
     console.print(
         f"train: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['last_loss']}, "
@@ -152,9 +162,18 @@ def _adapter(cfg: RunConfig, run_dir: Path) -> Path | None:
 def _stage_eval(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     from bayling.evaluate.run import evaluate
 
-    evaluate(cfg.eval, cfg.model, run_dir / "eval", adapter=_adapter(cfg, run_dir),
-             heldout_file=run_dir / "data" / "heldout.jsonl")
-    return {"metrics": str(run_dir / "eval" / "metrics.json")}
+    evaluate(
+        cfg.eval,
+        cfg.model,
+        run_dir / "eval",
+        adapter=_adapter(cfg, run_dir),
+        heldout_file=run_dir / "data" / "heldout.jsonl",
+        name=cfg.name,
+    )
+    info = {"metrics": str(run_dir / "eval" / "metrics.json")}
+    if cfg.eval.report:
+        info["report"] = str(run_dir / "eval" / "report.html")
+    return info
 
 
 def _stage_chat(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:

@@ -8,5 +8,11 @@ from bayling.cli._common import add_config_args, run_stages
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = add_config_args(sub.add_parser("run", help="run data -> train -> eval -> chat, caching each stage in the run directory", description="run data -> train -> eval -> chat, caching each stage in the run directory"))
+    p = add_config_args(
+        sub.add_parser(
+            "run",
+            help="run data -> train -> eval -> chat, caching each stage in the run directory",
+            description="run data -> train -> eval -> chat, caching each stage in the run directory",
+        )
+    )
     p.set_defaults(func=lambda a: run_stages(a, None) and 0)
