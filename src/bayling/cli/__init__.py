@@ -18,7 +18,7 @@ import logging
 import sys
 
 from bayling import __version__
-from bayling.cli import chat, data, eval, run, serve, train
+from bayling.cli import chat, data, eval, run, serve, train, translate
 from bayling.errors import BaylingError
 
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bayling {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, data, train, eval, chat, serve):
+    for module in (run, data, train, eval, chat, serve, translate):
         module.register(sub)
     return parser
 

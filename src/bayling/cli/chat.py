@@ -6,11 +6,16 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("chat", help="chat in the terminal (history, /reset, /translate TGT TEXT, /quit)")
-    p.add_argument("target", help="a run directory (uses its tuned model) or a model reference")
+    p = sub.add_parser(
+        "chat",
+        help="chat in the terminal (history, /reset, /translate [SRC:]TGT TEXT, /refine, /quit)",
+        description="Chat with a run's tuned model or any model. Inside the chat, /help lists the commands.",
+    )
+    p.add_argument("target", help="a run directory (uses its tuned model) or a model reference, e.g. gemma-3-270m")
     p.add_argument("-m", "--message", action="append", help="answer this message and exit (repeatable: one turn each)")
     p.add_argument("--engine", default="transformers", help="transformers | llamacpp | vllm")
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.set_defaults(func=_chat)
 
 
@@ -18,5 +23,5 @@ def _chat(args: argparse.Namespace) -> int:
     from bayling.serve.chat import chat_loop, load_engine_for
 
     engine = load_engine_for(args.target, engine=args.engine)
-    chat_loop(engine, messages=args.message, max_new_tokens=args.max_new_tokens)
+    chat_loop(engine, messages=args.message, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     return 0

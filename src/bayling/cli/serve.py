@@ -1,4 +1,4 @@
-"""``bayling serve RUN_DIR|MODEL``: the OpenAI-compatible HTTP API."""
+"""``bayling serve RUN_DIR|MODEL``: the OpenAI-compatible HTTP API and the interactive-translation page."""
 
 from __future__ import annotations
 
@@ -6,16 +6,27 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve an OpenAI-compatible API (/v1/chat/completions, /v1/models)")
-    p.add_argument("target", help="a run directory (uses its tuned model) or a model reference")
-    p.add_argument("--engine", default="transformers", help="transformers | llamacpp | vllm")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p = sub.add_parser(
+        "serve",
+        help="serve an OpenAI-compatible API (/v1/chat/completions, /v1/translate, /v1/models) and a web page",
+        description="Serve a run's tuned model or any model over HTTP. Settings come from ServeConfig: "
+        "--config YAML plus key=value overrides right after TARGET (e.g. max_queue=16 engine_options.n_ctx=4096); "
+        "the flags below win over both. Set BAYLING_API_KEY to require 'Authorization: Bearer <key>'.",
+    )
+    p.add_argument("target", help="a run directory (uses its tuned model) or a model reference, e.g. gemma-3-270m")
+    p.add_argument("overrides", nargs="*", help="ServeConfig overrides, e.g. max_queue=16 max_new_tokens=256")
+    p.add_argument("--config", help="ServeConfig YAML, e.g. configs/serve/cpu.yaml")
+    p.add_argument("--engine", help="transformers | llamacpp | vllm (default: transformers)")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from bayling.config import load_config
     from bayling.serve.api import serve
+    from bayling.serve.config import ServeConfig
 
-    serve(args.target, engine=args.engine, host=args.host, port=args.port)
+    cfg = load_config(ServeConfig, args.config, args.overrides)
+    serve(args.target, engine=args.engine, host=args.host, port=args.port, config=cfg)
     return 0

@@ -2,10 +2,17 @@
 
 Prompts are rendered by :mod:`bayling.chat` and tokenized without adding special tokens (the
 rendered string already holds BOS), left-padded, and generation stops on the format's stop token.
+
+Besides the :class:`~bayling.engines.Engine` protocol (``generate``/``stream``) it offers what the
+HTTP server needs for per-request limits and OpenAI ``usage``: :meth:`generate_detailed` (token counts
+and finish reasons), :meth:`count_prompt_tokens`, :meth:`count_tokens` and :attr:`context_length`.
+A stream stops generating as soon as its consumer closes it (a client that disconnects must not keep
+the model busy until ``max_new_tokens``).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +34,11 @@ class TransformersEngine:
         dtype: weights dtype.
         device: ``auto``, ``cpu``, ``cuda``…
         batch_size: conversations per forward batch in :meth:`generate`.
+        model_name: the name reported to clients (default: the adapter's or model's directory name).
     """
+
+    batched = True
+    """``generate`` runs several conversations through the model together."""
 
     def __init__(
         self,
@@ -47,10 +58,19 @@ class TransformersEngine:
         self.batch_size = batch_size
         self.model_name = model_name or Path(str(adapter or model_path)).name
         self._lock = threading.Lock()  # one generate() at a time on a shared model
+        self._count_lock = threading.Lock()
+        self._count_tokenizer: Any = None  # made on first use (the server's token limits), see count_tokens
 
     @property
     def device(self) -> Any:
         return next(self.model.parameters()).device
+
+    @property
+    def context_length(self) -> int:
+        """Longest prompt + reply the model was built for (``max_position_embeddings``)."""
+        cfg = self.model.config
+        cfg = getattr(cfg, "text_config", None) or cfg
+        return int(getattr(cfg, "max_position_embeddings", None) or 2048)
 
     def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -59,13 +79,29 @@ class TransformersEngine:
             "pad_token_id": self.tokenizer.pad_token_id,
         }
         if params.temperature > 0:
-            kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+            kw.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
 
     def prompts(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
         return [render(c, self.format, add_generation_prompt=True) for c in conversations]
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens in ``text`` (special tokens written as text count as one).
+
+        Safe to call from another thread while a generation runs: it uses a private copy of the
+        tokenizer, because a fast tokenizer switching padding on and off in two threads at once fails with
+        "Already borrowed".
+        """
+        with self._count_lock:
+            if self._count_tokenizer is None:
+                self._count_tokenizer = copy.deepcopy(self.tokenizer)
+            return len(self._count_tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_prompt_tokens(self, conversation: Sequence[dict[str, Any]]) -> int:
+        """Number of tokens of the rendered prompt for ``conversation``."""
+        return self.count_tokens(self.prompts([conversation])[0])
 
     def generate(
         self,
@@ -83,11 +119,26 @@ class TransformersEngine:
         Returns:
             One reply per conversation, in input order, stop string removed.
         """
+        return [r["text"] for r in self.generate_detailed(conversations, params, progress)]
+
+    def generate_detailed(
+        self,
+        conversations: Sequence[Sequence[dict[str, Any]]],
+        params: GenerationParams | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`generate`, with what an OpenAI response reports about each reply.
+
+        Returns:
+            One dict per conversation: ``text``, ``prompt_tokens``, ``completion_tokens`` and
+            ``finish_reason`` (``stop`` when the model ended its turn, ``length`` when it ran into
+            ``max_new_tokens``).
+        """
         torch = require("torch", "train")
         params = params or GenerationParams()
         prompts = self.prompts(conversations)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[str] = [""] * len(prompts)
+        out: list[dict[str, Any]] = [{} for _ in prompts]
         if params.seed is not None:
             torch.manual_seed(params.seed)
         with self._lock, torch.inference_mode():
@@ -98,35 +149,69 @@ class TransformersEngine:
                 ).to(self.device)
                 gen = self.model.generate(**enc, **self._gen_kwargs(params))
                 new = gen[:, enc["input_ids"].shape[1] :]
-                for i, row in zip(idx, new, strict=True):
-                    out[i] = self._decode(row.tolist())
+                n_prompt = enc["attention_mask"].sum(dim=1).tolist()
+                for i, row, n in zip(idx, new, n_prompt, strict=True):
+                    out[i] = self._finish(row.tolist(), int(n))
                 if progress is not None:
                     progress(len(idx))
         return out
 
-    def _decode(self, ids: list[int]) -> str:
+    def _finish(self, ids: list[int], n_prompt: int) -> dict[str, Any]:
+        reason = "length"
         for j, t in enumerate(ids):
             if t in self.stop_ids:
-                ids = ids[:j]
+                ids, reason = ids[:j], "stop"
                 break
-        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return {"text": text, "prompt_tokens": n_prompt, "completion_tokens": len(ids), "finish_reason": reason}
+
+    def _decode(self, ids: list[int]) -> str:
+        return self._finish(ids, 0)["text"]
 
     def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
-        """Yield text pieces of the reply as they are generated (transformers' TextIteratorStreamer)."""
+        """Yield text pieces of the reply as they are generated (transformers' TextIteratorStreamer).
+
+        Closing the iterator early (``.close()``, or dropping it) stops the generation at the next
+        token; an error inside the generation thread is re-raised here instead of hanging the reader.
+        """
         transformers = require("transformers", "train")
+        torch = require("torch", "train")
         params = params or GenerationParams()
         prompt = self.prompts([conversation])[0]
         enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         streamer = transformers.TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(**enc, **self._gen_kwargs(params), streamer=streamer)
+        cancel = threading.Event()
+
+        class _Cancelled(transformers.StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> Any:
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        kwargs = dict(
+            **enc,
+            **self._gen_kwargs(params),
+            streamer=streamer,
+            stopping_criteria=transformers.StoppingCriteriaList([_Cancelled()]),
+        )
+        failure: list[BaseException] = []
 
         def work() -> None:
-            with self._lock:
-                self.model.generate(**kwargs)
+            try:
+                with self._lock, torch.inference_mode():
+                    if params.seed is not None:
+                        torch.manual_seed(params.seed)
+                    self.model.generate(**kwargs)
+            except BaseException as e:  # surfaced to the reader below
+                failure.append(e)
+                streamer.text_queue.put(streamer.stop_signal)
 
-        thread = threading.Thread(target=work, daemon=True)
+        thread = threading.Thread(target=work, daemon=True, name="bayling-hf-stream")
         thread.start()
-        for piece in streamer:
-            if piece:
-                yield piece
-        thread.join()
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        finally:
+            cancel.set()
+            thread.join()
+        if failure:
+            raise failure[0]

@@ -1,8 +1,15 @@
-"""Configs of the serving side: one chat turn at the end of a run, and the HTTP server."""
+"""Configs of the serving side: one chat turn at the end of a run, and the HTTP server.
+
+``bayling serve TARGET --config configs/serve.yaml key=value`` loads :class:`ServeConfig`; every field
+below is a YAML key.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from bayling.errors import ConfigError
 
 
 @dataclass
@@ -15,10 +22,46 @@ class ChatConfig:
 
 @dataclass
 class ServeConfig:
-    """``bayling serve``: an OpenAI-compatible HTTP API."""
+    """``bayling serve``: an OpenAI-compatible HTTP API plus the interactive-translation page."""
 
     engine: str = "transformers"
     """``transformers``, ``llamacpp`` or ``vllm``."""
     host: str = "127.0.0.1"
+    """Interface to bind; the default keeps the server private to this machine."""
     port: int = 8000
+    model_name: str | None = None
+    """Model id reported by ``/v1/models`` (default: the run's or model's name)."""
     max_new_tokens: int = 512
+    """The most tokens one request may ask for (``max_tokens``); more is a 400, not a silent clamp."""
+    default_max_tokens: int = 256
+    """Reply length when a request gives no ``max_tokens``."""
+    max_input_tokens: int = 2048
+    """The longest rendered prompt accepted (also bounded by the engine's context window)."""
+    max_messages: int = 64
+    """Most messages in one conversation."""
+    max_request_bytes: int = 1_000_000
+    """Largest request body; bigger is a 413."""
+    max_queue: int = 32
+    """Requests allowed to wait while the engine is busy; one more is answered 429 at once."""
+    max_batch_size: int = 8
+    """Waiting non-streaming requests with the same sampling settings answered in one engine call."""
+    queue_timeout_s: float = 120.0
+    """A request still waiting after this long is answered 503 instead of hanging."""
+    api_key_env: str = "BAYLING_API_KEY"
+    """Environment variable holding the API key; when it is set, ``/v1/*`` needs ``Authorization: Bearer``."""
+    web: bool = True
+    """Serve the interactive-translation page at ``/``."""
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    """Extra engine constructor arguments, e.g. ``{n_ctx: 4096}`` (llamacpp), ``{batch_size: 16}`` (transformers),
+    ``{gpu_memory_utilization: 0.8}`` (vllm)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "default_max_tokens", "max_input_tokens", "max_messages", "max_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_queue < 0:
+            raise ConfigError(f"serve.max_queue must be >= 0, got {self.max_queue}")
+        if self.default_max_tokens > self.max_new_tokens:
+            raise ConfigError("serve.default_max_tokens must not exceed serve.max_new_tokens")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"serve.port must be 1..65535, got {self.port}")

@@ -1,8 +1,62 @@
-"""Config of the training stage (``bayling train``): SFT through TRL with full or LoRA updates."""
+"""Config of the training stage (``bayling train``): SFT through TRL, optional CPT before and DPO/CPO after.
+
+YAML keys under ``train:`` map one to one onto these fields; the nested ``cpt:`` and ``preference:``
+sections switch the language-aware extra stages on (see ``configs/train/*.yaml``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from bayling.errors import ConfigError
+
+METHODS = ("lora", "full", "qlora")
+EXPORTS = ("merged", "gguf")
+
+
+@dataclass
+class CptConfig:
+    """Stage 1 of ALMA-style two-stage training: continued pre-training on monolingual text.
+
+    ALMA (Xu et al., 2024) first fine-tunes on monolingual text of the target languages, then on a little
+    high-quality parallel data; the first stage is what lifts non-English fluency. Enabled when ``data`` is set.
+    """
+
+    data: str | None = None
+    """Monolingual text: ``.txt`` (one document per line) or ``.jsonl`` with a ``text`` field. None = no stage 1."""
+    method: str = "full"
+    """``full`` (as ALMA) or ``lora`` (merged into the weights before SFT)."""
+    learning_rate: float = 2e-5
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 4
+    max_length: int = 512
+    """Packed sequence length; documents are packed with ``bfd_split`` so no text is dropped."""
+
+
+@dataclass
+class PreferenceConfig:
+    """Stage 3: preference tuning on translation pairs (TRL's DPO or CPO), after SFT.
+
+    Pairs are ``chosen`` = the reference translation and ``rejected`` = what the SFT model writes for the
+    same prompt (greedy), built from the single-turn translation examples of the training data, unless
+    ``data`` gives ready pairs. CPO (ALMA-R) needs no reference model; DPO uses a frozen copy of the SFT model.
+    """
+
+    method: str = "none"
+    """``none``, ``dpo`` or ``cpo``."""
+    data: str | None = None
+    """JSONL of ready pairs: ``prompt`` (messages), ``chosen`` and ``rejected`` (assistant strings)."""
+    max_pairs: int = 256
+    """Build at most this many pairs from the training data (each costs one greedy generation)."""
+    max_new_tokens: int = 128
+    beta: float = 0.1
+    learning_rate: float = 5e-6
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 4
+    cpo_alpha: float = 1.0
+    """Weight of CPO's NLL term on the chosen side (ALMA-R uses 1.0)."""
 
 
 @dataclass
@@ -10,7 +64,7 @@ class TrainConfig:
     """Supervised fine-tuning; fields map onto ``trl.SFTConfig`` / ``peft.LoraConfig``."""
 
     method: str = "lora"
-    """``lora`` or ``full``."""
+    """``lora``, ``full`` or ``qlora`` (4-bit base via bitsandbytes; CUDA only)."""
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -26,7 +80,18 @@ class TrainConfig:
     max_length: int = 256
     """Token budget per example (or per packed sequence)."""
     packing: bool = False
-    """Pack several examples into one sequence (padding-free, no cross-example attention where supported)."""
+    """Pack several examples into one sequence (padding-free, no cross-example attention where supported).
+
+    With flash-attention/flex (GPU) the rows of a batch are one varlen sequence, so ``batch_size`` can be large.
+    With sdpa/eager (CPU) the score matrix is dense over all tokens of the batch: use ``batch_size: 1`` and
+    ``grad_accum`` for a bigger effective batch (``bench/train_throughput.py`` measures both layouts)."""
+    packing_strategy: str = "bfd"
+    """``bfd`` (best-fit decreasing: whole examples, padding-free with restarting position ids) or ``wrapped``."""
+    padding_free: bool = True
+    """Without packing, still flatten each batch into one row with no pad tokens (same batches and loss as
+    padded batches, less compute). Position ids restart per example, so attention never crosses examples."""
+    attn_implementation: str | None = None
+    """``sdpa``, ``eager``, ``flash_attention_2``, ``flex_attention``…; None = the model's default."""
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     lr_scheduler: str = "cosine"
@@ -36,7 +101,32 @@ class TrainConfig:
     logging_steps: int = 5
     save_steps: int = 0
     """Save a resumable checkpoint every N steps (0 = only at the end)."""
+    save_total_limit: int | None = 2
+    """Keep this many newest checkpoints (None = all)."""
     resume: bool = True
-    """Continue from the newest checkpoint in the output directory if one exists."""
+    """Continue from the newest checkpoint in the output directory if one exists (same config and data only)."""
     threads: int | None = None
     """CPU threads for torch (None = torch's default)."""
+    report_to: list[str] | None = None
+    """Experiment trackers: None = TensorBoard and/or MLflow when installed; ``[]`` = console only."""
+    cpt: CptConfig = field(default_factory=CptConfig)
+    preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+    export: list[str] = field(default_factory=list)
+    """After training: ``merged`` (full safetensors model) and/or ``gguf`` (LoRA adapter for llama.cpp)."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"train.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.packing_strategy not in ("bfd", "bfd_split", "wrapped"):
+            raise ConfigError(
+                f"train.packing_strategy must be bfd, bfd_split or wrapped, got {self.packing_strategy!r}"
+            )
+        if self.cpt.method not in ("full", "lora"):
+            raise ConfigError(f"train.cpt.method must be full or lora, got {self.cpt.method!r}")
+        if self.preference.method not in ("none", "dpo", "cpo"):
+            raise ConfigError(f"train.preference.method must be none, dpo or cpo, got {self.preference.method!r}")
+        bad = [e for e in self.export if e not in EXPORTS]
+        if bad:
+            raise ConfigError(f"train.export: unknown {bad}; choose from {', '.join(EXPORTS)}")
+        if "gguf" in self.export and self.method == "full":
+            raise ConfigError("train.export 'gguf' converts a LoRA adapter; with method=full export 'merged' instead")

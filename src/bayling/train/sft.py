@@ -1,60 +1,247 @@
-"""The training stage: supervised fine-tuning with TRL's ``SFTTrainer`` (full or LoRA via PEFT).
+"""The training stage: SFT with TRL's ``SFTTrainer`` (full, LoRA or QLoRA), plus optional extra stages.
 
 Run as::
 
     bayling train configs/quickstart.yaml
+    bayling train configs/train/two_stage_alma.yaml          # CPT on monolingual text, then SFT
+    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml $(which bayling) train CONFIG
 
-Conversations are tokenized by :func:`bayling.chat.tokenize_conversation`, which yields the exact
-ids an engine sees at inference plus an ``assistant_masks`` column; TRL turns that mask into labels,
-so the loss covers assistant turns only, across every turn of a multi-turn dialogue. We configure
-TRL and PEFT and never fork their loops.
+Stages, each resumable from its own checkpoints and skipped when already finished:
+
+1. ``cpt`` (when ``train.cpt.data`` is set): continued pre-training on monolingual text (ALMA stage 1).
+2. ``sft``: loss on assistant turns only (:mod:`bayling.train.data`), padding-free batches, optional
+   best-fit-decreasing packing without cross-example attention.
+3. ``preference`` (when ``train.preference.method`` is ``dpo``/``cpo``): references vs model outputs.
+
+We configure TRL and PEFT and never fork their loops. The result is ``OUT/final`` (a PEFT adapter, or a
+full model directory when the weights themselves changed) and ``OUT/summary.json``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import format_for_tokenizer, tokenize_conversation
-from bayling.data.io import read_jsonl, write_json
-from bayling.errors import ConfigError, DataError, require
-from bayling.models import load_tokenizer, pick_device, resolve_model, torch_dtype
+from bayling.chat import ChatFormat, format_for_tokenizer, jinja_template
+from bayling.config import to_dict
+from bayling.data.io import write_json
+from bayling.errors import require
+from bayling.models import load_tokenizer, pick_device, resolve_model
 from bayling.train.config import TrainConfig
+from bayling.train.data import count_tokens, tokenize_file
+from bayling.train.model import (
+    barrier,
+    common_args,
+    fingerprint,
+    is_main_process,
+    last_checkpoint,
+    load_for_training,
+    lora_config,
+)
 
 log = logging.getLogger(__name__)
 
-
-def tokenize_file(path: str | Path, tokenizer: Any, chat_format: str, max_length: int) -> list[dict[str, list[int]]]:
-    """Tokenize a chat JSONL (``messages`` per line) into ``input_ids`` + ``assistant_masks`` rows."""
-    fmt = format_for_tokenizer(chat_format, tokenizer)
-    rows = []
-    for n, ex in enumerate(read_jsonl(path), 1):
-        if "messages" not in ex:
-            raise DataError(f"{path}:{n}: expected a 'messages' list (chat JSONL)")
-        try:
-            row = tokenize_conversation(ex["messages"], fmt, tokenizer, max_length=max_length)
-        except Exception as e:  # a BaylingError from a malformed conversation: add the location
-            raise DataError(f"{path}:{n}: {e}") from None
-        if 1 in row["assistant_masks"]:
-            rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no example has an assistant turn within max_length={max_length}")
-    return rows
+__all__ = ["build_sft_trainer", "sft_args", "tokenize_file", "train"]
 
 
-def _model_for_training(model_path: Path, cfg: TrainConfig, device: str) -> Any:
-    transformers = require("transformers", "train")
-    torch = require("torch", "train")
-    if cfg.method == "lora" and cfg.bf16:
-        dtype = torch_dtype("bfloat16")  # frozen base in bf16; PEFT keeps the adapters in fp32
-    else:
-        dtype = torch.float32  # full fine-tuning keeps fp32 master weights (autocast does bf16 on GPU)
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
-    model.config.use_cache = False
-    return model.to(device)
+def sft_args(cfg: TrainConfig, stage_dir: Path, device: str = "cpu", seed: int = 0) -> Any:
+    """The ``trl.SFTConfig`` for ``cfg``.
+
+    Without packing, rows are already truncated by :func:`tokenize_file`, so ``max_length`` is left unset
+    and TRL accepts padding-free batches (it refuses them with a ``max_length`` it cannot enforce).
+    """
+    trl = require("trl", "train")
+    padding_free = cfg.padding_free or (cfg.packing and cfg.packing_strategy != "wrapped")
+    return trl.SFTConfig(
+        **common_args(
+            stage_dir,
+            device=device,
+            seed=seed,
+            batch_size=cfg.batch_size,
+            grad_accum=cfg.grad_accum,
+            learning_rate=cfg.learning_rate,
+            epochs=cfg.epochs,
+            max_steps=cfg.max_steps,
+            bf16=cfg.bf16,
+            method=cfg.method,
+            logging_steps=cfg.logging_steps,
+            save_steps=cfg.save_steps,
+            save_total_limit=cfg.save_total_limit,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            report_to=cfg.report_to,
+            warmup_ratio=cfg.warmup_ratio,
+            lr_scheduler=cfg.lr_scheduler,
+            weight_decay=cfg.weight_decay,
+        ),
+        max_length=cfg.max_length if cfg.packing else None,
+        packing=cfg.packing,
+        packing_strategy=cfg.packing_strategy,
+        padding_free=padding_free,
+        remove_unused_columns=True,
+    )
+
+
+def build_sft_trainer(
+    cfg: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, list[int]]],
+    stage_dir: str | Path,
+    device: str = "cpu",
+    seed: int = 0,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """An ``SFTTrainer`` over pre-tokenized ``input_ids`` + ``assistant_masks`` rows (LoRA applied when asked)."""
+    trl = require("trl", "train")
+    datasets = require("datasets", "train")
+    peft_config = None
+    if cfg.method in ("lora", "qlora"):
+        peft_config = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
+    return trl.SFTTrainer(
+        model=model,
+        args=sft_args(cfg, Path(stage_dir), device, seed),
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+
+
+def fit(trainer: Any, label: str, resume_from: str | None, extra_callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Run ``trainer.train`` with console/tracker logging; return the numbers every stage summary has."""
+    from bayling.train.callbacks import ThroughputLogger, install_first
+
+    logger = ThroughputLogger(label)
+    install_first(trainer, logger)
+    if resume_from:
+        log.info("%s: resuming from %s", label, resume_from)
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    elapsed = time.perf_counter() - t0
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    tokens = trainer.state.num_input_tokens_seen - logger.start_tokens
+    return {
+        "steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "seconds": round(elapsed, 2),
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "tokens_per_second": round(tokens / elapsed, 1) if tokens > 0 and elapsed > 0 else None,
+        "resumed_from": resume_from,
+        "world_size": trainer.args.world_size,
+        "log_history": history,
+    }
+
+
+def save_output(trainer: Any, tokenizer: Any, output: Path, base_model: Path, method: str) -> None:
+    """Save the adapter/model, the tokenizer and which base it belongs to (rank 0 writes)."""
+    trainer.save_model(str(output))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(output))
+        (output / "bayling_base_model.json").write_text(
+            json.dumps({"base_model": str(base_model), "method": method}), encoding="utf-8"
+        )
+
+
+_NO_EFFECT = (
+    "cpt",
+    "preference",
+    "export",
+    "resume",
+    "report_to",
+    "threads",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+)
+
+
+def result_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The SFT fields that change its result (logging, checkpoint cadence and later stages do not)."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in _NO_EFFECT}
+
+
+def clear_output(output: Path) -> None:
+    """Remove a stale output directory before a stage writes it (a LoRA run must not inherit the
+    ``config.json`` of an earlier full fine-tune, which would make consumers load it as a full model)."""
+    if output.is_dir() and is_main_process():
+        shutil.rmtree(output)
+    barrier()
+
+
+def stage_done(stage_dir: Path, output: Path, fp: str) -> dict[str, Any] | None:
+    """The finished stage's summary when it ran with fingerprint ``fp`` and its output still exists."""
+    summary = stage_dir / "summary.json"
+    if not (summary.is_file() and output.is_dir()):
+        return None
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    return data if data.get("fingerprint") == fp else None
+
+
+def run_sft(
+    cfg: TrainConfig,
+    model_path: Path,
+    tokenizer: Any,
+    fmt: ChatFormat,
+    data_file: Path,
+    stage_dir: Path,
+    output: Path,
+    device: str,
+    seed: int,
+    callbacks: list[Any] | None = None,
+    base_fp: str = "",
+) -> dict[str, Any]:
+    """Stage 2: supervised fine-tuning on chat data; writes ``output`` and ``stage_dir/summary.json``.
+
+    ``base_fp`` is the fingerprint of the stage that produced ``model_path`` (CPT), so a new stage-1
+    model retrains stage 2 even though its directory name is the same.
+    """
+    fp = fingerprint(result_fields(cfg), str(model_path), base_fp, data_file, seed, fmt.name)
+    done = stage_done(stage_dir, output, fp)
+    if done:
+        log.info("sft: already finished in %s", stage_dir)
+        return done
+    clear_output(output)
+    rows = tokenize_file(data_file, tokenizer, fmt, cfg.max_length)
+    total, trained = count_tokens(rows)
+    resume = last_checkpoint(stage_dir, fp, cfg.resume)
+    model = load_for_training(model_path, cfg.method, cfg.bf16, device, cfg.attn_implementation)
+    trainer = build_sft_trainer(cfg, model, tokenizer, rows, stage_dir, device, seed, callbacks)
+    summary = fit(trainer, "sft", resume)
+    save_output(trainer, tokenizer, output, model_path, cfg.method)
+    summary.update(
+        method=cfg.method,
+        examples=len(rows),
+        dataset_tokens=total,
+        trained_tokens=trained,
+        packing=cfg.packing,
+        padding_free=trainer.padding_free,
+        fingerprint=fp,
+    )
+    if is_main_process():
+        write_json(stage_dir / "summary.json", summary)
+    return summary
+
+
+def _merge_final(adapter: Path, base: Path, final: Path, fp: str) -> None:
+    """Merge the last adapter into its (continued-pre-trained) base: consumers load adapters onto the
+    *original* base, so a LoRA on new weights must ship as a full model. Skipped when already done."""
+    from bayling.train.export import merge_adapter
+
+    marker = final / "bayling_base_model.json"
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fp:
+        return
+    merge_adapter(adapter, base, final)
+    marker.write_text(
+        json.dumps({"base_model": str(base), "method": "merged", "adapter": str(adapter), "fingerprint": fp}),
+        encoding="utf-8",
+    )
 
 
 def train(
@@ -66,108 +253,103 @@ def train(
     chat_format: str = "auto",
     gguf_file: str | None = None,
     device: str = "auto",
+    callbacks: list[Any] | None = None,
+    fresh: bool = False,
 ) -> Path:
-    """Fine-tune a causal LM on a chat JSONL file.
+    """Fine-tune a causal LM on a chat JSONL file (after optional CPT, before optional DPO/CPO).
 
     Args:
         cfg: training hyper-parameters.
         model_name_or_path: model reference (see :func:`bayling.models.resolve_model`).
         data_file: chat JSONL from the data stage.
-        out_dir: where checkpoints and the final model/adapter go.
-        seed: run seed.
+        out_dir: where checkpoints, stage outputs and the final model/adapter go.
+        seed: run seed (model init of adapters, data order, dropout).
         chat_format: chat format name or ``auto``.
         gguf_file: GGUF file inside ``model_name_or_path``, if any.
         device: ``auto``, ``cpu``, ``cuda``…
+        callbacks: extra ``transformers.TrainerCallback`` objects for the SFT stage.
+        fresh: discard finished stages and checkpoints in ``out_dir`` and train from scratch (``--force``);
+            otherwise finished stages are reused and an interrupted one resumes from its last checkpoint.
 
     Returns:
-        ``out_dir / "final"``: a PEFT adapter directory (LoRA) or a full model directory.
+        ``out_dir / "final"``: a PEFT adapter directory (LoRA on the original base) or a full model
+        directory (full fine-tuning, or LoRA merged into a continued-pre-trained base).
     """
-    if cfg.method not in ("lora", "full"):
-        raise ConfigError(f"train.method must be 'lora' or 'full', got {cfg.method!r}")
     torch = require("torch", "train")
-    trl = require("trl", "train")
-    datasets = require("datasets", "train")
     out = Path(out_dir)
+    if fresh and is_main_process():
+        for name in ("cpt", "sft", "preference", "final", "merged", "adapter.gguf", "summary.json"):
+            target = out / name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    barrier()
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(device)
-    model_path = resolve_model(model_name_or_path, gguf_file)
-    tokenizer = load_tokenizer(model_path)
-    rows = tokenize_file(data_file, tokenizer, chat_format, cfg.max_length)
-    dataset = datasets.Dataset.from_list(rows)
-    model = _model_for_training(model_path, cfg, device)
+    original = resolve_model(model_name_or_path, gguf_file)
+    tokenizer = load_tokenizer(original)
+    fmt = format_for_tokenizer(chat_format, tokenizer)
+    # The saved tokenizer carries the template of exactly what was trained (vLLM, llama.cpp --jinja, TRL).
+    tokenizer.chat_template = jinja_template(fmt)
+    stages: dict[str, Any] = {}
+    t0 = time.perf_counter()
 
-    peft_config = None
-    if cfg.method == "lora":
-        peft = require("peft", "train")
-        peft_config = peft.LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_target_modules,
-            task_type="CAUSAL_LM",
-        )
-    on_gpu = device.startswith("cuda")
-    args = trl.SFTConfig(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps (transformers 5)
-        weight_decay=cfg.weight_decay,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps" if cfg.save_steps > 0 else "no",
-        save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
-        bf16=bool(cfg.bf16 and on_gpu and cfg.method == "full"),
-        max_length=cfg.max_length,
-        packing=cfg.packing,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        seed=seed,
-        data_seed=seed,
-        report_to=[],
-        use_cpu=not on_gpu,
-        dataloader_num_workers=0,
-        remove_unused_columns=True,
-    )
-    trainer = trl.SFTTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
-    )
-    resume = None
-    if cfg.resume:
-        from transformers.trainer_utils import get_last_checkpoint
+    base = original
+    if cfg.cpt.data:
+        from bayling.train.cpt import run_cpt
 
-        ckpt_dir = out / "checkpoints"
-        resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-        if resume:
-            log.info("resuming from %s", resume)
-    t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=resume)
-    elapsed = time.time() - t0
+        base, stages["cpt"] = run_cpt(cfg, original, tokenizer, out / "cpt", device, seed)
+
     final = out / "final"
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    (final / "bayling_base_model.json").write_text(
-        json.dumps({"base_model": str(model_path), "method": cfg.method}), encoding="utf-8"
+    adapter_on_new_base = cfg.method != "full" and base != original
+    preference = cfg.preference.method != "none"
+    sft_output = out / "sft" / "output" if (preference or adapter_on_new_base) else final
+    base_fp = stages["cpt"]["fingerprint"] if "cpt" in stages else ""
+    stages["sft"] = run_sft(
+        cfg, base, tokenizer, fmt, Path(data_file), out / "sft", sft_output, device, seed, callbacks, base_fp
     )
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    n_tokens = sum(sum(1 for _ in r["input_ids"]) for r in rows)
-    write_json(
-        out / "summary.json",
-        {
-            "method": cfg.method,
-            "examples": len(rows),
-            "steps": trainer.state.global_step,
-            "train_loss": result.training_loss,
-            "first_loss": losses[0] if losses else None,
-            "last_loss": losses[-1] if losses else None,
-            "seconds": round(elapsed, 1),
-            "dataset_tokens": n_tokens,
-            "resumed_from": resume,
-            "log_history": trainer.state.log_history,
-        },
-    )
+    last_output = sft_output
+
+    if preference:
+        from bayling.train.preference import run_preference
+
+        pref_output = out / "preference" / "output" if adapter_on_new_base else final
+        stages["preference"] = run_preference(
+            cfg,
+            base,
+            tokenizer,
+            fmt,
+            Path(data_file),
+            sft_output,
+            out / "preference",
+            pref_output,
+            device,
+            seed,
+            stages["sft"]["fingerprint"],
+        )
+        last_output = pref_output
+
+    if adapter_on_new_base and is_main_process():
+        _merge_final(last_output, base, final, stages["preference" if preference else "sft"]["fingerprint"])
+    exports = {}
+    if cfg.export and is_main_process():
+        from bayling.train.export import export_all
+
+        exports = export_all(cfg.export, final, original, out)
+
+    if is_main_process():
+        sft = stages["sft"]
+        write_json(
+            out / "summary.json",
+            {
+                **{k: v for k, v in sft.items() if k != "log_history"},
+                "seconds": sft["seconds"],
+                "total_seconds": round(time.perf_counter() - t0, 2),
+                "base_model": str(original),
+                "stages": {k: {kk: vv for kk, vv in v.items() if kk != "log_history"} for k, v in stages.items()},
+                "exports": {k: str(v) for k, v in exports.items()},
+                "log_history": sft.get("log_history", []),
+            },
+        )
+    barrier()
     return final

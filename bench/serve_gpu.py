@@ -1,0 +1,162 @@
+"""GPU checks of the serving stack, for a CUDA machine (writes JSON).
+
+Status: dry-run on CPU only (``--device cpu``); no GPU was lent to the task that wrote it.
+
+What it does on one CUDA device:
+
+1. the serving tests (``tests/serve``) with the tiny model's engine on ``cuda`` (``BAYLING_TEST_DEVICE``) —
+   real uvicorn, the official ``openai`` client, streaming, 429s, disconnects;
+2. batched transformers vs the naive one-at-a-time ``model.generate`` loop on a Gemma-3-270M-shaped
+   model in bf16 (the real config and tokenizer; random weights, since 1 GB of weights cannot travel to
+   the device: speed depends on shapes, not values);
+3. the vLLM engine, when vLLM is importable there.
+
+Run as::
+
+    python bench/serve_gpu.py --gemma-dir DIR_WITH_config.json_AND_tokenizer --out $OUT/serve_gpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("serve_throughput", REPO / "bench" / "serve_throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def gemma_random(gemma_dir: Path, out: Path) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    cfg = AutoConfig.from_pretrained(gemma_dir)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(gemma_dir).save_pretrained(out)
+    return out
+
+
+def part_throughput(model_dir: Path, n: int, max_new_tokens: int, batch_sizes: list[int], device: str) -> dict:
+    import torch
+
+    from bayling.engines import GenerationParams
+    from bayling.engines.hf import TransformersEngine
+
+    bench = load_bench()
+    texts, _ = bench.sentences(n)
+    texts = (texts * ((n // max(len(texts), 1)) + 1))[:n]
+    convs = bench.conversations(texts)
+    engine = TransformersEngine(model_dir, dtype="bfloat16", device=device, batch_size=batch_sizes[0])
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    engine.generate(convs[:2], GenerationParams(max_new_tokens=4))  # warm-up (kernels, allocator)
+    sync()
+    t0 = time.perf_counter()
+    naive, naive_tokens = bench.naive_generate(engine, convs, max_new_tokens)
+    sync()
+    t_naive = time.perf_counter() - t0
+    res = {
+        "sentences": n,
+        "max_new_tokens": max_new_tokens,
+        "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else device,
+        "naive": {"seconds": round(t_naive, 2), "sentences_per_s": round(n / t_naive, 2), "tokens": naive_tokens},
+    }
+    for bs in batch_sizes:
+        engine.batch_size = bs
+        t0 = time.perf_counter()
+        out = engine.generate_detailed(convs, GenerationParams(max_new_tokens=max_new_tokens))
+        sync()
+        t = time.perf_counter() - t0
+        res[f"batched_{bs}"] = {
+            "seconds": round(t, 2),
+            "sentences_per_s": round(n / t, 2),
+            "tokens": sum(r["completion_tokens"] for r in out),
+            "speedup_vs_naive": round(t_naive / t, 2),
+        }
+    conv = convs[0]
+    stream = [
+        bench.first_and_total(lambda: engine.stream(conv, GenerationParams(max_new_tokens=max_new_tokens)))
+        for _ in range(3)
+    ]
+    res["stream_first_token_s"] = round(sorted(s[0] for s in stream)[1], 4)
+    res["stream_total_s"] = round(sorted(s[1] for s in stream)[1], 3)
+    return res
+
+
+def part_vllm(tiny_dir: Path) -> dict:
+    if importlib.util.find_spec("vllm") is None:
+        return {
+            "available": False,
+            "note": "vllm is not installed on this machine (and its wheels exceed the carry limit)",
+        }
+    from bayling.engines import GenerationParams
+    from bayling.engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(tiny_dir, dtype="float32", gpu_memory_utilization=0.2, max_model_len=512)
+    msg = [{"role": "user", "content": "Hello world! How are you?"}]
+    r = engine.generate_detailed([msg] * 4, GenerationParams(max_new_tokens=8))
+    s = "".join(engine.stream(msg, GenerationParams(max_new_tokens=8)))
+    return {"available": True, "generate": r, "stream_equals_generate": s.strip() == r[0]["text"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gemma-dir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--sentences", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--device", default="cuda", help="cpu only to dry-run this script")
+    ap.add_argument("--skip-tests", action="store_true")
+    args = ap.parse_args()
+    result: dict = {}
+    env = {**os.environ, "BAYLING_TEST_DEVICE": args.device, "PYTHONUNBUFFERED": "1"}
+    t0 = time.perf_counter()
+    tests = (
+        subprocess.CompletedProcess([], 0, "skipped\n", "")
+        if args.skip_tests
+        else subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/serve", "-q", "-p", "no:cacheprovider", "-x"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    )
+    tail = tests.stdout.strip().splitlines()[-3:]
+    result["serve_tests_on_cuda"] = {
+        "returncode": tests.returncode,
+        "summary": tail,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    print(json.dumps(result, indent=2), flush=True)
+    if tests.returncode != 0:
+        print(tests.stdout[-6000:], tests.stderr[-3000:])
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import build_tiny_llama
+
+    tiny = build_tiny_llama(Path("/tmp/tiny_llama"))
+    model_dir = gemma_random(Path(args.gemma_dir), Path("/tmp/gemma_random"))
+    result["gemma270m_shape_bf16"] = part_throughput(
+        model_dir, args.sentences, args.max_new_tokens, [16, 64], args.device
+    )
+    print(json.dumps(result["gemma270m_shape_bf16"], indent=2), flush=True)
+    result["vllm"] = part_vllm(tiny)
+    Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(result["vllm"], indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

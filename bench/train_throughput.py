@@ -1,0 +1,447 @@
+"""Training throughput: bayling's SFT recipe vs plain ``trl.SFTTrainer`` defaults, same model, data and machine.
+
+*Plain* is ``trl.SFTTrainer`` with its defaults (no packing, no padding-free: every batch padded to its
+longest example). *Ours* is :func:`bayling.train.sft.build_sft_trainer` with ``packing=True,
+packing_strategy="bfd"``: examples packed best-fit-decreasing into rows of ``max_length`` tokens and
+flattened without padding, position ids restarting per example so no attention crosses examples. Both get
+the same pre-tokenized rows (``bayling.chat.tokenize_conversation``, loss on assistant turns only), the
+same LoRA init, learning rate, precision and gradient-checkpointing setting; ours gets as many packed rows
+per optimizer step as carry the same number of real tokens as plain's batch (same optimisation granularity):
+on GPU they are flattened into one varlen batch, on CPU they are accumulated one row at a time (sdpa on CPU
+computes a dense masked score matrix over everything flattened together, quadratic in the batch's tokens).
+
+Throughput is *real* (non-padding) tokens per second over one epoch, first step excluded (warm-up), the
+two trainers run alternately ``--repeats`` times on a fresh model each; the JSON holds every run. A
+separate check feeds the first packed rows and the same examples as padded batches through the model
+(fp32, eval mode) and reports the largest per-token loss difference.
+
+Data: a realistic mix from ``../shared/data`` when present (50 % short NTREX sentence translations, 30 %
+Alpaca en/zh instructions, 20 % multi-turn OpenAssistant zh dialogues), else synthetic dialogues with a
+similar length spread.
+
+Run as::
+
+    nice -n 10 python bench/train_throughput.py --model tiny --out bench/results/train_throughput_tiny.json
+    nice -n 10 python bench/train_throughput.py --model gemma --examples 24 --max-length 512 --batch-size 4
+    python bench/train_throughput.py --model random:GEMMA_DIR --device cuda --examples 2000 --max-length 2048 \
+        --batch-size 16        # GPU: Gemma-3-270M's config and tokenizer, random weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _shared() -> Path | None:
+    p = Path(os.environ.get("BAYLING_SHARED_DATA", REPO.parent / "shared" / "data"))
+    return p if (p / "instruct").is_dir() else None
+
+
+def mixed_dialogues(n: int, seed: int = 0) -> tuple[list[list[dict[str, str]]], str]:
+    """``n`` conversations: short translations, single-turn instructions and long multi-turn dialogues."""
+    rng = random.Random(seed)
+    shared = _shared()
+    if shared is None:
+        return _synthetic(n, rng), "synthetic"
+    from bayling.data.templates import translation_prompt
+
+    eng = (shared / "ntrex128" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()
+    refs = {
+        c: (shared / "ntrex128" / f"newstest2019-ref.{f}.txt").read_text(encoding="utf-8").splitlines()
+        for c, f in (("zho_Hans", "zho-CN"), ("deu_Latn", "deu"))
+    }
+    alpaca = json.loads((shared / "instruct" / "alpaca_en_demo.json").read_text(encoding="utf-8")) + json.loads(
+        (shared / "instruct" / "alpaca_zh_demo.json").read_text(encoding="utf-8")
+    )
+    oasst = json.loads((shared / "instruct" / "oaast_sft_zh.json").read_text(encoding="utf-8"))
+    convs = []
+    for i in range(n):
+        r = i % 10
+        if r < 5:  # short: one sentence translation
+            j, tgt = rng.randrange(len(eng)), rng.choice(list(refs))
+            convs.append(
+                [
+                    {"role": "user", "content": translation_prompt(eng[j], "eng_Latn", tgt)},
+                    {"role": "assistant", "content": refs[tgt][j]},
+                ]
+            )
+        elif r < 8:  # medium: single-turn instruction
+            a = rng.choice(alpaca)
+            q = a["instruction"] + ("\n\n" + a["input"] if a.get("input") else "")
+            convs.append([{"role": "user", "content": q}, {"role": "assistant", "content": a["output"]}])
+        else:  # long: multi-turn dialogue with history
+            o = rng.choice(oasst)
+            msgs = []
+            for q, a in o.get("history") or []:
+                msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+            q = o["instruction"] + ("\n\n" + o["input"] if o.get("input") else "")
+            convs.append(msgs + [{"role": "user", "content": q}, {"role": "assistant", "content": o["output"]}])
+    return convs, f"shared/data: ntrex128 + alpaca_en/zh_demo + oaast_sft_zh ({shared})"
+
+
+def _synthetic(n: int, rng: random.Random) -> list[list[dict[str, str]]]:
+    words = "the weather is nice today we meet at nine tomorrow 今天 天气 很好 Das Wetter ist heute schön".split()
+    convs = []
+    for i in range(n):
+        turns = 1 if i % 10 < 8 else rng.randint(2, 5)
+        size = 12 if i % 10 < 5 else 120
+        msgs = []
+        for _ in range(turns):
+            msgs.append({"role": "user", "content": " ".join(rng.choices(words, k=rng.randint(size // 2, size)))})
+            msgs.append({"role": "assistant", "content": " ".join(rng.choices(words, k=rng.randint(size // 2, size)))})
+        convs.append(msgs)
+    return convs
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def tiny_model(out: Path) -> Path:
+    """The test suite's tiny random Llama (hidden 16, 2 layers), built with tests/conftest.py's helper."""
+    spec = importlib.util.spec_from_file_location("_bayling_test_conftest", REPO / "tests" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod.build_tiny_llama(out)
+
+
+def random_model(src: Path, out: Path) -> Path:
+    """Random weights with ``src``'s config and tokenizer: throughput depends on shapes, not values, and
+    1 GB of Gemma weights cannot travel to a lent GPU machine (its config and tokenizer can)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src), dtype=torch.float32)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(src).save_pretrained(out)
+    return out
+
+
+def resolve(name: str, tmp: Path) -> Path:
+    if name == "tiny":
+        return tiny_model(tmp / "tiny")
+    if name.startswith("random:"):
+        return random_model(Path(name.split(":", 1)[1]), tmp / "random")
+    from bayling.models import resolve_model
+
+    return resolve_model("gemma-3-270m" if name == "gemma" else name)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def _timer():
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Wall time and real tokens of each optimizer step (the GPU is synchronised at step ends)."""
+
+        def __init__(self) -> None:
+            self.steps: list[tuple[float, int]] = []
+            self._t = 0.0
+            self._tok = 0
+
+        def on_step_begin(self, args, state, control, **kw):
+            _sync()
+            self._t, self._tok = time.perf_counter(), state.num_input_tokens_seen
+
+        def on_step_end(self, args, state, control, **kw):
+            _sync()
+            self.steps.append((time.perf_counter() - self._t, state.num_input_tokens_seen - self._tok))
+
+    return StepTimer()
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run_one(
+    kind: str, model_path: Path, tok: Any, rows: list[dict], a: argparse.Namespace, tmp: Path, ours_rows_per_step: int
+) -> dict[str, Any]:
+    import trl
+    from datasets import Dataset
+
+    from bayling.train.config import TrainConfig
+    from bayling.train.model import load_for_training, lora_config
+    from bayling.train.sft import build_sft_trainer
+
+    cfg = TrainConfig(
+        method=a.method,
+        max_length=a.max_length,
+        batch_size=a.batch_size,
+        learning_rate=1e-4,
+        bf16=a.bf16,
+        logging_steps=10_000,
+        report_to=[],
+        attn_implementation=a.attn,
+        lora_dropout=0.0,
+    )
+    model = load_for_training(model_path, cfg.method, cfg.bf16, a.device, a.attn)
+    timer = _timer()
+    if kind == "ours":
+        cfg.packing, cfg.packing_strategy = True, "bfd"
+        if a.device.startswith("cuda"):  # varlen-capable kernels: flatten all rows of a step into one
+            cfg.batch_size = ours_rows_per_step
+        else:  # CPU sdpa computes a dense (masked) score matrix over the whole flattened batch: one row at a time
+            cfg.batch_size, cfg.grad_accum = 1, ours_rows_per_step
+        trainer = build_sft_trainer(cfg, model, tok, rows, tmp / kind, a.device, seed=0, callbacks=[timer])
+    else:  # trl.SFTTrainer defaults, aligned only on what a fair comparison needs
+        on_gpu = a.device.startswith("cuda")
+        args = trl.SFTConfig(
+            output_dir=str(tmp / kind),
+            per_device_train_batch_size=a.batch_size,
+            learning_rate=1e-4,
+            num_train_epochs=1,
+            max_length=a.max_length,
+            seed=0,
+            report_to=[],
+            save_strategy="no",
+            logging_steps=10_000,
+            disable_tqdm=True,
+            use_cpu=not on_gpu,
+            bf16=bool(cfg.bf16 and on_gpu and cfg.method == "full"),
+            activation_checkpointing=False,
+            include_num_input_tokens_seen="non_padding",
+        )
+        peft = lora_config(cfg.lora_r, cfg.lora_alpha, 0.0, cfg.lora_target_modules) if cfg.method == "lora" else None
+        trainer = trl.SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tok,
+            peft_config=peft,
+            callbacks=[timer],
+        )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    padded = 0
+    if kind == "plain":  # how much of plain's compute goes to padding
+        for batch in trainer.get_train_dataloader():
+            padded += int(batch["attention_mask"].numel() - batch["attention_mask"].sum())
+    result = trainer.train()
+    steps = timer.steps[1:] if len(timer.steps) > 1 else timer.steps
+    secs, toks = sum(s for s, _ in steps), sum(t for _, t in steps)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    out = {
+        "kind": kind,
+        "steps": len(timer.steps),
+        "timed_steps": len(steps),
+        "timed_seconds": round(secs, 3),
+        "timed_tokens": toks,
+        "tokens_per_second": round(toks / secs, 1),
+        "all_tokens": trainer.state.num_input_tokens_seen,
+        "train_loss": result.training_loss,
+        "losses": losses,
+        "padding_tokens": padded,
+    }
+    del trainer, model
+    return out
+
+
+def per_token_check(
+    model_path: Path, tok: Any, rows: list[dict], a: argparse.Namespace, tmp: Path, n_rows: int = 4
+) -> dict[str, Any]:
+    """Largest per-token NLL difference between packed rows and the same examples in padded batches."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from bayling.train.config import TrainConfig
+    from bayling.train.sft import build_sft_trainer
+
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_path), dtype=torch.float32, **({"attn_implementation": a.attn} if a.attn else {})
+    )
+    model.to(a.device).eval()
+    cfg = TrainConfig(method="full", packing=True, max_length=a.max_length, batch_size=1, bf16=False, report_to=[])
+    loader = build_sft_trainer(cfg, model, tok, rows, tmp / "check", a.device).get_train_dataloader()
+
+    def nll(logits, lab):
+        lab = lab[1:]
+        v = F.cross_entropy(logits[:-1].float(), lab.clamp(min=0), reduction="none")
+        return v[lab != -100]
+
+    diffs, n, n_ex, dev = [], 0, 0, a.device
+    for r, packed in enumerate(loader):
+        if r == n_rows:
+            break
+        ids, labels, pos = packed["input_ids"][0], packed["labels"][0], packed["position_ids"][0]
+        starts = (pos == 0).nonzero().flatten().tolist() + [len(pos)]
+        segs = [(x, y) for x, y in zip(starts, starts[1:], strict=False) if y - x > 1]
+        padded = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)(
+            [{"input_ids": ids[x:y].tolist(), "labels": labels[x:y].tolist()} for x, y in segs]
+        )
+        with torch.no_grad():
+            lp = model(input_ids=ids[None].to(dev), position_ids=pos[None].to(dev)).logits[0].cpu()
+            lq = model(
+                input_ids=padded["input_ids"].to(dev), attention_mask=padded["attention_mask"].to(dev)
+            ).logits.cpu()
+        for k, (x, y) in enumerate(segs):
+            p, q = nll(lp[x:y], labels[x:y]), nll(lq[k, : y - x], labels[x:y])
+            diffs.append(float((p - q).abs().max()) if len(p) else 0.0)
+            n += len(p)
+        n_ex += len(segs)
+    return {
+        "packed_rows": min(n_rows, r + 1),
+        "examples": n_ex,
+        "trained_tokens": n,
+        "max_abs_diff": max(diffs),
+        "dtype": "float32",
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def bench_model(name: str, a: argparse.Namespace) -> dict[str, Any]:
+    from bayling.chat import format_for_tokenizer, tokenize_conversation
+    from bayling.models import load_tokenizer
+    from bayling.train.data import count_tokens
+
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as d:
+        tmp = Path(d)
+        path = resolve(name, tmp)
+        tok = load_tokenizer(path)
+        fmt = format_for_tokenizer("auto", tok)
+        convs, source = mixed_dialogues(a.examples, a.seed)
+        rows = [tokenize_conversation(c, fmt, tok, max_length=a.max_length) for c in convs]
+        rows = [r for r in rows if 1 in r["assistant_masks"]]
+        lengths = sorted(len(r["input_ids"]) for r in rows)
+        total, trained = count_tokens(rows)
+        mean_len = total / len(rows)
+        ours_rows = max(1, round(a.batch_size * mean_len / a.max_length))
+        print(
+            f"[{name}] {len(rows)} examples, {total} tokens (median {lengths[len(lengths) // 2]}, "
+            f"max {lengths[-1]}); ours packs {ours_rows} row(s) of {a.max_length} per step",
+            flush=True,
+        )
+        runs: dict[str, list[dict]] = {"plain": [], "ours": []}
+        for r in range(a.repeats):
+            for kind in ("plain", "ours") if r % 2 == 0 else ("ours", "plain"):
+                res = run_one(kind, path, tok, rows, a, tmp, ours_rows)
+                runs[kind].append(res)
+                print(
+                    f"[{name}] {kind:5s} run {r + 1}: {res['tokens_per_second']:.0f} tok/s "
+                    f"({res['steps']} steps, loss {res['train_loss']:.4f})",
+                    flush=True,
+                )
+        check = per_token_check(path, tok, rows, a, tmp)
+        tps = {k: statistics.median(x["tokens_per_second"] for x in v) for k, v in runs.items()}
+        ratio = tps["ours"] / tps["plain"]
+        print(
+            f"[{name}] ours/plain = {ratio:.2f}x ; per-token loss max |diff| packed vs padded = "
+            f"{check['max_abs_diff']:.2e}",
+            flush=True,
+        )
+        return {
+            "model": name,
+            "model_path": str(path) if name != "tiny" else "tiny random Llama (tests/conftest.py)",
+            "data_source": source,
+            "examples": len(rows),
+            "dataset_tokens": total,
+            "trained_tokens": trained,
+            "length_median": lengths[len(lengths) // 2],
+            "length_max": lengths[-1],
+            "ours_rows_per_step": ours_rows,
+            "plain_examples_per_step": a.batch_size,
+            "plain_padding_fraction": round(
+                runs["plain"][0]["padding_tokens"] / (runs["plain"][0]["padding_tokens"] + total), 3
+            ),
+            "tokens_per_second": tps,
+            "ratio_ours_over_plain": round(ratio, 3),
+            "per_token_loss_check": check,
+            "runs": runs,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", action="append", help="tiny, gemma or a model directory (repeatable)")
+    p.add_argument("--examples", type=int, default=256)
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=8, help="plain's examples per step")
+    p.add_argument("--method", default="lora", choices=["lora", "full"])
+    p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bf16 weights (default: on for Gemma, off for tiny)",
+    )
+    p.add_argument("--attn", default=None, help="attention implementation (default: the model's, sdpa)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_throughput.json"))
+    a = p.parse_args(argv)
+    os.environ.setdefault("BAYLING_NO_PROGRESS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    import transformers
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    import datasets
+
+    datasets.disable_progress_bars()
+    results = []
+    for name in a.model or ["tiny"]:
+        args = argparse.Namespace(**vars(a))
+        if args.bf16 is None:
+            args.bf16 = name != "tiny"  # LoRA on a bf16 base, as the recipe trains Gemma
+        results.append(bench_model(name, args))
+    import trl
+
+    report = {
+        "benchmark": "train_throughput",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "device": a.device,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cpu_threads": torch.get_num_threads(),
+            "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        },
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
+        "settings": {k: v for k, v in vars(a).items() if k != "model"},
+        "results": results,
+    }
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for r in results:
+        print(
+            f"{r['model']}: ours {r['tokens_per_second']['ours']:.0f} tok/s vs plain "
+            f"{r['tokens_per_second']['plain']:.0f} tok/s = {r['ratio_ours_over_plain']:.2f}x"
+        )
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""``bayling translate``: batch translation, one line in -> one line out, with a progress bar on stderr.
+
+Run as::
+
+    bayling translate --src-lang en --tgt-lang de < in.txt > out.txt
+    bayling translate runs/quickstart --src-lang en --tgt-lang zh -i in.txt -o out.txt --engine llamacpp
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("translate", help="translate text line by line (stdin -> stdout, or -i/-o files)")
+    p.add_argument(
+        "target",
+        nargs="?",
+        default="gemma-3-270m",
+        help="a run directory (its tuned model) or a model reference (default: gemma-3-270m)",
+    )
+    p.add_argument("--src-lang", "-s", required=True, help="source language: FLORES-200 or ISO code, or a name")
+    p.add_argument("--tgt-lang", "-t", required=True, help="target language")
+    p.add_argument("--input", "-i", help="input file (default: stdin)")
+    p.add_argument(
+        "--output",
+        "-o",
+        help="output file, written atomically; finished lines are journaled beside it so a re-run resumes",
+    )
+    p.add_argument("--engine", default="transformers", help="transformers | llamacpp | vllm")
+    p.add_argument(
+        "--glossary",
+        action="append",
+        default=[],
+        metavar="SRC=TGT",
+        help="a term and its required translation (repeatable)",
+    )
+    p.add_argument("--style", choices=("formal", "casual", "short"))
+    p.add_argument("--batch-size", type=int, default=16, help="lines per engine call")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.set_defaults(func=_translate)
+
+
+def _translate(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from bayling.engines import GenerationParams
+    from bayling.errors import BaylingError, DataError
+    from bayling.languages import get_language
+    from bayling.progress import progress_bar
+    from bayling.serve.chat import load_engine_for
+    from bayling.serve.translate import translate_lines
+
+    src, tgt = get_language(args.src_lang).code, get_language(args.tgt_lang).code  # fail before loading a model
+    glossary = {}
+    for item in args.glossary:
+        term, sep, target = item.partition("=")
+        if not sep or not term.strip() or not target.strip():
+            raise BaylingError(f"--glossary expects SRC=TGT, got {item!r}")
+        glossary[term.strip()] = target.strip()
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise DataError(f"input file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = sys.stdin.read()
+    lines = text.splitlines()
+    engine = load_engine_for(args.target, engine=args.engine)
+    journal = Path(args.output + ".journal.jsonl") if args.output else None
+    with progress_bar(f"translating {src} -> {tgt}", total=len(lines)) as advance:
+        out = translate_lines(
+            engine,
+            lines,
+            src,
+            tgt,
+            GenerationParams(max_new_tokens=args.max_new_tokens),
+            glossary=glossary or None,
+            style=args.style,
+            chunk_size=args.batch_size,
+            journal=journal,
+            progress=advance,
+        )
+    result = "".join(line + "\n" for line in out)
+    if args.output:
+        dest = Path(args.output)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", dir=dest.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(result)
+        os.replace(tmp, dest)
+        if journal is not None:
+            journal.unlink(missing_ok=True)
+    else:
+        sys.stdout.write(result)
+        sys.stdout.flush()
+    return 0

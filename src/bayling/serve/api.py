@@ -1,0 +1,386 @@
+"""``bayling serve``: an OpenAI-compatible HTTP API plus the interactive-translation web page.
+
+Routes:
+    * ``POST /v1/chat/completions`` – OpenAI chat completions, plain JSON or SSE (``stream: true``).
+    * ``POST /v1/translate``         – ``{text, source_lang, target_lang, glossary?, style?}`` -> translation.
+    * ``POST /v1/translate/prompt``  – the conversation ``/v1/translate`` would send (the web page refines it).
+    * ``GET  /v1/translate/options`` – languages, styles and refine follow-ups for pickers.
+    * ``GET  /v1/models``, ``GET /v1/models/{id}``, ``GET /health``, ``GET /`` (the web page).
+
+Engines block, so they run on one worker thread behind :class:`~bayling.serve.scheduler.Scheduler`
+(bounded queue -> 429, queue timeout -> 503, batching of concurrent requests, cancellation when a
+streaming client disconnects); the event loop only parses, validates and relays. When the environment
+variable named by ``ServeConfig.api_key_env`` (``BAYLING_API_KEY``) is set, ``/v1/*`` needs
+``Authorization: Bearer <key>``.
+
+Run as::
+
+    bayling serve gemma-3-270m --engine llamacpp --port 8000
+    python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='x'); ..."
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the handlers' annotations at runtime, and they
+# name classes of the lazily imported fastapi module.
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from bayling.engines import GenerationParams
+from bayling.errors import BaylingError, UnknownLanguageError, require
+from bayling.serve import protocol as P
+from bayling.serve.config import ServeConfig
+from bayling.serve.scheduler import Busy, Overloaded, Scheduler
+
+log = logging.getLogger(__name__)
+
+
+def _count_prompt(engine: Any, conversation: list[dict[str, str]]) -> int:
+    if hasattr(engine, "count_prompt_tokens"):
+        return int(engine.count_prompt_tokens(conversation))
+    from bayling.chat import render
+
+    return len(render(conversation, "gemma", add_generation_prompt=True)) // 4  # a rough bound for foreign engines
+
+
+def _count_text(engine: Any, text: str) -> int:
+    return int(engine.count_tokens(text)) if hasattr(engine, "count_tokens") else len(text) // 4
+
+
+def _error_for(exc: Exception) -> P.APIError:
+    if isinstance(exc, Overloaded):
+        return P.APIError(
+            429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"}
+        )
+    if isinstance(exc, Busy):
+        return P.APIError(503, str(exc), type="server_error", code="server_busy", headers={"Retry-After": "5"})
+    if isinstance(exc, BaylingError):
+        return P.APIError(400, str(exc))
+    log.error("generation failed: %r", exc)
+    return P.APIError(500, f"generation failed: {type(exc).__name__}: {exc}", type="server_error")
+
+
+def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
+    """Build the FastAPI app serving ``engine``.
+
+    Args:
+        engine: a loaded engine (see :func:`bayling.serve.chat.load_engine_for`).
+        config: limits, queue and auth settings.
+        api_key: the key clients must send; default: the ``config.api_key_env`` environment variable
+            (unset or empty = no authentication).
+
+    Returns:
+        The ASGI app; its scheduler starts and stops with the app's lifespan.
+    """
+    fastapi = require("fastapi", "serve")
+    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    cfg = config or ServeConfig()
+    key = api_key if api_key is not None else os.environ.get(cfg.api_key_env, "")
+    model_name = cfg.model_name or getattr(engine, "model_name", "bayling")
+    context = int(getattr(engine, "context_length", cfg.max_input_tokens + cfg.max_new_tokens))
+    scheduler = Scheduler(engine, cfg.max_queue, cfg.max_batch_size, cfg.queue_timeout_s)
+    started_at = int(time.time())
+    page = (resources.files("bayling.serve") / "static" / "index.html").read_text(encoding="utf-8")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        if hasattr(engine, "count_tokens"):  # build the counting tokenizer now, not on the first request
+            await asyncio.to_thread(engine.count_tokens, "warm-up")
+        scheduler.start()
+        try:
+            yield
+        finally:
+            scheduler.close()
+
+    app = fastapi.FastAPI(title="bayling", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.scheduler, app.state.engine, app.state.config = scheduler, engine, cfg
+
+    @app.exception_handler(P.APIError)
+    async def _api_error(request: Any, exc: P.APIError) -> Any:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Any, exc: StarletteHTTPException) -> Any:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return JSONResponse(
+            P.APIError(exc.status_code, str(exc.detail), code=code).body(), status_code=exc.status_code
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Any, exc: Exception) -> Any:
+        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+        body = P.APIError(500, f"internal error: {type(exc).__name__}", type="server_error").body()
+        return JSONResponse(body, status_code=500)
+
+    def check_auth(request: fastapi.Request) -> None:
+        if not key:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise P.APIError(
+                401, "missing or invalid API key; send 'Authorization: Bearer <key>'", code="invalid_api_key"
+            )
+
+    router = fastapi.APIRouter(prefix="/v1", dependencies=[fastapi.Depends(check_auth)])
+
+    async def read_body(request: Any) -> bytes:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > cfg.max_request_bytes:
+            raise P.APIError(413, f"request body over {cfg.max_request_bytes} bytes", code="request_too_large")
+        buf = bytearray()
+        async for part in request.stream():
+            buf += part
+            if len(buf) > cfg.max_request_bytes:
+                raise P.APIError(413, f"request body over {cfg.max_request_bytes} bytes", code="request_too_large")
+        return bytes(buf)
+
+    def check_model(name: str | None) -> None:
+        if name and name != model_name:
+            raise P.APIError(
+                404,
+                f"model {name!r} is not served here; available: {model_name}",
+                param="model",
+                code="model_not_found",
+            )
+
+    def prepare(
+        conv: list[dict[str, str]],
+        max_tokens: int | None,
+        temperature: float | None,
+        top_p: float | None,
+        seed: int | None,
+    ) -> tuple[GenerationParams, int]:
+        """Per-request limits; returns the generation parameters and the prompt's token count."""
+        if len(conv) > cfg.max_messages:
+            raise P.APIError(400, f"too many messages: {len(conv)} > {cfg.max_messages}", param="messages")
+        n_new = cfg.default_max_tokens if max_tokens is None else max_tokens
+        if n_new > cfg.max_new_tokens:
+            raise P.APIError(
+                400,
+                f"max_tokens {n_new} is over this server's limit of {cfg.max_new_tokens}",
+                param="max_tokens",
+                code="max_tokens_too_large",
+            )
+        try:
+            n_prompt = _count_prompt(engine, conv)
+        except BaylingError as e:
+            raise P.APIError(400, str(e), param="messages") from None
+        limit = min(cfg.max_input_tokens, context - n_new)
+        if n_prompt > limit:
+            raise P.APIError(
+                400,
+                f"the prompt has {n_prompt} tokens; this server accepts at most {limit} "
+                f"(max_input_tokens={cfg.max_input_tokens}, context {context} minus max_tokens {n_new})",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        params = GenerationParams(
+            max_new_tokens=n_new, temperature=temperature or 0.0, top_p=1.0 if top_p is None else top_p, seed=seed
+        )
+        return params, n_prompt
+
+    async def answer(conv: list[dict[str, str]], params: GenerationParams, stops: list[str]) -> dict[str, Any]:
+        try:
+            r = await scheduler.generate(conv, params)
+        except Exception as e:
+            raise _error_for(e) from None
+        text, hit = P.StopScanner(stops).cut(r["text"])
+        return {**r, "text": text, "finish_reason": "stop" if hit else r["finish_reason"]}
+
+    async def stream(
+        conv: list[dict[str, str]], params: GenerationParams, n_prompt: int, stops: list[str], include_usage: bool
+    ) -> Any:
+        try:
+            job = scheduler.submit("stream", conv, params)
+            await scheduler.wait_started(job)
+        except Exception as e:
+            raise _error_for(e) from None
+        cid, created = P.new_id(), int(time.time())
+
+        def event(delta: dict[str, Any] | None, finish: str | None = None, use: dict[str, int] | None = None) -> str:
+            return P.chunk(cid, created, model_name, delta, finish, use, with_usage=include_usage)
+
+        async def events() -> AsyncIterator[str]:
+            scanner, parts, hit = P.StopScanner(stops), [], False
+            try:
+                yield event({"role": "assistant", "content": ""})
+                async for piece in job.stream():
+                    out, hit = scanner.feed(piece)
+                    if out:
+                        parts.append(out)
+                        yield event({"content": out})
+                    if hit:
+                        break
+                if not hit and (tail := scanner.flush()):
+                    parts.append(tail)
+                    yield event({"content": tail})
+                n_out = _count_text(engine, "".join(parts))
+                finish = "length" if not hit and n_out >= params.max_new_tokens else "stop"
+                yield event({}, finish)
+                if include_usage:
+                    yield event(None, use=P.usage(n_prompt, n_out))
+                yield P.DONE
+            except Exception as e:  # headers are sent: report in-band, the way OpenAI's server does
+                yield P.sse(_error_for(e).body())
+                yield P.DONE
+            finally:
+                job.cancel()  # client gone or stop string hit: the worker stops at its next piece
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+
+    @router.post("/chat/completions")
+    async def chat_completions(request: fastapi.Request) -> Any:
+        req = P.parse_body(await read_body(request), P.ChatCompletionRequest)
+        check_model(req.model)
+        if req.n != 1:
+            raise P.APIError(400, "only n=1 is supported", param="n")
+        if req.tools:
+            raise P.APIError(400, "tools are not supported by this server", param="tools")
+        conv = [m.as_dict() for m in req.messages]
+        max_tokens = req.max_completion_tokens or req.max_tokens
+        params, n_prompt = prepare(conv, max_tokens, req.temperature, req.top_p, req.seed)
+        if req.stream:
+            include = bool(req.stream_options and req.stream_options.include_usage)
+            return await stream(conv, params, n_prompt, req.stop, include)
+        r = await answer(conv, params, req.stop)
+        use = P.usage(r["prompt_tokens"] or n_prompt, r["completion_tokens"] or _count_text(engine, r["text"]))
+        return P.completion(P.new_id(), model_name, r["text"], r["finish_reason"], use)
+
+    def translation_conversation(req: P.TranslationRequest) -> tuple[list[dict[str, str]], str, str]:
+        from bayling.languages import get_language
+        from bayling.serve.translate import translation_request
+
+        codes = []
+        for param in ("source_lang", "target_lang", "instruction_lang"):
+            try:
+                codes.append(get_language(getattr(req, param)).code)
+            except UnknownLanguageError as e:
+                raise P.APIError(400, f"{param}: {e}", param=param, code="unknown_language") from None
+        try:
+            content = translation_request(req.text, codes[0], codes[1], req.glossary, req.style, codes[2])
+        except BaylingError as e:
+            raise P.APIError(400, str(e)) from None
+        return [{"role": "user", "content": content}], codes[0], codes[1]
+
+    @router.post("/translate")
+    async def translate(request: fastapi.Request) -> Any:
+        req = P.parse_body(await read_body(request), P.TranslationRequest)
+        check_model(req.model)
+        conv, src, tgt = translation_conversation(req)
+        params, n_prompt = prepare(conv, req.max_tokens, req.temperature, None, req.seed)
+        if req.stream:
+            return await stream(conv, params, n_prompt, [], False)
+        r = await answer(conv, params, [])
+        return {
+            "id": P.new_id("translation"),
+            "object": "translation",
+            "created": int(time.time()),
+            "model": model_name,
+            "source_lang": src,
+            "target_lang": tgt,
+            "translation": r["text"],
+            "finish_reason": r["finish_reason"],
+            "messages": conv + [{"role": "assistant", "content": r["text"]}],
+            "usage": P.usage(r["prompt_tokens"] or n_prompt, r["completion_tokens"]),
+        }
+
+    @router.post("/translate/prompt")
+    async def translate_prompt(request: fastapi.Request) -> Any:
+        req = P.parse_body(await read_body(request), P.TranslationRequest)
+        conv, src, tgt = translation_conversation(req)
+        prepare(conv, req.max_tokens, req.temperature, None, req.seed)
+        return {"messages": conv, "source_lang": src, "target_lang": tgt}
+
+    @router.get("/translate/options")
+    async def translate_options() -> Any:
+        from bayling.serve.translate import STYLES, followup_templates, language_choices
+
+        return {
+            "languages": language_choices(),
+            "styles": list(STYLES),
+            "followups": followup_templates(),
+            "default_source": "eng_Latn",
+            "default_target": "zho_Hans",
+            "model": model_name,
+            "max_tokens": cfg.default_max_tokens,
+        }
+
+    def model_card() -> dict[str, Any]:
+        return {"id": model_name, "object": "model", "created": started_at, "owned_by": "bayling"}
+
+    @router.get("/models")
+    async def models() -> Any:
+        return {"object": "list", "data": [model_card()]}
+
+    @router.get("/models/{model_id:path}")
+    async def model(model_id: str) -> Any:
+        check_model(model_id)
+        return model_card()
+
+    app.include_router(router)
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {
+            "status": "ok",
+            "model": model_name,
+            "engine": type(engine).__name__,
+            "auth": bool(key),
+            "queue": scheduler.snapshot(),
+        }
+
+    if cfg.web:
+
+        @app.get("/", response_class=HTMLResponse)
+        async def index() -> Any:
+            return HTMLResponse(page)
+
+    return app
+
+
+def serve(
+    target: str,
+    engine: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    config: ServeConfig | None = None,
+    **overrides: Any,
+) -> None:
+    """Load ``target`` (a run directory or a model reference) and serve it until interrupted.
+
+    Args:
+        target: run directory (its tuned model) or model reference (``gemma-3-270m``, a path, a ``.gguf``).
+        engine: ``transformers``, ``llamacpp`` or ``vllm`` (overrides ``config.engine``).
+        host: interface to bind (overrides ``config.host``).
+        port: port (overrides ``config.port``).
+        config: the serve config (defaults when omitted).
+        **overrides: any other :class:`ServeConfig` field.
+    """
+    uvicorn = require("uvicorn", "serve")
+    from bayling.progress import console
+    from bayling.serve.chat import load_engine_for
+
+    changes = {k: v for k, v in dict(engine=engine, host=host, port=port, **overrides).items() if v is not None}
+    cfg = dataclasses.replace(config or ServeConfig(), **changes)
+    with console.status(f"loading {target} ({cfg.engine})"):
+        eng = load_engine_for(target, engine=cfg.engine, **cfg.engine_options)
+    app = create_app(eng, cfg)
+    auth = "on" if os.environ.get(cfg.api_key_env) else f"off (set {cfg.api_key_env} to require a key)"
+    if not os.environ.get(cfg.api_key_env) and cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/yellow] serving on {cfg.host} without an API key")
+    console.print(
+        f"bayling: serving [bold]{getattr(eng, 'model_name', target)}[/bold] ({cfg.engine}) at "
+        f"http://{cfg.host}:{cfg.port}  (web page /, API /v1, auth {auth}); Ctrl-C stops"
+    )
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=5)

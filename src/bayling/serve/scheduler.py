@@ -1,0 +1,263 @@
+"""Between the asyncio HTTP server and a blocking engine: admission, batching, streaming, cancellation.
+
+Engines block (a forward pass holds the GIL-free math but not the event loop's attention), so they run
+on ONE worker thread and the event loop only queues work and relays results:
+
+* **Admission.** At most ``max_queue`` requests wait while the engine is busy; one more raises
+  :class:`Overloaded` at once (the server answers 429), so overload is a fast, explicit refusal instead
+  of an ever-growing backlog.
+* **Queue timeout.** A request that waited ``queue_timeout_s`` without starting raises :class:`Busy`
+  (503) rather than hanging its client.
+* **Batching.** When the worker frees up it takes the oldest job and, if it is a plain (non-streaming)
+  generation, every other waiting plain job with the same sampling settings (up to ``max_batch_size``)
+  and answers them in one ``generate`` call: concurrent clients share forward passes.
+* **Streaming.** A stream job iterates ``engine.stream`` on the worker thread and hands pieces to the
+  event loop; when its client goes away the job is marked cancelled and the engine iterator is closed
+  at the next piece, which stops generation (the engines stop on ``close()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from bayling.engines import GenerationParams
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class Overloaded(Exception):
+    """The wait queue is full (HTTP 429)."""
+
+
+class Busy(Exception):
+    """The request waited too long, or the server is shutting down (HTTP 503)."""
+
+
+def generate_detailed(engine: Any, conversations: Sequence[Any], params: GenerationParams) -> list[dict[str, Any]]:
+    """``engine.generate_detailed`` when the engine has it, else ``generate`` with estimated counts."""
+    if hasattr(engine, "generate_detailed"):
+        return engine.generate_detailed(conversations, params)
+    texts = engine.generate(conversations, params)
+    return [{"text": t, "prompt_tokens": 0, "completion_tokens": 0, "finish_reason": "stop"} for t in texts]
+
+
+class Job:
+    """One request in flight: its input, where its results go, and whether its client is still there."""
+
+    def __init__(self, kind: str, conversation: Any, params: GenerationParams, loop: asyncio.AbstractEventLoop):
+        self.kind = kind
+        self.conversation = conversation
+        self.params = params
+        self.loop = loop
+        self.enqueued = time.monotonic()
+        self.started: asyncio.Future = loop.create_future()
+        self.done: asyncio.Future = loop.create_future()
+        self.pieces: asyncio.Queue = asyncio.Queue()
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Mark the job abandoned: skipped if not started, stopped at the next piece if streaming."""
+        self.cancelled.set()
+
+    # Called from the worker thread; everything touching asyncio objects goes through the loop.
+    def _call(self, fn: Any, *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            self.cancel()
+
+    def _resolve(self, fut: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
+        def apply() -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)
+
+        self._call(apply)
+
+    def push(self, item: Any) -> None:
+        self._call(self.pieces.put_nowait, item)
+
+    async def stream(self) -> AsyncIterator[str]:
+        """Yield the pieces of a stream job; raises the engine's error if generation failed."""
+        while True:
+            item = await self.pieces.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+class Scheduler:
+    """Run one engine on a worker thread for many concurrent async requests.
+
+    Args:
+        engine: any engine (``generate``/``stream``; ``generate_detailed`` used when present).
+        max_queue: requests allowed to wait while the engine is busy.
+        max_batch_size: plain requests answered together in one ``generate`` call.
+        queue_timeout_s: longest wait before a request is refused with :class:`Busy`.
+    """
+
+    def __init__(self, engine: Any, max_queue: int = 32, max_batch_size: int = 8, queue_timeout_s: float = 120.0):
+        self.engine = engine
+        self.max_queue = max_queue
+        # engines that answer a list one by one anyway (llama.cpp) gain nothing from batching, and their
+        # first caller would wait for the whole batch
+        self.max_batch_size = max_batch_size if getattr(engine, "batched", True) else 1
+        self.queue_timeout_s = queue_timeout_s
+        self._cv = threading.Condition()
+        self._pending: collections.deque[Job] = collections.deque()
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.stats: collections.Counter[str] = collections.Counter()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="bayling-engine", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Refuse new work, fail waiting jobs with :class:`Busy`, and let the running job finish."""
+        with self._cv:
+            self._closed = True
+            waiting, self._pending = list(self._pending), collections.deque()
+            self._cv.notify_all()
+        for job in waiting:
+            if not job.cancelled.is_set():  # an abandoned job has nobody left to tell
+                job._resolve(job.started, error=Busy("the server is shutting down"))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Queue state and counters, for ``/health``."""
+        with self._cv:
+            return {"waiting": len(self._pending), "busy": self._busy, "max_queue": self.max_queue, **self.stats}
+
+    # -- submitting (event loop side) --------------------------------------------------------------
+    def submit(self, kind: str, conversation: Any, params: GenerationParams) -> Job:
+        """Queue a ``generate`` or ``stream`` job, or raise :class:`Overloaded` when the queue is full."""
+        job = Job(kind, conversation, params, asyncio.get_running_loop())
+        with self._cv:
+            if self._closed:
+                raise Busy("the server is shutting down")
+            if len(self._pending) >= self.max_queue and (self._busy or self._pending):
+                self.stats["rejected"] += 1
+                raise Overloaded(f"server overloaded: {len(self._pending)} requests already waiting; retry shortly")
+            self._pending.append(job)
+            self._cv.notify()
+        return job
+
+    async def wait_started(self, job: Job) -> None:
+        """Wait until the worker takes ``job``; raise :class:`Busy` after ``queue_timeout_s``."""
+        try:
+            await asyncio.wait_for(asyncio.shield(job.started), self.queue_timeout_s)
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
+            job.cancel()
+            with self._cv:
+                self.stats["timed_out"] += 1
+            raise Busy(f"no capacity within {self.queue_timeout_s:g} s; retry later") from None
+
+    async def generate(self, conversation: Any, params: GenerationParams) -> dict[str, Any]:
+        """Answer one conversation (possibly batched with others); see :func:`generate_detailed`."""
+        job = self.submit("generate", conversation, params)
+        try:
+            await self.wait_started(job)
+            return await job.done
+        finally:
+            job.cancel()  # no-op once done; if the caller was cancelled, the worker skips the job
+
+    # -- the worker --------------------------------------------------------------------------------
+    def _take(self) -> list[Job] | None:
+        with self._cv:
+            while not self._pending and not self._closed:
+                self._cv.wait()
+            if not self._pending:
+                return None
+            first = self._pending.popleft()
+            batch = [first]
+            if first.kind == "generate":
+                for other in list(self._pending):
+                    if len(batch) >= self.max_batch_size:
+                        break
+                    if other.kind == "generate" and other.params == first.params:
+                        self._pending.remove(other)
+                        batch.append(other)
+            self._busy = True
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                live = [j for j in batch if not j.cancelled.is_set()]
+                with self._cv:
+                    self.stats["cancelled"] += len(batch) - len(live)
+                for j in live:
+                    j._resolve(j.started)
+                if live and live[0].kind == "stream":
+                    self._run_stream(live[0])
+                elif live:
+                    self._run_generate(live)
+            except BaseException:  # never let the worker die: every later request would hang
+                log.exception("engine worker error")
+            finally:
+                with self._cv:
+                    self._busy = False
+
+    def _run_generate(self, jobs: list[Job]) -> None:
+        try:
+            results = generate_detailed(self.engine, [j.conversation for j in jobs], jobs[0].params)
+        except Exception as e:
+            log.exception("generation failed")
+            with self._cv:
+                self.stats["errors"] += len(jobs)
+            for j in jobs:
+                j._resolve(j.done, error=e)
+            return
+        with self._cv:
+            self.stats["batches"] += 1
+            self.stats["completed"] += len(jobs)
+            self.stats["max_batch_seen"] = max(self.stats["max_batch_seen"], len(jobs))
+        for j, r in zip(jobs, results, strict=True):
+            j._resolve(j.done, r)
+
+    def _run_stream(self, job: Job) -> None:
+        pieces = None
+        try:
+            pieces = self.engine.stream(job.conversation, job.params)
+            for piece in pieces:
+                if job.cancelled.is_set():
+                    with self._cv:
+                        self.stats["cancelled_streams"] += 1
+                    break
+                job.push(piece)
+            else:
+                with self._cv:
+                    self.stats["completed"] += 1
+            job.push(_END)
+        except Exception as e:
+            log.exception("streaming generation failed")
+            with self._cv:
+                self.stats["errors"] += 1
+            job.push(e)
+        finally:
+            try:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                job._resolve(job.done)

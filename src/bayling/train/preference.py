@@ -1,0 +1,226 @@
+"""Stage 3: preference tuning on translation with TRL's DPO or CPO, pairs = reference vs model output.
+
+ALMA-R (Xu et al., 2024, "Contrastive Preference Optimization") showed that after SFT a translation
+model still prefers its own adequate-but-flawed outputs; training it to rank the reference above what it
+actually writes closes part of the gap to GPT-4. We build those pairs cheaply: for the single-turn
+translation requests of the training data, ``chosen`` is the reference and ``rejected`` the SFT model's
+greedy answer (pairs where both are equal are dropped). CPO needs no reference model; DPO keeps a frozen
+copy of the SFT adapter (TRL's ``ref`` adapter) as its reference.
+
+Prompts reach TRL as conversations and the tokenizer's chat template is set to
+:func:`bayling.chat.jinja_template`, so DPO/CPO see byte-for-byte the strings :func:`bayling.chat.render` makes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from bayling.chat import ChatFormat, as_messages, jinja_template
+from bayling.config import to_dict
+from bayling.data.io import read_jsonl, write_json, write_jsonl
+from bayling.errors import DataError, require
+from bayling.train.config import TrainConfig
+from bayling.train.model import common_args, fingerprint, is_main_process, last_checkpoint, load_for_training
+
+log = logging.getLogger(__name__)
+
+
+def translation_prompts(data_file: Path, limit: int, seed: int) -> list[dict[str, Any]]:
+    """``{"prompt": messages, "reference": str}`` for the first exchange of non-general training examples."""
+    items = []
+    for ex in read_jsonl(data_file):
+        if ex.get("task") == "general":
+            continue
+        msgs = as_messages(ex.get("messages", []))
+        start = 1 if msgs and msgs[0].role == "system" else 0
+        head = msgs[: start + 2]
+        if len(head) < start + 2 or head[-1].role != "assistant":
+            continue
+        items.append({"prompt": [m.to_dict() for m in head[:-1]], "reference": head[-1].content})
+    random.Random(seed).shuffle(items)
+    return items[:limit]
+
+
+def build_pairs(
+    items: list[dict[str, Any]],
+    model_path: Path,
+    adapter: Path | None,
+    chat_format: str,
+    device: str,
+    max_new_tokens: int,
+    dtype: str,
+) -> list[dict[str, Any]]:
+    """Generate the SFT model's greedy answers and pair them with the references (identical ones dropped)."""
+    from bayling.engines import GenerationParams
+    from bayling.engines.hf import TransformersEngine
+
+    engine = TransformersEngine(model_path, adapter=adapter, chat_format=chat_format, dtype=dtype, device=device)
+    outputs = engine.generate([it["prompt"] for it in items], GenerationParams(max_new_tokens=max_new_tokens))
+    pairs = []
+    for it, out in zip(items, outputs, strict=False):
+        if out.strip() and out.strip() != it["reference"].strip():
+            pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": out})
+    return pairs
+
+
+def read_pairs(path: Path) -> list[dict[str, Any]]:
+    pairs = []
+    for n, obj in enumerate(read_jsonl(path), 1):
+        ok = isinstance(obj.get("prompt"), list) and all(isinstance(obj.get(k), str) for k in ("chosen", "rejected"))
+        if not ok:
+            raise DataError(f"{path}:{n}: expected 'prompt' (a messages list) and 'chosen'/'rejected' strings")
+        pairs.append(obj)
+    if not pairs:
+        raise DataError(f"{path}: no preference pairs")
+    return pairs
+
+
+def _conversational(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "prompt": p["prompt"],
+            "chosen": [{"role": "assistant", "content": p["chosen"]}],
+            "rejected": [{"role": "assistant", "content": p["rejected"]}],
+        }
+        for p in pairs
+    ]
+
+
+def run_preference(
+    cfg: TrainConfig,
+    base: Path,
+    tokenizer: Any,
+    fmt: ChatFormat,
+    data_file: Path,
+    sft_output: Path,
+    stage_dir: Path,
+    output: Path,
+    device: str,
+    seed: int,
+    sft_fp: str = "",
+) -> dict[str, Any]:
+    """Tune the SFT result on preference pairs; writes ``output`` (same kind as the SFT output).
+
+    ``sft_fp`` is the SFT stage's fingerprint: new SFT weights redo the pairs and the tuning.
+    """
+    from bayling.train.sft import clear_output, fit, save_output, stage_done
+
+    trl = require("trl", "train")
+    datasets = require("datasets", "train")
+    pc = cfg.preference
+    fp = fingerprint(to_dict(cfg.preference), sft_fp, data_file, seed, fmt.name)
+    done = stage_done(stage_dir, output, fp)
+    if done:
+        return done
+    clear_output(output)
+    pairs_file = stage_dir / "pairs.jsonl"
+    pairs_fp = stage_dir / "pairs.fingerprint"
+    if pc.data:
+        pairs = read_pairs(Path(pc.data))
+    elif pairs_file.is_file() and pairs_fp.is_file() and pairs_fp.read_text(encoding="utf-8") == fp:
+        pairs = read_pairs(pairs_file)  # generation is the slow part: reuse it on resume
+    else:
+        items = translation_prompts(data_file, pc.max_pairs, seed)
+        if not items:
+            raise DataError(f"{data_file}: no single-turn translation example to build preference pairs from")
+        is_full = (sft_output / "config.json").is_file()
+        pairs = build_pairs(
+            items,
+            sft_output if is_full else base,
+            None if is_full else sft_output,
+            fmt.name,
+            device,
+            pc.max_new_tokens,
+            "bfloat16" if cfg.bf16 else "float32",
+        )
+        if not pairs:
+            raise DataError("every model output equals its reference: nothing to prefer")
+        if is_main_process():
+            write_jsonl(pairs_file, pairs)
+            pairs_fp.write_text(fp, encoding="utf-8")
+
+    tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
+    model = _load_sft_model(cfg, base, sft_output, device)
+    shared = common_args(
+        stage_dir,
+        device=device,
+        seed=seed,
+        batch_size=pc.batch_size,
+        grad_accum=cfg.grad_accum,
+        learning_rate=pc.learning_rate,
+        epochs=pc.epochs,
+        max_steps=pc.max_steps,
+        bf16=cfg.bf16,
+        method=cfg.method,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        report_to=cfg.report_to,
+        warmup_ratio=cfg.warmup_ratio,
+        lr_scheduler=cfg.lr_scheduler,
+        count_tokens=pc.method == "dpo",
+    )
+    dataset = datasets.Dataset.from_list(_conversational(pairs))
+    if pc.method == "dpo":
+        args = trl.DPOConfig(**shared, beta=pc.beta, max_length=cfg.max_length)
+        trainer = trl.DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    else:
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        args = CPOConfig(**shared, beta=pc.beta, cpo_alpha=pc.cpo_alpha, max_length=cfg.max_length)
+        trainer = CPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    resume = last_checkpoint(stage_dir, fp, cfg.resume)
+    summary = fit(trainer, pc.method, resume)
+    peft_model = trainer.model
+    if hasattr(peft_model, "peft_config") and "ref" in peft_model.peft_config:
+        peft_model.delete_adapter("ref")  # DPO's frozen reference copy is not part of the result
+    save_output(trainer, tokenizer, output, base, cfg.method)
+    last = next((h for h in reversed(summary["log_history"]) if "rewards/accuracies" in h), {})
+    summary.update(
+        method=pc.method,
+        pairs=len(pairs),
+        pairs_file=str(pc.data or pairs_file),
+        fingerprint=fp,
+        final_reward_accuracy=last.get("rewards/accuracies"),
+        final_reward_margin=last.get("rewards/margins"),
+    )
+    if is_main_process():
+        write_json(stage_dir / "summary.json", summary)
+    return summary
+
+
+def _load_sft_model(cfg: TrainConfig, base: Path, sft_output: Path, device: str) -> Any:
+    """The SFT result, trainable: the full model, or the base with the SFT adapter (not a new one)."""
+    if (sft_output / "config.json").is_file():
+        return load_for_training(sft_output, "full", cfg.bf16, device, cfg.attn_implementation)
+    peft = require("peft", "train")
+    model = load_for_training(base, cfg.method, cfg.bf16, device, cfg.attn_implementation)
+    return peft.PeftModel.from_pretrained(model, str(sft_output), is_trainable=True)
+
+
+def preference_margin(model: Any, tokenizer: Any, fmt: ChatFormat, pairs: list[dict[str, Any]]) -> float:
+    """Mean ``log p(chosen) - log p(rejected)`` (summed over reply tokens) under ``model``; for tests and reports."""
+    torch = require("torch", "train")
+    from bayling.chat import tokenize_conversation
+
+    margins = []
+    device = next(model.parameters()).device
+    for p in pairs:
+        scores = []
+        for reply in (p["chosen"], p["rejected"]):
+            row = tokenize_conversation(p["prompt"] + [{"role": "assistant", "content": reply}], fmt, tokenizer)
+            ids = torch.tensor([row["input_ids"]], device=device)
+            mask = torch.tensor(row["assistant_masks"][1:], device=device, dtype=torch.bool)
+            with torch.no_grad():
+                logp = model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+            tok_logp = logp.gather(-1, ids[0, 1:, None])[:, 0]
+            scores.append(float(tok_logp[mask].sum()))
+        margins.append(scores[0] - scores[1])
+    return sum(margins) / len(margins)
+
+
+__all__ = ["build_pairs", "preference_margin", "read_pairs", "run_preference", "translation_prompts"]

@@ -1,0 +1,76 @@
+"""Serving fixtures: the tiny Llama behind the transformers engine, and real uvicorn servers on 127.0.0.1.
+
+``make_server(engine, api_key=..., **serve_config)`` starts :func:`bayling.serve.api.create_app` in a
+real uvicorn server on a free loopback port (in a thread of the test process) and returns its base URL;
+every server is shut down at the end of the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(engine, api_key: str | None = "", **cfg) -> Iterator[str]:
+    """Serve ``engine`` on 127.0.0.1 (uvicorn, real sockets) for the duration of the block."""
+    import uvicorn
+
+    from bayling.serve.api import create_app
+    from bayling.serve.config import ServeConfig
+
+    port = free_port()
+    app = create_app(engine, ServeConfig(port=port, **cfg), api_key=api_key)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "server did not shut down"
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_llama):
+    """The transformers engine on the tiny random Llama (fp32; CPU, or ``$BAYLING_TEST_DEVICE`` e.g. ``cuda``)."""
+    from bayling.engines.hf import TransformersEngine
+
+    device = os.environ.get("BAYLING_TEST_DEVICE", "cpu")
+    return TransformersEngine(tiny_llama, dtype="float32", device=device, model_name="tiny")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_engine) -> Iterator[str]:
+    """One shared server with default limits plus a small max_input_tokens, for tests that do not change config."""
+    with running_server(tiny_engine, max_input_tokens=200, max_new_tokens=400) as url:
+        yield url
+
+
+@pytest.fixture
+def make_server():
+    stack = contextlib.ExitStack()
+
+    def start(engine, **kwargs) -> str:
+        return stack.enter_context(running_server(engine, **kwargs))
+
+    with stack:
+        yield start

@@ -1,0 +1,52 @@
+"""ServeConfig: shipped presets load, bad values fail with one clear line, the CLI parses overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bayling.config import load_config
+from bayling.errors import ConfigError
+from bayling.serve.config import ServeConfig
+
+PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs" / "serve").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
+def test_presets_load(path):
+    cfg = load_config(ServeConfig, path)
+    assert cfg.engine in ("transformers", "llamacpp", "vllm") and cfg.host == "127.0.0.1"
+
+
+def test_presets_exist():
+    assert {p.name for p in PRESETS} >= {"cpu.yaml", "gpu.yaml"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["max_queue=-1"], "max_queue must be >= 0"),
+        (["default_max_tokens=900"], "default_max_tokens must not exceed"),
+        (["port=70000"], "port must be 1..65535"),
+        (["max_qeue=3"], "did you mean 'max_queue'"),
+        (["max_batch_size=zero"], "expected an integer"),
+    ],
+)
+def test_bad_values(overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(ServeConfig, None, overrides)
+
+
+def test_overrides_and_engine_options():
+    cfg = load_config(ServeConfig, None, ["max_queue=3", "engine_options.n_ctx=1024", "engine=llamacpp"])
+    assert (cfg.max_queue, cfg.engine, cfg.engine_options) == (3, "llamacpp", {"n_ctx": 1024})
+
+
+def test_serve_command_reports_bad_model(capsys):
+    from bayling.cli import main
+
+    assert main(["serve", "no-such-model", "--port", "8123"]) == 2
+    assert "bayling: error: unknown model 'no-such-model'" in capsys.readouterr().err
+    assert main(["serve", "gemma-3-270m", "max_queue=-2"]) == 2
+    assert "max_queue must be >= 0" in capsys.readouterr().err
