@@ -148,10 +148,14 @@ def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         raise SystemExit(0)
     summary = json.loads((run_dir / "train" / "summary.json").read_text(encoding="utf-8"))
     console.print(
-        f"train: {summary['steps']} steps, loss {summary['first_loss']} -> {summary['last_loss']}, "
+        f"train: {summary['steps']} steps, loss {_num(summary.get('first_loss'))} -> {_num(summary.get('last_loss'))}, "
         f"{summary['seconds']}s"
     )
     return {"output": str(final)}
+
+
+def _num(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, int | float) else "n/a"
 
 
 def _adapter(cfg: RunConfig, run_dir: Path) -> Path | None:

@@ -70,8 +70,9 @@ def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write pretty JSON."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)  # unique: concurrent writers never collide
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
     os.replace(tmp, p)
 
 

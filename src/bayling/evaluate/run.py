@@ -344,7 +344,7 @@ def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[
     labels = {"bleu": "BLEU", "chrf": "chrF++", "ter": "TER"}
     table = Table(title=f"Translation on {metrics['testset']} ({metrics['sentences_per_direction']} sentences each)")
     header = ["direction"]
-    table.add_column("direction")
+    table.add_column("direction", no_wrap=True, min_width=17)
     for m in metric_names:
         for s in systems:
             table.add_column(f"{labels[m]} {s}", justify="right")
