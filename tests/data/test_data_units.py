@@ -125,3 +125,17 @@ def test_exact_dedup_normalises_case_and_space():
     ex = {"messages": [{"role": "user", "content": "Hi  there"}, {"role": "assistant", "content": "Hello"}]}
     same = {"messages": [{"role": "user", "content": "hi there "}, {"role": "assistant", "content": "hello"}]}
     assert d.reason(ex) is None and d.reason(same) == "duplicate"
+
+
+def test_read_jsonl_raises_with_file_line_or_skips_and_collects(tmp_path):
+    from bayling.data.io import read_jsonl
+    from bayling.errors import DataError
+
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\n\n{bad json\n[1, 2]\n{"a": 2}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"x\.jsonl:3: invalid JSON line"):
+        list(read_jsonl(p))
+    bad: list[str] = []
+    assert [r["a"] for r in read_jsonl(p, skip_bad=True, bad=bad)] == [1, 2]
+    assert len(bad) == 2 and bad[0].endswith(")") and ":3:" in bad[0] and ":4: " in bad[1]
+    assert "expected a JSON object" in bad[1]

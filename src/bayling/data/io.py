@@ -27,25 +27,8 @@ def read_jsonl(path: str | Path, skip_bad: bool = False, bad: list[str] | None =
     Raises:
         DataError: on a missing file, or a malformed line when ``skip_bad`` is False.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-            except ValueError as e:
-                msg = f"{p}:{n}: invalid JSON line ({e})"
-                if not skip_bad:
-                    raise DataError(msg) from None
-                if bad is not None:
-                    bad.append(msg)
-                continue
-            yield obj
+    for _, obj in iter_jsonl_numbered(path, BadLines(skip=skip_bad, keep=0, sink=bad)):
+        yield obj
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -83,15 +66,18 @@ class BadLines:
     bad lines does not grow memory; stats.json reports both.
     """
 
-    def __init__(self, skip: bool = False, keep: int = 20) -> None:
+    def __init__(self, skip: bool = False, keep: int = 20, sink: list[str] | None = None) -> None:
         self.skip = skip
         self.keep = keep
         self.count = 0
         self.messages: list[str] = []
+        self.sink = sink  # a caller's list that receives every skipped line's message
 
     def append(self, msg: str) -> None:
         """Record one bad line (the ``bad`` list protocol of :func:`read_jsonl`)."""
         self.count += 1
+        if self.sink is not None:
+            self.sink.append(msg)
         if len(self.messages) < self.keep:
             self.messages.append(msg)
 
