@@ -131,7 +131,7 @@ def flores_dir(explicit: str | None = None) -> Path:
     if not path:
         raise DataError(
             "FLORES-200 not configured: set data.flores_dir / eval.flores_dir or $BAYLING_FLORES_DIR to the "
-            "directory holding devtest/ (see README: getting FLORES-200)"
+            "directory holding devtest/ (see the README section 'Getting FLORES-200')"
         )
     p = Path(path).expanduser()
     if not p.is_dir():
