@@ -26,9 +26,30 @@ class GenerationParams:
 
 
 class Engine(Protocol):
-    """What every engine provides."""
+    """What every engine provides (the server uses the token-counting parts for limits and ``usage``)."""
 
     model_name: str
+    batched: bool
+    """True when :meth:`generate` runs several conversations in one forward batch."""
+
+    @property
+    def context_length(self) -> int:
+        """Longest prompt + reply the model accepts, in tokens."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` (special tokens written as text count as one)."""
+        ...
+
+    def count_prompt_tokens(self, conversation: Sequence[dict[str, Any]]) -> int:
+        """Tokens of the prompt rendered by :mod:`bayling.chat` for ``conversation``."""
+        ...
+
+    def generate_detailed(
+        self, conversations: Sequence[Sequence[dict[str, Any]]], params: GenerationParams
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`generate`, with ``text``, ``prompt_tokens``, ``completion_tokens``, ``finish_reason``."""
+        ...
 
     def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], params: GenerationParams) -> list[str]:
         """Answer each conversation (batched where the engine can)."""
