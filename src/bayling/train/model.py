@@ -13,11 +13,14 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bayling.errors import ConfigError, MissingDependencyError, require
 from bayling.models import torch_dtype
 from bayling.train.callbacks import default_report_to
+
+if TYPE_CHECKING:
+    from bayling.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,50 +103,45 @@ def lora_config(r: int, alpha: int, dropout: float, target_modules: list[str]) -
 
 
 def common_args(
+    cfg: TrainConfig,
     out_dir: Path,
     *,
     device: str,
     seed: int,
     batch_size: int,
-    grad_accum: int,
     learning_rate: float,
     epochs: float,
     max_steps: int,
-    bf16: bool,
-    method: str,
-    logging_steps: int,
-    save_steps: int,
-    save_total_limit: int | None,
-    gradient_checkpointing: bool,
-    report_to: list[str] | None,
-    warmup_ratio: float = 0.0,
-    lr_scheduler: str = "linear",
     weight_decay: float = 0.0,
     count_tokens: bool = True,
 ) -> dict[str, Any]:
-    """``TrainingArguments`` fields every stage shares (checkpoints under ``out_dir/checkpoints``)."""
+    """``TrainingArguments`` fields every stage shares (checkpoints under ``out_dir/checkpoints``).
+
+    Schedule, logging, checkpointing and precision come from ``cfg``; the arguments are what a stage
+    sets for itself (preference tuning has its own batch size, learning rate and length).
+    """
     on_gpu = device.startswith("cuda")
     return dict(
         # TRL's configs default this to True; "gradient_checkpointing" is its deprecated transformers-5 name.
-        activation_checkpointing=gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
         output_dir=str(out_dir / "checkpoints"),
         per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum,
+        gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=learning_rate,
         num_train_epochs=epochs,
         max_steps=max_steps,
-        lr_scheduler_type=lr_scheduler,
-        warmup_steps=warmup_ratio,  # a float in [0, 1) is a ratio of total steps (transformers 5)
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps (transformers 5)
         weight_decay=weight_decay,
-        logging_steps=logging_steps,
-        save_strategy="steps" if save_steps > 0 else "no",
-        save_steps=save_steps if save_steps > 0 else 500,
-        save_total_limit=save_total_limit,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps" if cfg.save_steps > 0 else "no",
+        save_steps=cfg.save_steps if cfg.save_steps > 0 else 500,
+        save_total_limit=cfg.save_total_limit,
         # Autocast only where it pays: a bf16-loaded LoRA base already runs in bf16, and CPU autocast is slow.
-        bf16=bool(bf16 and on_gpu and method == "full"),
+        bf16=bool(cfg.bf16 and on_gpu and cfg.method == "full"),
         seed=seed,
         data_seed=seed,
-        report_to=default_report_to(report_to),
+        report_to=default_report_to(cfg.report_to),
         use_cpu=not on_gpu,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every trainable parameter gets a gradient; skip DDP's extra graph walk

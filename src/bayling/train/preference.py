@@ -145,23 +145,14 @@ def run_preference(
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
     model = _load_sft_model(cfg, base, sft_output, device)
     shared = common_args(
+        cfg,
         stage_dir,
         device=device,
         seed=seed,
         batch_size=pc.batch_size,
-        grad_accum=cfg.grad_accum,
         learning_rate=pc.learning_rate,
         epochs=pc.epochs,
         max_steps=pc.max_steps,
-        bf16=cfg.bf16,
-        method=cfg.method,
-        logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        report_to=cfg.report_to,
-        warmup_ratio=cfg.warmup_ratio,
-        lr_scheduler=cfg.lr_scheduler,
         count_tokens=pc.method == "dpo",
     )
     dataset = datasets.Dataset.from_list(_conversational(pairs))
