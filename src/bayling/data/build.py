@@ -70,6 +70,8 @@ def _check(cfg: DataConfig) -> None:
             raise ConfigError("data.token_budget and data.total both size the build: set one of them")
         if not cfg.tokenizer:
             raise ConfigError("data.token_budget counts tokens with data.tokenizer: set it (e.g. gemma-3-270m)")
+    if cfg.split_by not in ("auto", "document", "record"):
+        raise ConfigError(f"data.split_by: use auto, document or record, got {cfg.split_by!r}")
     known = ("translate", "multi_target", "identify", "verify")
     if any(k not in known or w < 0 for k, w in cfg.crosslingual_tasks.items()) or not any(
         w > 0 for w in cfg.crosslingual_tasks.values()
@@ -113,6 +115,13 @@ def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
         r.doc for r in iter_parallel(cfg.source, langs, cfg.flores_dir, cfg.flores_split, BadLines(cfg.skip_bad_lines))
     ]
     n = len(docs)
+    if cfg.split_by == "record":
+        docs = [None] * n
+    elif cfg.split_by == "document" and not any(docs):
+        raise DataError(
+            f"{cfg.source}: data.split_by=document, but the records carry no document ids (FLORES: metadata_"
+            f"{cfg.flores_split}.tsv beside {cfg.flores_split}/; NTREX: DOCUMENT_IDS.tsv; files: a 'doc' key or column)"
+        )
     fewshot = cfg.fewshot if cfg.fewshot is not None else (DEFAULT_FEWSHOT if any(docs) else 0)
     try:
         split = split_records(docs, cfg.heldout, fewshot, seed, rng)
@@ -246,6 +255,12 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
         pilot = pilot_tokens(plan, p.counter, kinds)
         calibrate_counts(p.counts, pilot)
         plan.interactive, plan.crosslingual, plan.pairs = p.counts.interactive, p.counts.crosslingual, p.counts.pairs
+    if p.counts.shortfall:
+        unit = "tokens" if cfg.token_budget else "examples"
+        console.print(
+            f"[yellow]data: the seed instructions fill the general shares of data.mix only partly; "
+            f"{p.counts.shortfall:,} {unit} go to the translation kinds instead (more: data.instructions)[/yellow]"
+        )
     expected = p.counts.interactive + p.counts.crosslingual + p.counts.pairs + p.counts.general_total
     buckets = plan.buckets = max(1, -(-(expected + cfg.teacher.examples) // BUCKET_SIZE))
     console.print(
@@ -316,6 +331,7 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
             else None
         ),
         general_available=p.general.available,
+        general_shortfall=p.counts.shortfall,
         generated=dict(made),
         dropped={**dict(drops), **dups},
         lid=_lid_info(cfg, flt, p.langs),

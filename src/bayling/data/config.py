@@ -113,6 +113,9 @@ class DataConfig:
     """Parallel records reserved for evaluation (``heldout.jsonl``) and never used for training data. When the
     source has document ids (FLORES ``metadata_devtest.tsv``, NTREX ``DOCUMENT_IDS.tsv``, a ``doc`` key/column),
     whole documents are held out until at least this many records are (see :mod:`bayling.data.split`)."""
+    split_by: str = "auto"
+    """``document`` (fail when the source has no document ids: evaluation must never share an article with
+    training data), ``record`` (ignore document ids) or ``auto`` (documents when the source has ids)."""
     fewshot: int | None = None
     """Records set aside as a pool of few-shot demonstrations (``fewshot.jsonl``), disjoint from both the held-out
     and the training records (whole documents, like ``heldout``). None = 20 when the source has document ids,

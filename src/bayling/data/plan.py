@@ -49,6 +49,9 @@ class Counts:
     budgets: dict[str, int] = field(default_factory=dict)
     """Token budget per kind (``interactive``, ``pairs``, ``crosslingual``, ``general_<code>``/``general``) when
     ``data.token_budget`` is set; empty otherwise."""
+    shortfall: int = 0
+    """What the general shares of ``mix`` wanted beyond the seed files (examples, or tokens with a token budget);
+    given to the translation kinds."""
 
     @property
     def general_total(self) -> int:
@@ -73,8 +76,11 @@ def _mix_keys(mix: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def split_mix(total: int, mix: dict[str, float], available: Counter[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """``total`` (examples or tokens) shared out by ``mix``: ``({code or "any": general}, {kind: translation})``.
+def split_mix(
+    total: int, mix: dict[str, float], available: Counter[str]
+) -> tuple[dict[str, int], dict[str, int], int]:
+    """``total`` (examples or tokens) shared out by ``mix``: ``({code or "any": general}, {kind: translation},
+    shortfall)``.
 
     General shares are capped by ``available`` (per language, in the same unit as ``total``); the shortfall
     goes to the translation kinds in proportion to their shares (all to ``crosslingual`` when none has one).
@@ -104,15 +110,15 @@ def split_mix(total: int, mix: dict[str, float], available: Counter[str]) -> tup
             trans[k] += add
             added += add
         trans[kinds[-1]] += shortfall - added
-    return general, trans
+    return general, trans, shortfall
 
 
 def plan_counts(cfg: DataConfig, available: Counter[str]) -> Counts:
     """Example counts per kind, from explicit counts or from ``total`` x ``mix`` (see module docstring)."""
     if cfg.total is None:
         return Counts(cfg.interactive, cfg.crosslingual, {"any": min(cfg.general, sum(available.values()))}, cfg.pairs)
-    general, trans = split_mix(cfg.total, cfg.mix, available)
-    return Counts(trans["interactive"], trans["crosslingual"], general, trans["pairs"])
+    general, trans, shortfall = split_mix(cfg.total, cfg.mix, available)
+    return Counts(trans["interactive"], trans["crosslingual"], general, trans["pairs"], shortfall=shortfall)
 
 
 OVERGENERATE = 1.1
@@ -209,7 +215,7 @@ def select_general(
         for x, t in zip(langs, toks, strict=True):
             if x:
                 tokens_available[x] += t
-        general, trans = split_mix(cfg.token_budget, cfg.mix, tokens_available)
+        general, trans, shortfall = split_mix(cfg.token_budget, cfg.mix, tokens_available)
         chosen: dict[str, int] = {}
         for key, budget in sorted(general.items()):
             cands = [i for i, x in enumerate(langs) if i not in taken and (key == "any" or x == key)]
@@ -222,7 +228,7 @@ def select_general(
                 used += toks[i]
                 chosen[key] += 1
         budgets = {("general" if k == "any" else f"general_{k}"): v for k, v in general.items() if v > 0}
-        counts = Counts(0, 0, chosen, 0, budgets | {k: v for k, v in trans.items() if v > 0})
+        counts = Counts(0, 0, chosen, 0, budgets | {k: v for k, v in trans.items() if v > 0}, shortfall)
     else:
         counts = plan_counts(cfg, available)
         for key, k in sorted(counts.general.items()):
