@@ -1,15 +1,18 @@
-"""The data stage: ``build(cfg, out_dir)`` writes ``train.jsonl``, ``heldout.jsonl`` and ``stats.json``.
+"""The data stage: ``build(cfg, out_dir)`` writes ``train.jsonl``, ``heldout.jsonl``, ``fewshot.jsonl``,
+``split.json`` and ``stats.json``.
 
 Run as::
 
     bayling data configs/quickstart.yaml                 # the data stage of a run
     bayling data build configs/data/flores-100langs.yaml # a data-only preset
 
-Steps: count the parallel records and draw the held-out split *before* any training example is made (so
-evaluation sentences never leak into training data); generate template examples per record (optionally in
-``num_proc`` processes); add general zh/en instructions and teacher-LLM examples; filter (length, ratio,
-language ID, contamination); shuffle through hash buckets, drop duplicates and write. Inputs are streamed
-and examples are never all in memory, so millions of examples fit in constant memory.
+Steps: count the parallel records and split them (by document when the source has document ids, see
+:mod:`bayling.data.split`) into held-out, few-shot and training parts *before* any training example is made (so
+evaluation sentences, and their articles, never leak into training data); generate template examples per
+training record (optionally in ``num_proc`` processes); add general zh/en instructions and teacher-LLM
+examples; filter (length, ratio, language ID, contamination); shuffle through hash buckets, drop duplicates
+(and, with ``token_budget``, each kind's surplus beyond its token share) and write. Inputs are streamed and
+examples are never all in memory, so millions of examples fit in constant memory.
 """
 
 from __future__ import annotations
@@ -211,8 +214,9 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
         seed: run seed (used when ``cfg.seed`` is None).
 
     Returns:
-        ``out_dir``, holding ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl``, ``stats.json``
-        and, when asked for, ``train.sharegpt.jsonl``.
+        ``out_dir``, holding ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl`` (the test records),
+        ``fewshot.jsonl`` (the demonstration pool; same record format), ``split.json`` (which documents and
+        records went where), ``stats.json`` and, when asked for, ``train.sharegpt.jsonl``.
     """
     t0 = time.time()
     out = Path(out_dir)

@@ -121,7 +121,7 @@ def plan_counts(cfg: DataConfig, available: Counter[str]) -> Counts:
     return Counts(trans["interactive"], trans["crosslingual"], general, trans["pairs"], shortfall=shortfall)
 
 
-OVERGENERATE = 1.1
+OVERGENERATE = 1.2
 """Token-budget builds generate this much more than each translation kind's budget (the merge drops the rest)."""
 
 
