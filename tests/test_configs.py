@@ -12,7 +12,7 @@ from bayling.evaluate.runner import EvalRunConfig
 from bayling.serve.config import ServeConfig
 
 REPO = Path(__file__).resolve().parents[1]
-KINDS = {"data": DataBuildConfig, "eval": EvalRunConfig, "serve": ServeConfig}
+KINDS = {"data": DataBuildConfig, "eval": EvalRunConfig, "serve": ServeConfig, "experiments": RunConfig}
 PRESETS = [(p, KINDS[p.parent.name]) for kind in KINDS for p in sorted((REPO / "configs" / kind).glob("*.yaml"))]
 PRESETS += [(p, RunConfig) for p in sorted((REPO / "configs").glob("*.yaml"))]
 

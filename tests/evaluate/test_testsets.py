@@ -88,6 +88,7 @@ def test_downloads_write_the_shared_layout(shared_data_dir, file_server, tmp_pat
                 shared_data_dir / "flores200" / "devtest" / f"{code}.devtest",
                 f"flores200_dataset/devtest/{code}.devtest",
             )
+        t.add(shared_data_dir / "flores200" / "metadata_devtest.tsv", "flores200_dataset/metadata_devtest.tsv")
     (www / "flores200_dataset.tar.gz").write_bytes(buf.getvalue())
     # WMT22: wmt22-news-systems txt/sources + txt/references; de-en only has reference B here
     (www / "sources").mkdir()
@@ -96,7 +97,7 @@ def test_downloads_write_the_shared_layout(shared_data_dir, file_server, tmp_pat
         (www / "sources" / name).write_bytes((shared_data_dir / "wmt22" / name).read_bytes())
     for name in ("generaltest2022.zh-en.ref.A.en", "generaltest2022.de-en.ref.B.en"):
         (www / "references" / name).write_bytes((shared_data_dir / "wmt22" / name).read_bytes())
-    for name in ("newstest2019-src.eng.txt", "newstest2019-ref.deu.txt"):
+    for name in ("newstest2019-src.eng.txt", "newstest2019-ref.deu.txt", "DOCUMENT_IDS.tsv"):
         (www / name).write_bytes((shared_data_dir / "ntrex128" / name).read_bytes())
 
     dest = tmp_path / "data"
@@ -112,6 +113,11 @@ def test_downloads_write_the_shared_layout(shared_data_dir, file_server, tmp_pat
     )
     (n,) = ts.load_bitexts("ntrex", [("en", "de")], data_dir=str(dest))
     assert len(n.sources) == 1997
+    # the article of every line comes too, so the data stage can split FLORES and NTREX by document
+    from bayling.data.split import document_ids
+
+    assert len(document_ids(dest / "flores200", "devtest")[0]) == 1012
+    assert len(set(document_ids(dest / "ntrex128", "devtest")[0])) == 123
     assert not list(Path(dest).rglob("*.part"))  # atomic writes leave no partial files
     with pytest.raises(DataError, match="download failed"):
         ts.download_ntrex(tmp_path / "x", ["kor"], base_url=url)

@@ -1,15 +1,18 @@
-"""The data stage: ``build(cfg, out_dir)`` writes ``train.jsonl``, ``heldout.jsonl`` and ``stats.json``.
+"""The data stage: ``build(cfg, out_dir)`` writes ``train.jsonl``, ``heldout.jsonl``, ``fewshot.jsonl``,
+``split.json`` and ``stats.json``.
 
 Run as::
 
     bayling data configs/quickstart.yaml                 # the data stage of a run
     bayling data build configs/data/flores-100langs.yaml # a data-only preset
 
-Steps: count the parallel records and draw the held-out split *before* any training example is made (so
-evaluation sentences never leak into training data); generate template examples per record (optionally in
-``num_proc`` processes); add general zh/en instructions and teacher-LLM examples; filter (length, ratio,
-language ID, contamination); shuffle through hash buckets, drop duplicates and write. Inputs are streamed
-and examples are never all in memory, so millions of examples fit in constant memory.
+Steps: count the parallel records and split them (by document when the source has document ids, see
+:mod:`bayling.data.split`) into held-out, few-shot and training parts *before* any training example is made (so
+evaluation sentences, and their articles, never leak into training data); generate template examples per
+training record (optionally in ``num_proc`` processes); add general zh/en instructions and teacher-LLM
+examples; filter (length, ratio, language ID, contamination); shuffle through hash buckets, drop duplicates
+(and, with ``token_budget``, each kind's surplus beyond its token share) and write. Inputs are streamed and
+examples are never all in memory, so millions of examples fit in constant memory.
 """
 
 from __future__ import annotations
@@ -27,17 +30,27 @@ from typing import Any
 
 from bayling.data.config import DataConfig
 from bayling.data.filters import Dedup, ExampleFilter
-from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, run_shard
+from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, pilot_tokens, run_shard
 from bayling.data.interactive import Dialogue
 from bayling.data.io import BadLines, JsonlWriter, to_sharegpt, write_json, write_jsonl
 from bayling.data.parallel import ParallelRecord, iter_parallel
-from bayling.data.plan import Counts, GeneralPool, resolve_languages, select_general
+from bayling.data.plan import (
+    TRANSLATION_KINDS,
+    Counts,
+    GeneralPool,
+    calibrate_counts,
+    resolve_languages,
+    select_general,
+)
+from bayling.data.split import Split, split_records
 from bayling.data.stats import Stats, TokenCounter, fertility
 from bayling.errors import ConfigError, DataError
 from bayling.progress import console
 
 BUCKET_SIZE = 50_000
 """Examples per shuffle bucket: the merge holds one bucket in memory."""
+DEFAULT_FEWSHOT = 20
+"""Few-shot pool records when ``data.fewshot`` is unset and the source has document ids."""
 
 
 def _directions(langs: list[str], pivots: list[str]) -> list[tuple[str, str]]:
@@ -53,6 +66,15 @@ def _check(cfg: DataConfig) -> None:
         raise ConfigError(f"data.formats: unknown format(s) {sorted(unknown)}; use chat, sharegpt and/or hf")
     if cfg.num_proc < 1:
         raise ConfigError("data.num_proc must be at least 1")
+    if cfg.token_budget is not None:
+        if cfg.token_budget <= 0:
+            raise ConfigError(f"data.token_budget must be a positive number of tokens, got {cfg.token_budget}")
+        if cfg.total is not None:
+            raise ConfigError("data.token_budget and data.total both size the build: set one of them")
+        if not cfg.tokenizer:
+            raise ConfigError("data.token_budget counts tokens with data.tokenizer: set it (e.g. gemma-3-270m)")
+    if cfg.split_by not in ("auto", "document", "record"):
+        raise ConfigError(f"data.split_by: use auto, document or record, got {cfg.split_by!r}")
     known = ("translate", "multi_target", "identify", "verify")
     if any(k not in known or w < 0 for k, w in cfg.crosslingual_tasks.items()) or not any(
         w > 0 for w in cfg.crosslingual_tasks.values()
@@ -71,47 +93,71 @@ class Prepared:
     ils: list[str]
     directions: list[tuple[str, str]]
     n: int
+    split: Split
     heldout: list[ParallelRecord]
-    heldout_idx: frozenset[int]
+    fewshot: list[ParallelRecord]
     selected: frozenset[int] | None
     n_used: int
     counts: Counts
     general: GeneralPool
     general_bad: dict[str, Any]
+    counter: Any = None
+    """The :class:`~bayling.data.stats.TokenCounter` of a ``token_budget`` build (loaded once)."""
 
 
 def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
-    """Count records, draw (and write) the held-out split, plan counts and choose general instructions."""
+    """Count records, split them (writing ``heldout.jsonl``, ``fewshot.jsonl``, ``split.json``), plan counts and
+    choose general instructions."""
     _check(cfg)
     seed = cfg.seed if cfg.seed is not None else seed
     langs = resolve_languages(cfg.languages)
     pivots = resolve_languages(cfg.pivot_languages)
     ils = resolve_languages(cfg.instruction_languages)
     rng = random.Random(seed)
-    n = sum(
-        1 for _ in iter_parallel(cfg.source, langs, cfg.flores_dir, cfg.flores_split, BadLines(cfg.skip_bad_lines))
-    )
-    if n <= cfg.heldout:
+    docs = [
+        r.doc for r in iter_parallel(cfg.source, langs, cfg.flores_dir, cfg.flores_split, BadLines(cfg.skip_bad_lines))
+    ]
+    n = len(docs)
+    if cfg.split_by == "record":
+        docs = [None] * n
+    elif cfg.split_by == "document" and not any(docs):
         raise DataError(
-            f"{cfg.source}: only {n} parallel records with all of {len(langs)} languages, "
-            f"need more than heldout={cfg.heldout}"
+            f"{cfg.source}: data.split_by=document, but the records carry no document ids (FLORES: metadata_"
+            f"{cfg.flores_split}.tsv beside {cfg.flores_split}/; NTREX: DOCUMENT_IDS.tsv; files: a 'doc' key or column)"
         )
-    heldout_idx = frozenset(rng.sample(range(n), cfg.heldout))
-    n_train = n - cfg.heldout
+    fewshot = cfg.fewshot if cfg.fewshot is not None else (DEFAULT_FEWSHOT if any(docs) else 0)
+    try:
+        split = split_records(docs, cfg.heldout, fewshot, seed, rng)
+    except DataError as e:
+        raise DataError(f"{cfg.source}: {e} (records with all of {len(langs)} languages)") from None
+    n_train = split.n_train
     selected = (
         frozenset(rng.sample(range(n_train), cfg.max_records))
         if cfg.max_records and cfg.max_records < n_train
         else None
     )
-    heldout = [
-        r
-        for i, r in enumerate(iter_parallel(cfg.source, langs, cfg.flores_dir, cfg.flores_split, BadLines(True)))
-        if i in heldout_idx
-    ]
-    write_jsonl(out / "heldout.jsonl", (r.to_dict() for r in heldout))
-    counts, pool, general_bad = select_general(cfg, rng, cfg.teacher.examples)
+    where = {i: ("heldout", k) for k, i in enumerate(split.heldout)}
+    where.update({i: ("fewshot", k) for k, i in enumerate(split.fewshot)})
+    parts: dict[str, list[Any]] = {"heldout": [None] * len(split.heldout), "fewshot": [None] * len(split.fewshot)}
+    for i, r in enumerate(iter_parallel(cfg.source, langs, cfg.flores_dir, cfg.flores_split, BadLines(True))):
+        if i in where:
+            part, k = where[i]
+            parts[part][k] = r
+    ids = {i: parts[part][k].id for i, (part, k) in where.items()}
+    write_jsonl(out / "heldout.jsonl", (r.to_dict() for r in parts["heldout"]))
+    write_jsonl(out / "fewshot.jsonl", (r.to_dict() for r in parts["fewshot"]))
+    write_json(out / "split.json", {"source": cfg.source, "languages": langs, **split.to_dict(ids, seed)})
+    counter = None
+    if cfg.token_budget:
+        from bayling.data.stats import TokenCounter
+
+        counter = TokenCounter(cfg.tokenizer)
+    counts, pool, general_bad = select_general(cfg, rng, cfg.teacher.examples, counter)
     directions = _directions(langs, pivots)
-    if (counts.interactive or cfg.teacher.examples) and not directions:
+    dialogues = (
+        counts.interactive + counts.pairs + counts.budgets.get("interactive", 0) + counts.budgets.get("pairs", 0)
+    )
+    if (dialogues or cfg.teacher.examples) and not directions:
         raise DataError(f"no translation directions: languages={langs} pivot_languages={pivots}")
     return Prepared(
         seed,
@@ -119,13 +165,15 @@ def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
         ils,
         directions,
         n,
-        heldout,
-        heldout_idx,
+        split,
+        parts["heldout"],
+        parts["fewshot"],
         selected,
         len(selected) if selected is not None else n_train,
         counts,
         pool,
         general_bad,
+        counter,
     )
 
 
@@ -136,10 +184,11 @@ def run_teacher(
     from bayling.data.teacher_jobs import teacher_examples
 
     seeds = dict(p.general.iter(set(p.general.seeds)))
+    excluded = p.split.excluded
     records = [
         r
         for i, r in enumerate(iter_parallel(cfg.source, p.langs, cfg.flores_dir, cfg.flores_split, BadLines(True)))
-        if i not in p.heldout_idx
+        if i not in excluded
     ]
     return teacher_examples(
         cfg, out, p.seed, records, [seeds[i] for i in p.general.seeds], p.langs, p.directions, p.ils
@@ -165,8 +214,9 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
         seed: run seed (used when ``cfg.seed`` is None).
 
     Returns:
-        ``out_dir``, holding ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl``, ``stats.json``
-        and, when asked for, ``train.sharegpt.jsonl``.
+        ``out_dir``, holding ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl`` (the test records),
+        ``fewshot.jsonl`` (the demonstration pool; same record format), ``split.json`` (which documents and
+        records went where), ``stats.json`` and, when asked for, ``train.sharegpt.jsonl``.
     """
     t0 = time.time()
     out = Path(out_dir)
@@ -174,8 +224,6 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
     tmp = out / ".build"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    expected = p.counts.interactive + p.counts.crosslingual + p.counts.general_total + cfg.teacher.examples
-    buckets = max(1, -(-expected // BUCKET_SIZE))
     same_flores = cfg.source == "flores200" or (
         cfg.contamination.flores_dir is not None
         and Path(cfg.source).expanduser().resolve() == Path(cfg.contamination.flores_dir).expanduser().resolve()
@@ -186,28 +234,45 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
         flores_dir=cfg.flores_dir,
         split=cfg.flores_split,
         skip_bad=cfg.skip_bad_lines,
-        heldout_idx=p.heldout_idx,
+        excluded=p.split.excluded,
         selected=p.selected,
         n_used=p.n_used,
         interactive=p.counts.interactive,
         crosslingual=p.counts.crosslingual,
+        pairs=p.counts.pairs,
         directions=p.directions,
         instruction_languages=p.ils,
         task_weights={k: w for k, w in sorted(cfg.crosslingual_tasks.items()) if w > 0},  # YAML order must not matter
         max_followups=cfg.max_followups,
         templates=cfg.templates,
         seed=p.seed,
-        buckets=buckets,
+        buckets=1,
         tmp_dir=str(tmp),
         filters=cfg.filters,
         contamination=cfg.contamination,
         heldout_texts=[r.texts for r in p.heldout],
         skip_flores=same_flores,
     )
+    pilot = None
+    kinds = [k for k in TRANSLATION_KINDS if p.counts.budgets.get(k)]
+    if kinds:
+        pilot = pilot_tokens(plan, p.counter, kinds)
+        calibrate_counts(p.counts, pilot)
+        plan.interactive, plan.crosslingual, plan.pairs = p.counts.interactive, p.counts.crosslingual, p.counts.pairs
+    if p.counts.shortfall:
+        unit = "tokens" if cfg.token_budget else "examples"
+        console.print(
+            f"[yellow]data: the seed instructions fill the general shares of data.mix only partly; "
+            f"{p.counts.shortfall:,} {unit} go to the translation kinds instead (more: data.instructions)[/yellow]"
+        )
+    expected = p.counts.interactive + p.counts.crosslingual + p.counts.pairs + p.counts.general_total
+    buckets = plan.buckets = max(1, -(-(expected + cfg.teacher.examples) // BUCKET_SIZE))
     console.print(
-        f"data: {p.n} parallel records x {len(p.langs)} languages ({cfg.heldout} held out); making "
-        f"{p.counts.interactive} dialogues, {p.counts.crosslingual} cross-lingual, {p.counts.general_total} general"
+        f"data: {p.n} parallel records x {len(p.langs)} languages ({len(p.heldout)} held out, {len(p.fewshot)} "
+        f"few-shot pool, split by {p.split.by}); making {p.counts.interactive} dialogues, "
+        f"{p.counts.crosslingual} cross-lingual, {p.counts.pairs} plain pairs, {p.counts.general_total} general"
         + (f", {cfg.teacher.examples} teacher jobs" if cfg.teacher.examples else "")
+        + (f" (token budget {cfg.token_budget:,}: surplus dropped)" if cfg.token_budget else "")
     )
     # Teacher first: if it fails (network), nothing else has been spent; its journal makes a re-run cheap.
     teacher, teacher_info = run_teacher(cfg, out, p) if cfg.teacher.examples else ([], None)
@@ -240,22 +305,37 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
         drops.update(r["dropped"])
         flt.counts.update(r["filter"])
 
-    stats, dups = _merge(cfg, out, tmp, buckets)
+    budgets = {k: v for k, v in p.counts.budgets.items() if k in TRANSLATION_KINDS}
+    stats, dups, spent = _merge(cfg, out, tmp, buckets, p.counter, budgets)
     shutil.rmtree(tmp, ignore_errors=True)
     if "hf" in cfg.formats:
         _save_hf(out)
     info = stats.to_dict()
     info.update(
         heldout_records=len(p.heldout),
+        fewshot_records=len(p.fewshot),
+        split={
+            "by": p.split.by,
+            "heldout_documents": len(p.split.docs.get("heldout", [])),
+            "fewshot_documents": len(p.split.docs.get("fewshot", [])),
+            "train_documents": len(p.split.docs.get("train", [])),
+        },
         parallel_records=p.n,
         parallel_records_used=p.n_used,
         requested={
             "interactive": p.counts.interactive,
             "crosslingual": p.counts.crosslingual,
+            "pairs": p.counts.pairs,
             "general": p.counts.general,
             "teacher": cfg.teacher.examples,
         },
+        token_budget=(
+            {"total": cfg.token_budget, "planned": p.counts.budgets, "spent": spent, "pilot": pilot}
+            if cfg.token_budget
+            else None
+        ),
         general_available=p.general.available,
+        general_shortfall=p.counts.shortfall,
         generated=dict(made),
         dropped={**dict(drops), **dups},
         lid=_lid_info(cfg, flt, p.langs),
@@ -303,11 +383,25 @@ def _lid_info(cfg: DataConfig, flt: ExampleFilter, langs: list[str]) -> dict[str
     }
 
 
-def _merge(cfg: DataConfig, out: Path, tmp: Path, buckets: int) -> tuple[Stats, dict[str, int]]:
-    """Sort each bucket by key, drop duplicates, write train.jsonl (+ ShareGPT) and collect stats."""
-    stats = Stats(TokenCounter(cfg.tokenizer) if cfg.tokenizer else None)
+def _merge(
+    cfg: DataConfig,
+    out: Path,
+    tmp: Path,
+    buckets: int,
+    counter: Any = None,
+    budgets: dict[str, int] | None = None,
+) -> tuple[Stats, dict[str, int], dict[str, int]]:
+    """Sort each bucket by key, drop duplicates (and, with ``budgets``, the examples of a kind once its token
+    budget is spent), write train.jsonl (+ ShareGPT) and collect stats.
+
+    Returns:
+        The stats, the drop counts, and the tokens written per kind (token-budget builds; else empty).
+    """
+    counter = counter or (TokenCounter(cfg.tokenizer) if cfg.tokenizer else None)
+    stats = Stats(counter)
     dedup = Dedup(cfg.filters.dedup, cfg.filters.near_dedup)
     dups: Counter[str] = Counter()
+    spent: Counter[str] = Counter()
     sharegpt = JsonlWriter(out / "train.sharegpt.jsonl") if "sharegpt" in cfg.formats else None
     with JsonlWriter(out / "train.jsonl") as w:
         if sharegpt:
@@ -319,6 +413,12 @@ def _merge(cfg: DataConfig, out: Path, tmp: Path, buckets: int) -> tuple[Stats, 
                     if why:
                         dups[why] += 1
                         continue
+                    if cfg.token_budget:
+                        kind = ex["task"] if ex["task"] != "general" else f"general_{ex['src']}"
+                        if kind in (budgets or {}) and spent[kind] >= budgets[kind]:
+                            dups["over_budget"] += 1
+                            continue
+                        spent[kind] += sum(counter.count([m["content"] for m in ex["messages"]]))
                     w.write(ex)
                     if sharegpt:
                         sharegpt.write(to_sharegpt(ex))
@@ -329,7 +429,7 @@ def _merge(cfg: DataConfig, out: Path, tmp: Path, buckets: int) -> tuple[Stats, 
             raise
         if sharegpt:
             sharegpt.__exit__(None, None, None)
-    return stats, dict(dups)
+    return stats, dict(dups), dict(spent)
 
 
 def _read_bucket(tmp: Path, b: int) -> Iterator[dict[str, Any]]:

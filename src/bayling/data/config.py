@@ -110,13 +110,25 @@ class DataConfig:
     pivot_languages: list[str] = field(default_factory=lambda: ["eng_Latn", "zho_Hans"])
     """Interactive dialogues always involve one of these on one side (BayLing: en/zh-centric); empty = any pair."""
     heldout: int = 40
-    """Parallel records reserved for evaluation and never used for training data."""
+    """Parallel records reserved for evaluation (``heldout.jsonl``) and never used for training data. When the
+    source has document ids (FLORES ``metadata_devtest.tsv``, NTREX ``DOCUMENT_IDS.tsv``, a ``doc`` key/column),
+    whole documents are held out until at least this many records are (see :mod:`bayling.data.split`)."""
+    split_by: str = "auto"
+    """``document`` (fail when the source has no document ids: evaluation must never share an article with
+    training data), ``record`` (ignore document ids) or ``auto`` (documents when the source has ids)."""
+    fewshot: int | None = None
+    """Records set aside as a pool of few-shot demonstrations (``fewshot.jsonl``), disjoint from both the held-out
+    and the training records (whole documents, like ``heldout``). None = 20 when the source has document ids,
+    else 0 (the sample source then splits exactly as before)."""
     max_records: int | None = None
     """Use at most this many parallel records (after the held-out split); None = all."""
     interactive: int = 200
     """Number of interactive-translation dialogues (a translation request plus follow-up turns)."""
     max_followups: int = 2
     """Follow-up turns per dialogue are drawn from 0..max_followups."""
+    pairs: int = 0
+    """Number of plain translation pairs: one translation request (same directions and request languages as the
+    dialogues) answered with the reference, no follow-ups. The baseline of the data-mix ablation."""
     crosslingual: int = 120
     """Number of single-turn cross-lingual examples (any direction; instruction in a third language)."""
     crosslingual_tasks: dict[str, float] = field(
@@ -132,13 +144,19 @@ class DataConfig:
     instruction_languages: list[str] = field(default_factory=lambda: ["eng_Latn", "zho_Hans"])
     """Languages the translation requests themselves are written in (each needs templates)."""
     total: int | None = None
-    """If set, ``interactive``/``crosslingual``/``general`` are derived from ``total`` and ``mix``."""
+    """If set, ``interactive``/``crosslingual``/``pairs``/``general`` are derived from ``total`` and ``mix``."""
+    token_budget: int | None = None
+    """If set, ``mix`` shares are shares of this many tokens (counted with ``tokenizer``: the text of every
+    message, as ``stats.json`` ``tokens.total``; chat-template tokens not included). Each kind gets its share: general
+    instructions are chosen until their share is reached; translation examples are over-generated (counts calibrated
+    on a pilot sample) and the surplus of each kind is dropped in the shuffled order, so equal budgets give
+    mixes of equal size whatever their composition (the data-mix ablation). Exclusive with ``total``."""
     mix: dict[str, float] = field(
         default_factory=lambda: {"general_zho_Hans": 0.432, "general_eng_Latn": 0.262, "crosslingual": 0.306}
     )
-    """Shares used with ``total`` (BayLing 2: 43.2% zh, 26.2% en, 30.6% cross-lingual). Keys: ``interactive``,
-    ``crosslingual``, ``general`` or ``general_<code>``; general shares are capped by the seed files, and the
-    shortfall goes to the translation tasks in proportion."""
+    """Shares used with ``total`` or ``token_budget`` (BayLing 2: 43.2% zh, 26.2% en, 30.6% cross-lingual). Keys:
+    ``interactive``, ``crosslingual``, ``pairs``, ``general`` or ``general_<code>``; general shares are capped by the
+    seed files, and the shortfall goes to the translation tasks in proportion."""
     skip_bad_lines: bool = False
     """Skip malformed input lines (counted with ``file:line: reason`` in stats.json) instead of failing."""
     formats: list[str] = field(default_factory=lambda: ["chat"])
@@ -147,7 +165,8 @@ class DataConfig:
     num_proc: int = 1
     """Worker processes generating example shards; the output is identical for any value."""
     tokenizer: str | None = None
-    """Model (name or path) whose tokenizer counts tokens and per-language fertility in stats.json; None = skip."""
+    """Model (name or path) whose tokenizer counts tokens and per-language fertility in stats.json; None = skip.
+    Required by ``token_budget``."""
     filters: FilterConfig = field(default_factory=FilterConfig)
     contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)

@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from bayling.data.config import ContaminationConfig, FilterConfig
 from bayling.data.crosslingual import crosslingual_example
 from bayling.data.filters import ExampleFilter, build_contamination_index
-from bayling.data.interactive import Dialogue, interactive_dialogue
+from bayling.data.interactive import Dialogue, interactive_dialogue, translation_turn
 from bayling.data.io import BadLines, stable_hash
-from bayling.data.parallel import iter_parallel
+from bayling.data.parallel import ParallelRecord, iter_parallel
+from bayling.data.plan import TRANSLATION_KINDS
 from bayling.data.templates import load_templates
 
 
@@ -35,7 +37,8 @@ class ShardPlan:
     flores_dir: str | None
     split: str
     skip_bad: bool
-    heldout_idx: frozenset[int]
+    excluded: frozenset[int]
+    """Ordinals of the held-out and few-shot records (never training data)."""
     selected: frozenset[int] | None
     """Training ordinals to use (``max_records``); None = all."""
     n_used: int
@@ -53,6 +56,7 @@ class ShardPlan:
     contamination: ContaminationConfig
     heldout_texts: list[dict[str, str]] = field(default_factory=list)
     skip_flores: bool = False
+    pairs: int = 0
 
 
 def quota(u: int, total: int, n: int) -> int:
@@ -120,6 +124,46 @@ def make_filter(plan: ShardPlan) -> ExampleFilter:
     return ExampleFilter(plan.filters, _INDEX[key], plan.contamination.action)
 
 
+def training_records(plan: ShardPlan, bad: BadLines | None = None) -> Iterator[tuple[int, ParallelRecord]]:
+    """``(u, record)`` for every training record: ``u`` numbers them 0..n_used-1 (held-out, few-shot and records
+    outside ``max_records`` skipped)."""
+    j = u = -1
+    for i, rec in enumerate(iter_parallel(plan.source, plan.languages, plan.flores_dir, plan.split, bad)):
+        if i in plan.excluded:
+            continue
+        j += 1
+        if plan.selected is not None and j not in plan.selected:
+            continue
+        u += 1
+        yield u, rec
+
+
+def record_examples(
+    plan: ShardPlan, u: int, rec: ParallelRecord, templates: dict[str, Any]
+) -> Iterator[tuple[Dialogue, dict[str, Any], str]]:
+    """The examples of training record ``u``: its quota of dialogues, cross-lingual examples and plain pairs,
+    drawn with a generator seeded by ``(seed, u)``."""
+    rng = random.Random(f"{plan.seed}:{u}")
+    tasks, weights = zip(*plan.task_weights.items(), strict=True)
+    for k in range(quota(u, plan.interactive, plan.n_used)):
+        src, tgt = rng.choice(plan.directions)
+        il = rng.choice(plan.instruction_languages)
+        d = interactive_dialogue(rec, src, tgt, il, templates, rng, plan.max_followups)
+        meta = {"task": "interactive", "src": src, "tgt": tgt, "instruction_lang": il, "source_id": rec.id}
+        yield d, meta, f"interactive-{u}-{k}"
+    for k in range(quota(u, plan.crosslingual, plan.n_used)):
+        task = rng.choices(tasks, weights)[0]
+        d, meta = crosslingual_example(rec, task, plan.instruction_languages, templates, rng)
+        yield d, {"task": "crosslingual", **meta, "source_id": rec.id}, f"crosslingual-{u}-{k}"
+    for k in range(quota(u, plan.pairs, plan.n_used)):  # drawn last: builds without pairs are unchanged
+        src, tgt = rng.choice(plan.directions)
+        il = rng.choice(plan.instruction_languages)
+        messages = translation_turn(rec, src, tgt, il, templates, rng)
+        d = Dialogue(messages, ["translate"], [{"lang": tgt, "source": rec.texts[src]}])
+        meta = {"task": "pairs", "src": src, "tgt": tgt, "instruction_lang": il, "source_id": rec.id}
+        yield d, meta, f"pairs-{u}-{k}"
+
+
 def run_shard(plan: ShardPlan, shard: int, nshards: int) -> dict[str, Any]:
     """Generate the examples of records ``u`` with ``u % nshards == shard``; returns counts."""
     templates = load_templates(plan.templates)
@@ -127,31 +171,48 @@ def run_shard(plan: ShardPlan, shard: int, nshards: int) -> dict[str, Any]:
     out = BucketWriter(plan.tmp_dir, f"s{shard}", plan.buckets)
     drops: Counter[str] = Counter()
     made: Counter[str] = Counter()
-    tasks, weights = zip(*plan.task_weights.items(), strict=True)
     bad = BadLines(plan.skip_bad)
-    j = u = -1
     try:
-        for i, rec in enumerate(iter_parallel(plan.source, plan.languages, plan.flores_dir, plan.split, bad)):
-            if i in plan.heldout_idx:
-                continue
-            j += 1
-            if plan.selected is not None and j not in plan.selected:
-                continue
-            u += 1
+        for u, rec in training_records(plan, bad):
             if u % nshards != shard:
                 continue
-            rng = random.Random(f"{plan.seed}:{u}")
-            for k in range(quota(u, plan.interactive, plan.n_used)):
-                src, tgt = rng.choice(plan.directions)
-                il = rng.choice(plan.instruction_languages)
-                d = interactive_dialogue(rec, src, tgt, il, templates, rng, plan.max_followups)
-                meta = {"task": "interactive", "src": src, "tgt": tgt, "instruction_lang": il, "source_id": rec.id}
-                made["interactive"] += emit(d, meta, f"interactive-{u}-{k}", plan.seed, flt, out, drops)
-            for k in range(quota(u, plan.crosslingual, plan.n_used)):
-                task = rng.choices(tasks, weights)[0]
-                d, meta = crosslingual_example(rec, task, plan.instruction_languages, templates, rng)
-                meta = {"task": "crosslingual", **meta, "source_id": rec.id}
-                made["crosslingual"] += emit(d, meta, f"crosslingual-{u}-{k}", plan.seed, flt, out, drops)
+            for d, meta, uid in record_examples(plan, u, rec, templates):
+                made[meta["task"]] += emit(d, meta, uid, plan.seed, flt, out, drops)
     finally:
         out.close()
     return {"made": made, "dropped": drops, "filter": flt.counts, "bad": bad.to_dict() if shard == 0 else None}
+
+
+def pilot_tokens(plan: ShardPlan, counter: Any, kinds: list[str], size: int = 64) -> dict[str, dict[str, float]]:
+    """Mean tokens and filter keep-rate of each translation kind, from one example per kind on ``size``
+    training records spread over the corpus: what ``data.token_budget`` needs to choose example counts.
+
+    Args:
+        plan: the build's plan (its counts are ignored).
+        counter: a :class:`~bayling.data.stats.TokenCounter`.
+        kinds: ``interactive``, ``crosslingual`` and/or ``pairs``.
+        size: pilot records.
+
+    Returns:
+        ``{kind: {"tokens": mean tokens of a kept example, "kept": share kept by the filters}}``.
+    """
+    size = max(1, min(size, plan.n_used))
+    pilot = replace(
+        plan, seed=plan.seed + 7919, n_used=size, **{k: size if k in kinds else 0 for k in TRANSLATION_KINDS}
+    )
+    step = max(1, plan.n_used // size)
+    flt = make_filter(plan)
+    templates = load_templates(plan.templates)
+    tokens: dict[str, list[int]] = {k: [] for k in kinds}
+    tried: Counter[str] = Counter()
+    for u, rec in training_records(plan, BadLines(True)):
+        if u % step or u // step >= size:
+            continue
+        for d, meta, _ in record_examples(pilot, u // step, rec, templates):
+            tried[meta["task"]] += 1
+            if not flt.reason({"messages": d.messages, **meta}, d.replies):
+                tokens[meta["task"]].append(sum(counter.count([m["content"] for m in d.messages])))
+    return {
+        k: {"tokens": sum(v) / max(1, len(v)) if v else 0.0, "kept": len(v) / max(1, tried[k])}
+        for k, v in tokens.items()
+    }

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bayling.data.io import BadLines, iter_jsonl_numbered
+from bayling.data.split import document_ids
 from bayling.errors import DataError, UnknownLanguageError
 from bayling.languages import get_language
 
@@ -32,9 +33,14 @@ class ParallelRecord:
     terms: list[dict[str, str]] = field(default_factory=list)
     variants: dict[str, dict[str, str]] = field(default_factory=dict)
     domain: str | None = None
+    doc: str | None = None
+    """The document (article) the segment comes from; the held-out split never cuts through one
+    (see :mod:`bayling.data.split`)."""
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, **self.texts}
+        if self.doc:
+            d["doc"] = self.doc
         if self.domain:
             d["domain"] = self.domain
         if self.terms:
@@ -44,7 +50,7 @@ class ParallelRecord:
         return d
 
 
-_META_KEYS = {"id", "domain", "terms", "variants"}
+_META_KEYS = {"id", "doc", "domain", "terms", "variants"}
 
 
 def sample_path() -> Path:
@@ -76,11 +82,12 @@ def _record_from_obj(obj: dict[str, Any], where: str, default_id: str) -> Parall
         terms=[{codes.get(k, k): v for k, v in t.items()} for t in obj.get("terms", [])],
         variants={reg: {codes.get(k, k): v for k, v in d.items()} for reg, d in obj.get("variants", {}).items()},
         domain=obj.get("domain"),
+        doc=str(obj["doc"]) if obj.get("doc") is not None else None,
     )
 
 
 def iter_jsonl_parallel(path: str | Path, bad: BadLines | None = None) -> Iterator[ParallelRecord]:
-    """JSONL with language-code keys (plus optional ``id``, ``domain``, ``terms``, ``variants``)."""
+    """JSONL with language-code keys (plus optional ``id``, ``doc``, ``domain``, ``terms``, ``variants``)."""
     bad = bad or BadLines()
     for n, obj in iter_jsonl_numbered(path, bad):
         try:
@@ -95,7 +102,7 @@ def read_jsonl_parallel(path: str | Path) -> list[ParallelRecord]:
 
 
 def iter_tsv_parallel(path: str | Path, bad: BadLines | None = None) -> Iterator[ParallelRecord]:
-    """TSV whose header names a language per column (an optional ``id`` column is kept)."""
+    """TSV whose header names a language per column (optional ``id`` and ``doc`` columns are kept)."""
     bad = bad or BadLines()
     p = Path(path)
     if not p.is_file():
@@ -105,7 +112,7 @@ def iter_tsv_parallel(path: str | Path, bad: BadLines | None = None) -> Iterator
         header = next(rows, None)
         if not header:
             raise DataError(f"{p}:1: empty file; expected a header of language codes")
-        langs = [h for h in header if h != "id"]
+        langs = [h for h in header if h not in ("id", "doc")]
         codes = _codes(langs, f"{p}:1")
         for n, row in enumerate(rows, 2):
             if not any(c.strip() for c in row):
@@ -118,7 +125,11 @@ def iter_tsv_parallel(path: str | Path, bad: BadLines | None = None) -> Iterator
             if empty:
                 bad.error(f"{p}:{n}: empty text in column {empty[0]!r}")
                 continue
-            yield ParallelRecord(id=d.get("id") or f"{p.stem}-{n}", texts={codes[k]: d[k].strip() for k in langs})
+            yield ParallelRecord(
+                id=d.get("id") or f"{p.stem}-{n}",
+                texts={codes[k]: d[k].strip() for k in langs},
+                doc=d.get("doc") or None,
+            )
 
 
 def read_tsv_parallel(path: str | Path) -> list[ParallelRecord]:
@@ -148,7 +159,7 @@ def _lang_of(name: str) -> str | None:
 
 def aligned_files(root: Path, codes: list[str], split: str) -> dict[str, Path | tuple[Path, str]]:
     """Find one file per language: ``CODE.SPLIT`` / ``SPLIT/CODE.SPLIT`` (FLORES), ``NAME.CODE`` (Moses),
-    or a member of ``SPLIT_extra*.tar.xz`` beside them (how the project packs the extra FLORES languages)."""
+    ``NAME.CODE.txt`` (NTREX-128), or a member of ``SPLIT_extra*.tar.xz`` beside them (how the project packs the extra FLORES languages)."""
     found: dict[str, Path | tuple[Path, str]] = {}
     for code in codes:
         for d in (root / split, root):
@@ -156,9 +167,10 @@ def aligned_files(root: Path, codes: list[str], split: str) -> dict[str, Path | 
                 found[code] = d / f"{code}.{split}"
                 break
     missing = [c for c in codes if c not in found]
-    if missing:  # Moses style: corpus.en, corpus.de / news.eng_Latn
+    if missing:  # Moses style: corpus.en, corpus.de / news.eng_Latn; NTREX: newstest2019-ref.deu.txt
         for f in sorted(p for p in root.iterdir() if p.is_file() and "." in p.name):
-            code = _lang_of(f.name.rsplit(".", 1)[1])
+            stem = f.name[: -len(".txt")] if f.name.endswith(".txt") and f.name.count(".") > 1 else f.name
+            code = _lang_of(stem.rsplit(".", 1)[1])
             if code in missing and code not in found:
                 found[code] = f
     missing = [c for c in codes if c not in found]
@@ -196,13 +208,18 @@ def iter_aligned(
 ) -> Iterator[ParallelRecord]:
     """Line-aligned files, one per language (FLORES-200 layout or Moses ``NAME.CODE``); streams plain files.
 
+    Records get the document id of their line when the directory has one (FLORES ``metadata_SPLIT.tsv``,
+    NTREX ``DOCUMENT_IDS.tsv``; see :func:`bayling.data.split.document_ids`).
+
     Raises:
-        DataError: when the files have different line counts (``file:line`` of the first mismatch).
+        DataError: when the files (or the document ids) have different line counts (``file:line`` of the first
+            mismatch).
     """
     bad = bad or BadLines()
     root = Path(root)
     codes = [get_language(code).code for code in languages]
     files = aligned_files(root, codes, split)
+    docs, docs_file = document_ids(root, split) or (None, None)
     in_tar = _tar_lines({c: f for c, f in files.items() if isinstance(f, tuple)})
     with contextlib.ExitStack() as stack:
         its: dict[str, Iterator[str]] = {}
@@ -216,6 +233,8 @@ def iter_aligned(
             lines = {c: next(it, None) for c, it in its.items()}
             ended = [c for c, v in lines.items() if v is None]
             if len(ended) == len(codes):
+                if docs is not None and n - 1 != len(docs):
+                    raise DataError(f"{docs_file}: {len(docs)} document ids for {n - 1} lines of {names[codes[0]]}")
                 return
             if ended:
                 going = next(c for c in codes if lines[c] is not None)
@@ -223,12 +242,14 @@ def iter_aligned(
                     f"{names[going]}:{n}: misaligned parallel files: {names[ended[0]]} ends after {n - 1} lines "
                     f"but {names[going]} continues"
                 )
+            if docs is not None and n > len(docs):
+                raise DataError(f"{docs_file}: {len(docs)} document ids but {names[codes[0]]} has more lines")
             texts = {c: v.rstrip("\r\n").strip() for c, v in lines.items()}
             empty = [c for c, v in texts.items() if not v]
             if empty:
                 bad.error(f"{names[empty[0]]}:{n}: empty line in a line-aligned file")
                 continue
-            yield ParallelRecord(id=f"{root.name}-{split}-{n}", texts=texts)
+            yield ParallelRecord(id=f"{root.name}-{split}-{n}", texts=texts, doc=docs[n - 1] if docs else None)
 
 
 def read_flores(root: str | Path, languages: list[str], split: str = "devtest") -> list[ParallelRecord]:

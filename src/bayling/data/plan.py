@@ -8,6 +8,7 @@ given to the translation tasks, so the requested total is still met.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 from bayling.data.config import DataConfig
 from bayling.data.instructions import iter_instructions
 from bayling.data.io import BadLines
-from bayling.errors import ConfigError
+from bayling.errors import ConfigError, DataError
 from bayling.languages import get_language, languages
 
 LANGUAGE_SETS = {"flores101": True, "all": False, "flores200": False}
@@ -34,12 +35,23 @@ def resolve_languages(items: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+TRANSLATION_KINDS = ("interactive", "pairs", "crosslingual")
+"""Example kinds made from parallel records (the rest of a mix is general instructions)."""
+
+
 @dataclass
 class Counts:
     interactive: int
     crosslingual: int
     general: dict[str, int] = field(default_factory=dict)
     """``{code or "any": count}``."""
+    pairs: int = 0
+    budgets: dict[str, int] = field(default_factory=dict)
+    """Token budget per kind (``interactive``, ``pairs``, ``crosslingual``, ``general_<code>``/``general``) when
+    ``data.token_budget`` is set; empty otherwise."""
+    shortfall: int = 0
+    """What the general shares of ``mix`` wanted beyond the seed files (examples, or tokens with a token budget);
+    given to the translation kinds."""
 
     @property
     def general_total(self) -> int:
@@ -53,24 +65,29 @@ def _mix_keys(mix: dict[str, float]) -> dict[str, float]:
             raise ConfigError(f"data.mix.{key}: share must be >= 0")
         if key.startswith("general_"):
             out["general_" + get_language(key[len("general_") :]).code] = share
-        elif key in ("interactive", "crosslingual", "general"):
+        elif key in (*TRANSLATION_KINDS, "general"):
             out[key] = share
         else:
             raise ConfigError(
-                f"data.mix: unknown key {key!r}; use interactive, crosslingual, general or general_<code>"
+                f"data.mix: unknown key {key!r}; use interactive, pairs, crosslingual, general or general_<code>"
             )
     if sum(out.values()) <= 0:
         raise ConfigError("data.mix: shares must not all be zero")
     return out
 
 
-def plan_counts(cfg: DataConfig, available: Counter[str]) -> Counts:
-    """Example counts per kind, from explicit counts or from ``total`` x ``mix`` (see module docstring)."""
-    if cfg.total is None:
-        return Counts(cfg.interactive, cfg.crosslingual, {"any": min(cfg.general, sum(available.values()))})
-    mix = _mix_keys(cfg.mix)
+def split_mix(
+    total: int, mix: dict[str, float], available: Counter[str]
+) -> tuple[dict[str, int], dict[str, int], int]:
+    """``total`` (examples or tokens) shared out by ``mix``: ``({code or "any": general}, {kind: translation},
+    shortfall)``.
+
+    General shares are capped by ``available`` (per language, in the same unit as ``total``); the shortfall
+    goes to the translation kinds in proportion to their shares (all to ``crosslingual`` when none has one).
+    """
+    mix = _mix_keys(mix)
     norm = sum(mix.values())
-    want = {k: round(cfg.total * v / norm) for k, v in mix.items()}
+    want = {k: round(total * v / norm) for k, v in mix.items()}
     general: dict[str, int] = {}
     left = Counter(available)
     for key, n in want.items():
@@ -81,13 +98,48 @@ def plan_counts(cfg: DataConfig, available: Counter[str]) -> Counts:
     if "general" in want:
         general["any"] = min(want["general"], sum(left.values()))
     shortfall = sum(n for k, n in want.items() if k.startswith("general")) - sum(general.values())
-    i, c = want.get("interactive", 0), want.get("crosslingual", 0)
-    if i + c == 0:
-        c = shortfall
+    trans = {k: want.get(k, 0) for k in TRANSLATION_KINDS}
+    norm_t = sum(trans.values())
+    if norm_t == 0:
+        trans["crosslingual"] = shortfall
     else:
-        add_i = shortfall * i // (i + c)
-        i, c = i + add_i, c + shortfall - add_i
-    return Counts(i, c, general)
+        kinds = [k for k in TRANSLATION_KINDS if trans[k] > 0]
+        added = 0
+        for k in kinds[:-1]:
+            add = shortfall * trans[k] // norm_t
+            trans[k] += add
+            added += add
+        trans[kinds[-1]] += shortfall - added
+    return general, trans, shortfall
+
+
+def plan_counts(cfg: DataConfig, available: Counter[str]) -> Counts:
+    """Example counts per kind, from explicit counts or from ``total`` x ``mix`` (see module docstring)."""
+    if cfg.total is None:
+        return Counts(cfg.interactive, cfg.crosslingual, {"any": min(cfg.general, sum(available.values()))}, cfg.pairs)
+    general, trans, shortfall = split_mix(cfg.total, cfg.mix, available)
+    return Counts(trans["interactive"], trans["crosslingual"], general, trans["pairs"], shortfall=shortfall)
+
+
+OVERGENERATE = 1.2
+"""Token-budget builds generate this much more than each translation kind's budget (the merge drops the rest)."""
+
+
+def calibrate_counts(counts: Counts, pilot: dict[str, dict[str, float]]) -> None:
+    """Set the translation example counts of a ``token_budget`` build from a pilot's tokens per example and
+    filter keep-rate (:func:`bayling.data.generate.pilot_tokens`): enough to fill each kind's budget.
+
+    Raises:
+        DataError: when no pilot example of a budgeted kind passed the filters.
+    """
+    for kind, st in pilot.items():
+        per = st["tokens"] * st["kept"]
+        if per <= 0:
+            raise DataError(
+                f"data.token_budget: no {kind} example passed the filters in a pilot of the build "
+                "(see data.filters); the budget cannot be filled"
+            )
+        setattr(counts, kind, math.ceil(counts.budgets[kind] * OVERGENERATE / per))
 
 
 @dataclass
@@ -114,9 +166,14 @@ class GeneralPool:
 
 
 def select_general(
-    cfg: DataConfig, rng: random.Random, teacher_seeds: int = 0
+    cfg: DataConfig, rng: random.Random, teacher_seeds: int = 0, counter: Any = None
 ) -> tuple[Counts, GeneralPool, dict[str, Any]]:
     """Count the seed instructions per language, plan the counts, and choose which records to use.
+
+    With ``data.token_budget`` the seed records are also token-counted (``counter``, a
+    :class:`~bayling.data.stats.TokenCounter`) and chosen in random order until each general share of the
+    budget is reached; the translation counts are then left at 0 for the build to calibrate
+    (:func:`calibrate_counts`).
 
     Returns:
         The planned :class:`Counts`, the :class:`GeneralPool` and the skipped-input report of the seed files.
@@ -126,12 +183,26 @@ def select_general(
     lid = LanguageID(cfg.filters.lid_backend, min_chars=1)
     bad = BadLines(cfg.skip_bad_lines)
     langs: list[str | None] = []
+    toks: list[int] = []
+    pending: list[list[str]] = []
+
+    def flush() -> None:
+        counts = iter(counter.count([t for texts in pending for t in texts]))
+        toks.extend(sum(next(counts) for _ in texts) for texts in pending)
+        pending.clear()
+
     for src in cfg.instructions:
         if src == "sample" and not _sample_has_data():
             continue
-        langs += [rec["lang"] for rec in iter_instructions(src, bad, lid)]
+        for rec in iter_instructions(src, bad, lid):
+            langs.append(rec["lang"])
+            if cfg.token_budget:
+                pending.append([m["content"] for m in rec["messages"]])
+                if len(pending) >= 256:
+                    flush()
+    if cfg.token_budget:
+        flush()
     available = Counter(x for x in langs if x)
-    counts = plan_counts(cfg, available)
     pool = GeneralPool(
         [s for s in cfg.instructions if s != "sample" or _sample_has_data()],
         cfg.skip_bad_lines,
@@ -139,9 +210,30 @@ def select_general(
         lid=lid,
     )
     taken: set[int] = set()
-    for key, k in sorted(counts.general.items()):
-        cands = [i for i, x in enumerate(langs) if i not in taken and (key == "any" or x == key)]
-        taken.update(rng.sample(cands, min(k, len(cands))))
+    if cfg.token_budget:
+        tokens_available: Counter[str] = Counter()
+        for x, t in zip(langs, toks, strict=True):
+            if x:
+                tokens_available[x] += t
+        general, trans, shortfall = split_mix(cfg.token_budget, cfg.mix, tokens_available)
+        chosen: dict[str, int] = {}
+        for key, budget in sorted(general.items()):
+            cands = [i for i, x in enumerate(langs) if i not in taken and (key == "any" or x == key)]
+            used = 0
+            chosen[key] = 0
+            for i in rng.sample(cands, len(cands)):
+                if used >= budget:
+                    break
+                taken.add(i)
+                used += toks[i]
+                chosen[key] += 1
+        budgets = {("general" if k == "any" else f"general_{k}"): v for k, v in general.items() if v > 0}
+        counts = Counts(0, 0, chosen, 0, budgets | {k: v for k, v in trans.items() if v > 0}, shortfall)
+    else:
+        counts = plan_counts(cfg, available)
+        for key, k in sorted(counts.general.items()):
+            cands = [i for i, x in enumerate(langs) if i not in taken and (key == "any" or x == key)]
+            taken.update(rng.sample(cands, min(k, len(cands))))
     pool.chosen = taken
     if teacher_seeds:
         rest = [i for i, x in enumerate(langs) if i not in taken and x in ("eng_Latn", "zho_Hans")]

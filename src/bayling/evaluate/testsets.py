@@ -274,17 +274,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def download_flores200(dest: str | Path, url: str = FLORES200_URL) -> Path:
-    """Fetch Meta's FLORES-200 tarball and unpack ``devtest/*.devtest`` into ``DEST/flores200/devtest``."""
+    """Fetch Meta's FLORES-200 tarball and unpack ``devtest/*.devtest`` into ``DEST/flores200/devtest``, plus
+    ``metadata_*.tsv`` (each sentence's article: the data stage splits by it) into ``DEST/flores200``."""
     out = Path(dest) / "flores200" / "devtest"
     with tarfile.open(fileobj=io.BytesIO(_fetch(url, timeout=600)), mode="r:*") as t:
         n = 0
         for m in t:
             name = m.name.rsplit("/", 1)[-1]
-            if m.isfile() and "/devtest/" in f"/{m.name}" and name.endswith(".devtest"):
+            is_meta = name.startswith("metadata_") and name.endswith(".tsv")
+            if m.isfile() and ("/devtest/" in f"/{m.name}" and name.endswith(".devtest") or is_meta):
                 data = t.extractfile(m)
                 assert data is not None
-                _write_atomic(out / name, data.read())
-                n += 1
+                _write_atomic((out.parent if is_meta else out) / name, data.read())
+                n += not is_meta
     if n == 0:
         raise DataError(f"{url}: no devtest/*.devtest files in the archive")
     return out.parent
@@ -311,9 +313,10 @@ def download_wmt22(dest: str | Path, directions: Sequence[str] = WMT22_DIRECTION
 def download_ntrex(
     dest: str | Path, languages: Sequence[str] = ("zho-CN", "deu", "fra", "jpn", "rus"), base_url: str = NTREX_URL
 ) -> Path:
-    """Fetch NTREX-128's English source and the references named by NTREX codes into ``DEST/ntrex128``."""
+    """Fetch NTREX-128's English source, the references named by NTREX codes and ``DOCUMENT_IDS.tsv`` (each
+    line's article) into ``DEST/ntrex128``."""
     out = Path(dest) / "ntrex128"
-    for name in ["newstest2019-src.eng.txt"] + [f"newstest2019-ref.{c}.txt" for c in languages]:
+    for name in ["newstest2019-src.eng.txt", "DOCUMENT_IDS.tsv"] + [f"newstest2019-ref.{c}.txt" for c in languages]:
         _write_atomic(out / name, _fetch(f"{base_url}/{name}"))
     return out
 
