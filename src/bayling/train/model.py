@@ -136,6 +136,8 @@ def load_for_training(
     kwargs = pretrained_kwargs(method, bf16, device, attn_implementation)
     model = transformers.AutoModelForCausalLM.from_pretrained(str(model_path), **kwargs)
     model.config.use_cache = False
+    if any(hasattr(p, "ds_id") for p in model.parameters()):  # what deepspeed.zero.Init leaves on each tensor
+        log.info("loaded %s partitioned by DeepSpeed ZeRO-3 (each rank holds only its shard)", model_path)
     if method == "qlora" and "device_map" in kwargs:
         # fp32 norms/embeddings for k-bit training; skipped for sharded QLoRA, whose shards must keep one dtype
         peft = require("peft", "train")
