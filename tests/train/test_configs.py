@@ -218,3 +218,16 @@ def test_qlora_load_arguments_follow_the_launcher(launched, monkeypatch, tmp_pat
     launched(REPO / "configs" / "accelerate" / "fsdp.yaml")
     kw = pretrained_kwargs("qlora", True, "cuda")
     assert "device_map" not in kw and kw["quantization_config"].bnb_4bit_quant_storage == torch.bfloat16
+
+
+def test_two_stage_preset_ships_the_monolingual_text_it_names():
+    """``two_stage_alma.yaml`` runs as written: its stage-1 text ships (German and Chinese, written for bayling)."""
+    from collections import Counter
+
+    from bayling.train.data import read_texts
+
+    py3langid = pytest.importorskip("py3langid")
+    cfg = load_config(RunConfig, REPO / "configs" / "train" / "two_stage_alma.yaml")
+    texts = read_texts(REPO / cfg.train.cpt.data)
+    assert Counter(py3langid.classify(t)[0] for t in texts) == {"de": 25, "zh": 25}
+    assert set(cfg.data.languages) >= {"deu_Latn", "zho_Hans"}
