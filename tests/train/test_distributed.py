@@ -8,9 +8,11 @@ on a 2-core machine, 20-60 s): ``accelerate launch -m bayling.train`` with
 
 * ``ddp_cpu.yaml``, 2 processes (gloo): the same loss curve and adapter as one process with the same global batch;
 * ``deepspeed_zero3.yaml``, 1 process on DeepSpeed's CPU accelerator: a real ZeRO-3 engine (weights partitioned
-  at load, 16-bit gather on save), again the same loss curve and adapter. Two processes cannot run here:
-  without a GPU accelerate gives DeepSpeed no process group, so it counts 1 process while DeepSpeed counts 2
-  and stops on its batch-size check; bayling refuses that launch with the reason (tests/train/test_configs.py);
+  at load, 16-bit gather on save), again the same loss curve, adapter and merged export (a whole-model load
+  after training: while the stage's ZeRO-3 config stayed live it loaded partitioned and the merge crashed).
+  Two processes cannot run here: without a GPU accelerate gives DeepSpeed no process group, so it counts 1
+  process while DeepSpeed counts 2 and stops on its batch-size check; bayling refuses that launch with the
+  reason (tests/train/test_configs.py);
 * ``fsdp.yaml``, 2 processes: accelerate turns FSDP on only for GPU-class devices (CPU processes become
   ``MULTI_CPU``, plain DDP) although torch's ``fully_shard`` itself runs on CPU/gloo, so bayling refuses the
   launch instead of training unsharded; the test checks that refusal and is skipped with accelerate's answer.
@@ -108,7 +110,9 @@ def _accelerate() -> str:
 def make_run(tmp_path_factory, tiny_llama, dialogues_file):
     """``make_run(name, batch_size)``: a run directory with the chat data and a LoRA config for ``bayling train``.
 
-    No dropout, so that a run's numbers depend only on which examples each optimizer step sees.
+    No dropout, so that a run's numbers depend only on which examples each optimizer step sees. The adapter
+    is also exported merged into the base: a load after training, which must get whole weights even when
+    the training stage ran under ZeRO-3.
     """
     root = tmp_path_factory.mktemp("distributed")
 
@@ -120,7 +124,7 @@ def make_run(tmp_path_factory, tiny_llama, dialogues_file):
             f"name: {name}\nrun_dir: {run}\nstages: [train]\n"
             f"model: {{name_or_path: {tiny_llama}, device: cpu}}\n"
             f"train: {{method: lora, lora_dropout: 0.0, max_steps: 6, batch_size: {batch_size}, bf16: false, "
-            "learning_rate: 1.0e-2, logging_steps: 1, save_steps: 3, report_to: []}\n",
+            "learning_rate: 1.0e-2, logging_steps: 1, save_steps: 3, report_to: [], export: [merged]}\n",
             encoding="utf-8",
         )
         return run
@@ -151,7 +155,7 @@ def _summary(run: Path) -> dict:
 
 
 def _assert_same_training(run: Path, reference: Path) -> None:
-    """Same per-step losses and the same adapter as the single-process run; the saved adapter loads."""
+    """Same per-step losses, adapter and merged model as the single-process run; the saved adapter loads."""
     import torch
     from peft import PeftModel
     from safetensors.torch import load_file
@@ -167,6 +171,11 @@ def _assert_same_training(run: Path, reference: Path) -> None:
     assert set(ours) == set(theirs) and len(ours) == 28  # 2 layers x 7 target modules x (A, B)
     for key, value in theirs.items():
         torch.testing.assert_close(ours[key], value, atol=1e-5, rtol=1e-4)
+    merged = load_file(run / "train" / "merged" / "model.safetensors")
+    reference_merged = load_file(reference / "train" / "merged" / "model.safetensors")
+    assert set(merged) == set(reference_merged)
+    for key, value in reference_merged.items():
+        torch.testing.assert_close(merged[key], value, atol=1e-5, rtol=1e-4)
     base = json.loads((run / "train" / "final" / "bayling_base_model.json").read_text())["base_model"]
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(run / "train" / "final"))
     ids = torch.tensor([[1, 5, 9, 12, 3]])
