@@ -7,8 +7,14 @@ code paths ran on CPU (``bench/train_throughput.py --device cpu``, ``tests/train
    weights: 1 GB of weights cannot travel to a lent GPU machine, and speed depends on shapes, not values),
    ours (BFD packing, padding-free) vs plain ``trl.SFTTrainer`` defaults, same data, bf16 LoRA.
 2. ``accelerate launch`` smoke runs of ``python -m bayling.train`` with the shipped presets on the tiny
-   random Llama: ``single_gpu.yaml`` (LoRA, packing, gradient checkpointing) and ``fsdp.yaml`` with one
-   process (full fine-tuning, FSDP2, full state dict gathered on save); DeepSpeed when it is installed.
+   random Llama, one process each (one GPU), in bf16 as the presets ask: ``single_gpu.yaml`` (LoRA, packing,
+   gradient checkpointing), ``fsdp.yaml`` (full and LoRA: FSDP2, full state dict gathered on save) and, when
+   DeepSpeed is installed, ``deepspeed_zero2.yaml`` (full) and ``deepspeed_zero3.yaml`` (LoRA and full: the
+   model must load partitioned, the engine start with bf16 agreed, the 16-bit weights gather on save);
+   QLoRA when bitsandbytes is installed. Each result has the summary (losses, ``distributed_type``), the
+   files of ``train/final`` and whether the run log says the weights loaded partitioned.
+
+What stays unconfirmed after it: several processes (NCCL, sharding across GPUs) and two machines.
 
 Run as::
 
@@ -50,14 +56,22 @@ def smoke(tmp: Path, env: dict[str, str], timeout: int) -> dict:
     spec2.loader.exec_module(mod2)  # type: ignore[union-attr]
     tiny = mod.build_tiny_llama(tmp / "tiny")
     results = {}
+    one = ["--num_processes", "1"]
     runs = {
         "single_gpu_lora_packed": ("single_gpu.yaml", ["train.method=lora", "train.gradient_checkpointing=true"], []),
-        "fsdp_full_1proc": ("fsdp.yaml", ["train.method=full"], ["--num_processes", "1"]),
+        "fsdp_full_1proc": ("fsdp.yaml", ["train.method=full"], one),
+        "fsdp_lora_1proc": ("fsdp.yaml", ["train.method=lora"], one),
     }
     if importlib.util.find_spec("deepspeed") is not None:
-        runs["deepspeed_zero2_full_1proc"] = ("deepspeed_zero2.yaml", ["train.method=full"], ["--num_processes", "1"])
+        runs["deepspeed_zero2_full_1proc"] = ("deepspeed_zero2.yaml", ["train.method=full"], one)
+        runs["deepspeed_zero3_lora_1proc"] = ("deepspeed_zero3.yaml", ["train.method=lora"], one)
+        runs["deepspeed_zero3_full_1proc"] = ("deepspeed_zero3.yaml", ["train.method=full"], one)
     else:
         results["deepspeed"] = {"skipped": "deepspeed is not installed on this machine"}
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        runs["single_gpu_qlora"] = ("single_gpu.yaml", ["train.method=qlora"], [])
+    else:
+        results["qlora"] = {"skipped": "bitsandbytes is not installed on this machine"}
     for name, (acc, overrides, extra) in runs.items():
         run_dir = tmp / name
         (run_dir / "data").mkdir(parents=True)
@@ -86,10 +100,21 @@ def smoke(tmp: Path, env: dict[str, str], timeout: int) -> dict:
             s = json.loads(summary.read_text(encoding="utf-8"))
             res["summary"] = {
                 k: s.get(k)
-                for k in ("steps", "first_loss", "last_loss", "seconds", "world_size", "tokens_per_second", "method")
+                for k in (
+                    "steps",
+                    "first_loss",
+                    "last_loss",
+                    "seconds",
+                    "world_size",
+                    "distributed_type",
+                    "tokens_per_second",
+                    "method",
+                )
             }
             final = run_dir / "train" / "final"
             res["final_files"] = sorted(p.name for p in final.iterdir()) if final.is_dir() else []
+        log = run_dir / "run.log"
+        res["loaded_partitioned"] = log.is_file() and "partitioned by DeepSpeed ZeRO-3" in log.read_text("utf-8")
         results[name] = res
         print(name, "rc", res["rc"], res.get("summary"), flush=True)
     return results

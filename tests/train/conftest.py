@@ -36,3 +36,53 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def dialogues_file(tmp_path_factory) -> Path:
     """48 multi-turn dialogues (1-3 exchanges, 20-300 tokens each)."""
     return write_jsonl(tmp_path_factory.mktemp("dialogues") / "train.jsonl", make_dialogues(48))
+
+
+def accelerate_launch_env(config_file: Path, *launch_args: str) -> dict[str, str]:
+    """The ``ACCELERATE_*`` / ``FSDP_*`` variables ``accelerate launch --config_file FILE [ARGS] script`` gives
+    its processes, computed by accelerate's own launcher code (the torchrun rank variables are left out).
+
+    accelerate starts from a copy of ``os.environ``: call it with no such variables set (see ``launched``).
+    """
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import (
+        prepare_deepspeed_cmd_env,
+        prepare_multi_gpu_env,
+        prepare_simple_launcher_cmd_env,
+    )
+
+    args = launch_command_parser().parse_args(["--config_file", str(config_file), *launch_args, "train.py"])
+    args, defaults, mp_from_config = _validate_launch_command(args)
+    if args.use_deepspeed:  # as accelerate's launch_command does before deepspeed_launcher
+        fields = list(defaults.deepspeed_config) + (["mixed_precision"] if mp_from_config else [])
+        args.deepspeed_fields_from_accelerate_config = ",".join(fields)
+        _, env = prepare_deepspeed_cmd_env(args)
+    elif args.use_fsdp or args.multi_gpu:
+        env = prepare_multi_gpu_env(args)
+    else:
+        _, env = prepare_simple_launcher_cmd_env(args)
+    return {k: v for k, v in env.items() if k.startswith(("ACCELERATE_", "FSDP_"))}
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """``launched(config_file, *launch_args)`` puts this process in the environment ``accelerate launch`` makes.
+
+    accelerate's process state and transformers' global DeepSpeed config are reset afterwards.
+    """
+    import os
+
+    def apply(config_file: Path, *launch_args: str) -> dict[str, str]:
+        for key in [k for k in os.environ if k.startswith(("ACCELERATE_", "FSDP_"))]:
+            monkeypatch.delenv(key)  # first: accelerate's launcher starts from a copy of os.environ
+        env = accelerate_launch_env(config_file, *launch_args)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return env
+
+    yield apply
+    from accelerate.state import AcceleratorState
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    unset_hf_deepspeed_config()

@@ -21,7 +21,14 @@ from bayling.data.io import write_json
 from bayling.errors import require
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, read_texts, tokenize_texts
-from bayling.train.model import fingerprint, is_main_process, last_checkpoint, load_for_training, lora_config
+from bayling.train.model import (
+    fingerprint,
+    is_main_process,
+    last_checkpoint,
+    load_for_training,
+    lora_config,
+    release_zero3_init,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,25 @@ _SHARED_FIELDS = (
 )
 
 
+def cpt_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -> Any:
+    """The SFT arguments with the stage-1 numbers: same device/precision/logging/checkpoint rules."""
+    from bayling.train.sft import sft_args
+
+    c = cfg.cpt
+    stage_cfg = dataclasses.replace(
+        cfg,
+        method=c.method,
+        learning_rate=c.learning_rate,
+        epochs=c.epochs,
+        max_steps=c.max_steps,
+        batch_size=c.batch_size,
+        max_length=c.max_length,
+        packing=True,
+        packing_strategy="bfd_split",
+    )
+    return sft_args(stage_cfg, stage_dir, device, seed)
+
+
 def run_cpt(
     cfg: TrainConfig, model_path: Path, tokenizer: Any, stage_dir: Path, device: str, seed: int
 ) -> tuple[Path, dict[str, Any]]:
@@ -48,7 +74,7 @@ def run_cpt(
     Returns:
         ``(stage_dir / "model", summary)``: the full model directory SFT starts from, and the stage numbers.
     """
-    from bayling.train.sft import clear_output, fit, sft_args, stage_done
+    from bayling.train.sft import clear_output, fit, stage_done
 
     trl = require("trl", "train")
     datasets = require("datasets", "train")
@@ -65,19 +91,7 @@ def run_cpt(
 
     rows = tokenize_texts(read_texts(data), tokenizer)
     total, _ = count_tokens(rows)
-    # The SFT arguments with the stage-1 numbers: same device/precision/logging/checkpoint rules.
-    stage_cfg = dataclasses.replace(
-        cfg,
-        method=c.method,
-        learning_rate=c.learning_rate,
-        epochs=c.epochs,
-        max_steps=c.max_steps,
-        batch_size=c.batch_size,
-        max_length=c.max_length,
-        packing=True,
-        packing_strategy="bfd_split",
-    )
-    args = sft_args(stage_cfg, stage_dir, device, seed)
+    args = cpt_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions the weights as they load
     resume = last_checkpoint(stage_dir, fp, cfg.resume)
     model = load_for_training(model_path, c.method, cfg.bf16, device, cfg.attn_implementation)
     peft_config = None
@@ -93,12 +107,14 @@ def run_cpt(
     summary = fit(trainer, "cpt", resume)
     if c.method == "lora":
         trainer.save_model(str(stage_dir / "adapter"))  # collective under ZeRO-3/FSDP: every rank takes part
+        release_zero3_init()  # the merge loads the whole base
         if is_main_process():
             from bayling.train.export import merge_adapter
 
             merge_adapter(stage_dir / "adapter", model_path, output)
     else:
         trainer.save_model(str(output))
+        release_zero3_init()
     if is_main_process():
         tokenizer.save_pretrained(str(output))
         summary.update(documents=len(rows), dataset_tokens=total, method=c.method, fingerprint=fp)

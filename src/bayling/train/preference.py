@@ -23,7 +23,16 @@ from bayling.config import to_dict
 from bayling.data.io import read_jsonl, write_json, write_jsonl
 from bayling.errors import DataError, require
 from bayling.train.config import TrainConfig
-from bayling.train.model import common_args, fingerprint, is_main_process, last_checkpoint, load_for_training
+from bayling.train.model import (
+    check_launch,
+    common_args,
+    fingerprint,
+    is_main_process,
+    last_checkpoint,
+    load_for_training,
+    local_device,
+    release_zero3_init,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +141,7 @@ def run_preference(
             sft_output if is_full else base,
             None if is_full else sft_output,
             fmt.name,
-            device,
+            local_device(device),  # every rank generates on its own GPU
             pc.max_new_tokens,
             "bfloat16" if cfg.bf16 else "float32",
         )
@@ -143,26 +152,14 @@ def run_preference(
             pairs_fp.write_text(fp, encoding="utf-8")
 
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
+    args = preference_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads
     model = _load_sft_model(cfg, base, sft_output, device)
-    shared = common_args(
-        cfg,
-        stage_dir,
-        device=device,
-        seed=seed,
-        batch_size=pc.batch_size,
-        learning_rate=pc.learning_rate,
-        epochs=pc.epochs,
-        max_steps=pc.max_steps,
-        count_tokens=pc.method == "dpo",
-    )
     dataset = datasets.Dataset.from_list(_conversational(pairs))
     if pc.method == "dpo":
-        args = trl.DPOConfig(**shared, beta=pc.beta, max_length=cfg.max_length)
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     else:
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
+        from trl.experimental.cpo import CPOTrainer
 
-        args = CPOConfig(**shared, beta=pc.beta, cpo_alpha=pc.cpo_alpha, max_length=cfg.max_length)
         trainer = CPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     resume = last_checkpoint(stage_dir, fp, cfg.resume)
     summary = fit(trainer, pc.method, resume)
@@ -170,6 +167,7 @@ def run_preference(
     if hasattr(peft_model, "peft_config") and "ref" in peft_model.peft_config:
         peft_model.delete_adapter("ref")  # DPO's frozen reference copy is not part of the result
     save_output(trainer, tokenizer, output, base, cfg.method)
+    release_zero3_init()
     last = next((h for h in reversed(summary["log_history"]) if "rewards/accuracies" in h), {})
     summary.update(
         method=pc.method,
@@ -182,6 +180,28 @@ def run_preference(
     if is_main_process():
         write_json(stage_dir / "summary.json", summary)
     return summary
+
+
+def preference_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -> Any:
+    """The ``DPOConfig`` / ``CPOConfig`` of the preference stage (shared fields from :func:`common_args`)."""
+    trl = require("trl", "train")
+    pc = cfg.preference
+    shared = common_args(
+        cfg,
+        stage_dir,
+        device=device,
+        seed=seed,
+        batch_size=pc.batch_size,
+        learning_rate=pc.learning_rate,
+        epochs=pc.epochs,
+        max_steps=pc.max_steps,
+        count_tokens=pc.method == "dpo",
+    )
+    if pc.method == "dpo":
+        return check_launch(trl.DPOConfig(**shared, beta=pc.beta, max_length=cfg.max_length))
+    from trl.experimental.cpo import CPOConfig
+
+    return check_launch(CPOConfig(**shared, beta=pc.beta, cpo_alpha=pc.cpo_alpha, max_length=cfg.max_length))
 
 
 def _load_sft_model(cfg: TrainConfig, base: Path, sft_output: Path, device: str) -> Any:
@@ -214,4 +234,11 @@ def preference_margin(model: Any, tokenizer: Any, fmt: ChatFormat, pairs: list[d
     return sum(margins) / len(margins)
 
 
-__all__ = ["build_pairs", "preference_margin", "read_pairs", "run_preference", "translation_prompts"]
+__all__ = [
+    "build_pairs",
+    "preference_args",
+    "preference_margin",
+    "read_pairs",
+    "run_preference",
+    "translation_prompts",
+]

@@ -35,12 +35,14 @@ from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, tokenize_file
 from bayling.train.model import (
     barrier,
+    check_launch,
     common_args,
     fingerprint,
     is_main_process,
     last_checkpoint,
     load_for_training,
     lora_config,
+    release_zero3_init,
 )
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,14 @@ __all__ = ["build_sft_trainer", "sft_args", "tokenize_file", "train"]
 
 
 def sft_args(cfg: TrainConfig, stage_dir: Path, device: str = "cpu", seed: int = 0) -> Any:
-    """The ``trl.SFTConfig`` for ``cfg``.
+    """The ``trl.SFTConfig`` for ``cfg``; build it before the model (see :mod:`bayling.train.model`).
 
     Without packing, rows are already truncated by :func:`tokenize_file`, so ``max_length`` is left unset
     and TRL accepts padding-free batches (it refuses them with a ``max_length`` it cannot enforce).
     """
     trl = require("trl", "train")
     padding_free = cfg.padding_free or (cfg.packing and cfg.packing_strategy != "wrapped")
-    return trl.SFTConfig(
+    args = trl.SFTConfig(
         **common_args(
             cfg,
             stage_dir,
@@ -74,6 +76,7 @@ def sft_args(cfg: TrainConfig, stage_dir: Path, device: str = "cpu", seed: int =
         padding_free=padding_free,
         remove_unused_columns=True,
     )
+    return check_launch(args)
 
 
 def build_sft_trainer(
@@ -85,8 +88,12 @@ def build_sft_trainer(
     device: str = "cpu",
     seed: int = 0,
     callbacks: list[Any] | None = None,
+    args: Any = None,
 ) -> Any:
-    """An ``SFTTrainer`` over pre-tokenized ``input_ids`` + ``assistant_masks`` rows (LoRA applied when asked)."""
+    """An ``SFTTrainer`` over pre-tokenized ``input_ids`` + ``assistant_masks`` rows (LoRA applied when asked).
+
+    ``args`` are the :func:`sft_args` the model was loaded under (built here when not given).
+    """
     trl = require("trl", "train")
     datasets = require("datasets", "train")
     peft_config = None
@@ -94,7 +101,7 @@ def build_sft_trainer(
         peft_config = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     return trl.SFTTrainer(
         model=model,
-        args=sft_args(cfg, Path(stage_dir), device, seed),
+        args=args if args is not None else sft_args(cfg, Path(stage_dir), device, seed),
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=peft_config,
@@ -126,6 +133,7 @@ def fit(trainer: Any, label: str, resume_from: str | None, extra_callbacks: list
         "tokens_per_second": round(tokens / elapsed, 1) if tokens > 0 and elapsed > 0 else None,
         "resumed_from": resume_from,
         "world_size": trainer.args.world_size,
+        "distributed_type": trainer.accelerator.distributed_type.name,
         "log_history": history,
     }
 
@@ -202,10 +210,12 @@ def run_sft(
     rows = tokenize_file(data_file, tokenizer, fmt, cfg.max_length)
     total, trained = count_tokens(rows)
     resume = last_checkpoint(stage_dir, fp, cfg.resume)
+    args = sft_args(cfg, stage_dir, device, seed)  # first: ZeRO-3 partitions the weights as they load
     model = load_for_training(model_path, cfg.method, cfg.bf16, device, cfg.attn_implementation)
-    trainer = build_sft_trainer(cfg, model, tokenizer, rows, stage_dir, device, seed, callbacks)
+    trainer = build_sft_trainer(cfg, model, tokenizer, rows, stage_dir, device, seed, callbacks, args)
     summary = fit(trainer, "sft", resume)
     save_output(trainer, tokenizer, output, model_path, cfg.method)
+    release_zero3_init()  # merging/exporting/pair generation afterwards load whole models
     summary.update(
         method=cfg.method,
         examples=len(rows),
