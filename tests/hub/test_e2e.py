@@ -172,7 +172,13 @@ def test_push_uploads_the_adapter_and_its_card(hub_run, hub_server):
     files = repo.commits[repo.head]
     final = hub_run.dir / "train" / "final"
     assert files["adapter_model.safetensors"] == (final / "adapter_model.safetensors").read_bytes()
-    assert files["adapter_config.json"] == (final / "adapter_config.json").read_bytes()
+    local, remote = (
+        json.loads(x) for x in ((final / "adapter_config.json").read_bytes(), files["adapter_config.json"])
+    )
+    assert "snapshots" in local["base_model_name_or_path"] and remote["base_model_name_or_path"] == MODEL
+    assert {k: v for k, v in remote.items() if k != "base_model_name_or_path"} == {
+        k: v for k, v in local.items() if k != "base_model_name_or_path"
+    }
     assert "training_args.bin" not in files and "bayling_base_model.json" not in files
     assert pushed.stdout.strip() == f"{hub_server.url}/{target}/commit/{repo.head}"
     wire = [(m, p) for m, p, _ in hub_server.log]

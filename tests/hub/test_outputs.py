@@ -113,3 +113,25 @@ def test_eval_results_cover_translation_and_benchmarks():
 def test_no_stray_temp_files(tmp_path):
     write_json(tmp_path / "a.json", [1])
     assert [p.name for p in Path(tmp_path).iterdir()] == ["a.json"]
+
+
+def test_merged_model_card_is_a_transformers_fine_tune(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from bayling.config import RunConfig
+    from bayling.train.card import write_cards
+
+    cfg = RunConfig()
+    cfg.model.name_or_path = "gemma-3-270m"
+    (tmp_path / "train" / "final").mkdir(parents=True)
+    (tmp_path / "train" / "final" / "adapter_config.json").write_text("{}")
+    (tmp_path / "train" / "merged").mkdir()
+    (tmp_path / "train" / "merged" / "config.json").write_text("{}")
+    written = write_cards(cfg, tmp_path, metrics=None, cmd="bayling train configs/quickstart.yaml")
+    assert written == [tmp_path / "train" / "final" / "README.md", tmp_path / "train" / "merged" / "README.md"]
+    adapter, merged = (ModelCard.load(p) for p in written)
+    assert (adapter.data.library_name, merged.data.library_name) == ("peft", "transformers")
+    assert merged.data.base_model == "google/gemma-3-270m" and merged.data.license == "gemma"
+    assert "base_model:finetune:google/gemma-3-270m" in merged.data.tags
+    assert merged.data.eval_results is None and "Not evaluated yet" in merged.text
+    assert "bayling train configs/quickstart.yaml" in merged.text

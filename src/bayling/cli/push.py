@@ -3,7 +3,8 @@
 The card (``README.md``) is rewritten first from the run's config, data statistics, training summary and,
 when the eval stage is current, ``eval/metrics.json``, with the code sample pointing at the repository.
 Uploads go through ``huggingface_hub`` (``HF_ENDPOINT``, ``HF_TOKEN`` or ``hf auth login``); the repository is
-created when missing. Local bookkeeping files (``training_args.bin``, the base-model path marker) stay behind.
+created when missing. Local bookkeeping files (``training_args.bin``, the base-model path marker) stay behind,
+and an adapter's ``base_model_name_or_path`` (a local cache path) is replaced by the base model's Hub id.
 """
 
 from __future__ import annotations
@@ -47,6 +48,36 @@ def _push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operations(folder, cfg) -> list:
+    """One upload per file of ``folder`` except local bookkeeping; an adapter's base becomes its Hub id.
+
+    PEFT records the base as the local directory it was loaded from (a cache snapshot); on the Hub,
+    ``AutoPeftModelForCausalLM.from_pretrained(REPO)`` must find the base by its Hub id instead.
+    """
+    import fnmatch
+    import json
+
+    from huggingface_hub import CommitOperationAdd
+
+    from bayling.train.card import base_model_id
+
+    marker = folder / "bayling_base_model.json"
+    resolved = json.loads(marker.read_text(encoding="utf-8")).get("base_model") if marker.is_file() else None
+    base_id = base_model_id(cfg.model.name_or_path, resolved)
+    ops = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if not p.is_file() or any(fnmatch.fnmatch(rel, pat) for pat in EXCLUDED):
+            continue
+        content: str | bytes = str(p)
+        if rel == "adapter_config.json" and base_id:
+            conf = json.loads(p.read_text(encoding="utf-8"))
+            conf["base_model_name_or_path"] = base_id
+            content = (json.dumps(conf, indent=2, sort_keys=True) + "\n").encode()
+        ops.append(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=content))
+    return ops
+
+
 def push_run(
     run_dir,
     repo_id: str,
@@ -75,16 +106,16 @@ def push_run(
     metrics = current_metrics(cfg, run_dir)
     write_cards(cfg, run_dir, metrics=metrics, repo_id=repo_id)
     folder = run_dir / "train" / ("merged" if merged else "final")
+    operations = _operations(folder, cfg)
     api = hub.api()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         with hub.download_progress():
-            info = api.upload_folder(
-                folder_path=str(folder),
-                repo_id=repo_id,
+            info = api.create_commit(
+                repo_id,
+                operations=operations,
                 revision=revision,
                 commit_message=message or f"bayling: {cfg.name} ({'merged model' if merged else 'adapter'})",
-                ignore_patterns=EXCLUDED,
             )
     except Exception as e:  # noqa: BLE001
         err = hub.hub_error("model", repo_id, e, BaylingError)

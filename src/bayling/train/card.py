@@ -23,6 +23,7 @@ EMBEDDED_BASE = "google/gemma-3-270m"
 
 _COMMAND: list[str] | None = None
 _METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF++", "ter": "TER"}
+_METHODS = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}
 _TESTSETS = {  # eval.testset -> (model-index dataset type, display name, split)
     "flores200": ("facebook/flores", "FLORES-200", "devtest"),
     "wmt22": ("wmt22", "WMT22 general test", "test"),
@@ -221,9 +222,16 @@ def _body(
     lines.append(
         f"Multilingual instruction tuning with bayling {__version__}: "
         "interactive-translation dialogues, cross-lingual instructions and general instructions (after BayLing / "
-        f"BayLing 2), trained with {t.method.upper() if t.method != 'full' else 'full fine-tuning'} on "
+        f"BayLing 2), trained with {_METHODS.get(t.method, t.method)} on "
         f"`{base_id or base_ref}`."
     )
+    if cfg.model.name_or_path in ("gemma-3-270m", "embedded", "default"):
+        lines += [
+            "",
+            f"The base weights were bayling's embedded default: the Q4_K_M GGUF quantisation of `{EMBEDDED_BASE}`, "
+            "de-quantised to safetensors; applied to the original weights the adapter behaves close to, not "
+            "exactly as, what was evaluated here.",
+        ]
     lines += ["", "## Use", "", "```python"]
     if is_adapter:
         lines += [
