@@ -134,7 +134,7 @@ def hub_error(kind: str, repo_id: str, e: BaseException, error: type[BaylingErro
             return error(f"{what} '{repo_id}': revision not found on {endpoint()} (check the revision)")
         if isinstance(x, errors.RepositoryNotFoundError):
             return not_found_error(kind, repo_id, error)
-        if isinstance(x, errors.RemoteEntryNotFoundError):
+        if isinstance(x, getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)):
             return error(f"{what} '{repo_id}': a file was not found on {endpoint()} ({_first_line(x)})")
         if isinstance(x, errors.HfHubHTTPError) and status is not None:
             return error(f"{what} '{repo_id}': the Hub at {endpoint()} answered HTTP {status} ({_first_line(x)})")

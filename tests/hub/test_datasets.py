@@ -123,18 +123,20 @@ def test_dataset_errors_are_one_line(hub_env, hub_server):
                 list(iter_parallel(src, ["eng_Latn", "zho_Hans"]))
             except DataError as e:
                 msgs.append(str(e))
-        os.environ["BAYLING_OFFLINE"] = "1"
-        from bayling.hub import go_offline
-        go_offline()
+        online = [r.texts for r in iter_parallel("hf:bayling-test/tiny-parallel", ["eng_Latn", "zho_Hans"])]
+        os.environ["BAYLING_OFFLINE"] = "1"  # from here on: the datasets cache only
+        offline = [r.texts for r in iter_parallel("hf:bayling-test/tiny-parallel", ["eng_Latn", "zho_Hans"])]
         try:
             list(iter_parallel("hf:bayling-test/flores_plus", ["eng_Latn", "zho_Hans"]))
         except DataError as e:
             msgs.append(str(e))
-        print(json.dumps(msgs))
+        print(json.dumps({"msgs": msgs, "same_offline": offline == online and len(offline) == 80}))
         """,
         hub_env,
     )
     url = hub_server.url
+    assert out["same_offline"]  # a data set loaded once is read from the cache when offline
+    out = out["msgs"]
     assert out[0] == (
         f"data set 'bayling-test/gated-flores' is gated: accept its terms at {url}/datasets/bayling-test/gated-flores "
         "and log in (`hf auth login`, or set HF_TOKEN to a token of that account)"

@@ -97,20 +97,19 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     )
 
 
-@pytest.mark.parametrize("offline", [["--offline"], ["ENV:BAYLING_OFFLINE"], ["ENV:HF_HUB_OFFLINE"]])
+@pytest.mark.parametrize("offline", ["--offline first", "--offline last", "BAYLING_OFFLINE=1", "HF_HUB_OFFLINE=1"])
 def test_cli_offline_with_an_empty_cache_is_one_line(hub_env, hub_server, tmp_path, offline):
     env = dict(hub_env)
-    flags = [f for f in offline if not f.startswith("ENV:")]
-    for f in offline:
-        if f.startswith("ENV:"):
-            env[f[4:]] = "1"
     cmd = [
-        *flags,
         "run",
         str(REPO / "configs" / "quickstart.yaml"),
         f"model.name_or_path={MODEL}",
-        f"run_dir={tmp_path / 'run'}",
+        f"run_dir={tmp_path / 'r'}",
     ]
+    if offline.startswith("--offline"):
+        cmd = ["--offline", *cmd] if offline.endswith("first") else [*cmd, "--offline"]
+    else:
+        env[offline.split("=")[0]] = "1"
     r = _cli(cmd, env, tmp_path)
     assert r.returncode == 2, r.stderr
     err = r.stderr.strip()
@@ -134,3 +133,23 @@ def test_cli_goes_online_without_verbose(hub_env, hub_server, tmp_path):
         "a private repository also needs HF_TOKEN or `hf auth login`"
     )
     assert ("GET", "/api/models/bayling-test/nope", 404) in hub_server.log
+
+
+def test_download_shows_a_progress_bar_in_quiet_mode(hub_env, hub_server, monkeypatch, capfd):
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
+    monkeypatch.delenv("BAYLING_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("TQDM_POSITION", "-1")  # tqdm draws on a non-terminal too (pytest captures stderr)
+    was = are_progress_bars_disabled()
+    disable_progress_bars()  # what `bayling` without -v does to library bars
+    try:
+        resolve_model(MODEL)
+        assert are_progress_bars_disabled()  # quiet again after the download
+    finally:
+        (disable_progress_bars if was else enable_progress_bars)()
+    err = capfd.readouterr().err
+    repo = hub_server.repo(MODEL)
+    size = sum(len(b) for b in repo.commits[repo.head].values())
+    assert f"downloading {MODEL} (6 files, {size / 1000:.1f} kB)" in err.replace("\n", " ")
+    assert "Fetching 6 files: 100%" in err

@@ -44,14 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayling`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.offline:
-        from bayling.hub import go_offline
-
-        go_offline()
+    argv = list(sys.argv[1:] if argv is None else argv)
     from bayling.train.card import set_command
 
-    set_command(["bayling", *(sys.argv[1:] if argv is None else argv)])
+    set_command(["bayling", *argv])
+    # --offline is accepted anywhere (`bayling run CONFIG --offline`), also after stage subcommands that
+    # parse their own arguments later
+    cut = argv.index("--") if "--" in argv else len(argv)
+    offline = "--offline" in argv[:cut]
+    args = parser.parse_args([a for a in argv[:cut] if a != "--offline"] + argv[cut:])
+    from bayling.hub import go_offline, is_offline
+
+    if offline or is_offline():  # BAYLING_OFFLINE=1 must reach datasets/transformers too
+        go_offline()
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # the run log (a file) may take INFO; the terminal does not

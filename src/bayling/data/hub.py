@@ -168,6 +168,8 @@ def load(ref: HfRef, split: str | None = None, config: str | None = None) -> Any
         except (FileNotFoundError, ValueError) as e:
             raise DataError(f"hf:{ref.repo_id}: cannot load dataset ({e})") from None
         return _pick_split(ds, split, ref)
+    if hub.is_offline():
+        hub.go_offline()  # BAYLING_OFFLINE alone: datasets must not go online either
     streaming = _stream_by_size(ref)
     try:
         with hub.download_progress():
@@ -196,7 +198,11 @@ def _pick_split(ds: Any, split: str | None, ref: HfRef) -> Any:
 
 def config_names(ref: HfRef) -> list[str]:
     """The configs a Hub data set declares (cached by ``datasets`` after the first call)."""
+    from bayling import hub
+
     datasets = require("datasets", "train")
+    if hub.is_offline():
+        hub.go_offline()
     try:
         return list(datasets.get_dataset_config_names(ref.repo_id, revision=ref.revision))
     except Exception as e:  # noqa: BLE001
