@@ -31,6 +31,8 @@ def test_reference_syntax(text, expected):
 def test_bad_references_and_local_paths(tmp_path):
     with pytest.raises(DataError, match="expected hf:ORG/NAME"):
         parse_hf("hf:justaname")
+    with pytest.raises(DataError, match="no such local data set"):
+        parse_hf(f"hf:{tmp_path}/missing")
     with pytest.raises(DataError, match="unknown option"):
         parse_hf("hf:org/name?rev=1")
     assert parse_hf(f"hf:{tmp_path}").local  # an existing directory keeps meaning that directory

@@ -79,6 +79,8 @@ def parse_hf(source: str) -> HfRef:
     s = source[3:] if source.startswith("hf:") else source
     if Path(s).expanduser().exists():
         return HfRef(s, local=True)
+    if s.startswith((".", "/", "~")):
+        raise DataError(f"{source}: no such local data set directory or file")
     s, _, query = s.partition("?")
     params = {k: v[-1] for k, v in parse_qs(query).items()}
     unknown = set(params) - {"revision", "streaming"}
