@@ -8,14 +8,19 @@ so it is converted once to a safetensors directory under bayling's cache and rel
 carries none.
 
 The cache lives in ``$BAYLING_CACHE`` (default ``$XDG_CACHE_HOME/bayling`` or ``~/.cache/bayling``).
+
+A Hub id (``org/name``, optionally ``org/name@revision``) is fetched on first use into the standard
+Hugging Face cache through ``huggingface_hub`` (``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HOME`` apply), with
+a progress bar, and taken from the cache afterwards; offline (``--offline``, ``BAYLING_OFFLINE=1`` or
+``HF_HUB_OFFLINE=1``) only the cache is used. See :mod:`bayling.hub`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +76,9 @@ def _convert_gguf(gguf: Path, out: Path, chat_format: str = "gemma") -> Path:
         model.hf_quantizer.remove_quantization_config(model)
     if not getattr(tok, "chat_template", None):
         tok.chat_template = jinja_template(chat_format)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    from bayling.data.io import atomic_temp_dir
+
+    tmp = atomic_temp_dir(out)  # readable by others, like every output (mkdtemp alone makes 0700)
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -89,32 +95,197 @@ def _is_hf_dir(p: Path) -> bool:
     return p.is_dir() and (p / "config.json").is_file()
 
 
-def _hub_snapshot(name: str) -> Path:
-    """A hub id already in the local HF cache (bayling never downloads weights implicitly)."""
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+"""``org/name`` or ``org/name@revision`` (a branch, tag or commit)."""
+
+# Files a transformers model never needs when safetensors weights exist (other frameworks, duplicates).
+_NOT_NEEDED = [
+    "*.pth",
+    "*.pt",
+    "*.ckpt",
+    "*.h5",
+    "*.msgpack",
+    "*.ot",
+    "*.onnx",
+    "*.onnx_data",
+    "*.tflite",
+    "*.gguf",
+    "*.mlmodel",
+    "original/*",
+    "onnx/*",
+    "openvino/*",
+    "coreml/*",
+]
+
+
+def split_hub_id(name: str) -> tuple[str, str | None]:
+    """``org/name@rev`` -> (``org/name``, ``rev``); the revision is None when not given."""
+    repo, _, rev = name.partition("@")
+    return repo, rev or None
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(HUB_ID.match(name)) and not name.startswith((".", "/", "~"))
+
+
+def _hub_cached(repo: str, revision: str | None, patterns: dict[str, Any] | None = None) -> Path | None:
+    """The cached snapshot of ``repo`` at ``revision`` when complete in the HF cache, else None (no network)."""
+    from huggingface_hub import snapshot_download
+
+    from bayling import hub
+
     try:
-        from huggingface_hub import snapshot_download
+        return Path(
+            snapshot_download(
+                repo, revision=revision, cache_dir=hub.cache_dir(), local_files_only=True, **(patterns or {})
+            )
+        )
+    except Exception:  # noqa: BLE001 - not cached, or cached partly: the caller decides what to do
+        return None
 
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception:
-        raise ModelError(
-            f"unknown model '{name}': not in the local Hugging Face cache "
-            f"(download it first, e.g. `hf download {name}`, or give a local path)"
-        ) from None
+
+def _weight_patterns(files: list[str]) -> dict[str, Any]:
+    """``ignore_patterns`` for ``snapshot_download``: safetensors weights win over ``.bin`` and other formats."""
+    ignore = list(_NOT_NEEDED)
+    safetensors = [f for f in files if f.endswith(".safetensors")]
+    if safetensors:
+        ignore.append("*.bin")
+        if any(not Path(f).name.startswith("consolidated") for f in safetensors):
+            ignore.append("consolidated*")  # Mistral-format duplicate of the transformers weights
+    return {"ignore_patterns": ignore}
 
 
-def check_model(name_or_path: str, gguf_file: str | None = None) -> str:
-    """Validate a model reference without loading or converting anything.
+def _raise_hub_error(name: str, e: Exception) -> None:
+    """Re-raise a Hub failure as one-line :class:`ModelError` (anything else unchanged)."""
+    from bayling import hub
 
-    Returns:
-        Its kind: ``embedded``, ``gguf``, ``hf_dir`` or ``hub``.
+    err = hub.hub_error("model", name, e, ModelError)
+    if err is None:
+        raise e
+    raise err from None
+
+
+def _hub_info_or_cache(name: str, wanted: dict[str, Any] | None) -> tuple[Any, Path | None]:
+    """``(model_info, None)`` online; ``(None, cached snapshot)`` when the Hub is unreachable but a copy is cached."""
+    from bayling import hub
+
+    repo, revision = split_hub_id(name)
+    if hub.is_offline():
+        cached = _hub_cached(repo, revision, wanted)
+        if cached is None:
+            raise hub.offline_error("model", name, ModelError)
+        return None, cached
+    try:
+        return hub.api().model_info(repo, revision=revision, files_metadata=True), None
+    except Exception as e:  # noqa: BLE001
+        cached = _hub_cached(repo, revision, wanted) if hub.is_connection_error(e) else None
+        if cached is None:
+            _raise_hub_error(name, e)
+        log.warning("cannot reach %s (%s); using the cached copy of %s", hub.endpoint(), type(e).__name__, name)
+        return None, cached
+
+
+def hub_model(name: str, gguf_file: str | None = None) -> Path:
+    """Download a Hub model into the HF cache on first use (progress bar) and return its snapshot directory.
+
+    Online, one API call asks for the current commit of the revision; files already in the cache for
+    that commit are not fetched again. Offline only the cache is used.
+
+    Args:
+        name: ``org/name`` or ``org/name@revision``.
+        gguf_file: fetch only this GGUF file of the repository (converted later like a local one).
 
     Raises:
-        ModelError: with one line saying why the reference cannot be used.
+        ModelError: not cached while offline, gated, not found, or the Hub unreachable without a cached copy.
     """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.file_download import repo_folder_name
+
+    from bayling import hub
+    from bayling.progress import console
+
+    repo, revision = split_hub_id(name)
+    wanted = {"allow_patterns": [gguf_file]} if gguf_file else None
+    info, cached = _hub_info_or_cache(name, wanted)
+    if cached is not None:
+        return cached
+    files = {s.rfilename: s.size for s in info.siblings or []}
+    if gguf_file and gguf_file not in files:
+        raise ModelError(f"model '{name}' has no file {gguf_file!r} on {hub.endpoint()}")
+    patterns = wanted or _weight_patterns(list(files))
+    missing = _missing(repo, info, patterns)
+    storage = Path(hub.cache_dir()) / repo_folder_name(repo_id=repo, repo_type="model")
+    if not missing and (storage / "snapshots" / info.sha).is_dir():  # complete in the cache: no file request
+        _write_ref(storage, revision or "main", info.sha)
+        return storage / "snapshots" / info.sha
+    sizes = [files[f] for f in missing]
+    console.print(
+        f"downloading {repo} ({len(missing)} files, {hub.human_size(None if None in sizes else sum(sizes))}) "
+        f"from {hub.endpoint()} into {hub.cache_dir()}"
+    )
+    try:
+        with hub.download_progress():
+            path = snapshot_download(
+                repo, revision=info.sha, cache_dir=hub.cache_dir(), endpoint=hub.endpoint(), **patterns
+            )
+    except Exception as e:  # noqa: BLE001
+        _raise_hub_error(name, e)
+    _write_ref(storage, revision or "main", info.sha)  # so that offline, "main" finds this snapshot
+    return Path(path)
+
+
+def _missing(repo: str, info: Any, patterns: dict[str, Any]) -> list[str]:
+    """Files of ``info``'s commit (after ``patterns``) not yet in the HF cache."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.utils import filter_repo_objects
+
+    from bayling import hub
+
+    todo = filter_repo_objects([s.rfilename for s in info.siblings or []], **patterns)
+    return [f for f in todo if not isinstance(try_to_load_from_cache(repo, f, hub.cache_dir(), info.sha), str)]
+
+
+def _write_ref(storage: Path, revision: str, sha: str) -> None:
+    """Record ``revision -> sha`` in the HF cache (``refs/REVISION``), as huggingface_hub does for branch names."""
+    from bayling.data.io import write_text
+
+    ref = storage / "refs" / revision
+    if revision != sha and (not ref.is_file() or ref.read_text() != sha):
+        write_text(ref, sha)
+
+
+def _check_hub(name: str, gguf_file: str | None) -> None:
+    """Cheap availability check of a Hub model: cached (offline), or the Hub serves its files to this user."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    from bayling import hub
+
+    repo, _ = split_hub_id(name)
+    info, cached = _hub_info_or_cache(name, {"allow_patterns": [gguf_file]} if gguf_file else None)
+    if cached is not None:
+        return
+    files = [s.rfilename for s in info.siblings or []]
+    wanted = {"allow_patterns": [gguf_file]} if gguf_file else _weight_patterns(files)
+    if not _missing(repo, info, wanted):
+        return  # this commit is complete in the cache: nothing to probe
+    probe = gguf_file or "config.json"
+    if probe not in files:
+        raise ModelError(
+            f"model '{name}' on {hub.endpoint()} has no {probe}: not a transformers model"
+            + ("" if gguf_file else " (for a GGUF repository set model.gguf_file)")
+        )
+    try:  # gated repositories list their files but refuse to serve them
+        get_hf_file_metadata(hf_hub_url(repo, probe, revision=info.sha, endpoint=hub.endpoint()))
+    except Exception as e:  # noqa: BLE001
+        _raise_hub_error(name, e)
+
+
+def _kind(name_or_path: str, gguf_file: str | None) -> str:
+    """What a model reference is, from local checks only (a Hub id is not looked up)."""
     if name_or_path in EMBEDDED_ALIASES:
         return "embedded"
     p = Path(name_or_path).expanduser()
-    if gguf_file is not None:
+    if gguf_file is not None and (p.exists() or not _looks_like_hub_id(name_or_path)):
         p = p / gguf_file
     if p.suffix == ".gguf":
         if not p.is_file():
@@ -124,13 +295,30 @@ def check_model(name_or_path: str, gguf_file: str | None = None) -> str:
         return "hf_dir"
     if p.exists():
         raise ModelError(f"{p} is not a Hugging Face model directory (no config.json)")
-    if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~")):
-        _hub_snapshot(name_or_path)
+    if _looks_like_hub_id(name_or_path):
         return "hub"
     raise ModelError(
         f"unknown model '{name_or_path}': not an embedded alias ({', '.join(EMBEDDED_ALIASES)}), "
-        "not a local model directory or .gguf file, and not a hub id (org/name)"
+        "not a local model directory or .gguf file, and not a Hub id (org/name)"
     )
+
+
+def check_model(name_or_path: str, gguf_file: str | None = None) -> str:
+    """Validate a model reference without loading, downloading or converting anything.
+
+    A Hub id is checked against the cache when offline and against the Hub (metadata only) otherwise,
+    so gated, missing and unreachable models fail before any stage runs.
+
+    Returns:
+        Its kind: ``embedded``, ``gguf``, ``hf_dir`` or ``hub``.
+
+    Raises:
+        ModelError: with one line saying why the reference cannot be used.
+    """
+    kind = _kind(name_or_path, gguf_file)
+    if kind == "hub":
+        _check_hub(name_or_path, gguf_file)
+    return kind
 
 
 def resolve_model(name_or_path: str, gguf_file: str | None = None) -> Path:
@@ -138,13 +326,13 @@ def resolve_model(name_or_path: str, gguf_file: str | None = None) -> Path:
 
     Args:
         name_or_path: an embedded alias (``gemma-3-270m``), a HF model directory, a ``.gguf`` file, a
-            directory holding ``gguf_file``, or a hub id present in the local HF cache.
-        gguf_file: GGUF file name inside ``name_or_path`` (directory form).
+            directory holding ``gguf_file``, or a Hub id (``org/name[@revision]``, downloaded on first use).
+        gguf_file: GGUF file name inside ``name_or_path`` (directory or Hub repository).
 
     Returns:
         A directory that ``from_pretrained`` can load offline.
     """
-    kind = check_model(name_or_path, gguf_file)
+    kind = _kind(name_or_path, gguf_file)
     if kind == "embedded":
         out = cache_dir() / "models" / "gemma-3-270m"
         return out if _is_hf_dir(out) else _convert_gguf(embedded_gguf(), out, "gemma")
@@ -154,7 +342,12 @@ def resolve_model(name_or_path: str, gguf_file: str | None = None) -> Path:
         out = cache_dir() / "models" / f"{p.stem}-{p.stat().st_size:x}"
         return out if _is_hf_dir(out) else _convert_gguf(p, out, "gemma")
     if kind == "hub":
-        return _hub_snapshot(name_or_path)
+        snapshot = hub_model(name_or_path, gguf_file)
+        if gguf_file:
+            p = snapshot / gguf_file
+            out = cache_dir() / "models" / f"{p.stem}-{p.stat().st_size:x}"
+            return out if _is_hf_dir(out) else _convert_gguf(p, out, "gemma")
+        return snapshot
     return p
 
 

@@ -126,7 +126,9 @@ def _stage_data(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    from bayling.train.card import command, write_cards
     from bayling.train.sft import train
+    from bayling.train.tracking import run_recorder
 
     # Called although the stage is current only under --force: then retrain from scratch instead of
     # reusing the finished sub-stages (cpt/sft/preference) that train() would otherwise skip.
@@ -140,18 +142,20 @@ def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         chat_format=cfg.model.chat_format,
         gguf_file=cfg.model.gguf_file,
         device=cfg.model.device,
+        callbacks=[run_recorder(run_dir / "train" / "trackers.json")],  # for the eval stage's scores
         fresh=forced,
     )
     from bayling.train.model import is_main_process
 
     if not is_main_process():  # under accelerate/torchrun: ranks > 0 leave once the distributed work is done
         raise SystemExit(0)
+    write_cards(cfg, run_dir, metrics=None, cmd=command())  # rewritten with the scores by the eval stage
     summary = json.loads((run_dir / "train" / "summary.json").read_text(encoding="utf-8"))
     console.print(
         f"train: {summary['steps']} steps, loss {_num(summary.get('first_loss'))} -> {_num(summary.get('last_loss'))}, "
         f"{summary['seconds']}s"
     )
-    return {"output": str(final)}
+    return {"output": str(final), "command": command()}
 
 
 def _num(x: Any) -> str:
@@ -174,6 +178,13 @@ def _stage_eval(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         heldout_file=run_dir / "data" / "heldout.jsonl",
         name=cfg.name,
     )
+    if _adapter(cfg, run_dir) is not None:  # the run's own model: card with these scores, same tracker run
+        from bayling.train.card import write_cards
+        from bayling.train.tracking import log_eval_metrics
+
+        metrics = json.loads((run_dir / "eval" / "metrics.json").read_text(encoding="utf-8"))
+        write_cards(cfg, run_dir, metrics=metrics)
+        log_eval_metrics(run_dir / "train", metrics)
     info = {"metrics": str(run_dir / "eval" / "metrics.json")}
     if cfg.eval.report:
         info["report"] = str(run_dir / "eval" / "report.html")

@@ -6,6 +6,10 @@ Run as::
     bayling data|train|eval CONFIG [key=value]    # one stage (earlier stages run if missing)
     bayling chat RUN_DIR|MODEL                    # terminal chat
     bayling serve RUN_DIR|MODEL                   # OpenAI-compatible HTTP API
+    bayling push RUN_DIR ORG/NAME                 # adapter + model card to the Hugging Face Hub
+
+Models and data sets named by Hub id are downloaded on first use; ``--offline`` (or ``BAYLING_OFFLINE=1``)
+uses the local cache only. Verbosity (``-v``) never changes network behaviour.
 
 User errors (bad file, bad key, unknown language or model) print one ``bayling: error:`` line and
 exit with status 2; Ctrl-C exits with 130 and keeps every finished stage.
@@ -18,7 +22,7 @@ import logging
 import sys
 
 from bayling import __version__
-from bayling.cli import chat, data, eval, run, serve, train, translate
+from bayling.cli import chat, data, eval, push, run, serve, train, translate
 from bayling.errors import BaylingError
 
 
@@ -26,8 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"bayling {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs and tracebacks")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="use only models and data sets already in the Hugging Face cache (also: BAYLING_OFFLINE=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, data, train, eval, chat, serve, translate):
+    for module in (run, data, train, eval, chat, serve, translate, push):
         module.register(sub)
     return parser
 
@@ -35,7 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayling`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from bayling.train.card import set_command
+
+    set_command(["bayling", *argv])
+    # --offline is accepted anywhere (`bayling run CONFIG --offline`), also after stage subcommands that
+    # parse their own arguments later
+    cut = argv.index("--") if "--" in argv else len(argv)
+    offline = "--offline" in argv[:cut]
+    args = parser.parse_args([a for a in argv[:cut] if a != "--offline"] + argv[cut:])
+    from bayling.hub import go_offline, is_offline
+
+    if offline or is_offline():  # BAYLING_OFFLINE=1 must reach datasets/transformers too
+        go_offline()
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # the run log (a file) may take INFO; the terminal does not
@@ -60,7 +81,6 @@ def _quiet_libraries() -> None:
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.filterwarnings("ignore", module="transformers")
     warnings.filterwarnings("ignore", module="trl")
     warnings.filterwarnings("ignore", module="peft")

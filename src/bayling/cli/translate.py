@@ -43,10 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
     from pathlib import Path
 
+    from bayling.data.io import write_text
     from bayling.engines import GenerationParams
     from bayling.errors import BaylingError, DataError
     from bayling.languages import get_language
@@ -87,11 +86,7 @@ def _translate(args: argparse.Namespace) -> int:
     result = "".join(line + "\n" for line in out)
     if args.output:
         dest = Path(args.output)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", dir=dest.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(result)
-        os.replace(tmp, dest)
+        write_text(dest, result)
         if journal is not None:
             journal.unlink(missing_ok=True)
     else:

@@ -92,11 +92,16 @@ def iter_instructions(source: str, bad: BadLines | None = None, lid: Any = None)
     """Instruction records of one file (``sample`` = shipped) as ``{"id", "messages", "lang"}``.
 
     Args:
-        source: ``sample`` or a path (``.jsonl`` or ``.json``).
+        source: ``sample``, a path (``.jsonl`` or ``.json``) or ``hf:ORG/NAME[:CONFIG][@SPLIT]``.
         bad: malformed-line policy (default: fail at the first one).
         lid: a :class:`~bayling.data.lid.LanguageID` used when a record has no ``lang``.
     """
     bad = bad or BadLines()
+    if source.startswith("hf:"):  # a Hub data set or a local HF dataset (bayling.data.hub)
+        from bayling.data.hub import iter_hub_instructions
+
+        yield from iter_hub_instructions(source, bad, lid)
+        return
     path = sample_instructions() if source == "sample" else Path(source).expanduser()
     if not path.is_file():
         raise DataError(f"instruction file not found: {path}")

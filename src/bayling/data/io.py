@@ -1,7 +1,9 @@
 """JSONL reading and writing with errors that name ``file:line``.
 
 Writes go to a temporary file renamed into place, so an interrupted build never leaves a
-half-written file that a later stage would mistake for a finished one.
+half-written file that a later stage would mistake for a finished one. ``tempfile`` creates that file
+with mode 0600; it is widened to what ``open()`` would have made (0666 minus the process umask, so
+0644 by default) before the rename, so outputs stay readable to colleagues and to jobs run as another user.
 """
 
 from __future__ import annotations
@@ -14,6 +16,38 @@ from pathlib import Path
 from typing import Any
 
 from bayling.errors import DataError
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` alone must set it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_temp(path: str | Path) -> tuple[int, str]:
+    """A unique temporary file beside ``path`` (for a later ``os.replace``), with the umask's normal mode."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)  # unique: concurrent writers never collide
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def atomic_temp_dir(path: str | Path) -> Path:
+    """A unique temporary directory beside ``path`` (renamed into place later), with the umask's normal mode."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=p.name + ".", dir=p.parent))
+    tmp.chmod(0o777 & ~_umask())
+    return tmp
 
 
 def read_jsonl(path: str | Path, skip_bad: bool = False, bad: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -34,8 +68,7 @@ def read_jsonl(path: str | Path, skip_bad: bool = False, bad: list[str] | None =
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Atomically write rows as JSONL (UTF-8, non-ASCII kept); returns the number written."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)
+    fd, tmp = atomic_temp(p)
     n = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -51,12 +84,20 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write pretty JSON."""
+    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically write UTF-8 text."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", dir=p.parent)  # unique: concurrent writers never collide
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-    os.replace(tmp, p)
+    fd, tmp = atomic_temp(p)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class BadLines:
@@ -119,8 +160,7 @@ class JsonlWriter:
         self.count = 0
 
     def __enter__(self) -> JsonlWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
+        fd, self._tmp = atomic_temp(self.path)
         self._f = os.fdopen(fd, "w", encoding="utf-8")
         return self
 

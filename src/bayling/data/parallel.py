@@ -260,10 +260,19 @@ def read_flores(root: str | Path, languages: list[str], split: str = "devtest") 
     return recs
 
 
-def iter_hf(path: str, bad: BadLines | None = None) -> Iterator[ParallelRecord]:
-    """A local Hugging Face dataset (``save_to_disk`` directory or data files) with language-code columns or a
-    ``translation`` column of ``{lang: text}`` (the WMT layout on the Hub)."""
+def iter_hf(
+    path: str, bad: BadLines | None = None, languages: list[str] | None = None, split: str = "devtest"
+) -> Iterator[ParallelRecord]:
+    """A Hugging Face dataset with language-code columns or a ``translation`` column of ``{lang: text}`` (the WMT
+    layout on the Hub): a local ``save_to_disk`` directory or data files, or a Hub id ``ORG/NAME[:CONFIG][@SPLIT]``
+    (see :mod:`bayling.data.hub`, which also reads the FLORES+ layout, taking ``split`` when none is named)."""
     from bayling.errors import require
+
+    if not Path(path).expanduser().exists():
+        from bayling.data.hub import iter_hub_parallel
+
+        yield from iter_hub_parallel("hf:" + path, languages, split, bad)
+        return
 
     datasets = require("datasets", "train")
     bad = bad or BadLines()
@@ -291,10 +300,12 @@ def iter_source(
     """Every record of ``source`` (unfiltered), from the reader its form selects."""
     if source == "sample":
         return iter_jsonl_parallel(sample_path(), bad)
+    if source == "flores200" and str(flores or os.environ.get("BAYLING_FLORES_DIR", "")).startswith("hf:"):
+        source = flores or os.environ["BAYLING_FLORES_DIR"]  # a Hub copy of FLORES (the FLORES+ layout)
     if source == "flores200":
         return iter_aligned(flores_dir(flores), languages, split, bad)
     if source.startswith("hf:"):
-        return iter_hf(source[3:], bad)
+        return iter_hf(source[3:], bad, languages, split)
     p = Path(source).expanduser()
     if p.is_dir():
         return iter_aligned(p, languages, split, bad)

@@ -242,6 +242,13 @@ def load_bitexts(
     testset: str, directions: Sequence[tuple[str, str]], data_dir: str | None = None, flores_dir: str | None = None
 ) -> list[Bitext]:
     """Load ``directions`` of a named set (``flores200``, ``wmt22``, ``ntrex``) or a FLORES-layout directory."""
+    root = data_root(data_dir)
+    local = root is not None and (root / "flores200").is_dir()
+    hub_flores = flores_dir or ("" if local else os.environ.get("BAYLING_FLORES_DIR", ""))
+    if testset.startswith("hf:") or (testset == "flores200" and hub_flores.startswith("hf:")):
+        from bayling.data.hub import load_flores_bitexts  # a Hub copy of FLORES (FLORES+ layout)
+
+        return load_flores_bitexts(testset if testset.startswith("hf:") else hub_flores, list(directions))
     if testset == "flores200":
         return load_flores(dataset_dir("flores200", data_dir, flores_dir), directions)
     if testset == "wmt22":

@@ -19,14 +19,18 @@ from bayling.progress import console
 
 
 def default_report_to(requested: list[str] | None) -> list[str]:
-    """Trackers to enable: the requested ones, or (None) TensorBoard and MLflow when importable."""
+    """Trackers to enable: the requested ones, or (None) TensorBoard when importable (it writes into the run
+    directory) and MLflow / W&B only when configured through ``MLFLOW_TRACKING_URI`` / ``WANDB_PROJECT``, so a
+    default run never creates a tracking store in the working directory."""
     if requested is not None:
-        return list(requested)
+        return [r for r in requested if r != "none"]
     found = []
     if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
         found.append("tensorboard")
-    if importlib.util.find_spec("mlflow") is not None:
+    if os.environ.get("MLFLOW_TRACKING_URI") and importlib.util.find_spec("mlflow") is not None:
         found.append("mlflow")
+    if os.environ.get("WANDB_PROJECT") and importlib.util.find_spec("wandb") is not None:
+        found.append("wandb")
     return found
 
 

@@ -108,7 +108,9 @@ class TrainConfig:
     threads: int | None = None
     """CPU threads for torch (None = torch's default)."""
     report_to: list[str] | None = None
-    """Experiment trackers: None = TensorBoard and/or MLflow when installed; ``[]`` = console only."""
+    """Experiment trackers, as transformers' ``report_to``: ``tensorboard``, ``mlflow``, ``wandb`` (and its other
+    integrations), ``all`` or ``none``/``[]`` (console only). None = TensorBoard when installed, plus MLflow / W&B
+    when ``MLFLOW_TRACKING_URI`` / ``WANDB_PROJECT`` is set. The eval stage adds its scores to the same runs."""
     cpt: CptConfig = field(default_factory=CptConfig)
     preference: PreferenceConfig = field(default_factory=PreferenceConfig)
     export: list[str] = field(default_factory=list)
@@ -128,5 +130,8 @@ class TrainConfig:
         bad = [e for e in self.export if e not in EXPORTS]
         if bad:
             raise ConfigError(f"train.export: unknown {bad}; choose from {', '.join(EXPORTS)}")
+        from bayling.train.tracking import check_report_to
+
+        check_report_to(self.report_to)
         if "gguf" in self.export and self.method == "full":
             raise ConfigError("train.export 'gguf' converts a LoRA adapter; with method=full export 'merged' instead")

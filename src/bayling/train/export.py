@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 from bayling.errors import BaylingError, ModelError, require
@@ -41,8 +40,9 @@ _CONVERTER_PARTS = ("convert_lora_to_gguf.py", "convert_hf_to_gguf.py", "convers
 
 
 def _atomic_dir(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
+    from bayling.data.io import atomic_temp_dir
+
+    return atomic_temp_dir(out)  # mode 0755 under the default umask (mkdtemp alone makes 0700)
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
