@@ -164,8 +164,12 @@ def test_vllm_engine_on_tiny_model(tiny_llama, tiny_engine):
         pytest.skip("vLLM needs a GPU")
     from bayling.engines.vllm import VLLMEngine
 
-    engine = VLLMEngine(tiny_llama, dtype="float32", gpu_memory_utilization=0.2, max_model_len=512)
-    params = GenerationParams(max_new_tokens=12)
-    (r,) = engine.generate_detailed([MSG], params)
-    assert r["prompt_tokens"] == tiny_engine.count_prompt_tokens(MSG) and r["completion_tokens"] <= 12
-    assert "".join(engine.stream(MSG, params)).strip() == r["text"]
+    engine = VLLMEngine(tiny_llama, dtype="float32", gpu_memory_utilization=0.2)
+    try:
+        assert engine.context_length == 512  # the model's own
+        params = GenerationParams(max_new_tokens=12)
+        (r,) = engine.generate_detailed([MSG], params)
+        assert r["prompt_tokens"] == tiny_engine.count_prompt_tokens(MSG) and r["completion_tokens"] <= 12
+        assert "".join(engine.stream(MSG, params)).strip() == r["text"]
+    finally:
+        engine.close()
