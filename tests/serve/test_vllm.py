@@ -18,7 +18,6 @@ import time
 import httpx
 import pytest
 
-from bayling.chat import conversation_ids
 from bayling.engines import GenerationParams
 
 MSG = [{"role": "user", "content": "Translate the following English text into German.\nThe weather is nice today."}]
@@ -36,6 +35,8 @@ def vllm_engine(fake_vllm, tiny_llama):
 
 
 def expected_text(engine, conv, n: int) -> str:
+    from bayling.chat import conversation_ids
+
     return (
         f"p{len(conversation_ids(conv, engine.format, engine.tokenizer))} " + "".join(f"t{k} " for k in range(n))
     ).strip()
