@@ -204,6 +204,7 @@ def test_ordinary_text_keeps_the_ids_of_the_whole_string(tiny_tokenizer, user, r
     assert full == tok(render(conv[:2], fmt), add_special_tokens=False)["input_ids"]
 
 
+@pytest.mark.slow  # loading Gemma's 262k-token tokenizer takes seconds; llama.cpp's check of the GGUF is fast
 def test_real_gemma_tokenizer_ids(tmp_path):
     """The embedded Gemma-3 tokenizer: ordinary multilingual text unchanged, forged turns become text."""
     from bayling.models import cache_dir
