@@ -227,7 +227,19 @@ def test_glossary_is_bounded(server):
 # --- a client that leaves while its plain request waits -------------------------------------------------
 
 
-def test_plain_request_of_a_gone_client_leaves_the_queue(make_server, tiny_engine):
+def test_plain_request_of_a_gone_client_leaves_the_queue(make_server, tiny_engine, monkeypatch):
+    real_stream = tiny_engine.stream
+
+    def slow_stream(*args, **kwargs):  # the holding stream must outlast the impatient client on any machine
+        it = real_stream(*args, **kwargs)
+        try:
+            for piece in it:
+                time.sleep(0.05)
+                yield piece
+        finally:
+            it.close()
+
+    monkeypatch.setattr(tiny_engine, "stream", slow_stream)
     url = make_server(tiny_engine, max_new_tokens=400)
     hold = {"messages": MSG, "max_tokens": 400, "stream": True}
     with httpx.stream("POST", url + "/v1/chat/completions", json=hold, timeout=30) as s:

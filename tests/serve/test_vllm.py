@@ -77,7 +77,8 @@ def test_blocking_api_sends_a_list_as_concurrent_requests(vllm_engine):
     assert rid in llm.aborted and llm.generated.get(rid, 0) < 200
 
 
-def test_eight_concurrent_streams_are_in_flight_at_once(vllm_engine, make_server):
+def test_eight_concurrent_streams_are_in_flight_at_once(vllm_engine, make_server, fake_vllm):
+    fake_vllm.AsyncLLM.step_s = 0.05  # 1 s a stream: long enough for 8 client threads to start on a busy machine
     llm = vllm_engine.llm
     url = make_server(vllm_engine, max_batch_size=8)
     convs = [[{"role": "user", "content": f"Hello world! {i} How are you?"}] for i in range(8)]
@@ -133,7 +134,8 @@ def test_client_disconnect_aborts_its_request(vllm_engine, make_server):
     assert llm.generated.get(rid2, 0) < 100
 
 
-def test_queue_bounds_with_the_concurrent_engine(vllm_engine, make_server):
+def test_queue_bounds_with_the_concurrent_engine(vllm_engine, make_server, fake_vllm):
+    fake_vllm.AsyncLLM.step_s = 0.05
     llm = vllm_engine.llm
     url = make_server(vllm_engine, max_batch_size=2, max_queue=1)
     statuses, lock = [], threading.Lock()

@@ -50,7 +50,7 @@ from typing import Any
 from bayling.engines import GenerationParams
 from bayling.errors import BaylingError, UnknownLanguageError, require
 from bayling.serve import protocol as P
-from bayling.serve.config import ServeConfig
+from bayling.serve.config import LOOPBACK, ServeConfig
 from bayling.serve.scheduler import Busy, Overloaded, Scheduler
 
 log = logging.getLogger(__name__)
@@ -149,12 +149,14 @@ async def _unless_gone(request: Any, work: Any) -> Any:
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler itself was cancelled (server shutting down)
+        task.cancel()
+        raise
     finally:
         gone.cancel()
     if not task.done():
         task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+        await asyncio.wait({task})  # let it unwind (a queued job leaves the queue, a running one is aborted)
         raise ClientGone()
     return task.result()
 
@@ -518,8 +520,12 @@ def serve(
         eng = load_engine_for(target, engine=cfg.engine, **cfg.engine_options)
     app = create_app(eng, cfg)
     auth = "on" if os.environ.get(cfg.api_key_env) else f"off (set {cfg.api_key_env} to require a key)"
-    if not os.environ.get(cfg.api_key_env) and cfg.host not in ("127.0.0.1", "localhost", "::1"):
+    if not os.environ.get(cfg.api_key_env) and cfg.host not in LOOPBACK:
         console.print(f"[yellow]warning:[/yellow] serving on {cfg.host} without an API key")
+    if cfg.host_allow_list() is None:
+        console.print(
+            f"[yellow]note:[/yellow] Host header not checked on {cfg.host}; list your names in allowed_hosts"
+        )
     console.print(
         f"bayling: serving [bold]{getattr(eng, 'model_name', target)}[/bold] ({cfg.engine}) at "
         f"http://{cfg.host}:{cfg.port}  (web page /, API /v1, auth {auth}); Ctrl-C stops"
