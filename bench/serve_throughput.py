@@ -8,10 +8,13 @@ Three parts, one run, one JSON file:
 2. **Streamed chat turn**: time to first token and total time of one streamed reply, naive
    (``generate`` + ``TextIteratorStreamer``) vs the two engines.
 3. **Load test** of ``bayling serve`` (a real server process on 127.0.0.1, once per engine: llama.cpp, and
-   transformers, where the server batches waiting requests): C concurrent clients send R requests (half
-   streamed); every request must end as 200, 429 or 503, never as a 500, a dropped connection or a hang.
-   An overload phase repeats it against a server with a 4-slot queue: clients get 429s and back off for
-   the ``Retry-After`` they are told.
+   transformers, where the server batches waiting requests): C concurrent clients (default 50) send R
+   requests, in a fixed mix: plain, streamed, streamed and read slowly (50 ms per event), and streamed
+   then disconnected after two events. Every request must end as 200, or 429/503 with ``Retry-After``,
+   never as a 500, a dropped connection or a hang; afterwards the queue must drain (nothing waiting,
+   nothing running), every stream whose client left must have been cancelled, and the server's RSS is
+   reported before and after. An overload phase repeats it against a server with a 4-slot queue: clients
+   get 429s and back off for the ``Retry-After`` they are told.
 
 Run as::
 
@@ -69,8 +72,9 @@ def naive_generate(engine: Any, convs: list, max_new_tokens: int) -> tuple[list[
     tok, model = engine.tokenizer, engine.model
     outs, n_tokens = [], 0
     with torch.inference_mode():
-        for prompt in engine.prompts(convs):
-            enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(engine.device)
+        for ids in engine.prompt_ids(convs):  # the same prompt ids as the engine
+            enc = {"input_ids": torch.tensor([ids], device=engine.device)}
+            enc["attention_mask"] = torch.ones_like(enc["input_ids"])
             gen = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
@@ -173,10 +177,11 @@ def part_batch(hf: Any, cpp: Any, texts: list[str], max_new_tokens: int) -> dict
 
 
 def naive_stream(engine: Any, conv: list, max_new_tokens: int):
+    import torch
     import transformers
 
-    prompt = engine.prompts([conv])[0]
-    enc = engine.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(engine.device)
+    ids = torch.tensor(engine.prompt_ids([conv]), device=engine.device)
+    enc = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     streamer = transformers.TextIteratorStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
     kw = dict(
         **enc,
@@ -287,13 +292,30 @@ def start_server(port: int, engine: str, overrides: list[str]) -> subprocess.Pop
     raise RuntimeError("server did not become healthy in 120 s")
 
 
+KINDS = ("plain", "stream", "slow", "stream", "leave", "plain")
+"""The client mix, by request number: plain, streamed, streamed read slowly, streamed and disconnected."""
+
+
+def server_rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB (Linux ``/proc``; None elsewhere)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 async def one_request(client: Any, url: str, i: int, text: str, max_tokens: int, timeout: float) -> dict[str, Any]:
     import httpx
 
-    stream = i % 2 == 1
-    body = {"messages": conversations([text])[0], "max_tokens": max_tokens, "stream": stream}
+    kind = KINDS[i % len(KINDS)]
+    stream = kind != "plain"
+    n = max(max_tokens, 200) if kind == "leave" else max_tokens  # still generating when its client leaves
+    body = {"messages": conversations([text])[0], "max_tokens": n, "stream": stream}
     t0 = time.perf_counter()
-    rec: dict[str, Any] = {"i": i, "stream": stream}
+    rec: dict[str, Any] = {"i": i, "kind": kind, "stream": stream}
     try:
         if not stream:
             r = await client.post(url, json=body, timeout=timeout)
@@ -307,7 +329,7 @@ async def one_request(client: Any, url: str, i: int, text: str, max_tokens: int,
                 rec["status"] = r.status_code
                 if "retry-after" in r.headers:
                     rec["retry_after"] = float(r.headers["retry-after"])
-                last = ""
+                last, events = "", 0
                 async for line in r.aiter_lines():
                     if "ttft_s" not in rec and line.startswith("data: {"):
                         choices = json.loads(line[6:]).get("choices") or [{}]
@@ -315,7 +337,13 @@ async def one_request(client: Any, url: str, i: int, text: str, max_tokens: int,
                             rec["ttft_s"] = time.perf_counter() - t0
                     if line:
                         last = line
-                if r.status_code == 200:
+                        events += 1
+                    if kind == "slow":
+                        await asyncio.sleep(0.05)
+                    if kind == "leave" and events == 2 and r.status_code == 200:
+                        rec["left"] = rec["ok"] = True
+                        break
+                if r.status_code == 200 and kind != "leave":
                     rec["ok"] = last == "data: [DONE]" and '"error"' not in last
     except httpx.TimeoutException:
         rec["status"] = "timeout"
@@ -356,8 +384,12 @@ def summarize(records: list[dict[str, Any]], wall: float) -> dict[str, Any]:
         return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3) if xs else None
 
     accounted = len(ok) + statuses.get("429", 0) + statuses.get("503", 0)
+    refused = [r for r in records if r["status"] in (429, 503)]
     return {
         "requests": len(records),
+        "by_kind": {k: sum(1 for r in records if r["kind"] == k) for k in dict.fromkeys(KINDS)},
+        "disconnected_mid_stream": sum(1 for r in records if r.get("left")),
+        "refusals_without_retry_after": sum(1 for r in refused if "retry_after" not in r),
         "status_counts": statuses,
         "success_rate": round(len(ok) / len(records), 3),
         "answered_or_rejected_rate": round(accounted / len(records), 3),
@@ -381,11 +413,23 @@ def part_load(
     proc = start_server(port, engine, overrides)
     try:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        httpx.post(url, json={"messages": conversations(texts[:1])[0], "max_tokens": 4}, timeout=120)  # warm-up
+        rss_before = server_rss_mb(proc.pid)
         cpu_at_start = process_cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         records = asyncio.run(load(url, texts, requests, concurrency, max_tokens, timeout=300))
         res = summarize(records, time.perf_counter() - t0)
-        res["server_queue_stats"] = httpx.get(f"http://127.0.0.1:{port}/health").json()["queue"]
+        t1, queue = time.perf_counter(), {}
+        while time.perf_counter() - t1 < 60:  # drained: nothing waiting, nothing generating for anyone
+            queue = httpx.get(f"http://127.0.0.1:{port}/health").json()["queue"]
+            if not queue["waiting"] and not queue.get("running", queue["busy"]):
+                break
+            time.sleep(0.05)
+        res["server_queue_stats"] = queue
+        res["drained_after_s"] = round(time.perf_counter() - t1, 2)
+        res["drained"] = not queue["waiting"] and not queue.get("running", queue["busy"])
+        res["left_streams_all_cancelled"] = queue.get("cancelled_streams", 0) == res["disconnected_mid_stream"]
+        res["server_rss_mb"] = {"before": rss_before, "after": server_rss_mb(proc.pid)}
         res["server_cpu_s"] = process_cpu_seconds(proc.pid) - cpu_at_start
         res["server_cpu_s_per_answer"] = round(res["server_cpu_s"] / max(res["status_counts"].get("200", 0), 1), 3)
         res.update(concurrency=concurrency, max_tokens=max_tokens, engine=engine, server_overrides=overrides)
@@ -405,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--stream-reps", type=int, default=3)
     ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=20)
+    ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--load-max-tokens", type=int, default=16)
     ap.add_argument(
         "--load-engines",
@@ -413,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         help="engines to load-test (comma-separated); the first also runs the overload phase",
     )
     ap.add_argument("--quick", action="store_true", help="8 sentences, 16 tokens, 60 requests")
+    ap.add_argument("--parts", default="batch,stream,load", help="which parts to run (comma-separated)")
     ap.add_argument("--out", default=str(REPO / "runs" / "bench" / "serve_throughput.json"))
     args = ap.parse_args(argv)
     if args.quick:
@@ -438,17 +483,30 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_at_start": os.getloadavg(),
         },
     }
-    print("loading engines…", file=sys.stderr)
-    hf = TransformersEngine(resolve_model("gemma-3-270m"), dtype="bfloat16", device="cpu", batch_size=args.batch_size)
-    cpp = LlamaCppEngine(n_ctx=2048)
-    print("1/3 batch translation…", file=sys.stderr)
-    result["batch_translation"] = part_batch(hf, cpp, texts[: args.sentences], args.max_new_tokens)
-    bt = result["batch_translation"]
-    print(json.dumps({k: bt[k] for k in ("speedup_vs_naive", "cpu_time_ratio_vs_naive")}), file=sys.stderr)
-    print("2/3 streamed turn latency…", file=sys.stderr)
-    result["streamed_turn"] = part_stream(hf, cpp, texts[0], args.max_new_tokens, args.stream_reps)
-    print(json.dumps(result["streamed_turn"]["speedup_vs_naive"]), file=sys.stderr)
-    del hf, cpp
+    parts = {p.strip() for p in args.parts.split(",")}
+    if parts & {"batch", "stream"}:
+        print("loading engines…", file=sys.stderr)
+        hf = TransformersEngine(
+            resolve_model("gemma-3-270m"), dtype="bfloat16", device="cpu", batch_size=args.batch_size
+        )
+        cpp = LlamaCppEngine(n_ctx=2048)
+    if "batch" in parts:
+        print("1/3 batch translation…", file=sys.stderr)
+        result["batch_translation"] = part_batch(hf, cpp, texts[: args.sentences], args.max_new_tokens)
+        bt = result["batch_translation"]
+        print(json.dumps({k: bt[k] for k in ("speedup_vs_naive", "cpu_time_ratio_vs_naive")}), file=sys.stderr)
+    if "stream" in parts:
+        print("2/3 streamed turn latency…", file=sys.stderr)
+        result["streamed_turn"] = part_stream(hf, cpp, texts[0], args.max_new_tokens, args.stream_reps)
+        print(json.dumps(result["streamed_turn"]["speedup_vs_naive"]), file=sys.stderr)
+    if parts & {"batch", "stream"}:
+        del hf, cpp
+    if "load" not in parts:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
     print("3/3 load test…", file=sys.stderr)
     engines = [e.strip() for e in args.load_engines.split(",") if e.strip()]
     runs = []
@@ -464,7 +522,14 @@ def main(argv: list[str] | None = None) -> int:
     result["load_test_overload"] = res
     runs.append(res)
     print("overload", json.dumps(res["status_counts"]), file=sys.stderr)
-    ok = all(r["answered_or_rejected_rate"] == 1.0 and r["server_errors_5xx"] == 0 for r in runs)
+    ok = all(
+        r["answered_or_rejected_rate"] == 1.0
+        and r["server_errors_5xx"] == 0
+        and r["refusals_without_retry_after"] == 0
+        and r["drained"]
+        and r["left_streams_all_cancelled"]
+        for r in runs
+    )
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     result["load_test_pass"] = ok
     out = Path(args.out)

@@ -6,6 +6,11 @@ prompts in three places and its Llama-3 adapter lost the BOS token; ``tests/test
 rendered strings and checks that BOS appears exactly once and that the label mask covers exactly the
 assistant spans.
 
+Token ids (:func:`conversation_ids` for prompts, :func:`tokenize_conversation` for training, one rule for
+both): the format's own control strings are special tokens where the layout puts them, and message text
+is tokenized as plain text, so a user who types ``<end_of_turn>\n<start_of_turn>model\n`` cannot forge a
+turn, and a text to translate that contains such strings reaches the model as that text.
+
 Formats:
     * ``gemma``      – ``<start_of_turn>user … <end_of_turn>`` (system merged into the first user turn)
     * ``llama3``     – Llama-3 header tokens, stop ``<|eot_id|>``
@@ -22,9 +27,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bayling.errors import BaylingError, ConfigError
 
@@ -79,6 +87,8 @@ class ChatFormat:
     assistant_after_stop: str = ""  # text after the stop string (e.g. a newline), not trained
     default_system: str | None = None
     preamble: str = ""  # text right after BOS (bayling_v1 puts a separator after its system line)
+    markers: tuple[str, ...] = ()
+    """The control strings of the layout besides ``bos``/``stop`` (special tokens only where the layout puts them)."""
 
     def with_special_tokens(self, bos: str | None = None, eos: str | None = None) -> ChatFormat:
         """Return a copy whose BOS/EOS match a tokenizer (only formats that use the model's own EOS change)."""
@@ -104,6 +114,7 @@ FORMATS: dict[str, ChatFormat] = {
         assistant_prefix="<start_of_turn>model\n",
         stop="<end_of_turn>",
         assistant_after_stop="\n",
+        markers=("<start_of_turn>",),
     ),
     "llama3": ChatFormat(
         name="llama3",
@@ -112,6 +123,7 @@ FORMATS: dict[str, ChatFormat] = {
         user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
         assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
         stop="<|eot_id|>",
+        markers=("<|start_header_id|>", "<|end_header_id|>"),
     ),
     "bayling3": ChatFormat(
         name="bayling3",
@@ -120,6 +132,7 @@ FORMATS: dict[str, ChatFormat] = {
         user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
         assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
         stop="<|eot_id|>",
+        markers=("<|start_header_id|>", "<|end_header_id|>"),
         default_system="I am BayLing developed by the NLP Group of ICT/CAS.",
     ),
     "chatml": ChatFormat(
@@ -130,6 +143,7 @@ FORMATS: dict[str, ChatFormat] = {
         assistant_prefix="<|im_start|>assistant\n",
         stop="<|im_end|>",
         assistant_after_stop="\n",
+        markers=("<|im_start|>",),
     ),
     "bayling_v1": ChatFormat(
         name="bayling_v1",
@@ -189,6 +203,75 @@ def _check_order(messages: Sequence[Message]) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One piece of a rendered conversation.
+
+    ``content`` marks message text (what a user, system or assistant wrote): it is always tokenized as
+    plain text, so a ``<end_of_turn>`` typed by a user is characters, not a turn end. Everything else is
+    the format's own layout, whose control strings are special tokens. ``trained`` marks the assistant
+    replies plus their stop string (the loss spans); ``segment`` groups pieces into
+    :func:`render_segments`' pieces.
+    """
+
+    text: str
+    trained: bool = False
+    content: bool = False
+    segment: int = 0
+
+
+def render_pieces(
+    conversation: Iterable[Message | Mapping[str, Any]],
+    fmt: str | ChatFormat,
+    add_generation_prompt: bool = False,
+) -> list[Piece]:
+    """Lay a conversation out as :class:`Piece` s: layout and message text kept apart.
+
+    Args:
+        conversation: messages (dicts or :class:`Message`), optionally starting with a system turn.
+        fmt: a format or its name.
+        add_generation_prompt: end with the assistant prefix, ready for the model to answer.
+
+    Returns:
+        The pieces, in order; joining their texts gives :func:`render`'s string.
+    """
+    fmt = get_format(fmt)
+    messages = as_messages(conversation)
+    _check_order(messages)
+    system = fmt.default_system
+    if messages and messages[0].role == "system":
+        system, messages = messages[0].content, messages[1:]
+    segments: list[list[Piece]] = []
+
+    def turn(template: str, content: str) -> None:
+        before, after = template.split("{content}")
+        segments.append([Piece(before), Piece(content, content=True), Piece(after)])
+
+    if fmt.bos:
+        segments.append([Piece(fmt.bos)])
+    merge_system = system if (system and fmt.system is None) else None
+    if system and fmt.system is not None:
+        turn(fmt.system, system)
+    if fmt.preamble:
+        segments.append([Piece(fmt.preamble)])
+    for i, m in enumerate(messages):
+        if m.role == "user":
+            content = m.content
+            if merge_system is not None and i == 0:
+                content = f"{merge_system}\n\n{content}"
+            turn(fmt.user, content)
+        else:
+            segments.append([Piece(fmt.assistant_prefix)])
+            segments.append([Piece(m.content, trained=True, content=True), Piece(fmt.stop, trained=True)])
+            if fmt.assistant_after_stop:
+                segments.append([Piece(fmt.assistant_after_stop)])
+    if add_generation_prompt:
+        if messages and messages[-1].role == "assistant":
+            raise BaylingError("add_generation_prompt needs a conversation that ends with a user turn")
+        segments.append([Piece(fmt.assistant_prefix)])
+    return [dataclasses.replace(p, segment=i) for i, seg in enumerate(segments) for p in seg if p.text]
+
+
 def render_segments(
     conversation: Iterable[Message | Mapping[str, Any]],
     fmt: str | ChatFormat,
@@ -207,34 +290,11 @@ def render_segments(
     Returns:
         The list of pieces.
     """
-    fmt = get_format(fmt)
-    messages = as_messages(conversation)
-    _check_order(messages)
-    system = fmt.default_system
-    if messages and messages[0].role == "system":
-        system, messages = messages[0].content, messages[1:]
-    pieces: list[tuple[str, bool]] = [(fmt.bos, False)] if fmt.bos else []
-    merge_system = system if (system and fmt.system is None) else None
-    if system and fmt.system is not None:
-        pieces.append((fmt.system.replace("{content}", system), False))
-    if fmt.preamble:
-        pieces.append((fmt.preamble, False))
-    for i, m in enumerate(messages):
-        if m.role == "user":
-            content = m.content
-            if merge_system is not None and i == 0:
-                content = f"{merge_system}\n\n{content}"
-            pieces.append((fmt.user.replace("{content}", content), False))
-        else:
-            pieces.append((fmt.assistant_prefix, False))
-            pieces.append((m.content + fmt.stop, True))
-            if fmt.assistant_after_stop:
-                pieces.append((fmt.assistant_after_stop, False))
-    if add_generation_prompt:
-        if messages and messages[-1].role == "assistant":
-            raise BaylingError("add_generation_prompt needs a conversation that ends with a user turn")
-        pieces.append((fmt.assistant_prefix, False))
-    return [(t, trained) for t, trained in pieces if t]
+    out: dict[int, list[Piece]] = {}
+    for p in render_pieces(conversation, fmt, add_generation_prompt):
+        out.setdefault(p.segment, []).append(p)
+    segments = [("".join(p.text for p in ps), ps[0].trained) for ps in out.values()]
+    return [(t, trained) for t, trained in segments if t]
 
 
 def render(
@@ -243,7 +303,171 @@ def render(
     add_generation_prompt: bool = False,
 ) -> str:
     """Render a conversation to the exact prompt string (BOS included, as text)."""
-    return "".join(t for t, _ in render_segments(conversation, fmt, add_generation_prompt))
+    return "".join(p.text for p in render_pieces(conversation, fmt, add_generation_prompt))
+
+
+# --- token ids --------------------------------------------------------------------------------------
+#
+# The rule, for every tokenizer: the format's own control strings (BOS, turn markers, stop) are special
+# tokens where the *layout* puts them, and message text is tokenized as plain text ("special tokens
+# split"), so nothing a user writes can open or close a turn. Text between two of the format's control
+# tokens (layout text and message text together, e.g. "user\n" + the message) is tokenized in one go,
+# which is exactly what tokenizing the whole rendered string does: Hugging Face and llama.cpp tokenizers
+# cut the input at special tokens and tokenize each stretch between them on its own. So a conversation
+# whose messages contain no control strings gets the very ids it got when the whole string was
+# tokenized with special tokens recognised (the ids models were trained on).
+
+
+class TextTokenizer(Protocol):
+    """What :func:`conversation_ids` needs from a tokenizer that is not a Hugging Face one (llama.cpp)."""
+
+    def encode_text(self, text: str) -> list[int]:
+        """Ids of ``text`` as plain text (control strings in it stay characters)."""
+        ...
+
+    def special_token_id(self, text: str) -> int | None:
+        """The id when ``text`` is exactly one special (control) token of the vocabulary, else None."""
+        ...
+
+
+_HF_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_HF_LOCKS_GUARD = threading.Lock()
+
+
+def _hf_lock(tokenizer: Any) -> threading.Lock:
+    """One lock per HF tokenizer: ``split_special_tokens`` is a switch on the shared Rust tokenizer."""
+    with _HF_LOCKS_GUARD:
+        lock = _HF_LOCKS.get(tokenizer)
+        if lock is None:
+            lock = _HF_LOCKS[tokenizer] = threading.Lock()
+        return lock
+
+
+_HF_SPECIALS: weakref.WeakKeyDictionary[Any, tuple[int, frozenset[int]]] = weakref.WeakKeyDictionary()
+
+
+def _hf_special_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of the tokenizer's special added tokens (cached: Gemma has 6k of them, ~10 ms to list)."""
+    size = len(tokenizer)
+    with _HF_LOCKS_GUARD:
+        cached = _HF_SPECIALS.get(tokenizer)
+    if cached is not None and cached[0] == size:
+        return cached[1]
+    ids = frozenset(i for i, t in tokenizer.added_tokens_decoder.items() if t.special)
+    with _HF_LOCKS_GUARD:
+        _HF_SPECIALS[tokenizer] = (size, ids)
+    return ids
+
+
+def _hf_special_token_id(tokenizer: Any, text: str, special: frozenset[int]) -> int | None:
+    i = tokenizer.convert_tokens_to_ids(text)
+    return i if isinstance(i, int) and i in special and tokenizer.convert_ids_to_tokens(i) == text else None
+
+
+def _control_pattern(fmt: ChatFormat) -> re.Pattern[str]:
+    controls = sorted({s for s in (fmt.bos, fmt.stop, *fmt.markers) if s}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, controls)) or "(?!)")
+
+
+def _runs(pieces: list[Piece], fmt: ChatFormat, special_token_id: Callable[[str], int | None]) -> list[Any]:
+    """Split the pieces at the format's control tokens (layout pieces only).
+
+    Returns a list whose items are either ``(token_id, trained)`` for a control token or a list of
+    pieces: a stretch of text to tokenize as plain text.
+    """
+    pattern = _control_pattern(fmt)
+    out: list[Any] = []
+    run: list[Piece] = []
+    for p in pieces:
+        if p.content:
+            run.append(p)
+            continue
+        pos = 0
+        for m in pattern.finditer(p.text):
+            tid = special_token_id(m.group())
+            if tid is None:  # this tokenizer has no such token: the string is text
+                continue
+            if m.start() > pos:
+                run.append(Piece(p.text[pos : m.start()], p.trained))
+            if run:
+                out.append(run)
+                run = []
+            out.append((tid, p.trained))
+            pos = m.end()
+        if pos < len(p.text):
+            run.append(Piece(p.text[pos:], p.trained))
+    if run:
+        out.append(run)
+    return out
+
+
+def _mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """1 for each token that starts inside a trained span."""
+    return [int(end > start and any(a <= start < b for a, b in spans)) for start, end in offsets]
+
+
+def _spans(pieces: Sequence[Piece], which: str) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for p in pieces:
+        if getattr(p, which):
+            spans.append((pos, pos + len(p.text)))
+        pos += len(p.text)
+    return spans
+
+
+def _encode_hf(pieces: list[Piece], fmt: ChatFormat, tokenizer: Any) -> tuple[list[int], list[int]]:
+    text = "".join(p.text for p in pieces)
+    trained, content = _spans(pieces, "trained"), _spans(pieces, "content")
+    special = _hf_special_ids(tokenizer)
+    with _hf_lock(tokenizer):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=False)
+        ids, offsets = list(enc["input_ids"]), list(enc["offset_mapping"])
+        forged = any(
+            i in special and any(s < b and e > a for a, b in content) for i, (s, e) in zip(ids, offsets, strict=True)
+        )
+        if not forged:  # the common case: one call, the ids of the whole string
+            return ids, _mask(offsets, trained)
+        ids, mask = [], []
+        for item in _runs(pieces, fmt, lambda s: _hf_special_token_id(tokenizer, s, special)):
+            if isinstance(item, tuple):
+                ids.append(item[0])
+                mask.append(int(item[1]))
+                continue
+            run_text = "".join(p.text for p in item)
+            enc = tokenizer(run_text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
+            ids += enc["input_ids"]
+            mask += _mask(enc["offset_mapping"], _spans(item, "trained"))
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # put the switch back for code that calls the Rust tokenizer directly
+            backend.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+    return ids, mask
+
+
+def conversation_ids(
+    conversation: Iterable[Message | Mapping[str, Any]],
+    fmt: str | ChatFormat,
+    tokenizer: Any,
+    add_generation_prompt: bool = True,
+) -> list[int]:
+    """Token ids of a conversation (the prompt engines send to the model): message text as plain text.
+
+    Args:
+        conversation: the messages.
+        fmt: chat format or its name.
+        tokenizer: a Hugging Face *fast* tokenizer, or a :class:`TextTokenizer` (the llama.cpp engine's).
+        add_generation_prompt: end with the assistant prefix (the default: a prompt to answer).
+
+    Returns:
+        The ids, BOS included once when the format has one.
+    """
+    fmt = get_format(fmt)
+    pieces = render_pieces(conversation, fmt, add_generation_prompt)
+    if not hasattr(tokenizer, "encode_text"):
+        return _encode_hf(pieces, fmt, tokenizer)[0]
+    ids: list[int] = []
+    for item in _runs(pieces, fmt, tokenizer.special_token_id):
+        ids += [item[0]] if isinstance(item, tuple) else tokenizer.encode_text("".join(p.text for p in item))
+    return ids
 
 
 def tokenize_conversation(
@@ -254,9 +478,9 @@ def tokenize_conversation(
 ) -> dict[str, list[int]]:
     """Tokenize a full conversation for training: ``input_ids`` plus a 0/1 ``assistant_masks``.
 
-    The whole string is tokenized at once (special tokens written as text, ``add_special_tokens=False``)
-    so ids are identical to what an engine sees at inference; the mask is derived from character
-    offsets, so a token is trained iff it starts inside an assistant span.
+    Ids follow the same rule as :func:`conversation_ids` (the format's control tokens special, message
+    text as plain text), so they are identical to what an engine sends at inference; the mask is derived
+    from character offsets, so a token is trained iff it starts inside an assistant span.
 
     Args:
         conversation: the messages; must end with an assistant turn to have anything to train on.
@@ -267,22 +491,11 @@ def tokenize_conversation(
     Returns:
         ``{"input_ids": [...], "assistant_masks": [...]}`` of equal length.
     """
-    pieces = render_segments(conversation, fmt)
-    text, spans, pos = "", [], 0
-    for t, trained in pieces:
-        if trained:
-            spans.append((pos, pos + len(t)))
-        text += t
-        pos += len(t)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    mask = []
-    for start, end in offsets:
-        inside = any(a <= start < b for a, b in spans) if end > start else False
-        mask.append(1 if inside else 0)
+    fmt = get_format(fmt)
+    ids, mask = _encode_hf(render_pieces(conversation, fmt), fmt, tokenizer)
     if max_length is not None:
         ids, mask = ids[:max_length], mask[:max_length]
-    return {"input_ids": list(ids), "assistant_masks": mask}
+    return {"input_ids": ids, "assistant_masks": mask}
 
 
 def stop_token_ids(fmt: ChatFormat, tokenizer: Any) -> list[int]:

@@ -74,3 +74,19 @@ def make_server():
 
     with stack:
         yield start
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """``tests/serve/fake_vllm.py`` installed as ``vllm`` in ``sys.modules`` for one test."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bayling_fake_vllm", Path(__file__).with_name("fake_vllm.py"))
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    for name, mod in module.modules().items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    return module

@@ -50,3 +50,27 @@ def test_serve_command_reports_bad_model(capsys):
     assert "bayling: error: unknown model 'no-such-model'" in capsys.readouterr().err
     assert main(["serve", "gemma-3-270m", "max_queue=-2"]) == 2
     assert "max_queue must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["cors_origins=[app.example]"], "is not an origin like"),
+        (["cors_origins=[https://app.example/path]"], "is not an origin like"),
+        (["allowed_hosts=['a b']"], "is not a host name"),
+    ],
+)
+def test_bad_cross_site_settings(overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(ServeConfig, None, overrides)
+
+
+def test_host_allow_list_follows_the_bind_address():
+    assert ServeConfig().host_allow_list() == {"localhost", "127.0.0.1", "::1"}
+    assert ServeConfig(host="0.0.0.0").host_allow_list() is None  # public: no names known; set allowed_hosts
+    assert ServeConfig(host="0.0.0.0", allowed_hosts=["Api.Example", "[::1]"]).host_allow_list() == {
+        "api.example",
+        "::1",
+    }
+    cfg = load_config(ServeConfig, None, ["cors_origins=[https://app.example:8443, '*']"])
+    assert cfg.cors_origins == ["https://app.example:8443", "*"]

@@ -1,8 +1,11 @@
 """Generation engines behind one small interface, used by evaluation, chat and the HTTP server.
 
-Every engine takes conversations (lists of ``{"role", "content"}``), renders them with
-:mod:`bayling.chat`, and returns the assistant's reply. Engines are looked up by name and imported
-lazily so that a missing optional extra only matters when that engine is asked for.
+Every engine takes conversations (lists of ``{"role", "content"}``), turns them into token ids with
+:func:`bayling.chat.conversation_ids` (message text as plain text), and returns the assistant's reply.
+Engines are looked up by name and imported lazily so that a missing optional extra only matters when that
+engine is asked for. An engine that runs many requests at once by itself (vLLM's async engine) also sets
+``concurrent = True`` and offers ``astream``/``agenerate`` coroutines; the server then gives it one request
+per generation instead of a worker thread (:mod:`bayling.serve.scheduler`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The transformers engine: batched greedy/sampled generation on CPU or GPU.
 
-Prompts are rendered by :mod:`bayling.chat` and tokenized without adding special tokens (the
-rendered string already holds BOS), left-padded, and generation stops on the format's stop token.
+Prompts are token ids from :func:`bayling.chat.conversation_ids` (BOS and the format's control tokens
+special, message text as plain text, so a user cannot forge a turn), left-padded, and generation stops on
+the format's stop token.
 
 Besides the :class:`~bayling.engines.Engine` protocol (``generate``/``stream``) it offers what the
 HTTP server needs for per-request limits and OpenAI ``usage``: :meth:`generate_detailed` (token counts
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import format_for_tokenizer, render, stop_token_ids
+from bayling.chat import conversation_ids, format_for_tokenizer, render, stop_token_ids
 from bayling.engines import GenerationParams
 from bayling.errors import require
 from bayling.models import load_model, load_tokenizer
@@ -85,7 +86,16 @@ class TransformersEngine:
         return kw
 
     def prompts(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
+        """The rendered prompt strings (for display; generation uses :meth:`prompt_ids`)."""
         return [render(c, self.format, add_generation_prompt=True) for c in conversations]
+
+    def prompt_ids(self, conversations: Sequence[Sequence[dict[str, Any]]]) -> list[list[int]]:
+        """The prompts' token ids (message text as plain text, see :func:`bayling.chat.conversation_ids`)."""
+        return [conversation_ids(c, self.format, self.tokenizer) for c in conversations]
+
+    def _batch(self, ids: Sequence[list[int]]) -> Any:
+        """Left-padded ``input_ids`` + ``attention_mask`` tensors on the model's device."""
+        return self.tokenizer.pad({"input_ids": list(ids)}, padding=True, return_tensors="pt").to(self.device)
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` (special tokens written as text count as one).
@@ -100,8 +110,11 @@ class TransformersEngine:
             return len(self._count_tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def count_prompt_tokens(self, conversation: Sequence[dict[str, Any]]) -> int:
-        """Number of tokens of the rendered prompt for ``conversation``."""
-        return self.count_tokens(self.prompts([conversation])[0])
+        """Number of tokens of the prompt for ``conversation`` (thread-safe, like :meth:`count_tokens`)."""
+        with self._count_lock:
+            if self._count_tokenizer is None:
+                self._count_tokenizer = copy.deepcopy(self.tokenizer)
+            return len(conversation_ids(conversation, self.format, self._count_tokenizer))
 
     def generate(
         self,
@@ -136,7 +149,7 @@ class TransformersEngine:
         """
         torch = require("torch", "train")
         params = params or GenerationParams()
-        prompts = self.prompts(conversations)
+        prompts = self.prompt_ids(conversations)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[dict[str, Any]] = [{} for _ in prompts]
         if params.seed is not None:
@@ -144,9 +157,7 @@ class TransformersEngine:
         with self._lock, torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                enc = self.tokenizer(
-                    [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-                ).to(self.device)
+                enc = self._batch([prompts[i] for i in idx])
                 gen = self.model.generate(**enc, **self._gen_kwargs(params))
                 new = gen[:, enc["input_ids"].shape[1] :]
                 n_prompt = enc["attention_mask"].sum(dim=1).tolist()
@@ -177,8 +188,7 @@ class TransformersEngine:
         transformers = require("transformers", "train")
         torch = require("torch", "train")
         params = params or GenerationParams()
-        prompt = self.prompts([conversation])[0]
-        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        enc = self._batch(self.prompt_ids([conversation]))
         streamer = transformers.TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancel = threading.Event()
 

@@ -1,10 +1,10 @@
 """The llama.cpp engine: GGUF models (optionally with a LoRA adapter GGUF) on CPU via llama-cpp-python.
 
-llama.cpp's own chat formats are deliberately NOT used: the prompt is rendered by
-:func:`bayling.chat.render` (the exact string the model was tuned on), tokenized here with
-``add_bos=False, special=True`` (the rendered string already holds BOS as text; letting llama.cpp add
-another would shift every prompt by one token), and passed as token ids to ``create_completion``
-with the format's stop string. On Gemma-3-270M this is ~7x faster than transformers on 2 CPU cores
+llama.cpp's own chat formats are deliberately NOT used: the prompt's token ids come from
+:func:`bayling.chat.conversation_ids` (the layout the model was tuned on; the format's control strings,
+BOS included, as special tokens, message text tokenized with ``special=False`` so that a user cannot
+forge a turn; ``add_bos=False`` so that llama.cpp adds no second BOS) and are passed to
+``create_completion`` with the format's stop string. On Gemma-3-270M this is ~7x faster than transformers on 2 CPU cores
 (see ``bench/serve_throughput.py``).
 
 Example:
@@ -19,9 +19,23 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import FORMATS, ChatFormat, get_format, render
+from bayling.chat import FORMATS, ChatFormat, conversation_ids, get_format
 from bayling.engines import GenerationParams
 from bayling.errors import ModelError, require
+
+
+class LlamaTokens:
+    """The llama.cpp vocabulary as a :class:`bayling.chat.TextTokenizer`."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode(), add_bos=False, special=False)
+
+    def special_token_id(self, text: str) -> int | None:
+        ids = self.llm.tokenize(text.encode(), add_bos=False, special=True)
+        return ids[0] if len(ids) == 1 and self.encode_text(text) != ids else None
 
 
 class LlamaCppEngine:
@@ -78,6 +92,7 @@ class LlamaCppEngine:
             verbose=False,
         )
         self.format = self._detect_format() if chat_format == "auto" else get_format(chat_format)
+        self.tokens = LlamaTokens(self.llm)
         self.model_name = model_name or (Path(lora_path).stem if lora_path else model_path.stem)
         self.model_path, self.lora_path = model_path, lora_path
         self.seed = seed
@@ -108,8 +123,7 @@ class LlamaCppEngine:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
 
     def _prompt_ids(self, conversation: Sequence[dict[str, Any]]) -> list[int]:
-        prompt = render(conversation, self.format, add_generation_prompt=True)
-        return self.llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        return conversation_ids(conversation, self.format, self.tokens)
 
     def count_prompt_tokens(self, conversation: Sequence[dict[str, Any]]) -> int:
         return len(self._prompt_ids(conversation))
@@ -125,7 +139,7 @@ class LlamaCppEngine:
             "min_p": 0.0,
             "repeat_penalty": 1.0,
             "stop": [self.format.stop] if self.format.stop else [],
-            "seed": self.seed if params.seed is None else params.seed,
+            "seed": (self.seed if params.seed is None else params.seed) & 0xFFFFFFFF,  # llama.cpp seeds are uint32
         }
 
     def generate_detailed(

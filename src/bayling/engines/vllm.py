@@ -1,30 +1,61 @@
-"""The vLLM engine (GPU; optional extra ``pip install 'bayling[vllm]'``).
+"""The vLLM engine (GPU; optional extra ``pip install 'bayling[vllm]'``): continuous batching.
 
-vLLM batches and pages the KV cache itself, so :meth:`VLLMEngine.generate` hands it the whole list of
-conversations at once. Prompts are rendered by :mod:`bayling.chat` and passed as token ids
-(``add_special_tokens=False``: the rendered string already holds BOS), never through vLLM's own
-chat templates, so the server prompts exactly as training did. A LoRA adapter directory (PEFT
-format, what ``bayling train`` writes) is served with ``enable_lora``.
+vLLM's async engine (``vllm.v1.engine.async_llm.AsyncLLM``; ``vllm.AsyncLLMEngine`` in versions without
+v1, which has the same ``generate``/``abort``) schedules every request as its own sequence and batches
+whatever is running at each step, so the server hands it requests as they arrive: eight concurrent
+streams are eight requests in flight at once, interleaving token by token, not eight turns on a lock.
+
+The async engine belongs to the event loop it first runs on, and this engine is used both by the
+server's loop and from plain threads (evaluation, ``bayling chat``), so it lives on a private loop in a
+daemon thread; calls are sent there with :func:`asyncio.run_coroutine_threadsafe`:
+
+* :meth:`VLLMEngine.astream` / :meth:`VLLMEngine.agenerate`: awaitable from any event loop (the server's);
+  one vLLM request each. When the caller goes away (the stream is closed, the task cancelled) the
+  request is aborted with ``abort(request_id)``, which frees its KV-cache blocks at once.
+* :meth:`VLLMEngine.stream` / :meth:`VLLMEngine.generate_detailed`: blocking wrappers; a list of
+  conversations is sent as concurrent requests.
+
+Prompts are token ids from :func:`bayling.chat.conversation_ids` (tokenized here with the model's HF
+tokenizer; message text as plain text), never vLLM's chat templates, so the server prompts exactly as
+training did and a user cannot forge control tokens. A LoRA adapter directory (PEFT format, what
+``bayling train`` writes) is served with ``enable_lora``. ``max_model_len`` defaults to the model's own
+context length.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
-import itertools
+import logging
+import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import format_for_tokenizer, render, stop_token_ids
+from bayling.chat import conversation_ids, format_for_tokenizer, stop_token_ids
 from bayling.engines import GenerationParams
 from bayling.errors import ModelError, require
 
-_REQUEST_IDS = itertools.count()
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+def _async_engine_class(vllm: Any) -> Any:
+    """vLLM v1's ``AsyncLLM``, or the older ``AsyncLLMEngine`` where there is no v1 engine."""
+    try:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        return AsyncLLM
+    except ImportError:
+        return vllm.AsyncLLMEngine
 
 
 class VLLMEngine:
-    """Generate with vLLM's offline ``LLM`` (continuous batching on one or more GPUs).
+    """Generate with vLLM's async engine (continuous batching on one or more GPUs).
 
     Args:
         model_path: HF model directory.
@@ -34,7 +65,7 @@ class VLLMEngine:
         device: kept for config compatibility; vLLM needs a GPU (``cpu`` is refused with a clear error).
         model_name: the name reported to clients.
         gpu_memory_utilization: fraction of GPU memory vLLM may take (weights + KV cache).
-        max_model_len: context window; default: the model's own.
+        max_model_len: context window; default (None): the model's own (``max_position_embeddings``).
         tensor_parallel_size: GPUs to shard the model over.
         max_lora_rank: largest LoRA rank to accept when an adapter is given.
         seed: sampling seed used when a request gives none.
@@ -43,6 +74,8 @@ class VLLMEngine:
 
     batched = True
     """``generate`` runs several conversations through the model together."""
+    concurrent = True
+    """Requests run as separate generations at the same time (the server does not serialise them)."""
 
     def __init__(
         self,
@@ -53,7 +86,7 @@ class VLLMEngine:
         device: str = "auto",
         model_name: str | None = None,
         gpu_memory_utilization: float = 0.5,
-        max_model_len: int | None = 4096,
+        max_model_len: int | None = None,
         tensor_parallel_size: int = 1,
         max_lora_rank: int = 64,
         seed: int = 0,
@@ -62,19 +95,10 @@ class VLLMEngine:
         if device == "cpu":
             raise ModelError("the vLLM engine runs on GPUs; use --engine transformers or llamacpp on CPU")
         vllm = require("vllm", "vllm")
+        from bayling.models import load_tokenizer
+
         self._vllm = vllm
-        self.llm = vllm.LLM(
-            model=str(model_path),
-            tokenizer=str(model_path),
-            dtype=dtype,
-            seed=seed,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            tensor_parallel_size=tensor_parallel_size,
-            enable_lora=adapter is not None,
-            max_lora_rank=max_lora_rank,
-        )
-        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer = load_tokenizer(model_path)
         self.format = format_for_tokenizer(chat_format, self.tokenizer)
         self.stop_ids = stop_token_ids(self.format, self.tokenizer)
         self.lora = None
@@ -84,29 +108,86 @@ class VLLMEngine:
             self.lora = LoRARequest("adapter", 1, str(adapter))
         self.model_name = model_name or Path(str(adapter or model_path)).name
         self.seed = seed
-        self._lock = threading.Lock()  # LLM is not thread-safe; batching happens inside one call
         self._count_lock = threading.Lock()
         self._count_tokenizer: Any = None
+        args = vllm.AsyncEngineArgs(
+            model=str(model_path),
+            tokenizer=str(model_path),
+            dtype=dtype,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            enable_lora=adapter is not None,
+            max_lora_rank=max_lora_rank,
+            disable_log_stats=True,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="bayling-vllm", daemon=True)
+        self._thread.start()
+        engine_class = _async_engine_class(vllm)
 
+        async def start() -> Any:  # on the engine's loop, which its output handler will belong to
+            return engine_class.from_engine_args(args)
+
+        try:
+            self.llm = self._call(start())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    # -- the private event loop --------------------------------------------------------------------
+    def _call(self, coro: Any) -> Any:
+        """Run ``coro`` on the engine's loop and wait for its result (from any thread but that loop's)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _stop_loop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def close(self) -> None:
+        """Shut vLLM down (its engine process and GPU memory) and stop the private loop."""
+        if not self._thread.is_alive():
+            return
+
+        async def shutdown() -> None:
+            stop = getattr(self.llm, "shutdown", None) or getattr(self.llm, "shutdown_background_loop", None)
+            if stop is not None:
+                stop()
+
+        try:
+            self._call(shutdown())
+        finally:
+            self._stop_loop()
+
+    # -- sizes and counts --------------------------------------------------------------------------
     @property
     def context_length(self) -> int:
-        return int(self.llm.llm_engine.model_config.max_model_len)
+        """The context window vLLM was started with (the model's own unless ``max_model_len`` was given)."""
+        config = getattr(self.llm, "model_config", None) or self.llm.engine.model_config
+        return int(config.max_model_len)
+
+    def _counting_tokenizer(self) -> Any:
+        if self._count_tokenizer is None:
+            self._count_tokenizer = copy.deepcopy(self.tokenizer)
+        return self._count_tokenizer
 
     def count_tokens(self, text: str) -> int:
         """Token count, on a private tokenizer copy (safe next to a running generation; see the hf engine)."""
         with self._count_lock:
-            if self._count_tokenizer is None:
-                self._count_tokenizer = copy.deepcopy(self.tokenizer)
-            return len(self._count_tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def _prompt(self, conversation: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
-        text = render(conversation, self.format, add_generation_prompt=True)
-        return {"prompt_token_ids": self.tokenizer(text, add_special_tokens=False)["input_ids"]}
+            return len(self._counting_tokenizer()(text, add_special_tokens=False)["input_ids"])
 
     def count_prompt_tokens(self, conversation: Sequence[dict[str, Any]]) -> int:
-        return self.count_tokens(render(conversation, self.format, add_generation_prompt=True))
+        with self._count_lock:
+            return len(conversation_ids(conversation, self.format, self._counting_tokenizer()))
 
-    def _sampling(self, params: GenerationParams, **extra: Any) -> Any:
+    def prompt_ids(self, conversation: Sequence[dict[str, Any]]) -> list[int]:
+        """The prompt's token ids (thread-safe; message text as plain text)."""
+        with self._count_lock:
+            return conversation_ids(conversation, self.format, self._counting_tokenizer())
+
+    def _sampling(self, params: GenerationParams) -> Any:
         return self._vllm.SamplingParams(
             max_tokens=params.max_new_tokens,
             temperature=params.temperature,
@@ -114,33 +195,128 @@ class VLLMEngine:
             seed=self.seed if params.seed is None else params.seed,
             stop_token_ids=self.stop_ids,
             skip_special_tokens=True,
-            **extra,
         )
 
+    # -- one request, on the engine's loop ---------------------------------------------------------
+    async def _request(
+        self, ids: list[int], params: GenerationParams, request_id: str, emit: Callable[[str], None] | None
+    ) -> dict[str, Any]:
+        """Run one vLLM request; ``emit`` gets each new piece of text. Returns the finished reply."""
+        sent, last = 0, None
+        async for out in self.llm.generate(
+            {"prompt_token_ids": ids}, self._sampling(params), request_id, lora_request=self.lora
+        ):
+            last = out
+            if emit is None:
+                continue
+            text = out.outputs[0].text  # cumulative (vLLM's default output kind)
+            piece = text[sent:]
+            if sent == 0:  # the reply's leading whitespace, like generate()'s strip()
+                piece = piece.lstrip()
+            if piece:
+                sent = len(text)
+                emit(piece)
+        if last is None:
+            raise ModelError(f"vLLM returned nothing for request {request_id}")
+        o = last.outputs[0]
+        return {
+            "text": o.text.strip(),
+            "prompt_tokens": len(ids),
+            "completion_tokens": len(o.token_ids),
+            "finish_reason": "length" if o.finish_reason == "length" else "stop",
+        }
+
+    async def _abort(self, request_id: str, running: Future) -> None:
+        """Abort a request whose caller went away, and stop the coroutine that was reading it."""
+        try:
+            await self.llm.abort(request_id)
+        except Exception:  # already finished, or the engine is shutting down
+            log.debug("abort of %s failed", request_id, exc_info=True)
+        running.cancel()
+
+    def _submit(
+        self, ids: list[int], params: GenerationParams, emit: Callable[[Any], None] | None
+    ) -> tuple[str, Future]:
+        """Start one request on the engine's loop; with ``emit``, its pieces then ``_END`` (or the error)."""
+        request_id = f"bayling-{uuid.uuid4().hex}"
+
+        async def run() -> dict[str, Any]:
+            try:
+                result = await self._request(ids, params, request_id, emit)
+            except Exception as e:
+                if emit is not None:
+                    emit(e)
+                raise
+            if emit is not None:
+                emit(_END)
+            return result
+
+        return request_id, asyncio.run_coroutine_threadsafe(run(), self._loop)
+
+    def _abort_soon(self, request_id: str, running: Future) -> Future:
+        """Abort ``request_id`` (from any thread; returns at once)."""
+        return asyncio.run_coroutine_threadsafe(self._abort(request_id, running), self._loop)
+
+    # -- for the server's event loop ---------------------------------------------------------------
+    async def astream(
+        self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None
+    ) -> AsyncIterator[str]:
+        """Yield pieces of one reply as vLLM produces them; closing/cancelling it aborts the request."""
+        caller = asyncio.get_running_loop()
+        pieces: asyncio.Queue = asyncio.Queue()
+        ids = await asyncio.to_thread(self.prompt_ids, conversation)  # a long prompt must not stall the loop
+        request_id, running = self._submit(
+            ids,
+            params or GenerationParams(),
+            lambda item: caller.call_soon_threadsafe(pieces.put_nowait, item),
+        )
+        finished = False
+        try:
+            while True:
+                item = await pieces.get()
+                if item is _END:
+                    finished = True
+                    return
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+        finally:
+            if not finished:
+                self._abort_soon(request_id, running)
+
+    async def agenerate(
+        self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None
+    ) -> dict[str, Any]:
+        """One reply (dict as in :meth:`generate_detailed`); cancelling the caller aborts the request."""
+        ids = await asyncio.to_thread(self.prompt_ids, conversation)
+        request_id, running = self._submit(ids, params or GenerationParams(), None)
+        try:
+            return await asyncio.wrap_future(running)
+        except asyncio.CancelledError:
+            self._abort_soon(request_id, running)
+            raise
+
+    # -- blocking API (evaluation, bayling chat) ---------------------------------------------------
     def generate_detailed(
         self,
         conversations: Sequence[Sequence[dict[str, Any]]],
         params: GenerationParams | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Answer all conversations in one vLLM call; dicts as in the transformers engine."""
+        """Answer all conversations as concurrent vLLM requests; dicts as in the transformers engine."""
         params = params or GenerationParams()
-        prompts = [self._prompt(c) for c in conversations]
-        with self._lock:
-            outs = self.llm.generate(prompts, self._sampling(params), lora_request=self.lora, use_tqdm=False)
+        jobs = [self._submit(self.prompt_ids(c), params, None) for c in conversations]
         results = []
-        for prompt, out in zip(prompts, outs, strict=True):
-            o = out.outputs[0]
-            results.append(
-                {
-                    "text": o.text.strip(),
-                    "prompt_tokens": len(prompt["prompt_token_ids"]),
-                    "completion_tokens": len(o.token_ids),
-                    "finish_reason": "length" if o.finish_reason == "length" else "stop",
-                }
-            )
-        if progress is not None:
-            progress(len(results))
+        try:
+            for _, running in jobs:
+                results.append(running.result())
+                if progress is not None:
+                    progress(1)
+        finally:
+            for request_id, running in jobs:
+                if not running.done():  # interrupted: free the GPU for whoever comes next
+                    self._abort_soon(request_id, running)
         return results
 
     def generate(
@@ -153,27 +329,20 @@ class VLLMEngine:
         return [r["text"] for r in self.generate_detailed(conversations, params, progress)]
 
     def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
-        """Yield pieces of one reply by stepping vLLM's engine; closing the iterator aborts the request."""
-        params = params or GenerationParams()
-        engine = self.llm.llm_engine
-        request_id = f"bayling-{next(_REQUEST_IDS)}"
-        sent = 0
-        with self._lock:
-            engine.add_request(request_id, self._prompt(conversation), self._sampling(params), lora_request=self.lora)
-            finished = False
-            try:
-                while not finished and engine.has_unfinished_requests():
-                    for out in engine.step():
-                        if out.request_id != request_id:
-                            continue
-                        text = out.outputs[0].text  # cumulative
-                        piece = text[sent:]
-                        if sent == 0:
-                            piece = piece.lstrip()
-                        sent = len(text) if piece else sent
-                        if piece:
-                            yield piece
-                        finished = out.finished
-            finally:
-                if not finished:
-                    engine.abort_request([request_id])
+        """Yield pieces of one reply (blocking); closing the iterator aborts the request."""
+        pieces: queue.Queue = queue.Queue()
+        request_id, running = self._submit(self.prompt_ids(conversation), params or GenerationParams(), pieces.put)
+        finished = False
+        try:
+            while True:
+                item = pieces.get()
+                if item is _END:
+                    finished = True
+                    return
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+        finally:
+            if not finished:
+                self._abort_soon(request_id, running)

@@ -7,11 +7,25 @@ Routes:
     * ``GET  /v1/translate/options`` – languages, styles and refine follow-ups for pickers.
     * ``GET  /v1/models``, ``GET /v1/models/{id}``, ``GET /health``, ``GET /`` (the web page).
 
-Engines block, so they run on one worker thread behind :class:`~bayling.serve.scheduler.Scheduler`
-(bounded queue -> 429, queue timeout -> 503, batching of concurrent requests, cancellation when a
-streaming client disconnects); the event loop only parses, validates and relays. When the environment
-variable named by ``ServeConfig.api_key_env`` (``BAYLING_API_KEY``) is set, ``/v1/*`` needs
-``Authorization: Bearer <key>``.
+Engines run behind :class:`~bayling.serve.scheduler.Scheduler` (bounded queue -> 429, queue timeout -> 503;
+blocking engines on one worker thread with batching of waiting requests, vLLM's async engine with one
+request per generation); the event loop only parses, validates and relays. A client that disconnects
+(mid-stream, or while its plain request waits or runs) has its generation cancelled.
+
+What the server enforces on every request, before any route runs (:class:`RequestGuard`):
+
+* ``Host`` must be one of ``ServeConfig.host_allow_list()`` (bound to localhost: ``localhost``,
+  ``127.0.0.1``, ``::1``), else 400: a web page that rebinds its DNS name to 127.0.0.1 cannot reach it.
+* A request with an ``Origin`` header must come from the server's own origin (the page at ``/``) or one of
+  ``ServeConfig.cors_origins``, else 403; a CORS preflight from another origin gets a 403 without any
+  ``Access-Control-Allow-*`` header. Allowed origins get CORS headers (Starlette's ``CORSMiddleware``).
+* ``POST`` bodies must be ``Content-Type: application/json``, else 415 (a cross-site HTML form or a
+  "simple" ``fetch`` cannot send that without a preflight).
+
+When the environment variable named by ``ServeConfig.api_key_env`` (``BAYLING_API_KEY``) is set, ``/v1/*``,
+``/docs`` and ``/openapi.json`` need ``Authorization: Bearer <key>``. Request bounds (message count, prompt
+tokens, ``max_tokens``, stop strings, ``n``, unknown fields) are in :mod:`bayling.serve.protocol` and
+:func:`create_app`'s ``prepare``.
 
 Run as::
 
@@ -25,6 +39,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
+import json
 import logging
 import os
 import time
@@ -35,7 +50,7 @@ from typing import Any
 from bayling.engines import GenerationParams
 from bayling.errors import BaylingError, UnknownLanguageError, require
 from bayling.serve import protocol as P
-from bayling.serve.config import ServeConfig
+from bayling.serve.config import LOOPBACK, ServeConfig
 from bayling.serve.scheduler import Busy, Overloaded, Scheduler
 
 log = logging.getLogger(__name__)
@@ -66,6 +81,90 @@ def _error_for(exc: Exception) -> P.APIError:
     return P.APIError(500, f"generation failed: {type(exc).__name__}: {exc}", type="server_error")
 
 
+def _host_name(host: str) -> str:
+    """``Host`` header -> lower-case name without port (``[::1]:8000`` -> ``::1``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class RequestGuard:
+    """ASGI middleware: the ``Host`` allow-list, same-origin-or-allowed ``Origin``, JSON ``Content-Type`` on POST.
+
+    Args:
+        app: the wrapped ASGI app.
+        hosts: accepted host names (see :meth:`ServeConfig.host_allow_list`); None: any.
+        origins: origins allowed besides the server's own; ``"*"`` allows every origin.
+    """
+
+    def __init__(self, app: Any, hosts: frozenset[str] | None, origins: frozenset[str]) -> None:
+        self.app, self.hosts, self.origins = app, hosts, origins
+
+    def problem(self, scope: dict[str, Any]) -> tuple[int, str, str] | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host", "")
+        if self.hosts is not None and _host_name(host) not in self.hosts:
+            return (
+                400,
+                f"unknown Host {host!r}; this server answers to: {', '.join(sorted(self.hosts))}",
+                "invalid_host",
+            )
+        origin = headers.get("origin")
+        if origin is not None and "*" not in self.origins and origin not in self.origins:
+            if origin.lower() != f"{scope.get('scheme', 'http')}://{host}".lower():
+                return 403, f"cross-origin request from {origin!r} refused (serve.cors_origins)", "cross_origin"
+        if scope.get("method") == "POST":
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return 415, f"Content-Type must be application/json, got {ctype or 'none'!r}", "unsupported_media_type"
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        found = self.problem(scope) if scope["type"] == "http" else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        status, message, code = found
+        body = json.dumps(P.APIError(status, message, code=code).body()).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _disconnected(request: Any) -> None:
+    """Return when the client of ``request`` (whose body was read already) disconnects."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_gone(request: Any, work: Any) -> Any:
+    """Await ``work``; if the client disconnects first, cancel it and raise :class:`ClientGone`."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this handler itself was cancelled (server shutting down)
+        task.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})  # let it unwind (a queued job leaves the queue, a running one is aborted)
+        raise ClientGone()
+    return task.result()
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready (nothing is sent; HTTP 499 in logs)."""
+
+
 def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
     """Build the FastAPI app serving ``engine``.
 
@@ -79,8 +178,11 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
         The ASGI app; its scheduler starts and stops with the app's lifespan.
     """
     fastapi = require("fastapi", "serve")
+    from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from starlette.background import BackgroundTask
     from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.middleware.cors import CORSMiddleware
 
     cfg = config or ServeConfig()
     key = api_key if api_key is not None else os.environ.get(cfg.api_key_env, "")
@@ -100,12 +202,27 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
         finally:
             scheduler.close()
 
-    app = fastapi.FastAPI(title="bayling", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = fastapi.FastAPI(
+        title="bayling", version="1", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.scheduler, app.state.engine, app.state.config = scheduler, engine, cfg
+    # added last = runs first: the guard refuses before CORS headers are added to anything
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cfg.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    app.add_middleware(RequestGuard, hosts=cfg.host_allow_list(), origins=frozenset(cfg.cors_origins))
 
     @app.exception_handler(P.APIError)
     async def _api_error(request: Any, exc: P.APIError) -> Any:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Any, exc: ClientGone) -> Any:
+        return JSONResponse(P.APIError(499, "client closed the request", code="client_closed").body(), 499)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Any, exc: StarletteHTTPException) -> Any:
@@ -152,7 +269,7 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
                 code="model_not_found",
             )
 
-    def prepare(
+    async def prepare(
         conv: list[dict[str, str]],
         max_tokens: int | None,
         temperature: float | None,
@@ -170,8 +287,8 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
                 param="max_tokens",
                 code="max_tokens_too_large",
             )
-        try:
-            n_prompt = _count_prompt(engine, conv)
+        try:  # in a thread: tokenizing a long prompt must not stall every other client
+            n_prompt = await asyncio.to_thread(_count_prompt, engine, conv)
         except BaylingError as e:
             raise P.APIError(400, str(e), param="messages") from None
         limit = min(cfg.max_input_tokens, context - n_new)
@@ -188,26 +305,45 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
         )
         return params, n_prompt
 
-    async def answer(conv: list[dict[str, str]], params: GenerationParams, stops: list[str]) -> dict[str, Any]:
+    async def answer(
+        request: Any, conv: list[dict[str, str]], params: GenerationParams, stops: list[str]
+    ) -> dict[str, Any]:
         try:
-            r = await scheduler.generate(conv, params)
+            r = await _unless_gone(request, scheduler.generate(conv, params))
+        except ClientGone:
+            raise
         except Exception as e:
             raise _error_for(e) from None
         text, hit = P.StopScanner(stops).cut(r["text"])
         return {**r, "text": text, "finish_reason": "stop" if hit else r["finish_reason"]}
 
     async def stream(
-        conv: list[dict[str, str]], params: GenerationParams, n_prompt: int, stops: list[str], include_usage: bool
+        request: Any,
+        conv: list[dict[str, str]],
+        params: GenerationParams,
+        n_prompt: int,
+        stops: list[str],
+        include_usage: bool,
     ) -> Any:
         try:
             job = scheduler.submit("stream", conv, params)
-            await scheduler.wait_started(job)
         except Exception as e:
+            raise _error_for(e) from None
+        try:
+            await _unless_gone(request, scheduler.wait_started(job))
+        except ClientGone:
+            job.cancel()
+            raise
+        except Exception as e:
+            job.cancel()
             raise _error_for(e) from None
         cid, created = P.new_id(), int(time.time())
 
         def event(delta: dict[str, Any] | None, finish: str | None = None, use: dict[str, int] | None = None) -> str:
             return P.chunk(cid, created, model_name, delta, finish, use, with_usage=include_usage)
+
+        async def cancel() -> None:  # async: BackgroundTask runs plain functions on another thread
+            job.cancel()
 
         async def events() -> AsyncIterator[str]:
             scanner, parts, hit = P.StopScanner(stops), [], False
@@ -236,24 +372,23 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
                 job.cancel()  # client gone or stop string hit: the worker stops at its next piece
 
         return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(cancel),  # also when the client left before the first event
         )
 
     @router.post("/chat/completions")
     async def chat_completions(request: fastapi.Request) -> Any:
         req = P.parse_body(await read_body(request), P.ChatCompletionRequest)
         check_model(req.model)
-        if req.n != 1:
-            raise P.APIError(400, "only n=1 is supported", param="n")
-        if req.tools:
-            raise P.APIError(400, "tools are not supported by this server", param="tools")
         conv = [m.as_dict() for m in req.messages]
         max_tokens = req.max_completion_tokens or req.max_tokens
-        params, n_prompt = prepare(conv, max_tokens, req.temperature, req.top_p, req.seed)
+        params, n_prompt = await prepare(conv, max_tokens, req.temperature, req.top_p, req.seed)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return await stream(conv, params, n_prompt, req.stop, include)
-        r = await answer(conv, params, req.stop)
+            return await stream(request, conv, params, n_prompt, req.stop, include)
+        r = await answer(request, conv, params, req.stop)
         use = P.usage(r["prompt_tokens"] or n_prompt, r["completion_tokens"] or _count_text(engine, r["text"]))
         return P.completion(P.new_id(), model_name, r["text"], r["finish_reason"], use)
 
@@ -278,10 +413,10 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
         req = P.parse_body(await read_body(request), P.TranslationRequest)
         check_model(req.model)
         conv, src, tgt = translation_conversation(req)
-        params, n_prompt = prepare(conv, req.max_tokens, req.temperature, None, req.seed)
+        params, n_prompt = await prepare(conv, req.max_tokens, req.temperature, None, req.seed)
         if req.stream:
-            return await stream(conv, params, n_prompt, [], False)
-        r = await answer(conv, params, [])
+            return await stream(request, conv, params, n_prompt, [], False)
+        r = await answer(request, conv, params, [])
         return {
             "id": P.new_id("translation"),
             "object": "translation",
@@ -299,7 +434,7 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
     async def translate_prompt(request: fastapi.Request) -> Any:
         req = P.parse_body(await read_body(request), P.TranslationRequest)
         conv, src, tgt = translation_conversation(req)
-        prepare(conv, req.max_tokens, req.temperature, None, req.seed)
+        await prepare(conv, req.max_tokens, req.temperature, None, req.seed)
         return {"messages": conv, "source_lang": src, "target_lang": tgt}
 
     @router.get("/translate/options")
@@ -329,6 +464,14 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
         return model_card()
 
     app.include_router(router)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[fastapi.Depends(check_auth)])
+    async def openapi() -> Any:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[fastapi.Depends(check_auth)])
+    async def docs() -> Any:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="bayling API")
 
     @app.get("/health")
     async def health() -> Any:
@@ -377,10 +520,19 @@ def serve(
         eng = load_engine_for(target, engine=cfg.engine, **cfg.engine_options)
     app = create_app(eng, cfg)
     auth = "on" if os.environ.get(cfg.api_key_env) else f"off (set {cfg.api_key_env} to require a key)"
-    if not os.environ.get(cfg.api_key_env) and cfg.host not in ("127.0.0.1", "localhost", "::1"):
+    if not os.environ.get(cfg.api_key_env) and cfg.host not in LOOPBACK:
         console.print(f"[yellow]warning:[/yellow] serving on {cfg.host} without an API key")
+    if cfg.host_allow_list() is None:
+        console.print(
+            f"[yellow]note:[/yellow] Host header not checked on {cfg.host}; list your names in allowed_hosts"
+        )
     console.print(
         f"bayling: serving [bold]{getattr(eng, 'model_name', target)}[/bold] ({cfg.engine}) at "
         f"http://{cfg.host}:{cfg.port}  (web page /, API /v1, auth {auth}); Ctrl-C stops"
     )
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=5)
+    try:
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        close = getattr(eng, "close", None)  # vLLM: its engine process and GPU memory
+        if close is not None:
+            close()

@@ -6,10 +6,14 @@ below is a YAML key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bayling.errors import ConfigError
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+"""Names of this machine: binding to one keeps the server private, and they are the Host names it accepts."""
 
 
 @dataclass
@@ -48,7 +52,15 @@ class ServeConfig:
     queue_timeout_s: float = 120.0
     """A request still waiting after this long is answered 503 instead of hanging."""
     api_key_env: str = "BAYLING_API_KEY"
-    """Environment variable holding the API key; when it is set, ``/v1/*`` needs ``Authorization: Bearer``."""
+    """Environment variable holding the API key; when it is set, ``/v1/*``, ``/docs`` and ``/openapi.json``
+    need ``Authorization: Bearer``."""
+    cors_origins: list[str] = field(default_factory=list)
+    """Origins (``scheme://host[:port]``) whose web pages may call this server from a browser (CORS allow-list).
+    Empty (the default): none; the server's own page at ``/`` works, a request from any other page is a 403."""
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host names clients may reach the server by (the ``Host`` header; a DNS-rebinding guard). Empty (the
+    default): ``localhost``, ``127.0.0.1`` and ``::1`` when bound to a loopback address, no check otherwise
+    (behind a public name, list it here, and set an API key)."""
     web: bool = True
     """Serve the interactive-translation page at ``/``."""
     engine_options: dict[str, Any] = field(default_factory=dict)
@@ -65,3 +77,17 @@ class ServeConfig:
             raise ConfigError("serve.default_max_tokens must not exceed serve.max_new_tokens")
         if not 0 < self.port < 65536:
             raise ConfigError(f"serve.port must be 1..65535, got {self.port}")
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ConfigError(f"serve.cors_origins: {origin!r} is not an origin like 'https://example.org:8080'")
+        for host in self.allowed_hosts:
+            if not host or "/" in host or " " in host:
+                raise ConfigError(f"serve.allowed_hosts: {host!r} is not a host name")
+
+    def host_allow_list(self) -> frozenset[str] | None:
+        """Host names the ``Host`` header may carry (lower case, no port), or None for no check."""
+        if self.allowed_hosts:
+            return frozenset(h.lower().strip("[]") for h in self.allowed_hosts)
+        if self.host in LOOPBACK:
+            return frozenset(LOOPBACK)
+        return None

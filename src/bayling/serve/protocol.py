@@ -5,6 +5,25 @@ Requests are validated with pydantic models; every failure becomes OpenAI's erro
 client raises its usual ``BadRequestError``/``AuthenticationError``/``RateLimitError``.
 Differences from OpenAI, on purpose: sampling is greedy unless ``temperature`` is given (reproducible
 translations), and only ``n=1`` is served.
+
+Bounds on what a client controls (each violation is a 400 naming the field and the limit):
+
+* ``stop``: at most :data:`MAX_STOP` strings of at most :data:`MAX_STOP_CHARS` characters each.
+* ``max_tokens``/``max_completion_tokens`` >= 1 (and at most ``serve.max_new_tokens``, checked by the
+  server); ``temperature`` 0..2; ``top_p`` in (0, 1]; ``seed`` a signed 64-bit integer.
+* ``messages``: at least one (at most ``serve.max_messages``, and the prompt at most
+  ``serve.max_input_tokens`` tokens and the context window minus ``max_tokens``: checked by the server).
+* ``n``: only 1. ``logprobs``/``top_logprobs``, ``tools``/``tool_choice``/``functions``/``function_call``,
+  ``response_format``, ``logit_bias``, ``frequency_penalty``/``presence_penalty``, ``modalities``: accepted
+  only at values that ask for nothing this server does not do (``logprobs: false``, ``tools: []``,
+  ``response_format: {"type": "text"}``, penalties 0…), otherwise rejected.
+* Unknown fields are **rejected** with ``unrecognized request argument supplied: NAME``, as OpenAI's API
+  does. OpenAI fields that do not change the reply (``user``, ``metadata``, ``store``, ``service_tier``,
+  ``parallel_tool_calls``, ``prompt_cache_key``, ``safety_identifier``) are accepted and ignored.
+  Inside a message, unknown keys (``name``, ``refusal``, ``annotations``… that clients echo back) are
+  ignored; its ``role`` and ``content`` are validated.
+* ``/v1/translate``: the fields of :class:`TranslationRequest` only; at most :data:`MAX_GLOSSARY` glossary
+  entries.
 """
 
 from __future__ import annotations
@@ -15,6 +34,14 @@ import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MAX_STOP = 4
+"""Most ``stop`` strings in one request (OpenAI's limit)."""
+MAX_STOP_CHARS = 128
+"""Longest ``stop`` string (a stream holds back that many characters while it may be a partial match)."""
+MAX_GLOSSARY = 64
+"""Most glossary entries in one ``/v1/translate`` request."""
+_INT64 = 2**63
 
 
 class APIError(Exception):
@@ -66,29 +93,112 @@ class StreamOptions(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """``POST /v1/chat/completions`` (fields bayling does not use, like ``user``, are ignored)."""
+    """``POST /v1/chat/completions`` (see the module docstring for what is bounded, ignored or rejected)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-_INT64, lt=_INT64)
     stop: str | list[str] | None = Field(None, validate_default=True)
-    n: int = Field(1, ge=1)
-    stream: bool = False
+    n: int | None = 1
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
+    # accepted only when they ask for nothing (checked below)
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    response_format: dict[str, Any] | None = None
+    logit_bias: dict[str, float] | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    modalities: list[str] | None = None
+    # accepted and ignored: they do not change the reply
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    parallel_tool_calls: bool | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
 
     @field_validator("stop")
     @classmethod
     def _stops(cls, v: str | list[str] | None) -> list[str]:
         stops = [v] if isinstance(v, str) else list(v or [])
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences")
+        if len(stops) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences, got {len(stops)}")
+        for s in stops:
+            if len(s) > MAX_STOP_CHARS:
+                raise ValueError(f"a stop sequence may have at most {MAX_STOP_CHARS} characters, got {len(s)}")
         return [s for s in stops if s]
+
+    @field_validator("n")
+    @classmethod
+    def _n(cls, v: int | None) -> int:
+        if v not in (None, 1):
+            raise ValueError("only n=1 is supported")
+        return 1
+
+    @field_validator("stream")
+    @classmethod
+    def _stream(cls, v: bool | None) -> bool:
+        return bool(v)
+
+    @field_validator("logprobs", "top_logprobs")
+    @classmethod
+    def _no_logprobs(cls, v: Any) -> Any:
+        if v:
+            raise ValueError("log probabilities are not returned by this server")
+        return v
+
+    @field_validator("tools", "functions")
+    @classmethod
+    def _no_tools(cls, v: Any) -> Any:
+        if v:
+            raise ValueError("tools are not supported by this server")
+        return v
+
+    @field_validator("tool_choice", "function_call")
+    @classmethod
+    def _no_tool_choice(cls, v: Any) -> Any:
+        if v not in (None, "none", "auto"):
+            raise ValueError("tools are not supported by this server")
+        return v
+
+    @field_validator("response_format")
+    @classmethod
+    def _text_only(cls, v: dict[str, Any] | None) -> Any:
+        if v and v.get("type", "text") != "text":
+            raise ValueError(f"only text replies are supported, not {v.get('type')!r}")
+        return v
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _no_bias(cls, v: Any) -> Any:
+        if v:
+            raise ValueError("logit_bias is not supported by this server")
+        return v
+
+    @field_validator("frequency_penalty", "presence_penalty")
+    @classmethod
+    def _no_penalty(cls, v: float | None) -> Any:
+        if v:
+            raise ValueError("penalties are not supported by this server (only 0)")
+        return v
+
+    @field_validator("modalities")
+    @classmethod
+    def _text_modality(cls, v: list[str] | None) -> Any:
+        if v and v != ["text"]:
+            raise ValueError("only the text modality is supported")
+        return v
 
 
 class TranslationRequest(BaseModel):
@@ -98,13 +208,13 @@ class TranslationRequest(BaseModel):
     text: str = Field(min_length=1)
     source_lang: str = Field(min_length=1)
     target_lang: str = Field(min_length=1)
-    glossary: dict[str, str] | None = None
+    glossary: dict[str, str] | None = Field(None, max_length=MAX_GLOSSARY)
     style: Literal["formal", "casual", "short"] | None = None
     instruction_lang: str = "eng_Latn"
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-_INT64, lt=_INT64)
     stream: bool = False
 
 
@@ -121,6 +231,10 @@ def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "body"
+        if first["type"] == "extra_forbidden":  # OpenAI's wording for an unknown field
+            raise APIError(
+                400, f"unrecognized request argument supplied: {where}", param=where, code=first["type"]
+            ) from None
         msg = "field required" if first["type"] == "missing" else first["msg"]
         more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
         raise APIError(400, f"{where}: {msg}{more}", param=where, code=first["type"]) from None

@@ -1,19 +1,26 @@
-"""Between the asyncio HTTP server and a blocking engine: admission, batching, streaming, cancellation.
+"""Between the asyncio HTTP server and an engine: admission, batching, streaming, cancellation.
 
-Engines block (a forward pass holds the GIL-free math but not the event loop's attention), so they run
-on ONE worker thread and the event loop only queues work and relays results:
+Two ways of running an engine, chosen by the engine itself:
 
-* **Admission.** At most ``max_queue`` requests wait while the engine is busy; one more raises
+* **Blocking engines** (transformers, llama.cpp) run on ONE worker thread; the event loop only queues
+  work and relays results. When the worker frees up it takes the oldest job and, if it is a plain
+  (non-streaming) generation, every other waiting plain job with the same sampling settings (up to
+  ``max_batch_size``) and answers them in one ``generate`` call: concurrent clients share forward passes.
+  A stream job iterates ``engine.stream`` on the worker and hands pieces to the event loop.
+* **Concurrent engines** (``engine.concurrent``: vLLM's async engine, which batches continuously on its
+  own) get every request as its own generation, up to ``max_batch_size`` at once, each an asyncio task
+  driving ``engine.astream``/``engine.agenerate``: streams interleave token by token.
+
+In both:
+
+* **Admission.** At most ``max_queue`` requests wait for a free slot; one more raises
   :class:`Overloaded` at once (the server answers 429), so overload is a fast, explicit refusal instead
   of an ever-growing backlog.
 * **Queue timeout.** A request that waited ``queue_timeout_s`` without starting raises :class:`Busy`
   (503) rather than hanging its client.
-* **Batching.** When the worker frees up it takes the oldest job and, if it is a plain (non-streaming)
-  generation, every other waiting plain job with the same sampling settings (up to ``max_batch_size``)
-  and answers them in one ``generate`` call: concurrent clients share forward passes.
-* **Streaming.** A stream job iterates ``engine.stream`` on the worker thread and hands pieces to the
-  event loop; when its client goes away the job is marked cancelled and the engine iterator is closed
-  at the next piece, which stops generation (the engines stop on ``close()``).
+* **Cancellation.** :meth:`Job.cancel` (the client went away) drops a waiting job from the queue at once;
+  a running stream stops at its next piece (blocking engines stop generating when their iterator is
+  closed), and a concurrent engine's request is cancelled, which aborts it inside the engine.
 """
 
 from __future__ import annotations
@@ -52,7 +59,14 @@ def generate_detailed(engine: Any, conversations: Sequence[Any], params: Generat
 class Job:
     """One request in flight: its input, where its results go, and whether its client is still there."""
 
-    def __init__(self, kind: str, conversation: Any, params: GenerationParams, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        kind: str,
+        conversation: Any,
+        params: GenerationParams,
+        loop: asyncio.AbstractEventLoop,
+        scheduler: Scheduler | None = None,
+    ):
         self.kind = kind
         self.conversation = conversation
         self.params = params
@@ -62,28 +76,31 @@ class Job:
         self.done: asyncio.Future = loop.create_future()
         self.pieces: asyncio.Queue = asyncio.Queue()
         self.cancelled = threading.Event()
+        self.task: asyncio.Task | None = None  # the driving task (concurrent engines)
+        self._scheduler = scheduler
 
     def cancel(self) -> None:
-        """Mark the job abandoned: skipped if not started, stopped at the next piece if streaming."""
+        """Mark the job abandoned: dropped if still waiting, stopped (and aborted in the engine) if running.
+
+        Idempotent, and harmless once the job is done.
+        """
+        if self.cancelled.is_set():
+            return
         self.cancelled.set()
+        if self._scheduler is not None:
+            self._scheduler._forget(self)
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     # Called from the worker thread; everything touching asyncio objects goes through the loop.
     def _call(self, fn: Any, *args: Any) -> None:
         try:
             self.loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
-            self.cancel()
+            self.cancelled.set()
 
     def _resolve(self, fut: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
-        def apply() -> None:
-            if fut.done():
-                return
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
-
-        self._call(apply)
+        self._call(_settle, fut, value, error)
 
     def push(self, item: Any) -> None:
         self._call(self.pieces.put_nowait, item)
@@ -99,68 +116,97 @@ class Job:
             yield item
 
 
+def _settle(fut: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+        fut.exception()  # retrieved: nobody may be waiting any more, which is not an error worth logging
+    else:
+        fut.set_result(value)
+
+
 class Scheduler:
-    """Run one engine on a worker thread for many concurrent async requests.
+    """Run one engine for many concurrent async requests.
 
     Args:
-        engine: any engine (``generate``/``stream``; ``generate_detailed`` used when present).
-        max_queue: requests allowed to wait while the engine is busy.
-        max_batch_size: plain requests answered together in one ``generate`` call.
+        engine: any engine (``generate``/``stream``; ``generate_detailed`` used when present; an engine with
+            ``concurrent = True`` and ``astream``/``agenerate`` gets one request per generation).
+        max_queue: requests allowed to wait for a free slot.
+        max_batch_size: blocking engines: plain requests answered together in one ``generate`` call;
+            concurrent engines: requests generating at the same time.
         queue_timeout_s: longest wait before a request is refused with :class:`Busy`.
     """
 
     def __init__(self, engine: Any, max_queue: int = 32, max_batch_size: int = 8, queue_timeout_s: float = 120.0):
         self.engine = engine
         self.max_queue = max_queue
+        self.concurrent = bool(getattr(engine, "concurrent", False))
         # engines that answer a list one by one anyway (llama.cpp) gain nothing from batching, and their
         # first caller would wait for the whole batch
         self.max_batch_size = max_batch_size if getattr(engine, "batched", True) else 1
+        self.max_running = max_batch_size if self.concurrent else 1
         self.queue_timeout_s = queue_timeout_s
         self._cv = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
-        self._busy = False
+        self._running: set[Job] = set()
         self._closed = False
         self._thread: threading.Thread | None = None
         self.stats: collections.Counter[str] = collections.Counter()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="bayling-engine", daemon=True)
-        self._thread.start()
+        if not self.concurrent:
+            self._thread = threading.Thread(target=self._run, name="bayling-engine", daemon=True)
+            self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Refuse new work, fail waiting jobs with :class:`Busy`, and let the running job finish."""
+        """Refuse new work, fail waiting jobs with :class:`Busy`; a blocking engine's running job finishes,
+        a concurrent engine's running requests are cancelled (aborted in the engine)."""
         with self._cv:
             self._closed = True
             waiting, self._pending = list(self._pending), collections.deque()
+            running = list(self._running) if self.concurrent else []
             self._cv.notify_all()
         for job in waiting:
             if not job.cancelled.is_set():  # an abandoned job has nobody left to tell
                 job._resolve(job.started, error=Busy("the server is shutting down"))
+        for job in running:
+            job.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
 
     def snapshot(self) -> dict[str, Any]:
         """Queue state and counters, for ``/health``."""
         with self._cv:
-            return {"waiting": len(self._pending), "busy": self._busy, "max_queue": self.max_queue, **self.stats}
+            return {
+                "waiting": len(self._pending),
+                "running": len(self._running),
+                "busy": bool(self._running),
+                "max_queue": self.max_queue,
+                "max_running": self.max_running,
+                **self.stats,
+            }
 
     # -- submitting (event loop side) --------------------------------------------------------------
     def submit(self, kind: str, conversation: Any, params: GenerationParams) -> Job:
         """Queue a ``generate`` or ``stream`` job, or raise :class:`Overloaded` when the queue is full."""
-        job = Job(kind, conversation, params, asyncio.get_running_loop())
+        job = Job(kind, conversation, params, asyncio.get_running_loop(), self)
         with self._cv:
             if self._closed:
                 raise Busy("the server is shutting down")
-            if len(self._pending) >= self.max_queue and (self._busy or self._pending):
+            free = len(self._running) < self.max_running and not self._pending
+            if not free and len(self._pending) >= self.max_queue:
                 self.stats["rejected"] += 1
                 raise Overloaded(f"server overloaded: {len(self._pending)} requests already waiting; retry shortly")
             self._pending.append(job)
             self._cv.notify()
+        if self.concurrent:
+            self._start_waiting()
         return job
 
     async def wait_started(self, job: Job) -> None:
-        """Wait until the worker takes ``job``; raise :class:`Busy` after ``queue_timeout_s``."""
+        """Wait until ``job`` starts; raise :class:`Busy` after ``queue_timeout_s``."""
         try:
             await asyncio.wait_for(asyncio.shield(job.started), self.queue_timeout_s)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
@@ -174,11 +220,63 @@ class Scheduler:
         job = self.submit("generate", conversation, params)
         try:
             await self.wait_started(job)
-            return await job.done
+            return await asyncio.shield(job.done)
         finally:
-            job.cancel()  # no-op once done; if the caller was cancelled, the worker skips the job
+            job.cancel()  # no-op once done; if the caller was cancelled, the job is dropped or aborted
 
-    # -- the worker --------------------------------------------------------------------------------
+    def _forget(self, job: Job) -> None:
+        """A cancelled job leaves the wait queue at once (it no longer counts against ``max_queue``)."""
+        with self._cv:
+            try:
+                self._pending.remove(job)
+            except ValueError:
+                return
+            self.stats["cancelled"] += 1
+
+    # -- concurrent engines: one asyncio task per request ------------------------------------------
+    def _start_waiting(self) -> None:
+        while True:
+            with self._cv:
+                if self._closed or not self._pending or len(self._running) >= self.max_running:
+                    return
+                job = self._pending.popleft()
+                self._running.add(job)
+                self.stats["max_running_seen"] = max(self.stats["max_running_seen"], len(self._running))
+            _settle(job.started)
+            job.task = job.loop.create_task(self._drive(job))
+
+    async def _drive(self, job: Job) -> None:
+        try:
+            if job.kind == "stream":
+                pieces = self.engine.astream(job.conversation, job.params)
+                try:
+                    async for piece in pieces:
+                        job.pieces.put_nowait(piece)
+                finally:
+                    await pieces.aclose()  # a cancelled stream aborts its engine request here
+                job.pieces.put_nowait(_END)
+            else:
+                _settle(job.done, await self.engine.agenerate(job.conversation, job.params))
+            with self._cv:
+                self.stats["completed"] += 1
+        except asyncio.CancelledError:  # the client went away (or the server is closing): aborted in the engine
+            with self._cv:
+                self.stats["cancelled_streams" if job.kind == "stream" else "cancelled_running"] += 1
+            gone = Busy("the generation was cancelled")
+            job.pieces.put_nowait(gone)
+            _settle(job.done, error=gone)
+        except Exception as e:
+            log.exception("generation failed")
+            with self._cv:
+                self.stats["errors"] += 1
+            job.pieces.put_nowait(e)
+            _settle(job.done, error=e)
+        finally:
+            with self._cv:
+                self._running.discard(job)
+            self._start_waiting()
+
+    # -- blocking engines: the worker thread -------------------------------------------------------
     def _take(self) -> list[Job] | None:
         with self._cv:
             while not self._pending and not self._closed:
@@ -194,7 +292,7 @@ class Scheduler:
                     if other.kind == "generate" and other.params == first.params:
                         self._pending.remove(other)
                         batch.append(other)
-            self._busy = True
+            self._running.update(batch)
             return batch
 
     def _run(self) -> None:
@@ -216,7 +314,7 @@ class Scheduler:
                 log.exception("engine worker error")
             finally:
                 with self._cv:
-                    self._busy = False
+                    self._running.difference_update(batch)
 
     def _run_generate(self, jobs: list[Job]) -> None:
         try:
