@@ -177,3 +177,31 @@ class VLLMEngine:
             finally:
                 if not finished:
                     engine.abort_request([request_id])
+
+    # -- raw-text completion (few-shot prompts of base models; no chat template) -------------------------
+    def complete(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        stop: Sequence[str] = ("\n",),
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Continue all raw text prompts in one vLLM call, cut at the first ``stop`` string.
+
+        Token ids come from the tokenizer with its own special tokens (``add_special_tokens=True``: BOS
+        where the model's tokenizer adds one), as in the transformers engine.
+
+        Returns:
+            One continuation per prompt, in input order, without the stop string, stripped.
+        """
+        from bayling.engines import cut_at_stop
+
+        params = params or GenerationParams()
+        reqs = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=True)["input_ids"]} for p in prompts]
+        with self._lock:
+            outs = self.llm.generate(
+                reqs, self._sampling(params, stop=list(stop)), lora_request=self.lora, use_tqdm=False
+            )
+        if progress is not None:
+            progress(len(outs))
+        return [cut_at_stop(o.outputs[0].text, stop) for o in outs]
