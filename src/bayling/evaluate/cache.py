@@ -89,6 +89,36 @@ def keyed_fields(cfg: Any, part: str) -> dict[str, Any]:
     return out
 
 
+SELECTION_AND_SCORING = frozenset(
+    {
+        "directions",
+        "grid_languages",
+        "grid_pivot",
+        "max_sentences",
+        "testset",
+        "data_dir",
+        "flores_dir",
+        "fewshot_k",
+        "fewshot_pool",
+        "metrics",
+        "off_target",
+        "comet_model",
+        "cometkiwi_model",
+        "bleu_tokenize",
+        "spm_model",
+    }
+)
+"""Translation fields that choose sentences (and demonstrations) or score hypotheses, but do not change the
+hypothesis for a given source and prompt: left out of the key of the resumable hypothesis journal, which checks
+each direction's sources itself and is given the demonstrations directly."""
+
+
+def hypotheses_key(cfg: Any, **context: Any) -> str:
+    """Key of translated hypotheses (the resumable journal): every generation-relevant field plus ``context``."""
+    fields = {k: v for k, v in keyed_fields(cfg, "translation").items() if k not in SELECTION_AND_SCORING}
+    return digest({"hypotheses": fields, **context})
+
+
 def part_fingerprint(cfg: Any, part: str, **context: Any) -> str:
     """Fingerprint of one part: its keyed ``eval`` fields plus ``context`` (weights digest, test data, prompt)."""
     return digest({"part": part, "eval": keyed_fields(cfg, part), **context})

@@ -29,7 +29,7 @@ from bayling.config import ModelConfig, to_dict
 from bayling.data.io import write_json
 from bayling.data.parallel import ParallelRecord, load_parallel, read_jsonl_parallel
 from bayling.errors import ConfigError, DataError
-from bayling.evaluate.cache import cached, digest, part_fingerprint
+from bayling.evaluate.cache import cached, digest, hypotheses_key, part_fingerprint
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.systems import (
     PROMPTS,
@@ -190,7 +190,6 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
         out["translation"] = json.loads(cached_scores.read_text(encoding="utf-8"))
     elif bitexts:
         total = sum(len(b.sources) for b in bitexts)
-        generation = {k: getattr(cfg, k) for k in ("engine", "engine_options", "seed", "max_new_tokens")}
         with progress_bar(f"translating ({system.name})", total) as advance:
             out["translation"] = translate_and_score(
                 lazy.get,
@@ -203,9 +202,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
                 cfg.comet_model,
                 cfg.cometkiwi_model,
                 cfg.seed,
-                journal_tag=digest(
-                    {**weights, **generation, "batch": cfg.batch_size, "prompt": prompt, "demos": fewshot}
-                ),
+                journal_tag=hypotheses_key(cfg, **weights, prompt=prompt, demos=fewshot),
                 fewshot=fewshot,
                 bleu_tokenize=cfg.bleu_tokenize,
                 spm=run.spm,
