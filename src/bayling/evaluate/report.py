@@ -126,30 +126,48 @@ def _prompt_label(metrics: dict[str, Any], system: str) -> str:
     return f"{system}\n(chat)"
 
 
-def heatmap_svg(metrics: dict[str, Any]) -> str | None:
-    """chrF++ heatmap, languages x systems: a column per system and direction kind (pivot->X, X->pivot)."""
+def heatmap_data(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The chrF++ heatmap as data: ``{"rows": [...], "columns": [...], "values": [[row x column]]}``.
+
+    Rows are languages (tier order) when the directions share a pivot, else directions; there is a column per
+    system and direction kind (``eng→X``, ``X→eng``), labelled with the system's prompt.
+    """
     dirs = metrics.get("directions", [])
     systems = metrics.get("systems", {})
     pivot = _pivot(dirs)
-    rows: list[tuple[str, dict[str, str]]] = []  # (row label, {column kind: direction})
     if pivot is not None:
         langs = sorted(
             {c for d in dirs for c in _split(d) if c != pivot and pivot in _split(d)},
             key=lambda c: (TIERS.index(get_language(c).tier), c),
         )
-        kinds = [(f"{pivot[:3]}→X", lambda c: f"{pivot}-{c}"), (f"X→{pivot[:3]}", lambda c: f"{c}-{pivot}")]
-        rows = [(f"{c} ({get_language(c).tier})", {k: mk(c) for k, mk in kinds}) for c in langs]
-        kind_names = [k for k, _ in kinds]
+        kinds = {f"{pivot[:3]}→X": "{p}-{c}", f"X→{pivot[:3]}": "{c}-{p}"}
+        rows = [
+            (f"{c} ({get_language(c).tier})", {k: f.format(p=pivot, c=c) for k, f in kinds.items()}) for c in langs
+        ]
     else:
+        kinds = {"": ""}
         rows = [(d, {"": d}) for d in dirs]
-        kind_names = [""]
     cols, matrix = [], []
     for name in systems:
-        for kind in kind_names:
-            col = [_score(systems[name], r[1].get(kind, "")) for r in rows]
+        for kind in kinds:
+            col = [_score(systems[name], r[1][kind]) for r in rows]
             if any(v is not None for v in col):
                 cols.append(f"{kind}\n{_prompt_label(metrics, name)}".strip())
                 matrix.append(col)
+    values = [[col[i] for col in matrix] for i in range(len(rows))]
+    return {
+        "rows": [r[0] for r in rows],
+        "columns": cols,
+        "values": values,
+        "by": "language" if pivot else "direction",
+    }
+
+
+def heatmap_svg(metrics: dict[str, Any]) -> str | None:
+    """chrF++ heatmap, languages x systems (see :func:`heatmap_data`)."""
+    hm = heatmap_data(metrics)
+    rows, cols, matrix = hm["rows"], hm["columns"], list(zip(*hm["values"], strict=True)) if hm["values"] else []
+    pivot = hm["by"] == "language"
     if not rows or not cols:
         return None
     np = require("numpy", "eval")
@@ -158,7 +176,7 @@ def heatmap_svg(metrics: dict[str, Any]) -> str | None:
     fig, ax = plt.subplots(figsize=(1.4 + 1.2 * len(cols), 1.0 + 0.32 * len(rows)))
     im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=0, vmax=max(float(np.nanmax(data)), 1.0))
     ax.set_xticks(range(len(cols)), cols, fontsize=7)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set_yticks(range(len(rows)), rows)
     for i in range(len(rows)):
         for j in range(len(cols)):
             if not np.isnan(data[i, j]):
@@ -426,6 +444,7 @@ def write_report(
         "translation": {k: metrics[k] for k in keep if k in metrics},
         "languages": language_summary(metrics),
         "deltas": {"chrf": deltas(metrics, "chrf"), "bleu": deltas(metrics, "bleu")},
+        "heatmap": heatmap_data(metrics),
         **(extra or {}),
     }
     write_json(out / "report.json", report)
