@@ -109,8 +109,9 @@ def bleu_tokenizer(tgt: str, policy: str = "auto", spm: Path | None = None) -> t
 
 
 @functools.lru_cache(maxsize=4)
-def _local_spm(path: str) -> Any:
-    """sacreBLEU's flores200 tokenizer reading the model from ``path`` instead of sacreBLEU's cache."""
+def _local_spm(path: str, mtime_ns: int) -> Any:
+    """sacreBLEU's flores200 tokenizer reading the model from ``path`` instead of sacreBLEU's cache (one load per
+    file version)."""
     from sacrebleu.tokenizers.tokenizer_spm import TokenizerSPM
 
     class LocalFlores200(TokenizerSPM):
@@ -131,7 +132,7 @@ def bleu_object(tokenize: str, spm: Path | None = None, **kwargs: Any) -> Any:
     try:
         if tokenize == "flores200" and spm is not None and Path(spm) != sacrebleu_spm_path():
             bleu = sacrebleu.BLEU(tokenize="none", **kwargs)
-            bleu.tokenizer = _local_spm(str(spm))
+            bleu.tokenizer = _local_spm(str(spm), Path(spm).stat().st_mtime_ns)
             bleu.tokenizer_signature = bleu.tokenizer.signature()
             return bleu
         return sacrebleu.BLEU(tokenize=tokenize, **kwargs)

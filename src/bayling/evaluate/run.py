@@ -252,6 +252,9 @@ def pipeline_systems(
     """``base-<prompt>`` per base prompt (unless only the tuned model is wanted) and ``tuned`` (chat) when the
     train stage left an adapter."""
     systems = {}
+    bad = [p for p in base_prompts or [] if p not in PROMPTS]
+    if bad:
+        raise ConfigError(f"eval.base_prompts: unknown {', '.join(bad)}; choose from {', '.join(PROMPTS)}")
     if compare_base or adapter is None:
         for p in base_prompts or ["fewshot"]:
             base = System("base", model.name_or_path, gguf_file=model.gguf_file, prompt=p)
