@@ -58,7 +58,7 @@ def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path):
     summary = json.loads((run_dir / "train" / "summary.json").read_text())
     assert summary["steps"] == 4 and math.isfinite(summary["last_loss"])
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    assert set(metrics["systems"]) == {"base", "tuned"}
+    assert set(metrics["systems"]) == {"base-fewshot", "tuned"}
     assert metrics["systems"]["tuned"]["eng_Latn-zho_Hans"]["n"] == 2
     chat = json.loads((run_dir / "chat" / "chat.json").read_text())
     assert chat["messages"][-1]["role"] == "assistant"

@@ -65,15 +65,16 @@ def test_training_changed_the_adapter(tiny_run):
 
 def test_eval_metrics_have_both_systems_and_signatures(tiny_run):
     metrics = json.loads((tiny_run / "eval" / "metrics.json").read_text())
-    assert set(metrics["systems"]) == {"base", "tuned"}
+    assert set(metrics["systems"]) == {"base-fewshot", "tuned"}  # the base few-shot, the tuned model in chat
+    assert [metrics["prompts"][s]["prompt"] for s in ("base-fewshot", "tuned")] == ["fewshot", "chat"]
     for system in metrics["systems"].values():
         for d in ("eng_Latn-zho_Hans", "zho_Hans-eng_Latn", "eng_Latn-deu_Latn", "deu_Latn-eng_Latn"):
             assert 0 <= system[d]["chrf"]["score"] <= 100
             assert "nrefs:1" in system[d]["bleu"]["signature"]
-    assert "tok:zh" in metrics["systems"]["base"]["eng_Latn-zho_Hans"]["bleu"]["signature"]
-    assert "tok:13a" in metrics["systems"]["base"]["eng_Latn-deu_Latn"]["bleu"]["signature"]
+    assert "tok:zh" in metrics["systems"]["base-fewshot"]["eng_Latn-zho_Hans"]["bleu"]["signature"]
+    assert "tok:13a" in metrics["systems"]["base-fewshot"]["eng_Latn-deu_Latn"]["bleu"]["signature"]
     table = (tiny_run / "eval" / "table.md").read_text()
-    assert "| average |" in table and "Δ chrF++" in table
+    assert "| average |" in table and "Δ chrF++" in table and "Δ = tuned - base-fewshot" in table
 
 
 def test_rerun_uses_the_cache_and_eval_change_reruns_only_eval(tiny_run, tiny_llama, capsys):

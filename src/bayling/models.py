@@ -17,6 +17,7 @@ a progress bar, and taken from the cache afterwards; offline (``--offline``, ``B
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -32,6 +33,10 @@ EMBEDDED_ALIASES = ("gemma-3-270m", "embedded", "default")
 """Names that select the embedded Gemma-3-270M base model."""
 
 _GEMMA_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+
+ADDED_TEMPLATE_MARKER = "bayling_added_chat_template.json"
+"""Written into a converted GGUF's directory when its chat template comes from bayling, not from the model
+(the GGUF carried none: a base model); evaluation reads it to prompt such a model few-shot."""
 
 
 def cache_dir() -> Path:
@@ -74,7 +79,8 @@ def _convert_gguf(gguf: Path, out: Path, chat_format: str = "gemma") -> Path:
     )
     if getattr(model, "hf_quantizer", None) is not None:  # older transformers keep it despite dequantize
         model.hf_quantizer.remove_quantization_config(model)
-    if not getattr(tok, "chat_template", None):
+    added_template = not getattr(tok, "chat_template", None)
+    if added_template:
         tok.chat_template = jinja_template(chat_format)
     from bayling.data.io import atomic_temp_dir
 
@@ -82,6 +88,9 @@ def _convert_gguf(gguf: Path, out: Path, chat_format: str = "gemma") -> Path:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        if added_template:
+            marker = {"gguf": gguf.name, "chat_template": f"bayling.chat {chat_format} (the GGUF has none)"}
+            (tmp / ADDED_TEMPLATE_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -202,8 +202,9 @@ def test_pipeline_stage_still_writes_the_before_after_table(tiny_llama, tmp_path
     ]
     assert main(argv) == 0
     m = json.loads((run_dir / "eval" / "metrics.json").read_text(encoding="utf-8"))
-    assert m["testset"] == "heldout" and list(m["systems"]) == ["base"]
-    assert m["systems"]["base"]["eng_Latn-zho_Hans"]["bleu"]["signature"].startswith("nrefs:1")
+    assert m["testset"] == "heldout" and list(m["systems"]) == ["base-fewshot"]  # a base model: few-shot
+    assert m["systems"]["base-fewshot"]["eng_Latn-zho_Hans"]["bleu"]["signature"].startswith("nrefs:1")
+    assert m["prompts"]["base-fewshot"]["prompt"] == "fewshot"
     assert (run_dir / "eval" / "table.md").is_file() and (run_dir / "eval" / "report.html").is_file()
 
 

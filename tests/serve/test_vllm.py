@@ -207,3 +207,14 @@ def test_fake_matches_installed_vllm():
     )
     assert {f.name for f in dataclasses.fields(fake.SamplingParams)} <= real_sampling
     assert {"lora_name", "lora_int_id", "lora_path"} <= set(inspect.signature(LoRARequest).parameters)
+
+
+def test_raw_completion_runs_as_concurrent_requests_with_the_stop_string(vllm_engine):
+    """Few-shot prompts of base models: raw text with the tokenizer's BOS, stop strings sent to vLLM."""
+    llm = vllm_engine.llm
+    prompts = ["English: Hello.\nGerman: Hallo.\n\nEnglish: Good night.\nGerman:", "English: Yes.\nGerman:"]
+    out = vllm_engine.complete(prompts, GenerationParams(max_new_tokens=3))
+    ids = [vllm_engine.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    assert out == [f"p{len(x)} t0 t1 t2" for x in ids]  # the fake's reply names the prompt length, in order
+    assert llm.max_in_flight == 2
+    assert {tuple(s.stop) for s in llm.sampling.values()} == {("\n",)}

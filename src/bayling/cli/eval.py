@@ -4,9 +4,10 @@ Usage::
 
     bayling eval CONFIG [key=value ...] [--force]        # stage of a run: base vs tuned, before/after table
     bayling eval run EVAL_CONFIG [key=value ...]         # eval-only run (configs/eval/*.yaml)
-    bayling eval score --hyp FILE --ref FILE [--ref FILE2] --tgt-lang zh [--off-target] [--json]
+    bayling eval score --hyp FILE --ref FILE [--ref FILE2] --tgt-lang zh [--tokenize auto] [--off-target] [--json]
     bayling eval report EVAL_DIR                         # rebuild report.json/report.html from metrics.json
     bayling eval download flores200 wmt22 ntrex --dest DIR
+    bayling eval download flores200-spm                  # spBLEU's SentencePiece model, into sacreBLEU's cache
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ def _subparser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--src", help="source file (for COMET)")
         p.add_argument("--src-lang", help="source language (for the off-target check)")
         p.add_argument("--metrics", nargs="+", default=["bleu", "chrf"], help="bleu chrf ter")
+        p.add_argument(
+            "--tokenize",
+            default="wmt",
+            help="BLEU tokenizer: wmt (sacreBLEU's default per language; the default), auto (spBLEU whenever the "
+            "FLORES-200 model is available) or a sacreBLEU tokenizer (13a, flores200, char...); unspaced scripts "
+            "without spBLEU get no BLEU",
+        )
+        p.add_argument("--spm-model", help="FLORES-200 SentencePiece model (default: sacreBLEU's copy)")
         p.add_argument("--off-target", action="store_true", help="also report the off-target-language rate")
         p.add_argument("--comet", metavar="CKPT", help="local COMET checkpoint (needs bayling[comet])")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -79,9 +88,13 @@ def _subparser(name: str) -> argparse.ArgumentParser:
         p.add_argument("eval_dir", help="directory holding metrics.json (e.g. runs/quickstart/eval)")
         p.set_defaults(run=_report)
     else:
-        p.description = "download test sets from their original sources into the shared-data layout"
-        p.add_argument("names", nargs="+", choices=["flores200", "wmt22", "ntrex"])
-        p.add_argument("--dest", required=True, help="data root; then set $BAYLING_EVAL_DATA to it")
+        p.description = (
+            "download test sets from their original sources into the shared-data layout, and the FLORES-200 "
+            "SentencePiece model for spBLEU (flores200-spm) into sacreBLEU's cache"
+        )
+        p.add_argument("names", nargs="+", choices=["flores200", "wmt22", "ntrex", "flores200-spm"])
+        p.add_argument("--dest", help="data root (for the test sets); then set $BAYLING_EVAL_DATA to it")
+        p.add_argument("--spm-dest", help="where to put flores200-spm (default: where sacreBLEU looks for it)")
         p.set_defaults(run=_download)
     return p
 
@@ -97,13 +110,24 @@ def _score(args: argparse.Namespace) -> int:
     from bayling.evaluate.metrics import score_files
 
     res = score_files(
-        args.hyp, args.ref, args.tgt_lang, args.metrics, args.src, args.src_lang, args.off_target, args.comet
+        args.hyp,
+        args.ref,
+        args.tgt_lang,
+        args.metrics,
+        args.src,
+        args.src_lang,
+        args.off_target,
+        args.comet,
+        args.tokenize,
+        args.spm_model,
     )
     if args.json:
         print(json.dumps(res, ensure_ascii=False, indent=2))
         return 0
     for name, v in res.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and v["score"] is None:
+            print(f"{name:<10} {'n/a':>7}  {v['reason']}")
+        elif isinstance(v, dict):
             print(f"{name:<10} {v['score']:>7.2f}  {v['signature']}")
         elif name != "n":
             print(f"{name:<10} {v:>7.2f}")
@@ -120,8 +144,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from bayling.evaluate.testsets import download
+    from bayling.evaluate.testsets import download, download_flores200_spm
 
-    for path in download(args.names, args.dest):
+    sets = [n for n in args.names if n != "flores200-spm"]
+    if sets and not args.dest:
+        raise_usage(f"downloading {', '.join(sets)} needs --dest DIR")
+    for path in download(sets, args.dest) if sets else []:
         print(path)
+    if "flores200-spm" in args.names:
+        print(download_flores200_spm(args.spm_dest))
     return 0

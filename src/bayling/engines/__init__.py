@@ -62,6 +62,12 @@ class Engine(Protocol):
         """Yield the reply to one conversation piece by piece."""
         ...
 
+    # -- raw-text completion (few-shot prompts of base models) -----------------------------------------
+    def complete(self, prompts: Sequence[str], params: GenerationParams, stop: Sequence[str] = ("\n",)) -> list[str]:
+        """Continue each raw text prompt (no chat template; BOS only where the model's tokenizer adds one),
+        cut at the first ``stop`` string; see :func:`cut_at_stop`."""
+        ...
+
 
 ENGINES = {
     "transformers": "bayling.engines.hf:TransformersEngine",
@@ -78,3 +84,13 @@ def engine_class(name: str) -> type:
         raise ConfigError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}") from None
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any ``stop`` string, stripped (what ``complete`` returns).
+
+    Engines also stop generating at ``stop``; cutting the decoded text again makes the result identical
+    whether a stop string ended generation or only appeared inside a longer token.
+    """
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
+    return text[:cut].strip()

@@ -225,3 +225,45 @@ class TransformersEngine:
             thread.join()
         if failure:
             raise failure[0]
+
+    # -- raw-text completion (few-shot prompts of base models; no chat template) -------------------------
+    def complete(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        stop: Sequence[str] = ("\n",),
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Continue each raw text prompt, cut at the first ``stop`` string (batched like :meth:`generate`).
+
+        The prompt is tokenized with the tokenizer's own special tokens (``add_special_tokens=True``): BOS
+        where the model's tokenizer adds one (Gemma, Llama), none where it does not (Qwen), i.e. the way the
+        model saw text in pre-training. A row stops at EOS, at the chat format's stop token, or at a ``stop``
+        string (transformers' ``stop_strings``).
+
+        Returns:
+            One continuation per prompt, in input order, without the stop string, stripped.
+        """
+        from bayling.engines import cut_at_stop
+
+        torch = require("torch", "train")
+        params = params or GenerationParams()
+        kw = self._gen_kwargs(params)
+        kw["eos_token_id"] = sorted({*self.stop_ids, self.tokenizer.eos_token_id} - {None})
+        if stop:
+            kw.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        out = [""] * len(prompts)
+        with self._lock, torch.inference_mode():
+            ids = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(self.device)
+                gen = self.model.generate(**enc, **kw)
+                for i, row in zip(idx, gen[:, enc["input_ids"].shape[1] :], strict=True):
+                    out[i] = cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), stop)
+                if progress is not None:
+                    progress(len(idx))
+        return out

@@ -198,3 +198,34 @@ class LlamaCppEngine:
                         yield text
             finally:
                 chunks.close()
+
+    # -- raw-text completion (few-shot prompts of base models; no chat template) -------------------------
+    def complete(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        stop: Sequence[str] = ("\n",),
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Continue each raw text prompt, cut at the first ``stop`` string (one prompt after another).
+
+        ``tokenize(add_bos=True, special=False)`` adds BOS only when the GGUF says the model wants one
+        (``tokenizer.ggml.add_bos_token``), the same rule as the transformers engine's
+        ``add_special_tokens=True``; text that looks like a special token stays text.
+
+        Returns:
+            One continuation per prompt, in input order, without the stop string, stripped.
+        """
+        from bayling.engines import cut_at_stop
+
+        params = params or GenerationParams()
+        kw = {**self._completion_kwargs(params), "stop": list(stop)}
+        out = []
+        for prompt in prompts:
+            ids = self.llm.tokenize(prompt.encode(), add_bos=True, special=False)
+            with self._lock:
+                r = self.llm.create_completion(ids, **kw)
+            out.append(cut_at_stop(r["choices"][0]["text"], stop))
+            if progress is not None:
+                progress(1)
+        return out

@@ -187,8 +187,9 @@ class VLLMEngine:
         with self._count_lock:
             return conversation_ids(conversation, self.format, self._counting_tokenizer())
 
-    def _sampling(self, params: GenerationParams) -> Any:
+    def _sampling(self, params: GenerationParams, stop: list[str] | None = None) -> Any:
         return self._vllm.SamplingParams(
+            stop=stop,
             max_tokens=params.max_new_tokens,
             temperature=params.temperature,
             top_p=params.top_p if params.temperature > 0 else 1.0,
@@ -199,12 +200,17 @@ class VLLMEngine:
 
     # -- one request, on the engine's loop ---------------------------------------------------------
     async def _request(
-        self, ids: list[int], params: GenerationParams, request_id: str, emit: Callable[[str], None] | None
+        self,
+        ids: list[int],
+        params: GenerationParams,
+        request_id: str,
+        emit: Callable[[str], None] | None,
+        stop: list[str] | None = None,
     ) -> dict[str, Any]:
         """Run one vLLM request; ``emit`` gets each new piece of text. Returns the finished reply."""
         sent, last = 0, None
         async for out in self.llm.generate(
-            {"prompt_token_ids": ids}, self._sampling(params), request_id, lora_request=self.lora
+            {"prompt_token_ids": ids}, self._sampling(params, stop), request_id, lora_request=self.lora
         ):
             last = out
             if emit is None:
@@ -235,14 +241,18 @@ class VLLMEngine:
         running.cancel()
 
     def _submit(
-        self, ids: list[int], params: GenerationParams, emit: Callable[[Any], None] | None
+        self,
+        ids: list[int],
+        params: GenerationParams,
+        emit: Callable[[Any], None] | None,
+        stop: list[str] | None = None,
     ) -> tuple[str, Future]:
         """Start one request on the engine's loop; with ``emit``, its pieces then ``_END`` (or the error)."""
         request_id = f"bayling-{uuid.uuid4().hex}"
 
         async def run() -> dict[str, Any]:
             try:
-                result = await self._request(ids, params, request_id, emit)
+                result = await self._request(ids, params, request_id, emit, stop)
             except Exception as e:
                 if emit is not None:
                     emit(e)
@@ -346,3 +356,37 @@ class VLLMEngine:
         finally:
             if not finished:
                 self._abort_soon(request_id, running)
+
+    # -- raw-text completion (few-shot prompts of base models; no chat template) -------------------------
+    def complete(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        stop: Sequence[str] = ("\n",),
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Continue all raw text prompts as concurrent vLLM requests, cut at the first ``stop`` string.
+
+        Token ids come from the tokenizer with its own special tokens (``add_special_tokens=True``: BOS
+        where the model's tokenizer adds one), as in the transformers engine.
+
+        Returns:
+            One continuation per prompt, in input order, without the stop string, stripped.
+        """
+        from bayling.engines import cut_at_stop
+
+        params = params or GenerationParams()
+        with self._count_lock:
+            ids = [self._counting_tokenizer()(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        jobs = [self._submit(x, params, None, stop=list(stop)) for x in ids]
+        texts = []
+        try:
+            for _, running in jobs:
+                texts.append(cut_at_stop(running.result()["text"], stop))
+                if progress is not None:
+                    progress(1)
+        finally:
+            for request_id, running in jobs:
+                if not running.done():
+                    self._abort_soon(request_id, running)
+        return texts

@@ -84,6 +84,32 @@ class EvalConfig:
     engine_options: dict[str, Any] = field(default_factory=dict)
     """Extra engine arguments (``n_ctx``, ``gpu_memory_utilization``…)."""
     seed: int = 0
+    bleu_tokenize: str = "auto"
+    """BLEU tokenizer: ``auto`` (FLORES-200 protocol: sacreBLEU's ``zh``/``ja-mecab``/``ko-mecab`` where they
+    apply, else spBLEU (``flores200``) when its SentencePiece model is available, else ``13a``), ``wmt`` (13a for
+    spaced scripts, as WMT papers), or a sacreBLEU tokenizer name forced for every target. Either policy reports
+    BLEU as not applicable (null + reason) for unspaced scripts (Thai, Lao, Khmer, Burmese…) without spBLEU."""
+    spm_model: str | None = None
+    """FLORES-200 SentencePiece model for spBLEU; default: sacreBLEU's copy (``~/.sacrebleu/models/
+    flores200sacrebleuspm``, fetched by ``bayling eval download flores200-spm``) when present."""
+
+    prompt: str = "auto"
+    """How systems are asked to translate: ``chat`` (the canonical request in the model's chat format),
+    ``fewshot`` (``fewshot_k`` demonstrations, completion style ``English: …\nGerman:``, cut at the newline:
+    how base models are evaluated) or ``auto`` (``fewshot`` for a model without a chat template of its own,
+    such as the embedded Gemma-3-270M base; ``chat`` for instruct and tuned models). Translation only: the
+    other parts have their own protocols."""
+    prompts: dict[str, str] = field(default_factory=dict)
+    """Per-system ``prompt`` (``{system: chat|fewshot|auto}``), e.g. for eval-only runs."""
+    base_prompts: list[str] = field(default_factory=lambda: ["fewshot"])
+    """Pipeline runs: one base system ``base-<prompt>`` per entry (``[fewshot, chat]`` also scores the base
+    with the chat prompt); the tuned model is always prompted ``chat``."""
+    fewshot_k: int = 5
+    """Demonstrations per few-shot prompt (the same ones for every sentence of a direction)."""
+    fewshot_pool: str | None = None
+    """JSONL/TSV parallel file of demonstrations; default: the data stage's ``fewshot.jsonl``, else FLORES-200
+    ``dev`` (FLORES/WMT22/NTREX test sets), else the test set's records that are not scored (after
+    ``max_sentences``). A scored sentence is never a demonstration."""
 
     benchmarks: list[str] = field(default_factory=list)
     """``belebele``, ``xcopa``, ``xnli``, ``agieval_gaokao``, ``mgsm``."""

@@ -1,9 +1,21 @@
 """Corpus metrics through sacreBLEU objects, always stored with their signatures.
 
-``BLEU(trg_lang=...)`` picks the tokenizer sacreBLEU's authors chose for the target language
-(``zh`` for Chinese, ``ja-mecab`` for Japanese, ``ko-mecab`` for Korean, ``13a`` otherwise), so
-scores are comparable with published ones (ALMA, BayLing's WMT22 outputs). chrF++ is
-``CHRF(word_order=2)``.
+chrF++ (``CHRF(word_order=2)``) is computed for every target. BLEU's tokenizer is chosen per target
+language by :func:`bleu_tokenizer`, under one of two policies (``eval.bleu_tokenize``):
+
+* ``auto`` (the FLORES-200 protocol, default of ``bayling eval``): sacreBLEU's language tokenizer where
+  it has one (``zh``, ``ja-mecab``, ``ko-mecab``); else spBLEU, i.e. sacreBLEU's ``flores200``
+  SentencePiece tokenizer, whenever its model is available; else ``13a``;
+* ``wmt`` (WMT convention, default of ``bayling eval score``, what ALMA and BayLing's WMT22 numbers use):
+  the same language tokenizers, ``13a`` for every other spaced script.
+
+Under both, a target written without spaces between words (Thai, Lao, Khmer, Burmese, Tibetan, and
+Chinese or Japanese where sacreBLEU has no tokenizer for the variety, e.g. ``yue_Hant``) gets spBLEU
+when the model is available and otherwise **no BLEU**: ``{"score": None, "reason": ...}``, because
+``13a`` would count whole phrases as words there. Any sacreBLEU tokenizer name forces that tokenizer
+for every target. The SentencePiece model is read from ``eval.spm_model`` or from where sacreBLEU
+itself keeps it (``$SACREBLEU/models/flores200sacrebleuspm``, default ``~/.sacrebleu``);
+``bayling eval download flores200-spm`` fetches it from the URL sacreBLEU uses.
 
 COMET and CometKiwi are neural metrics from ``unbabel-comet`` (the ``comet`` extra); they are computed
 only when the user gives a local checkpoint path, since bayling never downloads model weights itself.
@@ -11,7 +23,9 @@ only when the user gives a local checkpoint path, since bayling never downloads 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bayling.errors import ConfigError, DataError, MissingDependencyError
@@ -19,24 +33,133 @@ from bayling.languages import get_language
 
 METRICS = ("bleu", "chrf", "ter")
 
+BLEU_POLICIES = ("auto", "wmt")
+"""``eval.bleu_tokenize`` values besides a sacreBLEU tokenizer name (see the module docstring)."""
+
+UNSPACED_SCRIPTS = frozenset({"Hans", "Hant", "Jpan", "Thai", "Laoo", "Khmr", "Mymr", "Tibt"})
+"""ISO 15924 scripts of the FLORES-200 languages written without spaces between words."""
+
 
 def _trg_lang(tgt: str) -> str:
     lang = get_language(tgt)
     return lang.iso639_1 or lang.iso639_3
 
 
-def metric_object(name: str, tgt: str) -> Any:
-    """The sacreBLEU metric object for ``name`` (``bleu``, ``chrf`` = chrF++, ``ter``) and target language."""
+# ----------------------------------------------------------------------------- BLEU tokenizer policy
+
+
+def sacrebleu_spm_path() -> Path:
+    """Where sacreBLEU itself looks for the FLORES-200 SentencePiece model (and downloads it to)."""
+    from sacrebleu.tokenizers import tokenizer_spm
+
+    url = tokenizer_spm.SPM_MODELS["flores200"]["url"]
+    return Path(tokenizer_spm.SACREBLEU_DIR) / "models" / url.rsplit("/", 1)[-1]
+
+
+def spm_model_path(explicit: str | None = None) -> Path | None:
+    """The FLORES-200 SentencePiece model: ``explicit`` (must exist), else sacreBLEU's copy if present."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"eval.spm_model: {p} not found (get it with: bayling eval download flores200-spm)")
+        return p
+    p = sacrebleu_spm_path()
+    return p if p.is_file() and p.stat().st_size > 0 else None
+
+
+def check_bleu_tokenize(value: str) -> None:
+    """Reject an ``eval.bleu_tokenize`` that is neither a policy nor a sacreBLEU tokenizer."""
+    import sacrebleu
+
+    allowed = (*BLEU_POLICIES, *sacrebleu.BLEU.TOKENIZERS)
+    if value not in allowed:
+        raise ConfigError(f"eval.bleu_tokenize: unknown {value!r}; choose from {', '.join(allowed)}")
+
+
+def bleu_tokenizer(tgt: str, policy: str = "auto", spm: Path | None = None) -> tuple[str | None, str]:
+    """The sacreBLEU tokenizer for BLEU into ``tgt``, or ``None`` and the reason BLEU does not apply.
+
+    Args:
+        tgt: target language (any alias).
+        policy: ``auto``, ``wmt`` or a sacreBLEU tokenizer name (forced for every target).
+        spm: the FLORES-200 SentencePiece model (see :func:`spm_model_path`), None when absent.
+    """
+    import sacrebleu
+
+    check_bleu_tokenize(policy)
+    if policy not in BLEU_POLICIES:
+        if policy == "flores200" and spm is None:
+            raise ConfigError(
+                "eval.bleu_tokenize=flores200 needs the FLORES-200 SentencePiece model: "
+                "bayling eval download flores200-spm, or set eval.spm_model"
+            )
+        return policy, ""
+    lang = get_language(tgt)
+    own = sacrebleu.BLEU._TOKENIZER_MAP.get(_trg_lang(tgt))  # sacreBLEU's own table: zh, ja-mecab, ko-mecab
+    if own:
+        return own, ""
+    if spm is not None and (policy == "auto" or lang.script in UNSPACED_SCRIPTS):
+        return "flores200", ""
+    if lang.script in UNSPACED_SCRIPTS:
+        return None, (
+            f"{lang.code} is written without spaces between words, so 13a BLEU is meaningless there, and spBLEU "
+            "needs the FLORES-200 SentencePiece model (bayling eval download flores200-spm): see chrF++"
+        )
+    return "13a", ""
+
+
+@functools.lru_cache(maxsize=4)
+def _local_spm(path: str, mtime_ns: int) -> Any:
+    """sacreBLEU's flores200 tokenizer reading the model from ``path`` instead of sacreBLEU's cache (one load per
+    file version)."""
+    from sacrebleu.tokenizers.tokenizer_spm import TokenizerSPM
+
+    class LocalFlores200(TokenizerSPM):
+        def __init__(self, model: str) -> None:  # TokenizerSPM.__init__ would download to its cache
+            import sentencepiece
+
+            self.name = "flores200"
+            self.sp = sentencepiece.SentencePieceProcessor()
+            self.sp.Load(model)
+
+    return LocalFlores200(path)
+
+
+def bleu_object(tokenize: str, spm: Path | None = None, **kwargs: Any) -> Any:
+    """``sacrebleu.BLEU(tokenize=...)``; ``flores200`` reads ``spm`` when it is not sacreBLEU's own copy."""
+    import sacrebleu
+
+    try:
+        if tokenize == "flores200" and spm is not None and Path(spm) != sacrebleu_spm_path():
+            bleu = sacrebleu.BLEU(tokenize="none", **kwargs)
+            bleu.tokenizer = _local_spm(str(spm), Path(spm).stat().st_mtime_ns)
+            bleu.tokenizer_signature = bleu.tokenizer.signature()
+            return bleu
+        return sacrebleu.BLEU(tokenize=tokenize, **kwargs)
+    except (ImportError, RuntimeError) as e:  # ja-mecab / ko-mecab need an extra
+        raise MissingDependencyError(
+            f"BLEU tokenizer {tokenize} needs its extra: pip install 'sacrebleu[ja,ko]' ({e})"
+        ) from None
+
+
+def _not_applicable(reason: str) -> dict[str, Any]:
+    return {"score": None, "reason": reason}
+
+
+# ----------------------------------------------------------------------------- corpus and sentence scores
+
+
+def metric_object(name: str, tgt: str, bleu_tokenize: str = "auto", spm: Path | None = None) -> Any:
+    """The sacreBLEU metric object for ``name`` (``bleu``, ``chrf`` = chrF++, ``ter``) and target language.
+
+    Returns None for BLEU where it does not apply (see :func:`bleu_tokenizer`).
+    """
     import sacrebleu
 
     trg = _trg_lang(tgt)
     if name == "bleu":
-        try:
-            return sacrebleu.BLEU(trg_lang=trg)
-        except (ImportError, RuntimeError) as e:  # ja-mecab / ko-mecab need an extra
-            raise MissingDependencyError(
-                f"BLEU for {tgt} needs the MeCab tokenizer: pip install 'sacrebleu[ja,ko]' ({e})"
-            ) from None
+        tok, _ = bleu_tokenizer(tgt, bleu_tokenize, spm)
+        return None if tok is None else bleu_object(tok, spm)
     if name == "chrf":
         return sacrebleu.CHRF(word_order=2)
     if name == "ter":
@@ -46,18 +169,27 @@ def metric_object(name: str, tgt: str) -> Any:
 
 
 def corpus_scores(
-    hyps: Sequence[str], refs: Sequence[str], tgt: str, metrics: Sequence[str] = ("bleu", "chrf")
+    hyps: Sequence[str],
+    refs: Sequence[str],
+    tgt: str,
+    metrics: Sequence[str] = ("bleu", "chrf"),
+    bleu_tokenize: str = "auto",
+    spm: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score a system output against one reference per segment.
 
     Returns:
-        ``{metric: {"score": float, "signature": str}}`` (BLEU also has ``"bp"``).
+        ``{metric: {"score": float, "signature": str}}`` (BLEU also has ``"bp"``; where BLEU does not apply,
+        ``{"score": None, "reason": str}``).
     """
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
     out: dict[str, dict[str, Any]] = {}
     for name in metrics:
-        m = metric_object(name, tgt)
+        m = metric_object(name, tgt, bleu_tokenize, spm)
+        if m is None:
+            out[name] = _not_applicable(bleu_tokenizer(tgt, bleu_tokenize, spm)[1])
+            continue
         s = m.corpus_score(list(hyps), [list(refs)])
         out[name] = {"score": round(float(s.score), 2), "signature": str(m.get_signature())}
         if name == "bleu":
@@ -65,13 +197,43 @@ def corpus_scores(
     return out
 
 
-def sentence_bleu(hyps: Sequence[str], refs: Sequence[str], tgt: str) -> list[float]:
-    """Per-segment BLEU with the target language's tokenizer (``effective_order`` so short lines score)."""
-    metric_object("bleu", tgt)  # fails early, naming the extra, when MeCab is missing
-    import sacrebleu
-
-    m = sacrebleu.BLEU(trg_lang=_trg_lang(tgt), effective_order=True)
+def sentence_bleu(
+    hyps: Sequence[str], refs: Sequence[str], tgt: str, bleu_tokenize: str = "auto", spm: Path | None = None
+) -> list[float | None]:
+    """Per-segment BLEU with the corpus tokenizer (``effective_order`` so short lines score); None where BLEU
+    does not apply."""
+    tok, _ = bleu_tokenizer(tgt, bleu_tokenize, spm)
+    if tok is None:
+        return [None] * len(hyps)
+    m = bleu_object(tok, spm, effective_order=True)
     return [round(m.sentence_score(h, [r]).score, 2) for h, r in zip(hyps, refs, strict=True)]
+
+
+class CometModels:
+    """COMET / CometKiwi checkpoints, each loaded on first use and then kept for the whole evaluation.
+
+    :func:`bayling.evaluate.run.evaluate` makes one and hands it to every system and direction, so a
+    checkpoint (~2 GB, tens of seconds to load) is loaded once per run, not once per direction.
+    """
+
+    def __init__(self) -> None:
+        self.models: dict[str, Any] = {}
+        self.loads = 0
+        """How many checkpoints were actually loaded (one per distinct path)."""
+
+    def get(self, model_path: str) -> Any:
+        """The loaded model for ``model_path`` (a ``checkpoints/model.ckpt`` already on disk)."""
+        if model_path not in self.models:
+            from bayling.errors import require
+
+            comet = require("comet", "comet")
+            if not Path(model_path).is_file():
+                raise ConfigError(
+                    f"COMET checkpoint not found: {model_path} (give the path of checkpoints/model.ckpt)"
+                )
+            self.models[model_path] = comet.load_from_checkpoint(model_path)
+            self.loads += 1
+        return self.models[model_path]
 
 
 def comet_scores(
@@ -80,6 +242,7 @@ def comet_scores(
     refs: Sequence[str] | None,
     model_path: str,
     batch_size: int = 16,
+    models: CometModels | None = None,
 ) -> dict[str, Any]:
     """COMET (with references) or CometKiwi (``refs=None``) from a local checkpoint.
 
@@ -89,18 +252,15 @@ def comet_scores(
         refs: references, or None for a reference-free (QE) model.
         model_path: a ``checkpoints/model.ckpt`` of an unbabel-comet model already on disk.
         batch_size: segments per forward pass.
+        models: the run's loaded checkpoints (a fresh load when None).
 
     Returns:
         ``{"score": system score x100, "signature": ..., "segments": [per-segment x100]}``.
     """
-    from pathlib import Path
+    import importlib
 
-    from bayling.errors import require
-
-    comet = require("comet", "comet")
-    if not Path(model_path).is_file():
-        raise ConfigError(f"COMET checkpoint not found: {model_path} (give the path of checkpoints/model.ckpt)")
-    model = comet.load_from_checkpoint(model_path)
+    model = (models or CometModels()).get(model_path)
+    comet = importlib.import_module("comet")
     rows = [{"src": s, "mt": h} for s, h in zip(sources, hyps, strict=True)]
     if refs is not None:
         for row, r in zip(rows, refs, strict=True):
@@ -134,6 +294,8 @@ def score_files(
     src_lang: str | None = None,
     off_target: bool = False,
     comet_model: str | None = None,
+    bleu_tokenize: str = "wmt",
+    spm_model: str | None = None,
 ) -> dict[str, Any]:
     """Score a hypothesis file against one or more reference files (``bayling eval score``).
 
@@ -146,9 +308,13 @@ def score_files(
         src_lang: source language (helps the off-target check for languages langid does not know).
         off_target: also report the off-target rate.
         comet_model: local COMET checkpoint.
+        bleu_tokenize: BLEU tokenizer policy (``wmt``: sacreBLEU's own choice, as its CLI; ``auto``: spBLEU
+            whenever the FLORES-200 model is available) or a sacreBLEU tokenizer name.
+        spm_model: the FLORES-200 SentencePiece model (default: sacreBLEU's copy, when present).
 
     Returns:
-        ``{"n": segments, metric: {"score", "signature"}, "off_target"?: %, "comet"?: {...}}``.
+        ``{"n": segments, metric: {"score", "signature"}, "off_target"?: %, "comet"?: {...}}``; BLEU is
+        ``{"score": None, "reason"}`` where it does not apply.
     """
     from bayling.evaluate.testsets import read_lines
 
@@ -161,8 +327,12 @@ def score_files(
                 f"hypothesis lines in {hyp}"
             )
     out: dict[str, Any] = {"n": len(hyps)}
+    spm = spm_model_path(spm_model)
     for name in metrics:
-        m = metric_object(name, tgt)
+        m = metric_object(name, tgt, bleu_tokenize, spm)
+        if m is None:
+            out[name] = _not_applicable(bleu_tokenizer(tgt, bleu_tokenize, spm)[1])
+            continue
         s = m.corpus_score(hyps, ref_lines)
         out[name] = {"score": round(float(s.score), 2), "signature": str(m.get_signature())}
     if off_target:

@@ -94,11 +94,14 @@ def judge_open_ended(cfg: EvalConfig, answers: dict[str, dict[str, Any]], out: P
                 result["single"][s][name] = summ
                 write_jsonl(jdir / f"single.{s}.{name}.jsonl", jrows)
     if jc.mode in ("pairwise", "both"):
-        if "base" not in answers or "tuned" not in answers:
+        from bayling.evaluate.systems import baseline_system
+
+        base = baseline_system(answers)
+        if base is None or "tuned" not in answers:
             raise ConfigError("judge.mode pairwise compares 'tuned' with 'base': both systems are needed")
         result["pairwise"] = {}
         for name, rows in answers["tuned"].items():
-            base_rows = answers["base"][name]
+            base_rows = answers[base][name]
             with progress_bar(f"judging tuned vs base {name}", 2 * len(rows)) as adv:
                 summ, jrows = judge_pairwise(
                     judge, questions(rows), [r["answers"] for r in rows], [r["answers"] for r in base_rows], adv

@@ -4,10 +4,15 @@ The HTML is a single self-contained file, readable offline and safe to mail: CSS
 plots are matplotlib SVGs embedded in the page (text drawn as paths, so no font or network access is
 needed). Plots:
 
-* a heatmap of chrF++ over the translation directions (rows: languages; columns: pivot->X and X->pivot
-  for each system), which is the FLORES grid view of BayLing 2;
+* a languages x systems heatmap of chrF++ (rows: languages, tiers in order; columns: each system's
+  pivot->X and X->pivot, labelled with the system's prompt), the FLORES grid view of BayLing 2; rows are
+  directions when the directions share no pivot language;
 * chrF++ per language as bars grouped by resource tier (``bayling.languages`` tiers), with tier means;
-* before/after deltas (tuned - base) per direction, when both systems were scored.
+* before/after deltas (tuned - baseline: ``base`` or ``base-fewshot``) per direction.
+
+The page also says how each system was prompted (chat, or k-shot completion and where the
+demonstrations came from), and marks BLEU "n/a" where it does not apply (unspaced scripts without
+spBLEU).
 
 Run as::
 
@@ -73,13 +78,16 @@ def language_summary(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def deltas(metrics: dict[str, Any], metric: str = "chrf") -> dict[str, float]:
-    """tuned - base per direction (empty unless both systems were scored)."""
+    """tuned - baseline (``base`` or ``base-fewshot``) per direction (empty unless both were scored)."""
+    from bayling.evaluate.systems import baseline_system
+
     systems = metrics.get("systems", {})
-    if "base" not in systems or "tuned" not in systems:
+    base = baseline_system(systems)
+    if base is None or "tuned" not in systems:
         return {}
     out = {}
     for d in metrics.get("directions", []):
-        b, t = _score(systems["base"], d, metric), _score(systems["tuned"], d, metric)
+        b, t = _score(systems[base], d, metric), _score(systems["tuned"], d, metric)
         if b is not None and t is not None:
             out[d] = round(t - b, 2)
     return out
@@ -108,34 +116,68 @@ def _plt() -> Any:
     return plt
 
 
-def heatmap_svg(metrics: dict[str, Any]) -> str | None:
-    """chrF++ heatmap: languages x (pivot->X, X->pivot) for each system."""
+def _prompt_label(metrics: dict[str, Any], system: str) -> str:
+    rec = metrics.get("prompts", {}).get(system)
+    if not rec:
+        return system
+    if rec.get("prompt") == "fewshot":
+        ks = {len(v) for v in rec.get("demos", {}).values()} or {rec.get("k")}
+        return f"{system}\n({'/'.join(map(str, sorted(ks)))}-shot)"
+    return f"{system}\n(chat)"
+
+
+def heatmap_data(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The chrF++ heatmap as data: ``{"rows": [...], "columns": [...], "values": [[row x column]]}``.
+
+    Rows are languages (tier order) when the directions share a pivot, else directions; there is a column per
+    system and direction kind (``eng→X``, ``X→eng``), labelled with the system's prompt.
+    """
     dirs = metrics.get("directions", [])
-    pivot = _pivot(dirs)
-    if pivot is None:
-        return None
-    langs = sorted(
-        {c for d in dirs for c in _split(d) if c != pivot and (pivot in _split(d))},
-        key=lambda c: (TIERS.index(get_language(c).tier), c),
-    )
-    cols, matrix = [], []
     systems = metrics.get("systems", {})
+    pivot = _pivot(dirs)
+    if pivot is not None:
+        langs = sorted(
+            {c for d in dirs for c in _split(d) if c != pivot and pivot in _split(d)},
+            key=lambda c: (TIERS.index(get_language(c).tier), c),
+        )
+        kinds = {f"{pivot[:3]}→X": "{p}-{c}", f"X→{pivot[:3]}": "{c}-{p}"}
+        rows = [
+            (f"{c} ({get_language(c).tier})", {k: f.format(p=pivot, c=c) for k, f in kinds.items()}) for c in langs
+        ]
+    else:
+        kinds = {"": ""}
+        rows = [(d, {"": d}) for d in dirs]
+    cols, matrix = [], []
     for name in systems:
-        for label, mk in ((f"{pivot[:3]}→X", lambda c: f"{pivot}-{c}"), (f"X→{pivot[:3]}", lambda c: f"{c}-{pivot}")):
-            col = [_score(systems[name], mk(c)) for c in langs]
+        for kind in kinds:
+            col = [_score(systems[name], r[1][kind]) for r in rows]
             if any(v is not None for v in col):
-                cols.append(f"{label}\n{name}")
+                cols.append(f"{kind}\n{_prompt_label(metrics, name)}".strip())
                 matrix.append(col)
-    if not langs or not cols:
+    values = [[col[i] for col in matrix] for i in range(len(rows))]
+    return {
+        "rows": [r[0] for r in rows],
+        "columns": cols,
+        "values": values,
+        "by": "language" if pivot else "direction",
+    }
+
+
+def heatmap_svg(metrics: dict[str, Any]) -> str | None:
+    """chrF++ heatmap, languages x systems (see :func:`heatmap_data`)."""
+    hm = heatmap_data(metrics)
+    rows, cols, matrix = hm["rows"], hm["columns"], list(zip(*hm["values"], strict=True)) if hm["values"] else []
+    pivot = hm["by"] == "language"
+    if not rows or not cols:
         return None
     np = require("numpy", "eval")
     data = np.array([[np.nan if v is None else v for v in col] for col in matrix]).T
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(cols), 0.8 + 0.32 * len(langs)))
+    fig, ax = plt.subplots(figsize=(1.4 + 1.2 * len(cols), 1.0 + 0.32 * len(rows)))
     im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=0, vmax=max(float(np.nanmax(data)), 1.0))
-    ax.set_xticks(range(len(cols)), cols)
-    ax.set_yticks(range(len(langs)), [f"{c} ({get_language(c).tier})" for c in langs])
-    for i in range(len(langs)):
+    ax.set_xticks(range(len(cols)), cols, fontsize=7)
+    ax.set_yticks(range(len(rows)), rows)
+    for i in range(len(rows)):
         for j in range(len(cols)):
             if not np.isnan(data[i, j]):
                 ax.text(
@@ -148,7 +190,7 @@ def heatmap_svg(metrics: dict[str, Any]) -> str | None:
                     color="white" if data[i, j] < 0.6 * np.nanmax(data) else "black",
                 )
     fig.colorbar(im, ax=ax, label="chrF++")
-    ax.set_title("chrF++ by direction")
+    ax.set_title("chrF++ by language and system" if pivot else "chrF++ by direction and system")
     return _svg(fig)
 
 
@@ -241,9 +283,33 @@ def _translation_table(metrics: dict[str, Any]) -> str:
         for f in fields:
             for s in names:
                 v = systems[s].get(d, {}).get(f)
-                row.append(v["score"] if isinstance(v, dict) else v)
+                row.append(("n/a" if v["score"] is None else v["score"]) if isinstance(v, dict) else v)
         rows.append(row)
     return _table(header, rows)
+
+
+def _prompts_table(metrics: dict[str, Any]) -> str:
+    """How each system was asked to translate (``metrics.json``'s ``prompts``)."""
+    from bayling.evaluate.fewshot import fewshot_prompt
+
+    prompts = metrics.get("prompts") or {}
+    if not prompts:
+        return ""
+    rows = []
+    for s, rec in prompts.items():
+        if rec.get("prompt") == "fewshot":
+            ks = sorted({len(v) for v in rec.get("demos", {}).values()}) or [rec["k"]]
+            demo = [("<demo source>", "<demo target>")] * min(ks[-1], 1)
+            layout = fewshot_prompt("<source>", "eng_Latn", "deu_Latn", demo)
+            if ks[-1] > 1:
+                layout = layout.replace(
+                    "\n\nEnglish: <source>", f"\n\n… ({ks[-1]} demonstrations)\n\nEnglish: <source>"
+                )
+            rows.append([s, "few-shot completion, cut at the newline", "/".join(map(str, ks)), layout, rec["pool"]])
+        else:
+            rows.append([s, f"chat ({rec.get('chat_format', 'auto')} format)", 0, rec.get("template", ""), ""])
+    table = _table(["system", "prompt", "k", "layout (e.g. English→German)", "demonstrations from"], rows)
+    return "<h3>Prompts</h3>" + table.replace("\n", "<br>")
 
 
 def _signatures(metrics: dict[str, Any]) -> list[str]:
@@ -357,6 +423,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"direction, {len(m.get('directions', []))} directions, systems: {html.escape(', '.join(m.get('systems', {})))}.</p>",
         "<h2>Translation</h2>",
         _translation_table(m),
+        _prompts_table(m),
         *[f"<div class='plot'>{p}</div>" for p in plots],
         *_extra_sections(report),
         "<h2>Metric signatures</h2><ul>"
@@ -371,12 +438,13 @@ def write_report(
 ) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.html`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
-    keep = ("testset", "sentences_per_direction", "directions", "systems")
+    keep = ("testset", "sentences_per_direction", "directions", "systems", "prompts")
     report = {
         "name": name,
         "translation": {k: metrics[k] for k in keep if k in metrics},
         "languages": language_summary(metrics),
         "deltas": {"chrf": deltas(metrics, "chrf"), "bleu": deltas(metrics, "bleu")},
+        "heatmap": heatmap_data(metrics),
         **(extra or {}),
     }
     write_json(out / "report.json", report)

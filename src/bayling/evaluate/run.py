@@ -2,21 +2,24 @@
 
 Run as::
 
-    bayling eval configs/quickstart.yaml                 # stage of a run (base vs tuned)
+    bayling eval configs/quickstart.yaml                 # stage of a run (base-fewshot vs tuned)
     bayling eval run configs/eval/flores_grid.yaml       # eval-only: any models, any parts
 
+A pipeline run compares the base model prompted few-shot (``base-fewshot``; ``eval.base_prompts`` can add
+``base-chat``) with the tuned model prompted in chat (``tuned``); see :mod:`bayling.evaluate.fewshot`.
 Per system, each part (translation, benchmarks, open-ended answers, interactive) is cached under
-``OUT/<system>/`` with a fingerprint of everything that affects it (model weights, test data,
-settings), so re-running after a new training run re-scores only the tuned model and adding a
-benchmark never re-translates. Judge verdicts have their own cache. Greedy decoding (and fixed
-seeds) make every score repeatable: evaluating the same model twice gives identical numbers.
+``OUT/<system>/`` with a fingerprint of the whole ``eval`` section minus the fields that cannot change
+it, plus the weights, the test data and the system's prompt (:mod:`bayling.evaluate.cache`), so
+re-running after a new training run re-scores only the tuned model and adding a benchmark never
+re-translates. Judge verdicts have their own cache. Greedy decoding (and fixed seeds) make every score
+repeatable: evaluating the same model twice gives identical numbers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +29,19 @@ from bayling.config import ModelConfig, to_dict
 from bayling.data.io import write_json
 from bayling.data.parallel import ParallelRecord, load_parallel, read_jsonl_parallel
 from bayling.errors import ConfigError, DataError
+from bayling.evaluate.cache import cached, digest, hypotheses_key, part_fingerprint
 from bayling.evaluate.config import EvalConfig
-from bayling.evaluate.systems import System, make_engine, weights_digest
+from bayling.evaluate.systems import (
+    PROMPTS,
+    System,
+    baseline_system,
+    make_engine,
+    resolve_prompt,
+    weights_digest,
+)
 from bayling.evaluate.testsets import Bitext, load_bitexts
 from bayling.evaluate.translation import grid_directions, parse_direction, translate_and_score
 from bayling.progress import console, progress_bar
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def eval_directions(cfg: EvalConfig) -> list[tuple[str, str]]:
@@ -50,8 +57,8 @@ def _heldout_records(heldout_file: str | Path | None, langs: set[str]) -> list[P
     return [r for r in read_jsonl_parallel(heldout_file) if all(c in r.texts for c in langs)]
 
 
-def load_testset(cfg: EvalConfig, heldout_file: str | Path | None = None) -> list[Bitext]:
-    """The translation test data, one :class:`Bitext` per direction, cut to ``max_sentences``."""
+def full_testset(cfg: EvalConfig, heldout_file: str | Path | None = None) -> list[Bitext]:
+    """The translation test data, one :class:`Bitext` per direction, not yet cut to ``max_sentences``."""
     directions = eval_directions(cfg)
     if not directions:
         return []
@@ -61,13 +68,16 @@ def load_testset(cfg: EvalConfig, heldout_file: str | Path | None = None) -> lis
             recs = _heldout_records(heldout_file, langs)
         else:
             recs = load_parallel(cfg.testset, sorted(langs))
-        bitexts = [
+        return [
             Bitext(cfg.testset, s, t, [r.texts[s] for r in recs], [r.texts[t] for r in recs], [r.id for r in recs])
             for s, t in directions
         ]
-    else:
-        bitexts = load_bitexts(cfg.testset, directions, cfg.data_dir, cfg.flores_dir)
-    return [b.head(cfg.max_sentences) for b in bitexts]
+    return load_bitexts(cfg.testset, directions, cfg.data_dir, cfg.flores_dir)
+
+
+def load_testset(cfg: EvalConfig, heldout_file: str | Path | None = None) -> list[Bitext]:
+    """The translation test data, one :class:`Bitext` per direction, cut to ``max_sentences``."""
+    return [b.head(cfg.max_sentences) for b in full_testset(cfg, heldout_file)]
 
 
 def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
@@ -75,11 +85,11 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
     from bayling.engines import ENGINES
     from bayling.evaluate.benchmarks import BENCHMARKS
     from bayling.evaluate.interactive import TURN_TYPES
-    from bayling.evaluate.metrics import METRICS
+    from bayling.evaluate.metrics import METRICS, check_bleu_tokenize, spm_model_path
     from bayling.evaluate.openended import OPEN_ENDED
     from bayling.models import check_model
 
-    checks = [
+    checks: list[tuple[str, list[Any], tuple[str, ...]]] = [
         ("eval.metrics", cfg.metrics, METRICS),
         ("eval.benchmarks", cfg.benchmarks, BENCHMARKS),
         ("eval.open_ended", cfg.open_ended, OPEN_ENDED),
@@ -88,11 +98,21 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
         ("eval.engine", [cfg.engine], tuple(ENGINES)),
         ("eval.judge.mode", [cfg.judge.mode] if cfg.judge else [], ("single", "pairwise", "both")),
     ]
+    checks += [
+        ("eval.prompt", [cfg.prompt], PROMPTS),
+        ("eval.prompts", list(cfg.prompts.values()), PROMPTS),
+        ("eval.base_prompts", cfg.base_prompts, PROMPTS),
+        ("eval.prompts (system)", list(cfg.prompts), tuple(systems)),
+    ]
     for key, values, allowed in checks:
         bad = [v for v in values if v not in allowed]
         if bad:
             raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
-    if cfg.judge and cfg.judge.mode != "single" and not {"base", "tuned"} <= set(systems):
+    if cfg.fewshot_k < 0:
+        raise ConfigError(f"eval.fewshot_k must be >= 0, got {cfg.fewshot_k}")
+    check_bleu_tokenize(cfg.bleu_tokenize)
+    spm_model_path(cfg.spm_model)  # an explicit path must exist
+    if cfg.judge and cfg.judge.mode != "single" and not ("tuned" in systems and baseline_system(systems)):
         raise ConfigError("eval.judge.mode pairwise/both compares 'tuned' with 'base': both systems are needed")
     for d in cfg.interactive_directions if "refinement" in cfg.interactive else []:
         parse_direction(d)
@@ -127,55 +147,47 @@ class _Lazy:
         return self.engine
 
 
-def _cached(part_dir: Path, fp: str, label: str, compute: Callable[[], Any]) -> Any:
-    """Return ``part_dir/result.json`` when its fingerprint matches, else compute and store it."""
-    res, fpf = part_dir / "result.json", part_dir / "fingerprint"
-    if res.is_file() and fpf.is_file() and fpf.read_text() == fp:
-        console.print(f"[dim]eval: {label} unchanged, using cached results[/dim]")
-        return json.loads(res.read_text(encoding="utf-8"))
-    out = compute()
-    write_json(res, out)
-    fpf.write_text(fp)
-    return out
+@dataclass
+class _Run:
+    """What every system of one evaluation shares: test data, prompts, loaded COMET models, part memo."""
+
+    bitexts: list[Bitext]
+    heldout_file: str | Path | None
+    prompts: dict[str, dict[str, Any]]
+    demos: dict[str, list[tuple[str, str]]] | None
+    spm: Path | None
+    comet: Any
+    memo: dict[str, Path]
 
 
-def _run_system(
-    cfg: EvalConfig,
-    model: ModelConfig,
-    system: System,
-    bitexts: list[Bitext],
-    sys_dir: Path,
-    heldout_file: str | Path | None,
-) -> dict[str, Any]:
+def _file_key(p: Path | None) -> Any:
+    return None if p is None else [str(p), p.stat().st_size, p.stat().st_mtime_ns]
+
+
+def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Path, run: _Run) -> dict[str, Any]:
     """Every configured part for one system; returns ``{"translation": ..., "benchmarks": ..., ...}``."""
     from bayling.evaluate import parts
 
     lazy = _Lazy(lambda: make_engine(system, cfg.engine, model, cfg.batch_size, cfg.engine_options))
-    base_fp = {
-        "model": to_dict(model),
-        "weights": weights_digest(system),
-        "engine": cfg.engine,
-        "engine_options": cfg.engine_options,
-        "seed": cfg.seed,
-        "adapter": system.adapter,
-    }
+    weights = {"model": to_dict(model), "weights": weights_digest(system), "adapter": system.adapter}
     out: dict[str, Any] = {}
 
     # translation keeps the foundation's layout: OUT/<system>/scores.json + fingerprint + <direction>.jsonl
-    fp = _digest(
-        {
-            **base_fp,
-            "data": [[b.key, b.ids, b.sources, b.refs] for b in bitexts],
-            **{
-                k: getattr(cfg, k)
-                for k in ("max_new_tokens", "metrics", "off_target", "comet_model", "cometkiwi_model", "batch_size")
-            },
-        }
+    bitexts, prompt = run.bitexts, run.prompts.get(system.name, {})
+    fewshot = run.demos if prompt.get("prompt") == "fewshot" else None
+    fp = part_fingerprint(
+        cfg,
+        "translation",
+        **weights,
+        data=[[b.key, b.ids, b.sources, b.refs] for b in bitexts],
+        prompt=prompt,
+        demos=fewshot,
+        spm=_file_key(run.spm),
     )
-    cached = sys_dir / "scores.json"
-    if cached.is_file() and (sys_dir / "fingerprint").is_file() and (sys_dir / "fingerprint").read_text() == fp:
+    cached_scores = sys_dir / "scores.json"
+    if cached_scores.is_file() and (sys_dir / "fingerprint").is_file() and (sys_dir / "fingerprint").read_text() == fp:
         console.print(f"[dim]eval: {system.name} translation unchanged, using cached scores[/dim]")
-        out["translation"] = json.loads(cached.read_text(encoding="utf-8"))
+        out["translation"] = json.loads(cached_scores.read_text(encoding="utf-8"))
     elif bitexts:
         total = sum(len(b.sources) for b in bitexts)
         with progress_bar(f"translating ({system.name})", total) as advance:
@@ -190,88 +202,95 @@ def _run_system(
                 cfg.comet_model,
                 cfg.cometkiwi_model,
                 cfg.seed,
-                journal_tag=_digest({**base_fp, "max_new_tokens": cfg.max_new_tokens}),
+                journal_tag=hypotheses_key(cfg, **weights, prompt=prompt, demos=fewshot),
+                fewshot=fewshot,
+                bleu_tokenize=cfg.bleu_tokenize,
+                spm=run.spm,
+                comet=run.comet,
             )
         (sys_dir / "fingerprint").write_text(fp)
 
     if cfg.benchmarks:
-        fp = _digest(
-            {
-                **base_fp,
-                **{
-                    k: getattr(cfg, k)
-                    for k in (
-                        "benchmarks",
-                        "benchmark_languages",
-                        "benchmark_limit",
-                        "mgsm_max_new_tokens",
-                        "data_dir",
-                        "batch_size",
-                    )
-                },
-            }
-        )
-        out["benchmarks"] = _cached(
+        fp = part_fingerprint(cfg, "benchmarks", **weights)
+        out["benchmarks"] = cached(
             sys_dir / "benchmarks",
             fp,
             f"{system.name} benchmarks",
             lambda: parts.run_benchmarks(cfg, lazy.get, sys_dir / "benchmarks"),
+            run.memo,
         )
     if cfg.open_ended:
-        fp = _digest(
-            {
-                **base_fp,
-                **{
-                    k: getattr(cfg, k)
-                    for k in ("open_ended", "open_ended_limit", "open_ended_max_new_tokens", "data_dir")
-                },
-            }
-        )
-        out["open_ended"] = _cached(
+        fp = part_fingerprint(cfg, "open_ended", **weights)
+        out["open_ended"] = cached(
             sys_dir / "open_ended",
             fp,
             f"{system.name} open-ended answers",
             lambda: parts.answer_open_ended(cfg, lazy.get, sys_dir / "open_ended"),
+            run.memo,
         )
     if cfg.interactive:
-        fp = _digest(
-            {
-                **base_fp,
-                "heldout": str(heldout_file),
-                **{
-                    k: getattr(cfg, k)
-                    for k in (
-                        "interactive",
-                        "interactive_limit",
-                        "interactive_turns",
-                        "interactive_directions",
-                        "interactive_third",
-                        "testset",
-                        "data_dir",
-                        "max_new_tokens",
-                    )
-                },
-            }
-        )
-        out["interactive"] = _cached(
+        heldout = Path(run.heldout_file) if run.heldout_file and Path(run.heldout_file).is_file() else None
+        fp = part_fingerprint(cfg, "interactive", **weights, heldout=heldout and digest(heldout.read_text("utf-8")))
+        out["interactive"] = cached(
             sys_dir / "interactive",
             fp,
             f"{system.name} interactive",
             lambda: parts.run_interactive(
-                cfg, lazy.get, sys_dir / "interactive", lambda s, t: _interactive_records(cfg, heldout_file, s, t)
+                cfg,
+                lazy.get,
+                sys_dir / "interactive",
+                lambda s, t: _interactive_records(cfg, run.heldout_file, s, t),
             ),
+            run.memo,
         )
     return out
 
 
-def pipeline_systems(model: ModelConfig, adapter: str | Path | None, compare_base: bool) -> dict[str, System]:
-    """``base`` (unless only the tuned model is wanted) and ``tuned`` (when the train stage left an adapter)."""
+def pipeline_systems(
+    model: ModelConfig, adapter: str | Path | None, compare_base: bool, base_prompts: list[str] | None = None
+) -> dict[str, System]:
+    """``base-<prompt>`` per base prompt (unless only the tuned model is wanted) and ``tuned`` (chat) when the
+    train stage left an adapter."""
     systems = {}
+    bad = [p for p in base_prompts or [] if p not in PROMPTS]
+    if bad:
+        raise ConfigError(f"eval.base_prompts: unknown {', '.join(bad)}; choose from {', '.join(PROMPTS)}")
     if compare_base or adapter is None:
-        systems["base"] = System("base", model.name_or_path, gguf_file=model.gguf_file)
+        for p in base_prompts or ["fewshot"]:
+            base = System("base", model.name_or_path, gguf_file=model.gguf_file, prompt=p)
+            kind = resolve_prompt(base)
+            systems[f"base-{kind}"] = replace(base, name=f"base-{kind}", prompt=kind)
     if adapter is not None:
-        systems["tuned"] = System("tuned", model.name_or_path, str(adapter), model.gguf_file)
+        systems["tuned"] = System("tuned", model.name_or_path, str(adapter), model.gguf_file, prompt="chat")
     return systems
+
+
+def _prompts(
+    cfg: EvalConfig,
+    model: ModelConfig,
+    systems: dict[str, System],
+    full: list[Bitext],
+    bitexts: list[Bitext],
+    heldout_file: Any,
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, str]]] | None]:
+    """How each system is prompted (``metrics.json``'s ``prompts``) and the few-shot demonstrations."""
+    from bayling.evaluate.fewshot import chat_record, demonstrations, fewshot_record, load_pool
+
+    if not bitexts:
+        return {}, None
+    kinds = {n: resolve_prompt(s, cfg.prompts.get(n, cfg.prompt)) for n, s in systems.items()}
+    demos, ids, source = None, {b.key: [] for b in bitexts}, "none (eval.fewshot_k=0)"
+    if "fewshot" in kinds.values():
+        demos = {b.key: [] for b in bitexts}
+        if cfg.fewshot_k > 0:
+            pool = load_pool(cfg, full, heldout_file)
+            demos, ids = demonstrations(cfg, pool, bitexts, next(n for n, k in kinds.items() if k == "fewshot"))
+            source = pool.source
+    prompts = {
+        n: fewshot_record(cfg.fewshot_k, source, ids) if k == "fewshot" else chat_record(model.chat_format)
+        for n, k in kinds.items()
+    }
+    return prompts, demos
 
 
 def evaluate(
@@ -298,18 +317,28 @@ def evaluate(
         The metrics dict also written to ``out_dir/metrics.json``.
     """
     from bayling.evaluate import parts
+    from bayling.evaluate.metrics import CometModels, spm_model_path
 
     out = Path(out_dir)
-    systems = systems or pipeline_systems(model, adapter, cfg.compare_base)
+    systems = systems or pipeline_systems(model, adapter, cfg.compare_base, cfg.base_prompts)
     validate(cfg, systems)
-    bitexts = load_testset(cfg, heldout_file)
-    results = {n: _run_system(cfg, model, s, bitexts, out / n, heldout_file) for n, s in systems.items()}
+    full = full_testset(cfg, heldout_file)
+    bitexts = [b.head(cfg.max_sentences) for b in full]
+    prompts, demos = _prompts(cfg, model, systems, full, bitexts, heldout_file)
+    spm = spm_model_path(cfg.spm_model)
+    if bitexts and spm is None and "bleu" in cfg.metrics and cfg.bleu_tokenize == "auto":
+        console.print(
+            "[dim]eval: no FLORES-200 SentencePiece model, so no spBLEU (bayling eval download flores200-spm)[/dim]"
+        )
+    run = _Run(bitexts, heldout_file, prompts, demos, spm, CometModels(), {})
+    results = {n: _run_system(cfg, model, s, out / n, run) for n, s in systems.items()}
     metrics: dict[str, Any] = {
         "name": name,
         "testset": cfg.testset,
         "sentences_per_direction": max((len(b.sources) for b in bitexts), default=0),
         "directions": [b.key for b in bitexts],
         "systems": {n: r.get("translation", {}) for n, r in results.items()},
+        "prompts": prompts,
     }
     for part in ("benchmarks", "interactive"):
         if any(part in r for r in results.values()):
@@ -339,36 +368,54 @@ def _by_kind(per_system: dict[str, dict[str, Any]], part: str) -> dict[str, Any]
 
 
 def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[Table, str]:
-    """A before/after table (rich and Markdown) with a delta column per metric."""
+    """A before/after table (rich and Markdown): one column per metric and system, ``Δ`` = tuned - baseline
+    (``base`` or ``base-fewshot``), and under it the prompt each system got. ``n/a``: BLEU does not apply."""
+    from bayling.evaluate.fewshot import prompt_summary
+
     systems = list(metrics["systems"])
+    base = baseline_system(systems)
+    delta = base is not None and "tuned" in systems
     labels = {"bleu": "BLEU", "chrf": "chrF++", "ter": "TER"}
-    table = Table(title=f"Translation on {metrics['testset']} ({metrics['sentences_per_direction']} sentences each)")
+    title = f"Translation on {metrics['testset']} ({metrics['sentences_per_direction']} sentences each)"
+    table = Table(title=title)
     header = ["direction"]
     table.add_column("direction", no_wrap=True, min_width=17)
     for m in metric_names:
         for s in systems:
             table.add_column(f"{labels[m]} {s}", justify="right")
             header.append(f"{labels[m]} {s}")
-        if len(systems) == 2:
+        if delta:
             table.add_column(f"Δ {labels[m]}", justify="right")
             header.append(f"Δ {labels[m]}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows = list(metrics["directions"]) + ["average"]
-    for d in rows:
+
+    def score(s: str, d: str, m: str) -> float | None:
+        if d != "average":
+            return metrics["systems"][s][d][m]["score"]
+        vals = [metrics["systems"][s][x][m]["score"] for x in metrics["directions"]]
+        vals = [v for v in vals if v is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    for d in list(metrics["directions"]) + ["average"]:
         cells = [d]
         for m in metric_names:
-            vals = []
-            for s in systems:
-                per = metrics["systems"][s]
-                v = (
-                    sum(per[x][m]["score"] for x in metrics["directions"]) / len(metrics["directions"])
-                    if d == "average"
-                    else per[d][m]["score"]
-                )
-                vals.append(v)
-                cells.append(f"{v:.1f}")
-            if len(systems) == 2:
-                cells.append(f"{vals[1] - vals[0]:+.1f}")
+            vals = {s: score(s, d, m) for s in systems}
+            cells += ["n/a" if v is None else f"{v:.1f}" for v in vals.values()]
+            if delta:
+                b, t = vals[base], vals["tuned"]
+                cells.append("n/a" if b is None or t is None else f"{t - b:+.1f}")
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
-    return table, "\n".join(lines) + "\n"
+    prompts = metrics.get("prompts", {})
+    notes = [f"{s}: {prompt_summary(prompts[s])}" for s in systems if s in prompts]
+    if delta:
+        notes.append(f"Δ = tuned - {base}")
+    if any(
+        metrics["systems"][s][d].get(m, {}).get("score", 0) is None
+        for s in systems
+        for d in metrics["directions"]
+        for m in metric_names
+    ):
+        notes.append("n/a: no BLEU for a script written without spaces unless spBLEU is available (see chrF++)")
+    table.caption = "\n".join(notes)
+    return table, "\n".join(lines) + "\n" + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")

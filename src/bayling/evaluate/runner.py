@@ -29,7 +29,8 @@ class EvalRunConfig:
     """Where metrics, tables, per-system outputs and the report go; ``{name}`` is replaced by ``name``."""
     systems: dict[str, str] = field(default_factory=lambda: {"base": "gemma-3-270m"})
     """``{system name: model reference}``; a reference is a model (embedded alias, HF directory, ``.gguf``) or
-    ``MODEL::ADAPTER``."""
+    ``MODEL::ADAPTER``. How each is prompted to translate: ``eval.prompts`` / ``eval.prompt`` (by default few-shot
+    for a base model, chat for an instruct model or an adapter)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Settings shared by every system (chat format, dtype, device); ``name_or_path`` is unused here."""
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -3,12 +3,16 @@
 A system is a model plus an optional adapter; :func:`make_engine` builds the configured engine for
 it (``transformers`` by default; ``llamacpp`` takes the GGUF and a GGUF LoRA; ``vllm`` the HF
 directory). :func:`weights_digest` fingerprints the weights so cached scores are reused only for the
-same model.
+same model. :func:`resolve_prompt` decides how a system is asked to translate: ``fewshot`` for a base
+model (no chat template of its own), ``chat`` for an instruct or tuned one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +30,15 @@ class System:
         adapter: a PEFT adapter directory (transformers/vllm), a GGUF LoRA (llamacpp), or a full fine-tuned
             model directory, which then replaces ``model``.
         gguf_file: GGUF file name inside ``model`` when ``model`` is a directory of GGUF weights.
+        prompt: ``chat``, ``fewshot`` or ``auto`` for the translation prompt; None: ``eval.prompts`` /
+            ``eval.prompt`` decide (see :func:`resolve_prompt`).
     """
 
     name: str
     model: str
     adapter: str | None = None
     gguf_file: str | None = None
+    prompt: str | None = None
 
     @classmethod
     def parse(cls, name: str, ref: str) -> System:
@@ -107,3 +114,103 @@ def make_engine(system: System, engine: str, model_cfg: Any, batch_size: int, op
     if engine == "transformers":
         kwargs["batch_size"] = batch_size
     return cls(path, **kwargs, **options)
+
+
+# ----------------------------------------------------------------------------- prompts
+
+PROMPTS = ("auto", "chat", "fewshot")
+
+
+def resolve_prompt(system: System, requested: str = "auto") -> str:
+    """``chat`` or ``fewshot`` for ``system`` (its own ``prompt`` wins over ``requested``).
+
+    ``auto`` means ``chat`` for a tuned model (an adapter or a full fine-tune) and for a model with a chat
+    template of its own (:func:`has_own_chat_template`), else ``fewshot``.
+    """
+    from bayling.errors import ConfigError
+
+    choice = system.prompt or requested
+    if choice not in PROMPTS:
+        raise ConfigError(f"eval.prompt for {system.name}: unknown {choice!r}; choose from {', '.join(PROMPTS)}")
+    if choice != "auto":
+        return choice
+    if system.adapter:
+        return "chat"
+    return "chat" if has_own_chat_template(system.model, system.gguf_file) else "fewshot"
+
+
+def has_own_chat_template(model: str, gguf_file: str | None = None) -> bool:
+    """Whether the model came with a chat template (an instruct model) rather than being a base model.
+
+    The embedded Gemma-3-270M is a base model: its GGUF has no template, and the one in its converted copy
+    was added by bayling (:data:`bayling.models.ADDED_TEMPLATE_MARKER` records that for every conversion).
+    A GGUF is read for ``tokenizer.chat_template``; an HF directory for ``chat_template.jinja``/``.json`` or a
+    ``chat_template`` in ``tokenizer_config.json``.
+    """
+    from bayling.models import ADDED_TEMPLATE_MARKER, check_model, resolve_model
+
+    kind = check_model(model, gguf_file)
+    if kind == "embedded":
+        return False
+    if kind == "gguf":
+        p = Path(model).expanduser()
+        return gguf_has_chat_template(p / gguf_file if gguf_file else p)
+    d = resolve_model(model) if kind == "hub" else Path(model).expanduser()
+    if (d / ADDED_TEMPLATE_MARKER).is_file():
+        return False
+    if (d / "chat_template.jinja").is_file() or (d / "chat_template.json").is_file():
+        return True
+    cfg = d / "tokenizer_config.json"
+    return cfg.is_file() and bool(json.loads(cfg.read_text(encoding="utf-8")).get("chat_template"))
+
+
+_GGUF_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+"""GGUF metadata value type -> size in bytes (8 = string and 9 = array have lengths)."""
+
+
+def gguf_has_chat_template(path: Path) -> bool:
+    """Whether a GGUF file's metadata holds ``tokenizer.chat_template``.
+
+    Reads only the key/value header (GGUF v2/v3 layout), stopping at the key: gguf-py's ``GGUFReader`` maps
+    every tensor first, ~30 s for the 250 MB embedded model on a busy 2-core machine.
+    """
+    from bayling.errors import ModelError
+
+    with path.open("rb") as f:
+
+        def read(fmt: str) -> tuple[int, ...]:
+            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))
+
+        def skip(vtype: int) -> None:
+            if vtype in _GGUF_FIXED:
+                f.seek(_GGUF_FIXED[vtype], 1)
+            elif vtype == 8:
+                f.seek(read("<Q")[0], 1)
+            elif vtype == 9:
+                itype, count = read("<IQ")
+                if itype in _GGUF_FIXED:
+                    f.seek(_GGUF_FIXED[itype] * count, 1)
+                else:
+                    for _ in range(count):
+                        skip(itype)
+            else:
+                raise ModelError(f"{path}: unknown GGUF metadata type {vtype}")
+
+        if f.read(4) != b"GGUF" or read("<I")[0] < 2:
+            raise ModelError(f"{path} is not a GGUF v2/v3 file")
+        _, n_kv = read("<QQ")
+        for _ in range(n_kv):
+            key = f.read(read("<Q")[0])
+            vtype = read("<I")[0]
+            if key == b"tokenizer.chat_template":
+                return True
+            skip(vtype)
+    return False
+
+
+def baseline_system(names: Iterable[str]) -> str | None:
+    """The system ``tuned`` is compared with: ``base``, else the first ``base-*`` (``base-fewshot`` in a run)."""
+    names = list(names)
+    if "base" in names:
+        return "base"
+    return next((n for n in names if n.startswith("base")), None)

@@ -19,6 +19,7 @@ Run as::
 
     bayling eval download flores200 wmt22 ntrex --dest ~/bayling-data
     export BAYLING_EVAL_DATA=~/bayling-data
+    bayling eval download flores200-spm          # spBLEU's SentencePiece model, where sacreBLEU looks for it
 """
 
 from __future__ import annotations
@@ -325,6 +326,40 @@ def download_ntrex(
     out = Path(dest) / "ntrex128"
     for name in ["newstest2019-src.eng.txt", "DOCUMENT_IDS.tsv"] + [f"newstest2019-ref.{c}.txt" for c in languages]:
         _write_atomic(out / name, _fetch(f"{base_url}/{name}"))
+    return out
+
+
+def flores200_spm_url() -> str:
+    """The URL sacreBLEU itself downloads its ``flores200`` SentencePiece model from."""
+    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+
+    return SPM_MODELS["flores200"]["url"]
+
+
+def download_flores200_spm(dest: str | Path | None = None, url: str | None = None) -> Path:
+    """Fetch the FLORES-200 SentencePiece model (spBLEU) to where sacreBLEU looks for it, or to ``dest``.
+
+    Args:
+        dest: target file; default ``$SACREBLEU/models/flores200sacrebleuspm`` (``~/.sacrebleu``), where both
+            sacreBLEU and bayling find it without further settings (else set ``eval.spm_model``).
+        url: source; default sacreBLEU's own URL (:func:`flores200_spm_url`).
+
+    Returns:
+        The model's path (checked to load as a SentencePiece model).
+    """
+    from bayling.evaluate.metrics import sacrebleu_spm_path
+
+    out = Path(dest).expanduser() if dest else sacrebleu_spm_path()
+    data = _fetch(url or flores200_spm_url(), timeout=600)
+    try:
+        import sentencepiece
+
+        sentencepiece.SentencePieceProcessor(model_proto=data)
+    except ImportError:
+        pass
+    except RuntimeError as e:
+        raise DataError(f"{url or flores200_spm_url()}: not a SentencePiece model ({e})") from None
+    _write_atomic(out, data)
     return out
 
 

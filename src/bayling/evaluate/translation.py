@@ -1,8 +1,11 @@
 """Translation evaluation: generate with an engine, score with sacreBLEU, save per-sentence outputs.
 
-Every direction's requests go to the engine as one list so it can batch by length; the prompt is
-:func:`bayling.data.templates.translation_prompt` (the canonical request the data stage trains on),
-rendered by the engine through :mod:`bayling.chat`. Greedy decoding makes scores repeatable.
+Every direction's requests go to the engine as one list so it can batch by length. A system is
+prompted in one of two ways (``eval.prompt``): ``chat``, the canonical request
+:func:`bayling.data.templates.translation_prompt` (what the data stage trains on) rendered by the
+engine through :mod:`bayling.chat`; or ``fewshot``, a raw completion prompt with k demonstrations
+(:mod:`bayling.evaluate.fewshot`) continued by :meth:`~bayling.engines.Engine.complete` and cut at the
+newline, which is how a base model is evaluated. Greedy decoding makes scores repeatable.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from bayling.data.io import write_json, write_jsonl
 from bayling.data.templates import translation_prompt
 from bayling.engines import GenerationParams
-from bayling.evaluate.metrics import comet_scores, corpus_scores, sentence_bleu, sentence_chrf
+from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
 from bayling.evaluate.testsets import Bitext
 from bayling.languages import get_language, languages
 
@@ -60,15 +63,31 @@ def translate(
     max_new_tokens: int = 96,
     progress: Callable[[int], None] | None = None,
     seed: int = 0,
+    fewshot: dict[str, list[tuple[str, str]]] | None = None,
 ) -> dict[str, list[str]]:
-    """Translate every direction's sources with ``engine`` in one call; returns ``{direction: hypotheses}``."""
-    convs, index = [], []
+    """Translate every direction's sources with ``engine`` in one call; returns ``{direction: hypotheses}``.
+
+    Args:
+        fewshot: ``{direction: [(source, target) demonstrations]}`` to prompt few-shot (raw completion, cut
+            at the newline); None for the chat prompt.
+    """
+    from bayling.evaluate.fewshot import fewshot_prompt
+
+    requests, index = [], []
     for b in bitexts:
         for i, text in enumerate(b.sources):
-            convs.append([{"role": "user", "content": translation_prompt(text, b.src, b.tgt)}])
+            if fewshot is not None:
+                requests.append(fewshot_prompt(text, b.src, b.tgt, fewshot[b.key]))
+            else:
+                requests.append([{"role": "user", "content": translation_prompt(text, b.src, b.tgt)}])
             index.append((b.key, i))
     params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed)
-    hyps = engine.generate(convs, params, progress=progress) if convs else []
+    if not requests:
+        hyps = []
+    elif fewshot is not None:
+        hyps = engine.complete(requests, params, stop=("\n",), progress=progress)
+    else:
+        hyps = engine.generate(requests, params, progress=progress)
     out: dict[str, list[str]] = {b.key: [""] * len(b.sources) for b in bitexts}
     for (key, i), h in zip(index, hyps, strict=True):
         out[key][i] = h
@@ -82,16 +101,23 @@ def score_direction(
     off_target: bool = True,
     comet_model: str | None = None,
     cometkiwi_model: str | None = None,
+    bleu_tokenize: str = "auto",
+    spm: Path | None = None,
+    comet: CometModels | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Corpus scores (with signatures) and per-sentence rows for one direction.
+
+    ``bleu_tokenize`` and ``spm`` choose BLEU's tokenizer (:func:`bayling.evaluate.metrics.bleu_tokenizer`);
+    ``comet`` holds the run's loaded COMET checkpoints.
 
     Returns:
         ``({"bleu": {...}, "chrf": {...}, "off_target": 2.5, "n": 40}, rows)`` where each row holds
         ``id, src, ref, hyp`` and the per-sentence ``chrf``, ``bleu`` (and ``off_target``, ``comet``).
     """
-    scores: dict[str, Any] = {**corpus_scores(hyps, b.refs, b.tgt, metrics), "n": len(hyps)}
+    scores: dict[str, Any] = {**corpus_scores(hyps, b.refs, b.tgt, metrics, bleu_tokenize, spm), "n": len(hyps)}
     rows = [{"id": i, "src": s, "ref": r, "hyp": h} for i, s, r, h in zip(b.ids, b.sources, b.refs, hyps, strict=True)]
-    for row, c, bl in zip(rows, sentence_chrf(hyps, b.refs), sentence_bleu(hyps, b.refs, b.tgt), strict=True):
+    sent_bleu = sentence_bleu(hyps, b.refs, b.tgt, bleu_tokenize, spm)
+    for row, c, bl in zip(rows, sentence_chrf(hyps, b.refs), sent_bleu, strict=True):
         row["chrf"], row["bleu"] = c, bl
     if off_target:
         from bayling.evaluate.lid import off_target_flags
@@ -102,7 +128,7 @@ def score_direction(
             row["off_target"] = f
     for name, path, refs in (("comet", comet_model, b.refs), ("cometkiwi", cometkiwi_model, None)):
         if path:
-            res = comet_scores(b.sources, hyps, refs, path)
+            res = comet_scores(b.sources, hyps, refs, path, models=comet)
             scores[name] = {"score": res["score"], "signature": res["signature"]}
             for row, v in zip(rows, res["segments"], strict=True):
                 row[name] = v
@@ -144,6 +170,10 @@ def translate_and_score(
     seed: int = 0,
     journal_tag: str = "",
     group_size: int = 64,
+    fewshot: dict[str, list[tuple[str, str]]] | None = None,
+    bleu_tokenize: str = "auto",
+    spm: Path | None = None,
+    comet: CometModels | None = None,
 ) -> dict[str, Any]:
     """Translate ``bitexts`` with ``engine`` and score each direction, resuming after a crash.
 
@@ -154,6 +184,9 @@ def translate_and_score(
 
     Args:
         engine: the engine, or a zero-argument callable returning it (called only if something is left to do).
+        fewshot: demonstrations per direction for a few-shot prompt (see :func:`translate`); None for chat.
+        bleu_tokenize: BLEU tokenizer policy; ``spm`` the FLORES-200 SentencePiece model (or None).
+        comet: the run's loaded COMET checkpoints (loaded once per run, not per direction).
 
     Returns:
         ``{"eng_Latn-zho_Hans": {"bleu": {...}, "chrf": {...}, "off_target": ..., "n": 40}, ...}``;
@@ -179,7 +212,7 @@ def translate_and_score(
         group.append(b)
         if sum(len(x.sources) for x in group) >= group_size or i == len(todo) - 1:
             eng = engine() if callable(engine) and not hasattr(engine, "generate") else engine
-            hyps = translate(eng, group, max_new_tokens, progress, seed)
+            hyps = translate(eng, group, max_new_tokens, progress, seed, fewshot)
             rows = [
                 {"key": x.key, "tag": journal_tag, "sources": _src_digest(bitexts, x.key), "hyps": hyps[x.key]}
                 for x in group
@@ -189,7 +222,9 @@ def translate_and_score(
             group = []
     results: dict[str, Any] = {}
     for b in bitexts:
-        results[b.key], rows = score_direction(b, done[b.key], metrics, off_target, comet_model, cometkiwi_model)
+        results[b.key], rows = score_direction(
+            b, done[b.key], metrics, off_target, comet_model, cometkiwi_model, bleu_tokenize, spm, comet
+        )
         write_jsonl(out / f"{b.key}.jsonl", rows)
     write_json(out / "scores.json", results)
     return results

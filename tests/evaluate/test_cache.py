@@ -1,0 +1,138 @@
+"""The eval cache is keyed on the whole ``eval`` section minus fields listed as unable to change a part, and
+COMET checkpoints are loaded once per run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from bayling.config import ModelConfig
+from bayling.evaluate.cache import NO_EFFECT, PARTS, READ_BY, part_fingerprint
+from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.run import evaluate
+from bayling.evaluate.systems import System
+
+# an EvalConfig with a field nobody listed yet, as a future feature would add one
+Extended = dataclasses.make_dataclass(
+    "Extended", [("new_knob", int, dataclasses.field(default=0))], bases=(EvalConfig,)
+)
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_an_unlisted_field_is_in_every_key(part):
+    base = part_fingerprint(EvalConfig(), part)
+    assert part_fingerprint(Extended(), part) != base  # a new field (even at its default) invalidates
+    assert part_fingerprint(Extended(new_knob=1), part) != part_fingerprint(Extended(), part)
+    assert part_fingerprint(EvalConfig(seed=1), part) != base  # shared fields reach every part
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_listed_no_effect_fields_keep_the_key(part):
+    base = part_fingerprint(EvalConfig(), part)
+    assert part_fingerprint(EvalConfig(report=False, compare_base=False, base_prompts=["chat"]), part) == base
+    for name in NO_EFFECT:
+        assert hasattr(EvalConfig, name) or name in {f.name for f in dataclasses.fields(EvalConfig)}, name
+
+
+def test_fields_of_other_parts_do_not_touch_a_part():
+    t = part_fingerprint(EvalConfig(), "translation")
+    assert part_fingerprint(EvalConfig(benchmark_limit=7, open_ended_limit=3, interactive_limit=1), "translation") == t
+    assert part_fingerprint(EvalConfig(benchmark_limit=7), "benchmarks") != part_fingerprint(
+        EvalConfig(), "benchmarks"
+    )
+    assert part_fingerprint(EvalConfig(max_sentences=3), "translation") != t
+    assert part_fingerprint(EvalConfig(max_sentences=3), "benchmarks") == part_fingerprint(EvalConfig(), "benchmarks")
+    assert part_fingerprint(EvalConfig(max_new_tokens=3), "interactive") != part_fingerprint(
+        EvalConfig(), "interactive"
+    )
+    assert all(p in PARTS for parts in READ_BY.values() for p in parts)
+    known = {f.name for f in dataclasses.fields(EvalConfig)}
+    assert set(READ_BY) <= known and NO_EFFECT <= known
+
+
+def test_batch_size_counts_only_where_the_engine_batches():
+    # transformers pads a batch to one length, which can change greedy outputs; llama.cpp and vLLM ignore it
+    for part in PARTS:
+        assert part_fingerprint(EvalConfig(batch_size=2), part) != part_fingerprint(EvalConfig(), part)
+        for engine in ("llamacpp", "vllm"):
+            a = part_fingerprint(EvalConfig(engine=engine, batch_size=2), part)
+            assert a == part_fingerprint(EvalConfig(engine=engine, batch_size=16), part)
+
+
+def _testset(tmp_path: Path) -> str:
+    rows = [{"id": f"s{i}", "eng_Latn": f"Sentence number {i}.", "deu_Latn": f"Satz Nummer {i}."} for i in range(8)]
+    f = tmp_path / "test.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(f)
+
+
+def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch):
+    import bayling.evaluate.run as run
+
+    model = ModelConfig(dtype="float32", device="cpu")
+    systems = {"base": System("base", str(tiny_llama))}
+    kw = dict(testset=_testset(tmp_path), directions=["en-de"], max_sentences=3, max_new_tokens=3, fewshot_k=2)
+    first = evaluate(EvalConfig(**kw), model, tmp_path / "out", systems=systems)
+    built = []
+    real = run.make_engine
+
+    def counting(*a, **k):
+        built.append(a[0].name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(run, "make_engine", counting)
+    again = evaluate(EvalConfig(**kw, report=False, benchmark_limit=3), model, tmp_path / "out", systems=systems)
+    assert built == [] and again["systems"] == first["systems"]  # no-effect and other-part fields: cached
+    evaluate(Extended(**kw, new_knob=1), model, tmp_path / "out", systems=systems)
+    assert built == ["base"]  # a field nobody listed: recomputed, never a stale result
+    evaluate(EvalConfig(**{**kw, "fewshot_k": 1}), model, tmp_path / "out", systems=systems)
+    assert built == ["base", "base"]
+
+
+class _FakeComet(types.ModuleType):
+    """Stands in for unbabel-comet (not installable on this CPU box): counts checkpoint loads."""
+
+    def __init__(self):
+        super().__init__("comet")
+        self.__version__ = "fake"
+        self.loaded: list[str] = []
+
+    def load_from_checkpoint(self, path):
+        self.loaded.append(path)
+
+        class Model:
+            def predict(self, rows, batch_size, gpus, progress_bar):
+                scores = [0.5 + 0.01 * len(r["mt"]) for r in rows]
+                return types.SimpleNamespace(system_score=sum(scores) / len(scores), scores=scores)
+
+        return Model()
+
+
+@pytest.mark.skipif("comet" in sys.modules, reason="a real comet module is loaded")
+def test_comet_is_loaded_once_per_run(tiny_llama, tmp_path, monkeypatch):
+    fake = _FakeComet()
+    monkeypatch.setitem(sys.modules, "comet", fake)
+    for name in ("comet.ckpt", "kiwi.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+    cfg = EvalConfig(
+        testset=_testset(tmp_path),
+        directions=["en-de", "de-en"],
+        max_sentences=2,
+        max_new_tokens=3,
+        fewshot_k=2,
+        comet_model=str(tmp_path / "comet.ckpt"),
+        cometkiwi_model=str(tmp_path / "kiwi.ckpt"),
+        report=False,
+    )
+    systems = {"base": System("base", str(tiny_llama)), "tuned": System("tuned", str(tiny_llama), prompt="chat")}
+    m = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), tmp_path / "out", systems=systems)
+    # 2 systems x 2 directions x 2 checkpoints scored, each checkpoint loaded once
+    assert sorted(fake.loaded) == [str(tmp_path / "comet.ckpt"), str(tmp_path / "kiwi.ckpt")]
+    for per in m["systems"].values():
+        for d in ("eng_Latn-deu_Latn", "deu_Latn-eng_Latn"):
+            assert per[d]["comet"]["signature"].endswith("|refs:1|comet:fake") and "cometkiwi" in per[d]
