@@ -77,6 +77,7 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
     from bayling.evaluate.interactive import TURN_TYPES
     from bayling.evaluate.metrics import METRICS
     from bayling.evaluate.openended import OPEN_ENDED
+    from bayling.languages import get_language
     from bayling.models import check_model
 
     checks = [
@@ -96,6 +97,8 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
         raise ConfigError("eval.judge.mode pairwise/both compares 'tuned' with 'base': both systems are needed")
     for d in cfg.interactive_directions if "refinement" in cfg.interactive else []:
         parse_direction(d)
+    for c in cfg.perplexity_languages:
+        get_language(c)
     for s in systems.values():
         check_model(s.model, s.gguf_file)
 
@@ -261,6 +264,17 @@ def _run_system(
                 cfg, lazy.get, sys_dir / "interactive", lambda s, t: _interactive_records(cfg, heldout_file, s, t)
             ),
         )
+    if cfg.perplexity_languages:
+        from bayling.evaluate.perplexity import texts_by_language
+
+        texts = texts_by_language(cfg, heldout_file)
+        fp = _digest({**base_fp, "texts": texts, "batch_size": cfg.batch_size})
+        out["perplexity"] = _cached(
+            sys_dir / "perplexity",
+            fp,
+            f"{system.name} perplexity",
+            lambda: parts.run_perplexity(lazy.get, texts, cfg.batch_size, sys_dir / "perplexity"),
+        )
     return out
 
 
@@ -314,6 +328,8 @@ def evaluate(
     for part in ("benchmarks", "interactive"):
         if any(part in r for r in results.values()):
             metrics[part] = _by_kind({n: r[part] for n, r in results.items() if part in r}, part)
+    if cfg.perplexity_languages:
+        metrics["perplexity"] = {n: r["perplexity"] for n, r in results.items()}
     if cfg.open_ended:
         metrics["open_ended"] = parts.judge_open_ended(cfg, {n: r["open_ended"] for n, r in results.items()}, out)
     write_json(out / "metrics.json", metrics)
