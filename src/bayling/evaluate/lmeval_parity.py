@@ -98,7 +98,9 @@ def write_task(task_dir: Path, name: str, kind: str, lang: str, docs: list[dict[
         "test_split: test\n"
         "output_type: multiple_choice\n"
         f"{fields}"
-        "metric_list:\n  - metric: acc\n  - metric: acc_norm\n",
+        "metric_list:\n"
+        "  - {metric: acc, aggregation: mean, higher_is_better: true}\n"
+        "  - {metric: acc_norm, aggregation: mean, higher_is_better: true}\n",
         encoding="utf-8",
     )
 

@@ -135,42 +135,45 @@ def score_tokens(
 ) -> list[float]:
     """Summed log-probability of each continuation's tokens after its context's tokens.
 
-    Batches are sorted longest first and right-padded without an attention mask, as lm-eval's
-    ``HFLM._loglikelihood_tokens`` does (causal attention never looks at the padding on the right);
-    logits are computed only at the positions that predict continuation tokens.
+    Requests whose model input (context + continuation without its last token) is the same share
+    one sequence (the four one-token answers of a Belebele item cost one forward pass, like lm-eval's
+    logits cache). Sequences are batched longest first and right-padded without an attention mask,
+    as lm-eval's ``HFLM._loglikelihood_tokens`` does (causal attention never looks at padding on the
+    right); logits are computed only at the positions that predict continuation tokens.
     """
     torch = require("torch", "train")
     model, tok, _ = _hf_parts(engine)
     device = next(model.parameters()).device
     limit = max_length(model, tok)
-    seqs = []
-    for ctx, cont in requests:
+    groups: dict[tuple[int, ...], list[int]] = {}  # model input -> requests scored on it
+    for i, (ctx, cont) in enumerate(requests):
         if not ctx or not cont:
             raise ConfigError("log-likelihood requests need a non-empty context and continuation")
-        seqs.append(((ctx + cont)[-(limit + 1) :][:-1], list(cont)))
-    order = sorted(range(len(seqs)), key=lambda i: -(len(seqs[i][0]) + 1))
-    out = [0.0] * len(seqs)
+        if len(cont) > limit:
+            raise ConfigError(f"a continuation of {len(cont)} tokens is longer than the model ({limit})")
+        groups.setdefault(tuple((ctx + cont)[-(limit + 1) :][:-1]), []).append(i)
+    inputs = sorted(groups, key=len, reverse=True)
+    out = [0.0] * len(requests)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(seqs[i][0]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            spans = []
-            for r, i in enumerate(idx):
-                inp, cont = seqs[i]
+        for start in range(0, len(inputs), batch_size):
+            batch = inputs[start : start + batch_size]
+            ids = torch.full((len(batch), len(batch[0])), pad, dtype=torch.long)
+            members = []  # (row, request, positions predicting its continuation)
+            for r, inp in enumerate(batch):
                 ids[r, : len(inp)] = torch.tensor(inp)
-                spans.append(range(len(inp) - len(cont), len(inp)))  # positions predicting cont
-            keep = sorted({p for span in spans for p in span})
+                for i in groups[inp]:
+                    members.append((r, i, range(len(inp) - len(requests[i][1]), len(inp))))
+            keep = sorted({p for _, _, span in members for p in span})
             col = {p: j for j, p in enumerate(keep)}
             logits = model(input_ids=ids.to(device), logits_to_keep=torch.tensor(keep, device=device)).logits
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            for r, (i, span) in enumerate(zip(idx, spans, strict=True)):
+            for r, i, span in members:
                 cols = torch.tensor([col[p] for p in span], device=device)
-                tgt = torch.tensor(seqs[i][1], device=device)
+                tgt = torch.tensor(requests[i][1], device=device)
                 out[i] = float(logprobs[r, cols, tgt].sum())
             if progress is not None:
-                progress(len(idx))
+                progress(len(members))
     return out
 
 
