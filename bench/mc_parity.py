@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -61,6 +62,7 @@ def main() -> None:
         names.append(name)
         print(f"{name}: {len(items[name])} items from {path}")
 
+    load_before, cpu0 = os.getloadavg()[0], time.process_time()
     t0 = time.perf_counter()
     theirs = par.run_lmeval(model_dir, work, names, batch_size=args.batch_size, dtype="float32")
     t_lmeval = time.perf_counter() - t0
@@ -111,6 +113,8 @@ def main() -> None:
         "all_accuracies_equal": all(t["bayling"] == t["lm_eval"] for t in tasks.values()),
         "wall_seconds": {"lm_eval": round(t_lmeval, 1), "bayling": round(t_bayling, 1)},
         "cpu_threads": torch.get_num_threads(),
+        "cpu_seconds": round(time.process_time() - cpu0, 1),
+        "load_average_1min": {"start": round(load_before, 1), "end": round(os.getloadavg()[0], 1)},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
