@@ -60,12 +60,31 @@ def test_gemma_prefers_the_true_continuation(gemma_engine):
     from bayling.evaluate.mc import score_mc
 
     items = [
-        MCItem("paris", "The capital of France is", [" Berlin", " Paris", " banana"], 1, "eng_Latn"),
-        MCItem("sun", "The sun rises in the", [" west", " kitchen", " east"], 2, "eng_Latn"),
-        MCItem("zh", "中国的首都是", ["巴黎", "北京"], 1, "zho_Hans"),
+        MCItem("paris", "The capital of France is", ["Berlin", "Paris", "banana"], 1, "eng_Latn"),
+        MCItem("sun", "The sun rises in the", ["west", "kitchen", "east"], 2, "eng_Latn"),
+        MCItem("zh", "中国的首都是", ["巴黎", "北京"], 1, "zho_Hans", target_delimiter=""),
     ]
     summary, rows = score_mc(gemma_engine, items)
     assert summary["acc"] == 100.0, rows
+
+
+def test_gemma_finds_real_text_more_likely_than_scrambled(gemma_engine, shared_data_dir):
+    """Held-out FLORES text in English and Chinese: real sentences beat the same tokens shuffled."""
+    import random
+
+    from bayling.evaluate.perplexity import score_perplexity
+    from bayling.evaluate.testsets import read_flores_columns
+
+    cols = read_flores_columns(shared_data_dir / "flores200", ["eng_Latn", "zho_Hans"])
+    for lang, sep in (("eng_Latn", " "), ("zho_Hans", "")):
+        texts = cols[lang][:6]
+        rng = random.Random(0)
+        scrambled = [
+            sep.join(rng.sample(t.split(sep) if sep else list(t), len(t.split(sep) if sep else t))) for t in texts
+        ]
+        real, _ = score_perplexity(gemma_engine, texts)
+        bad, _ = score_perplexity(gemma_engine, scrambled)
+        assert real["nll_per_byte"] < bad["nll_per_byte"] and real["perplexity"] < 200, (lang, real, bad)
 
 
 def test_llamacpp_engine_by_config(shared_data_dir, tmp_path):

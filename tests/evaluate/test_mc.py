@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bayling.evaluate import benchmarks as bm
-from bayling.evaluate.mc import extract_number, loglikelihoods, score_mc, score_mgsm
+from bayling.evaluate.mc import MGSM_NUMBER, extract_number, loglikelihoods, normalize_number, score_mc, score_mgsm
 
 
 def test_readers_on_public_files(shared_data_dir):
@@ -13,7 +13,7 @@ def test_readers_on_public_files(shared_data_dir):
     assert set(bele) == {"eng_Latn", "deu_Latn"} and len(bele["eng_Latn"]) == 900
     first = bele["eng_Latn"][0]
     assert first.context.startswith("P: Make sure your hand") and first.context.endswith("\nAnswer:")
-    assert first.choices == [" A", " B", " C", " D"] and first.label == 0
+    assert first.choices == ["A", "B", "C", "D"] and first.target_delimiter == " " and first.label == 0
     xcopa = bm.load_benchmark("xcopa", str(shared_data_dir), ["zh"], limit=0)["zh"]
     assert len(xcopa) == 500 and xcopa[0].context.endswith(("因为", "所以")) and xcopa[0].label in (0, 1)
     xnli = bm.load_benchmark("xnli", str(shared_data_dir), ["de"], limit=10)["de"]
@@ -35,7 +35,7 @@ def _independent_next_token_logprobs(engine, context: str):
     import torch
 
     tok = engine.tokenizer
-    ids = [tok.bos_token_id] + tok(context, add_special_tokens=False)["input_ids"]
+    ids = tok.encode(context)  # special tokens as the tokenizer adds them (lm-eval's rule)
     with torch.inference_mode():
         logits = engine.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
     return torch.log_softmax(logits, -1)
@@ -53,9 +53,10 @@ def test_scorer_picks_the_most_likely_option(tiny_engine, shared_data_dir):
         ok = [i for i in ranked if tok(tok.decode([i]), add_special_tokens=False)["input_ids"] == [i]]
         best, mid, worst = ok[0], ok[len(ok) // 2], ok[-1]
         choices = [tok.decode([mid]), tok.decode([worst]), tok.decode([best])]
-        built.append((bm.MCItem(it.id, it.context, choices, 2, "zh"), [float(lp[i]) for i in (mid, worst, best)]))
+        item = bm.MCItem(it.id, it.context, choices, 2, "zh", target_delimiter="")
+        built.append((item, [float(lp[i]) for i in (mid, worst, best)]))
     summary, rows = score_mc(tiny_engine, [b[0] for b in built], batch_size=4)
-    assert summary == {"acc": 100.0, "acc_norm": summary["acc_norm"], "n": 3}
+    assert summary == {"acc": 100.0, "acc_norm": summary["acc_norm"], "n": 3, "protocol": summary["protocol"]}
     for (_, expected), row in zip(built, rows, strict=True):
         assert row["pred"] == 2
         assert row["loglik"] == pytest.approx(expected, abs=1e-3)
@@ -87,12 +88,46 @@ def test_accuracy_on_real_items(tiny_engine, shared_data_dir):
         ("Answer: 1,234 dollars", "1234"),
         ("it is 7, then 9", "9"),
         ("no number", None),
-        ("Answer: -3.50", "-3.50"),
+        ("Answer: -3.50", "-3.5"),
         ("= 42.0", "42"),
+        ("The total is 18.00.", "18"),
+        ("Answer: $18", "18"),
+        ("答案是 ٣", "3"),  # Arabic-Indic digit
+        ("所以答案是１８。", "18"),  # full-width digits
+        ("Die Antwort lautet 3,5.", "3.5"),  # decimal comma: not 35
+        ("1,234,567 in all", "1234567"),
+        ("Es sind 1.234,5 Euro", "1234.5"),
+        ("Answer: 12 apples, then 5 more...", "12"),  # first number after the last Answer:
+        ("He said... well... 7 and ...", "7"),  # lm-eval's regex would take the final "..."
+        ("उत्तर: ४२", "42"),  # Devanagari digits
     ],
 )
 def test_extract_number(text, expected):
     assert extract_number(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "answer", "ours", "lm_eval"),
+    [
+        ("The answer is 18.00", "18", True, False),  # lm-eval strips punctuation: "1800" != "18"
+        ("The answer is ٣", "3", True, False),  # lm-eval's [0-9] sees no number
+        ("The answer is １８", "18", True, False),
+        ("The answer is 3,5", "35", False, True),  # lm-eval: "35" == "35"
+        ("The answer is 1,234", "1234", True, True),
+        ("The answer is $18.", "18", True, True),
+    ],
+)
+def test_mgsm_matching_against_lm_eval(output, answer, ours, lm_eval):
+    """The issue's expectations; where lm-eval's ``mgsm`` flexible-extract + exact_match differs, it is shown here."""
+    assert (extract_number(output) == normalize_number(answer)) is ours
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+    from lm_eval.filters.extraction import RegexFilter
+
+    flexible = RegexFilter(regex_pattern=MGSM_NUMBER.pattern, group_select=-1)
+    (pred,) = next(iter(flexible.apply([[output]], [{}])))
+    em = exact_match_hf_evaluate([pred], [answer], ignore_case=True, ignore_punctuation=True)["exact_match"]
+    assert bool(em) is lm_eval
 
 
 def test_mgsm_exact_match_on_tiny_model(tiny_engine, shared_data_dir):

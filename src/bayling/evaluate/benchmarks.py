@@ -1,13 +1,16 @@
 """Readers for the knowledge/understanding benchmarks in their public file layouts.
 
-Each reader turns one language's file into items. Belebele, XCOPA, XNLI and MGSM use the prompt
-strings of lm-evaluation-harness 0.4 (same contexts and continuations), so accuracies are comparable
-with lm-eval's; GaoKao uses AGIEval's own zero-shot Chinese layout (lm-eval reads a preformatted hub
-copy instead):
+Each reader turns one language's file into items. Belebele, XCOPA and XNLI use the prompt strings
+of lm-evaluation-harness 0.4 (``doc_to_text``/``doc_to_choice`` of its stock tasks, the default
+``target_delimiter`` " "), so with :mod:`bayling.evaluate.mc`'s scoring their accuracies are lm-eval's
+(``tests/evaluate/test_mc_parity.py``, ``bench/mc_parity.py``); GaoKao uses AGIEval's own zero-shot
+Chinese layout (lm-eval reads a preformatted hub copy instead), with no delimiter; MGSM questions are
+asked in a chat turn with bayling's instruction and answers extracted with lm-eval's ``mgsm`` regex:
 
 * Belebele (``belebele_reformatted/LANG.jsonl``, grouped by passage) -> ``P: … Q: … A: … Answer:``, choices A-D;
 * XCOPA (``xcopa/LANG/test.LANG.jsonl``) -> premise + cause/effect connector, the two choices;
-* XNLI (``xnli_dev/dev-LANG.tsv``: premise, hypothesis, label) -> ``premise, right? Yes|Also|No, hypothesis``;
+* XNLI (``xnli_dev/dev-LANG.tsv``: premise, hypothesis, label) -> empty context, choices
+  ``premise, right? Yes|Also|No, hypothesis``;
 * AGIEval v1 GaoKao (``agieval_v1/gaokao-*.jsonl``, single-answer items) -> question + options, choices A-D;
 * MGSM (``mgsm/mgsm_LANG.tsv``: question, number; no header, unbalanced quotes) -> generation items.
 """
@@ -28,13 +31,19 @@ BENCHMARKS = MC_BENCHMARKS + ("mgsm",)
 
 @dataclass
 class MCItem:
-    """A multiple-choice item: score ``context + choice`` for each choice; ``label`` is the right one."""
+    """A multiple-choice item: score ``context`` + ``target_delimiter + choice`` for each choice.
+
+    ``choices`` are lm-eval's ``doc_to_choice`` strings (without the delimiter: ``acc_norm`` divides by
+    their length); ``label`` is the right one.
+    """
 
     id: str
     context: str
     choices: list[str]
     label: int
     lang: str
+    target_delimiter: str = " "
+    """lm-eval's default ``target_delimiter``; GaoKao's Chinese layout uses none."""
 
 
 @dataclass
@@ -79,7 +88,7 @@ def read_belebele(path: Path, lang: str) -> list[MCItem]:
                 raise DataError(f"{path}:{n}: item {j} must have 4 answers with exactly one correct")
             opts = "\n".join(f"{letter}: {a['text']}" for letter, a in zip("ABCD", answers, strict=True))
             ctx = f"P: {obj['text']}\nQ: {q['question'].strip()}\n{opts}\nAnswer:"
-            items.append(MCItem(f"belebele-{lang}-{n}-{j}", ctx, [" A", " B", " C", " D"], correct[0], lang))
+            items.append(MCItem(f"belebele-{lang}-{n}-{j}", ctx, ["A", "B", "C", "D"], correct[0], lang))
     return items
 
 
@@ -105,7 +114,7 @@ def read_xcopa(path: Path, lang: str) -> list[MCItem]:
         if conn is None or obj["label"] not in (0, 1):
             raise DataError(f"{path}:{n}: question must be cause|effect and label 0|1")
         ctx = obj["premise"].strip()[:-1] + f" {conn}"
-        choices = [" " + c[0].lower() + c[1:] for c in (obj["choice1"], obj["choice2"])]
+        choices = [c[0].lower() + c[1:] for c in (obj["choice1"], obj["choice2"])]
         items.append(MCItem(f"xcopa-{lang}-{obj.get('idx', n)}", ctx, choices, int(obj["label"]), lang))
     return items
 
@@ -154,7 +163,7 @@ def read_agieval(path: Path, lang: str = "zh") -> list[MCItem]:
         passage = f"{obj['passage']}\n" if obj.get("passage") else ""
         letters = "ABCDE"[: len(options)]
         ctx = f"{passage}问题：{obj['question']}\n选项：{' '.join(options)}\n答案：从A到{letters[-1]}，我们应选择"
-        items.append(MCItem(f"agieval-{path.stem}-{n}", ctx, list(letters), letters.index(label), lang))
+        items.append(MCItem(f"agieval-{path.stem}-{n}", ctx, list(letters), letters.index(label), lang, ""))
     return items
 
 

@@ -6,7 +6,8 @@ non-empty, so the quickstart's section (translation only) stays cheap:
 * translation: ``directions`` or a FLORES ``grid_languages`` grid, on ``testset``;
 * knowledge/understanding: ``benchmarks`` (multiple choice by log-likelihood, MGSM by exact match);
 * open-ended multi-turn: ``open_ended`` answered turn by turn, graded by ``judge``;
-* interactive translation: ``interactive`` (refinement dialogues, constrained translation).
+* interactive translation: ``interactive`` (refinement dialogues, constrained translation);
+* held-out text log-likelihood: ``perplexity_languages`` (per token, character and byte).
 
 Test data is found under ``data_dir`` (the ``shared/data`` layout: ``flores200/``, ``wmt22/``,
 ``ntrex128/``, ``xcopa/``…), or per-set paths; ``bayling eval download`` fetches the translation
@@ -140,3 +141,7 @@ class EvalConfig:
     """Language of ``third_language`` turns (when the direction's own languages do not include it)."""
     report: bool = True
     """Write ``report.json`` and ``report.html`` beside ``metrics.json``."""
+    perplexity_languages: list[str] = field(default_factory=list)
+    """Per-token log-likelihood (perplexity) of held-out text in these languages (``[eng_Latn, zho_Hans]``): what
+    tuning cost there. Texts: those of the test set (``heldout.jsonl`` or FLORES-200 devtest), first
+    ``max_sentences``; needs ``engine: transformers``."""

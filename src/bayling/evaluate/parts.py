@@ -145,3 +145,15 @@ def run_interactive(
             out["constrained"][key] = summ
             write_jsonl(out_dir / f"constrained.{key}.jsonl", rows)
     return out
+
+
+def run_perplexity(engine: EngineFn, texts: dict[str, list[str]], batch_size: int, out_dir: Path) -> dict[str, Any]:
+    """Log-likelihood of held-out text per language (``{lang: summary}``); per-text rows in ``LANG.jsonl``."""
+    from bayling.evaluate.perplexity import score_perplexity
+
+    out: dict[str, Any] = {}
+    for lang, lang_texts in texts.items():
+        with progress_bar(f"log-likelihood {lang}", len(lang_texts)) as advance:
+            out[lang], rows = score_perplexity(engine(), lang_texts, batch_size, advance)
+        write_jsonl(out_dir / f"{lang}.jsonl", rows)
+    return out

@@ -87,6 +87,7 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
     from bayling.evaluate.interactive import TURN_TYPES
     from bayling.evaluate.metrics import METRICS, check_bleu_tokenize, spm_model_path
     from bayling.evaluate.openended import OPEN_ENDED
+    from bayling.languages import get_language
     from bayling.models import check_model
 
     checks: list[tuple[str, list[Any], tuple[str, ...]]] = [
@@ -116,6 +117,8 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
         raise ConfigError("eval.judge.mode pairwise/both compares 'tuned' with 'base': both systems are needed")
     for d in cfg.interactive_directions if "refinement" in cfg.interactive else []:
         parse_direction(d)
+    for c in cfg.perplexity_languages:
+        get_language(c)
     for s in systems.values():
         check_model(s.model, s.gguf_file)
 
@@ -243,6 +246,17 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             ),
             run.memo,
         )
+    if cfg.perplexity_languages:
+        from bayling.evaluate.perplexity import texts_by_language
+
+        texts = texts_by_language(cfg, heldout_file)
+        fp = _digest({**base_fp, "texts": texts, "batch_size": cfg.batch_size})
+        out["perplexity"] = _cached(
+            sys_dir / "perplexity",
+            fp,
+            f"{system.name} perplexity",
+            lambda: parts.run_perplexity(lazy.get, texts, cfg.batch_size, sys_dir / "perplexity"),
+        )
     return out
 
 
@@ -343,6 +357,8 @@ def evaluate(
     for part in ("benchmarks", "interactive"):
         if any(part in r for r in results.values()):
             metrics[part] = _by_kind({n: r[part] for n, r in results.items() if part in r}, part)
+    if cfg.perplexity_languages:
+        metrics["perplexity"] = {n: r["perplexity"] for n, r in results.items()}
     if cfg.open_ended:
         metrics["open_ended"] = parts.judge_open_ended(cfg, {n: r["open_ended"] for n, r in results.items()}, out)
     write_json(out / "metrics.json", metrics)
