@@ -88,14 +88,14 @@ def test_eval_part_writes_metrics_per_system_and_caches(tiny_llama, tmp_path, mo
     cfg = EvalConfig(directions=[], max_sentences=2, report=False, perplexity_languages=["en", "zho_Hans"])
     model = ModelConfig(name_or_path=str(tiny_llama), dtype="float32", device="cpu")
     m = evaluate(cfg, model, tmp_path / "eval", heldout_file=held)
-    en = m["perplexity"]["base"]["eng_Latn"]
-    assert set(m["perplexity"]["base"]) == {"eng_Latn", "zho_Hans"} and en["n"] == 2
+    en = m["perplexity"]["base-fewshot"]["eng_Latn"]
+    assert set(m["perplexity"]["base-fewshot"]) == {"eng_Latn", "zho_Hans"} and en["n"] == 2
     assert en["chars"] == len(TEXTS[0]) + len(TEXTS[2]) and en["tokens"] > 0
     assert en["perplexity"] == pytest.approx(math.exp(en["nll_per_token"]), rel=1e-3)
-    assert en["nll_per_token"] > 0 and m["perplexity"]["base"]["zho_Hans"]["bytes"] == len(
+    assert en["nll_per_token"] > 0 and m["perplexity"]["base-fewshot"]["zho_Hans"]["bytes"] == len(
         "今天天气很好。我们明天见面。".encode()
     )
-    rows = (tmp_path / "eval" / "base" / "perplexity" / "eng_Latn.jsonl").read_text().splitlines()
+    rows = (tmp_path / "eval" / "base-fewshot" / "perplexity" / "eng_Latn.jsonl").read_text().splitlines()
     assert len(rows) == 2 and json.loads(rows[0])["loglik"] < 0
 
     def no_engine(*a, **k):

@@ -30,7 +30,7 @@ from bayling.config import to_dict
 from bayling.data.io import write_json
 from bayling.progress import console
 
-PARTS = ("translation", "benchmarks", "open_ended", "interactive")
+PARTS = ("translation", "benchmarks", "open_ended", "interactive", "perplexity")
 
 NO_EFFECT = frozenset({"report", "compare_base", "prompt", "prompts", "base_prompts", "judge"})
 
@@ -62,6 +62,7 @@ READ_BY: dict[str, tuple[str, ...]] = {
     "interactive_turns": ("interactive",),
     "interactive_directions": ("interactive",),
     "interactive_third": ("interactive",),
+    "perplexity_languages": ("perplexity",),
 }
 """Fields only some parts read; a field missing here (``seed``, ``engine``, ``data_dir``…, or a new one) is in
 every part's key."""

@@ -249,13 +249,14 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     if cfg.perplexity_languages:
         from bayling.evaluate.perplexity import texts_by_language
 
-        texts = texts_by_language(cfg, heldout_file)
-        fp = _digest({**base_fp, "texts": texts, "batch_size": cfg.batch_size})
-        out["perplexity"] = _cached(
+        texts = texts_by_language(cfg, run.heldout_file)
+        fp = part_fingerprint(cfg, "perplexity", **weights, texts=digest(texts))
+        out["perplexity"] = cached(
             sys_dir / "perplexity",
             fp,
             f"{system.name} perplexity",
             lambda: parts.run_perplexity(lazy.get, texts, cfg.batch_size, sys_dir / "perplexity"),
+            run.memo,
         )
     return out
 
