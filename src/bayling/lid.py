@@ -2,52 +2,55 @@
 
 The data filter (drop a generated answer in the wrong language), the off-target rate of translation
 scores, the constraint hit-rate and the judge's wrong-language penalty all call :func:`decide` here, so
-they can never disagree about the same sentence. A decision is ``on`` (the text is in the expected
-language as far as the evidence goes), ``off`` (it is confidently in another language) or ``unknown``
-(too little evidence either way). ``unknown`` is never counted as off-target; the rates report it beside.
+they never disagree about a sentence. A verdict is ``on`` (in the expected language as far as the evidence
+goes), ``off`` (confidently another language) or ``unknown`` (too little evidence either way). ``unknown``
+is never counted as off-target; rates report its share beside the off-target share.
 
 How a text is decided, for an expected FLORES-200 language ``L``:
 
-1. **Strip what carries no language**: fenced code blocks, unfenced code lines (``def f(x):``, lines
-   ending in ``{``/``;``/``):``, JSON ``"key": value`` lines), inline code, URLs, e-mail addresses, HTML
-   tags, numbers, and code-like tokens (``snake_case``, ``f(x)``, ``a.b``, ``x=1``, regexes, ALL-CAPS
-   acronyms and SQL keywords). In text that holds letters of ``L``'s script when that is not Latin,
-   capitalised Latin words are names (``他在 Google 工作``) and go too. Empty output is ``off``.
+1. **Strip what carries no language**: fenced code blocks, unfenced code lines (``def f(x):``, ``x = 1``,
+   ASCII lines ending in ``{``/``;``/``):``, JSON ``"key": value`` lines), inline code, URLs, e-mail
+   addresses, HTML tags (entities decoded), digits, and code-like tokens (``snake_case``, ``f(x)``,
+   ``a.b``, ``x=1``, regexes, ``camelCaseNames``, ALL-CAPS acronyms and SQL keywords). When ``L``'s script
+   is not Latin and the text holds letters of it, capitalised Latin words are names (``他在 Google 工作``)
+   and go too. Empty output is ``off`` (it is not text in ``L``).
 2. **Script**: letters are counted per Unicode script, a Han character weighing 3 and a kana or Hangul
-   syllable 2 (about the Latin letters they stand for). If ``L``'s script holds under 25 % of that weight
-   and the other scripts have enough letters, the text is ``off``; between 25 % and 50 % it is
-   ``unknown`` (an answer quoting much foreign text). Otherwise only ``L``'s script is kept. Inside CJK,
-   Hangul settles Korean and kana settles Japanese (every FLORES-200 Japanese sentence has >= 26 % kana
-   and no Chinese one has any); Han-only text is Chinese. A script that only ``L`` (or its
-   macrolanguage) uses in the language table settles the matter: Thai, Greek, Georgian, Tamil...
+   syllable 2 (about the Latin letters each stands for). If ``L``'s script holds under 25 % of that weight
+   and the other scripts have enough letters, the text is ``off``; from 25 % to 50 % it is ``unknown`` (an
+   answer quoting much foreign text); otherwise only ``L``'s script is kept. Within CJK, Hangul settles
+   Korean and kana Japanese (every FLORES-200 Japanese sentence has >= 26 % kana, no Chinese one has any);
+   Han-only text is Chinese (Simplified and Traditional are not told apart). A script that only ``L``'s
+   language group uses in the language table settles the matter: Thai, Greek, Georgian, Tamil...
 3. **py3langid** (langid.py's model, 142 labels, bundled) decides within a shared script (Latin,
-   Cyrillic, Arabic, Devanagari...): its best label is ``on`` when it is in ``L``'s *accepted* labels,
-   ``off`` when it is not and its probability is at least the policy's ``min_prob``, else ``unknown``.
-   Accepted labels are ``L``'s own (and those of its macrolanguage, the ``macro`` column of
-   ``languages.tsv``) plus every label that ``L``'s genuine text got at least twice on the *calibration
-   half* of FLORES-200 devtest (``lid_labels.tsv``, written by ``bench/data_lid_calibrate.py``). The
-   other half of devtest is never used for calibration: the false off-target rate is measured on it
-   (``bench/lid_report.py``, ``tests/evaluate/test_lid.py``). Halves are whole documents (alternating
-   documents of ``metadata_devtest.tsv``), see :func:`flores_halves`.
+   Cyrillic, Arabic, Devanagari...). Its probabilities are summed per language group (``ar`` + ``ary`` +
+   ``arz`` = Arabic), groups being macrolanguages (the ``macro`` column of ``languages.tsv``) or single
+   languages. The best group is ``on`` when it is ``L``'s or one of ``L``'s *accepted* groups, ``off`` when
+   it is not and its probability is at least the policy's ``min_prob``, else ``unknown``. Accepted groups
+   are those py3langid gave, with probability >= 0.3, to at least 2 sentences of ``L`` in the *calibration
+   half* of FLORES-200 devtest (``lid_labels.tsv``, written by ``bench/data_lid_calibrate.py``; Asturian
+   accepts Spanish, which py3langid often calls it). The other half, the *test half*, is never used for
+   calibration; false off-target rates are measured on it (``bench/lid_report.py``,
+   ``tests/evaluate/test_lid.py``). The halves are alternating whole documents, see :func:`flores_halves`.
+   ``min_prob`` (0.8) and the two calibration thresholds were chosen on a split of the calibration half.
 
 Text with fewer letters than the policy's ``min_letters`` left after stripping is ``unknown``.
 ``heliport`` (HeLI-OTS, 220 labels, ``pip install 'bayling[heliport]'``) can replace py3langid in step 3
-once ``bench/data_lid_calibrate.py --backends heliport`` has calibrated it; its own per-language
-confidence thresholds replace ``min_prob`` (``und`` = ``unknown``).
+once ``bench/data_lid_calibrate.py --backends heliport`` has calibrated it (its rows are not shipped); its
+own per-language confidence thresholds then replace ``min_prob`` (``und`` = ``unknown``).
 
-Policies (:class:`Policy`):
+Policies (:class:`Policy`), one per use:
 
-* :data:`OFF_TARGET` (translation off-target rate, refinement turns, constraint hit-rate): ``min_letters``
-  10, ``min_prob`` 0.9, empty output ``off``. :func:`off_target_rates` reports the off-target and the
-  unknown percentages separately.
-* :data:`JUDGE` (wrong-language penalty of the LLM judge): the same evidence, but 20 letters, and an
-  answer is penalised only when it is ``off`` *and* the question does not name the answer's language
-  ("please answer in English" in a Chinese question), see :func:`wrong_language`. Anything short of that
-  goes to the judge. (A question that names both languages, like a translation request, excuses nothing.)
-* :data:`DATA_FILTER` (generated training data): ``min_letters`` from ``data.filters.lid_min_chars``
-  (default 20), ``min_prob`` 0.9; only ``off`` is dropped, empty text is left to the length filter.
+* :data:`OFF_TARGET`: translation off-target rate (``evaluate.translation``, ``bayling eval score``),
+  refinement turns and the constraint hit-rate. ``min_letters`` 10, empty output ``off``.
+  :func:`off_target_rates` gives the off-target and the unknown percentages separately.
+* :data:`JUDGE`: the LLM judge's wrong-language penalty. ``min_letters`` 20, and an ``off`` answer is
+  excused when its question names the answer's language and not its own ("请使用英语" asks for English;
+  a translation request naming both languages excuses nothing), see :func:`wrong_language`. Anything
+  short of a penalty goes to the judge.
+* :data:`DATA_FILTER`: generated training data. ``min_letters`` = ``data.filters.lid_min_chars`` (20), empty
+  text is ``unknown`` (the length filter's business); only an unexcused ``off`` answer is dropped.
 
-Copies: :func:`is_copy` says whether an output is (nearly) its source, see there for the rule.
+Copies: :func:`is_copy` says whether an output is (nearly) its source; see there for the rule.
 
 Run as::
 
@@ -57,6 +60,7 @@ Run as::
 from __future__ import annotations
 
 import csv
+import html
 import re
 import unicodedata
 from collections import Counter
@@ -122,19 +126,21 @@ class Verdict:
 # ----------------------------------------------------------------------------- stripping
 
 _FENCE = re.compile(r"(?ms)^[ \t]*(```|~~~).*?(?:^[ \t]*\1[ \t]*$|\Z)")
-_INLINE = re.compile(r"`[^`\n]*`")
+_INLINE = re.compile(r"`(?=\S)[^`\n]*(?<=\S)`")  # not Armenian's backtick comma: "սկսած` քվեատուփերը"
 _CODE_LINE = re.compile(
     r"^[ \t]*(?:(?:def|class|import|from|return|if|elif|else|for|while|try|except|with|raise|print|const|let|var"
     r"|function|public|private|static|void|#include|#define|using|package|func)\b[^\n]*[=(){}\[\]:;][^\n]*"
     r"|(?:return|import|pass|break|continue)\b[^\n]*|[A-Za-z_][\w.\[\]]*[ \t]*[-+*/%|&]?=[ \t]*\S[^\n]*"
-    r"|[^\n]*(?:[{};]|\):)|\"[^\"\n]*\"[ \t]*:[^\n]*|[})\]]+[;,]?)[ \t]*$",
+    r"|[ -~]*(?:[{};]|\):)|\"[^\"\n]*\"[ \t]*:[^\n]*|[})\]]+[;,]?)[ \t]*$",
     re.MULTILINE,
 )
 _URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _TAG = re.compile(r"</?[A-Za-z][^<>\n]*>")
 _RUN = re.compile(r"[!-~\u00a1-\u024f\u1e00-\u1eff]+")  # a run of ASCII/Latin characters without spaces
-_CODE = re.compile(r"[_=<>{}\[\]\\|^~$/@;]|\w\(|[A-Za-z]\.[A-Za-z]|[a-z][A-Z]|\d")
+_CODE = re.compile(r"[_=<>{}\[\]\\|^~$/@;]|\w\(|[A-Za-z]\.[A-Za-z]|[a-z][A-Z].*[a-z][A-Z]")
+"""Code-like token: code punctuation, a call, a dotted name, camelCase with two humps (one hump is also a
+Bantu noun prefix: ``laseVatican``)."""
 _DIGITS = re.compile(r"\d+")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff][A-Za-z\u00c0-\u024f\u1e00-\u1eff'’-]*")
 _EDGE = ".,;:!?\"'()«»„“”‘’*-"
@@ -146,7 +152,9 @@ def _drop_code_token(m: re.Match[str]) -> str:
 
 
 def strip_non_language(text: str) -> str:
-    """``text`` without code blocks, inline code, URLs, e-mails, tags, numbers and code-like tokens."""
+    """``text`` without code blocks and lines, inline code, URLs, e-mails, tags, numbers (digits; Arabizi's
+    ``jama3`` keeps its letters) and code-like tokens; HTML entities are decoded first."""
+    text = html.unescape(text)
     for pattern in (_FENCE, _CODE_LINE, _INLINE, _URL, _EMAIL, _TAG):
         text = pattern.sub(" ", text)
     return _DIGITS.sub(" ", _RUN.sub(_drop_code_token, text))
@@ -248,10 +256,11 @@ class Calibration:
         code: FLORES-200 code.
         accepted: language groups (:func:`label_group`) that count as this language: those the backend gave
             to at least 2 calibration sentences with a (group) probability >= 0.3.
-        status: ``own`` (>= 90 % of the calibration half got the language's own label), ``shared`` (the
-            backend lumps it with neighbours, e.g. Asturian as Spanish) or ``unchecked`` (the backend does
-            not know it: ``on`` then only means that nothing contradicts it).
-        own_share: share of the calibration half labelled as the language itself (or its macrolanguage).
+        status: ``script`` (the script alone decides, step 2), ``own`` (>= 90 % of the calibration half got
+            the language's own group), ``shared`` (the backend lumps it with neighbours, e.g. Asturian with
+            Spanish) or ``unchecked`` (the backend does not know it: ``on`` then only means that nothing
+            contradicts it; English and other confidently identified languages are still ``off``).
+        own_share: share of the calibration half given the language's own group.
     """
 
     code: str
