@@ -431,7 +431,7 @@ class LanguageID:
             foreign = frozenset(s for s in counts if s not in family)
             if _weight(counts, foreign) < policy.min_letters:
                 return Verdict(UNKNOWN, None, "too_short")
-            return Verdict(OFF, self._name(_keep(clean, foreign), foreign, policy), "script")
+            return Verdict(OFF, self._name(_keep(clean, foreign), policy), "script")
         if share < policy.on_share:
             return Verdict(UNKNOWN, None, "mixed_script")
         kept = _keep(clean, family)
@@ -443,10 +443,10 @@ class LanguageID:
             if found == _cjk_group(lang):
                 return Verdict(ON, lang.code, "cjk")
             return Verdict(OFF, _CJK_LANG[found], "cjk")
-        if script_decides(lang):
-            return Verdict(ON, lang.code, "unique_script")
         if letters < policy.min_letters:
             return Verdict(UNKNOWN, None, "too_short")
+        if script_decides(lang):
+            return Verdict(ON, lang.code, "unique_script")
         return self._langid(kept, lang, policy)
 
     def _langid(self, text: str, lang: Language, policy: Policy) -> Verdict:
@@ -460,7 +460,7 @@ class LanguageID:
             return Verdict(UNKNOWN, detected, "low_confidence")
         return Verdict(OFF, detected, "langid")
 
-    def _name(self, text: str, scripts: frozenset[str], policy: Policy) -> str | None:
+    def _name(self, text: str, policy: Policy) -> str | None:
         """What off-script text is: a FLORES code when the backend is sure, else the dominant script."""
         counts = script_letters(text)
         script = max(counts, key=lambda s: counts[s] * _WEIGHT.get(s, 1))
