@@ -20,6 +20,13 @@ FLORES-200 languages, keyed by its FLORES-200 code (``eng_Latn``, ``zho_Hans``).
 * ``tier``: ``high``, ``medium`` or ``low`` (below).
 * ``flores101``: 1 for the 102 languages that match FLORES-101 (the BayLing 2 "100+
   languages" evaluation set, with Chinese split into zho_Hans and zho_Hant), else 0.
+* ``macro``: the ISO 639-3 macrolanguage (or, for ``hbs``, the former macrolanguage) that the
+  language belongs to, filled in only where FLORES-200 holds two or more of its members: ``ara``
+  (the Arabic varieties), ``fas`` (pes, prs), ``msa`` (zsm, ind, min, bjn), ``zho`` (zho, yue), ``nor``
+  (nob, nno), ``hbs`` (bos, hrv, srp), ``aka`` (aka, twi), ``lav`` (lvs, ltg), ``kur`` (kmr, ckb) and
+  ``aze`` (azj, azb). Language ID (:mod:`bayling.lid`) treats members of one macrolanguage as the
+  same language: Malay output for an Indonesian target is not off-target. Edit the TSV to change a
+  group; no code holds the list.
 
 Resource tiers. The tiers say how much text a language has, to pick sampling weights and to
 break down scores; they are a hand-made, documented approximation, not corpus counts shipped
@@ -78,7 +85,7 @@ HIGH_RESOURCE: tuple[str, str] = ("eng_Latn", "zho_Hans")
 """The BayLing 2 high-resource pair: English and (Simplified) Chinese."""
 
 _TSV = "languages.tsv"
-_COLUMNS = ("code", "iso639_3", "iso639_1", "script", "name", "native", "tier", "flores101")
+_COLUMNS = ("code", "iso639_3", "iso639_1", "script", "name", "native", "tier", "flores101", "macro")
 _CODE_RE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")
 
 # Aliases that stand for more than one row of the table, or for no row directly (macrolanguage
@@ -271,6 +278,7 @@ class Language:
         native: autonym in the language's own script, e.g. ``"中文（简体）"``.
         tier: resource tier, one of :data:`TIERS`.
         flores101: whether the language is in the FLORES-101 (BayLing 2 "100+ languages") set.
+        macro: ISO 639-3 code of its macrolanguage where the table holds several members, else ``None``.
     """
 
     code: str
@@ -281,6 +289,13 @@ class Language:
     native: str
     tier: str
     flores101: bool
+    macro: str | None = None
+
+    @property
+    def group(self) -> str:
+        """The macrolanguage code where there is one, else the ISO 639-3 code: two rows with the same
+        ``group`` are one language for language ID (``acm_Arab`` and ``arb_Arab`` are both ``ara``)."""
+        return self.macro or self.iso639_3
 
     @property
     def bcp47(self) -> str:
@@ -312,7 +327,7 @@ def _load() -> dict[str, Language]:
         fields = line.split("\t")
         if len(fields) != len(_COLUMNS):
             raise DataError(f"{_TSV}:{lineno}: expected {len(_COLUMNS)} tab-separated fields, got {len(fields)}")
-        code, iso3, iso1, script, name, native, tier, f101 = fields
+        code, iso3, iso1, script, name, native, tier, f101, macro = fields
         if not _CODE_RE.match(code) or code != f"{iso3}_{script}":
             raise DataError(f"{_TSV}:{lineno}: bad code {code!r} (expected <iso639_3>_<Script>)")
         if tier not in TIERS:
@@ -323,7 +338,9 @@ def _load() -> dict[str, Language]:
             raise DataError(f"{_TSV}:{lineno}: empty name or native name for {code}")
         if code in table:
             raise DataError(f"{_TSV}:{lineno}: duplicate code {code}")
-        table[code] = Language(code, iso3, iso1 or None, script, name, native, tier, f101 == "1")
+        if macro and not re.fullmatch(r"[a-z]{3}", macro):
+            raise DataError(f"{_TSV}:{lineno}: macro must be an ISO 639-3 code or empty, got {macro!r}")
+        table[code] = Language(code, iso3, iso1 or None, script, name, native, tier, f101 == "1", macro or None)
     return table
 
 

@@ -149,7 +149,9 @@ def test_flores_100_languages(shared_data_dir, tmp_path):
     assert stats["languages_count"] == 102 and stats["parallel_records"] == 1012
     # whole articles are held out until at least 200 sentences are (FLORES articles have at most 6)
     assert 200 <= stats["heldout_records"] < 206 and stats["split"]["by"] == "document"
-    assert stats["examples"] > 2800 and stats["directions_count"] > 1000
+    # ~970 directions: language ID finds 998 of the 1000 alpaca_zh instructions Chinese (the mix then asks for
+    # more general and fewer translation examples than when 54 of them were called other languages)
+    assert stats["examples"] > 2800 and stats["directions_count"] > 900
     assert set(stats["tasks"]) == {"interactive", "crosslingual", "general"}
     assert stats["contamination"]["flores_skipped_as_source"] and any(
         "wmt22" in s for s in stats["contamination"]["sources"]
@@ -176,4 +178,5 @@ def test_flores_languages_packed_in_the_tarball(shared_data_dir, tmp_path):
     )
     stats = json.loads((build(cfg, tmp_path / "t", seed=0) / "stats.json").read_text())
     assert stats["languages"].keys() == {"eng_Latn", "zho_Hans", "ace_Latn", "yue_Hant"}
-    assert "yue_Hant" in stats["lid"]["unchecked_languages"]  # py3langid cannot tell Cantonese from Mandarin
+    # Han script settles Chinese, and Cantonese is in the zho macrolanguage: every language here is checked
+    assert stats["lid"]["unchecked_languages"] == []

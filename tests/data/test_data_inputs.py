@@ -101,7 +101,7 @@ def test_hf_datasets_directory_with_translation_column(tmp_path):
 
 
 def test_instruction_formats_and_lid_for_missing_lang(tmp_path):
-    from bayling.data.lid import LanguageID
+    from bayling.lid import LanguageID
 
     alpaca = tmp_path / "alpaca.json"
     alpaca.write_text(

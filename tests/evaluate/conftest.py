@@ -3,7 +3,8 @@
 The judge server is a real HTTP server speaking the OpenAI chat-completions schema, started in the
 test process: it rates an answer 9 when it contains "Paris" and 2 otherwise, and in pairwise
 prompts prefers the assistant whose answer contains "Paris". A judge model named ``biased`` always
-answers ``[[A]]`` (a position-biased judge), to show what the position swap does.
+answers ``[[A]]`` (a position-biased judge), to show what the position swap does; ``garbled`` never gives a
+verdict, and ``flaky`` gives none the first time it sees a prompt (a retry gets the real one).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class JudgeServer:
                 server.requests.append(body)
                 msgs = body["messages"]
                 text = _verdict(body["model"], msgs[0]["content"], msgs[-1]["content"])
+                first_time = sum(r["messages"] == msgs and r["model"] == body["model"] for r in server.requests) == 1
+                if body["model"] == "garbled" or (body["model"] == "flaky" and first_time):
+                    text = "Both answers have merits; it is hard to say."
                 payload = json.dumps(
                     {
                         "id": f"judge-{len(server.requests)}",

@@ -15,12 +15,15 @@ class FilterConfig:
     """Per-example filters and dataset-level deduplication, applied to every generated example."""
 
     lid: bool = True
-    """Check that each assistant turn is in the language the example says it is (language ID). Languages the
-    LID backend cannot tell apart reliably are not checked (counted as ``lid_unchecked``), never dropped."""
+    """Check that each assistant turn is in the language the example says it is (language ID, the
+    ``DATA_FILTER`` policy of :mod:`bayling.lid`): a turn is dropped only when it is confidently in another
+    language that its question does not ask for; too little evidence keeps it (counted as ``lid_unchecked``)."""
     lid_backend: str = "py3langid"
-    """``py3langid`` (bundled model, installed with bayling) or ``heliport`` (``pip install 'bayling[heliport]'``)."""
+    """``py3langid`` (bundled model, installed with bayling) or ``heliport`` (``pip install 'bayling[heliport]'``,
+    after calibrating it with ``bench/data_lid_calibrate.py --backends heliport``)."""
     lid_min_chars: int = 20
-    """Texts shorter than this are not language-checked (LID is unreliable on a few characters)."""
+    """Texts with fewer letters than this, once code, URLs, numbers and names are stripped, are not
+    language-checked (LID is unreliable on a few characters; a Han character counts 3)."""
     min_chars: int = 1
     """Drop examples with an assistant turn shorter than this."""
     max_chars: int = 4000

@@ -1,6 +1,10 @@
 """Filters on generated examples: length and length ratio, language ID, exact and near duplicates, and
 contamination with evaluation sets.
 
+Language ID follows :data:`bayling.lid.DATA_FILTER`: an answer is dropped only when it is confidently in
+another language than its example says and its question does not ask for that language instead ("Translate
+this into Spanish" excuses Spanish); too little evidence (``unknown``) keeps it and counts it as ``lid_unchecked``.
+
 Per-example checks (:class:`ExampleFilter`) are stateless, so shards can run them in parallel; duplicate
 removal (:class:`Dedup`) keeps state and runs once, in the final merge, in a fixed order, so the kept
 example of a duplicate pair never depends on the number of processes. Every drop is counted by reason.
@@ -70,7 +74,7 @@ class ExampleFilter:
         self.action = action
         self.lid = None
         if cfg.lid:
-            from bayling.data.lid import LanguageID
+            from bayling.lid import LanguageID
 
             self.lid = LanguageID(cfg.lid_backend, cfg.lid_min_chars)
         self.counts: Counter[str] = Counter()
@@ -92,11 +96,21 @@ class ExampleFilter:
                     if not (1 / r <= ratio <= r):
                         return "length_ratio"
         if self.lid is not None:
-            todo = [(a, rep["lang"]) for a, rep in zip(answers, replies, strict=False) if rep.get("lang")]
-            results = self.lid.check_many([a for a, _ in todo], [c for _, c in todo]) if todo else []
-            self.counts["lid_checked"] += sum(x is not None for x in results)
-            self.counts["lid_unchecked"] += sum(x is None for x in results) + len(answers) - len(todo)
-            if any(x is False for x in results):
+            from bayling.lid import UNKNOWN, excused
+
+            msgs = example["messages"]
+            questions = [
+                next((q["content"] for q in reversed(msgs[:i]) if q["role"] == "user"), "")
+                for i, m in enumerate(msgs)
+                if m["role"] == "assistant"
+            ]
+            todo = [
+                (a, rep["lang"], q) for a, rep, q in zip(answers, replies, questions, strict=False) if rep.get("lang")
+            ]
+            verdicts = [self.lid.decide(a, c, self.lid.data_policy) for a, c, _ in todo]
+            self.counts["lid_checked"] += sum(v.status != UNKNOWN for v in verdicts)
+            self.counts["lid_unchecked"] += sum(v.status == UNKNOWN for v in verdicts) + len(answers) - len(todo)
+            if any(v.off and not excused(v, q, c) for v, (_, c, q) in zip(verdicts, todo, strict=True)):
                 return "wrong_language"
         if self.contamination is not None and self.contamination.hit(m["content"] for m in example["messages"]):
             if self.action == "fail":

@@ -94,7 +94,7 @@ def iter_instructions(source: str, bad: BadLines | None = None, lid: Any = None)
     Args:
         source: ``sample``, a path (``.jsonl`` or ``.json``) or ``hf:ORG/NAME[:CONFIG][@SPLIT]``.
         bad: malformed-line policy (default: fail at the first one).
-        lid: a :class:`~bayling.data.lid.LanguageID` used when a record has no ``lang``.
+        lid: a :class:`~bayling.lid.LanguageID` used when a record has no ``lang``.
     """
     bad = bad or BadLines()
     if source.startswith("hf:"):  # a Hub data set or a local HF dataset (bayling.data.hub)

@@ -178,7 +178,7 @@ def select_general(
     Returns:
         The planned :class:`Counts`, the :class:`GeneralPool` and the skipped-input report of the seed files.
     """
-    from bayling.data.lid import LanguageID
+    from bayling.lid import LanguageID
 
     lid = LanguageID(cfg.filters.lid_backend, min_chars=1)
     bad = BadLines(cfg.skip_bad_lines)

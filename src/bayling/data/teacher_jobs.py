@@ -42,7 +42,7 @@ class Validator:
     """Builds ``validate(text) -> reason | None`` closures for the expected language and length."""
 
     def __init__(self, cfg: DataConfig) -> None:
-        from bayling.data.lid import LanguageID
+        from bayling.lid import LanguageID
 
         self.max_chars = cfg.filters.max_chars
         self.lid = LanguageID(cfg.filters.lid_backend, cfg.filters.lid_min_chars) if cfg.filters.lid else None

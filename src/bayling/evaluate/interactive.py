@@ -12,6 +12,14 @@ back-translation, the register variant, or the target with the glossary term). S
 canonical translation request plus BayLing's ``Make sure to include these words:`` line; scored by
 constraint hit-rate (share of constraint words found in the output, exact and case-insensitive), the
 share of outputs with every constraint, and BLEU/chrF++ against the reference.
+
+A hit counts only in a *valid* output: one that language ID does not call off-target
+(:data:`bayling.lid.OFF_TARGET`; ``unknown`` stays valid) and that is not a copy (:func:`bayling.lid.is_copy`)
+of the source, of the request, or of its constraint line. The request names the required words, so a base
+model that repeats the prompt would otherwise "hit" them all; its outputs are excluded and their hits count
+as misses. The hit-rate is reported beside the chrF++ of the same outputs, the share excluded (off-target,
+copy), the naive rate over all outputs (``hit_rate_raw``), and the hit-rate and chrF++ of the valid outputs
+alone. The glossary turn of the refinement dialogues counts term hits the same way.
 """
 
 from __future__ import annotations
@@ -86,9 +94,10 @@ def refinement_dialogues(
     """Play the scripted dialogue on every usable record; score each turn over all dialogues.
 
     Returns:
-        ``({"turns": [{"turn", "type", "lang", "bleu", "chrf", "off_target", "term_hit_rate"?}], "n"}, rows)``.
+        ``({"turns": [{"turn", "type", "lang", "bleu", "chrf", "off_target", "unknown", "term_hit_rate"?}], "n"},
+        rows)``.
     """
-    from bayling.evaluate.lid import off_target_flags
+    from bayling.lid import is_copy, off_target_rates
 
     if not turns or turns[0] != "translate":
         raise ConfigError("eval.interactive_turns must start with 'translate'")
@@ -112,25 +121,28 @@ def refinement_dialogues(
         lang = asks[0][2]
         refs = [a[1] for a in asks]
         scores = corpus_scores(outs, refs, lang, ("bleu", "chrf"))
-        flags = off_target_flags(outs, lang)
+        rates, verdicts = off_target_rates(outs, lang)
+        flags = [v.off for v in verdicts]
         entry = {
             "turn": k + 1,
             "type": kind,
             "lang": lang,
             "bleu": scores["bleu"]["score"],
             "chrf": scores["chrf"]["score"],
-            "off_target": round(100.0 * sum(flags) / len(flags), 2),
+            **rates,
             "signatures": {m: v["signature"] for m, v in scores.items()},
         }
         if kind == "glossary":
             terms = [next(x for x in r.terms if src in x and tgt in x)[tgt] for r in recs]
-            entry["term_hit_rate"] = round(
-                100.0 * sum(t in o for t, o in zip(terms, outs, strict=True)) / len(outs), 2
-            )
+            valid = [not f and not is_copy(o, a[0]) for f, o, a in zip(flags, outs, asks, strict=True)]
+            hits = [ok and t in o for ok, t, o in zip(valid, terms, outs, strict=True)]
+            entry["term_hit_rate"] = round(100.0 * sum(hits) / len(outs), 2)
         summary_turns.append(entry)
         for i, (a, o) in enumerate(zip(asks, outs, strict=True)):
             history[i] = convs[i] + [{"role": "assistant", "content": o}]
-            rows[i]["turns"].append({"type": kind, "user": a[0], "ref": a[1], "hyp": o, "off_target": flags[i]})
+            rows[i]["turns"].append(
+                {"type": kind, "user": a[0], "ref": a[1], "hyp": o, "off_target": flags[i], "lid": verdicts[i].status}
+            )
     return {"turns": summary_turns, "n": len(recs)}, rows
 
 
@@ -177,34 +189,69 @@ def constrained_translation(
     progress: Callable[[int], None] | None = None,
     seed: int = 0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Translate with lexical constraints and measure how many constraints the outputs contain."""
-    convs = [
-        [
-            {
-                "role": "user",
-                "content": translation_prompt(it["src"], src, tgt)
-                + CONSTRAINT_LINE.format(words=", ".join(it["constraint"])),
-            }
-        ]
-        for it in items
-    ]
+    """Translate with lexical constraints and measure how many constraints the valid outputs contain.
+
+    Returns:
+        ``(summary, rows)``: ``hit_rate`` (% of all constraints found, exact case, in valid outputs),
+        ``hit_rate_ci`` (any case), ``all_constraints`` (% of items with every constraint, valid outputs),
+        ``hit_rate_raw`` (% found in any output, echoes included), ``excluded``/``off_target``/``copy``
+        (% of outputs), ``unknown`` (% with too little evidence for language ID, kept), ``bleu``/``chrf`` of
+        all outputs, ``valid`` (``n``, ``hit_rate``, ``chrf`` of the valid outputs alone), ``constraints``, ``n``.
+    """
+    from bayling.lid import is_copy, off_target_rates
+
+    lines = [CONSTRAINT_LINE.format(words=", ".join(it["constraint"])) for it in items]
+    prompts = [translation_prompt(it["src"], src, tgt) + line for it, line in zip(items, lines, strict=True)]
+    convs = [[{"role": "user", "content": p}] for p in prompts]
     outs = engine.generate(convs, GenerationParams(max_new_tokens=max_new_tokens, seed=seed), progress=progress)
-    total = exact = ci = full = 0
+    rates, verdicts = off_target_rates(outs, tgt)
+    total = exact = ci = raw = full = 0
     rows = []
-    for it, o in zip(items, outs, strict=True):
+    for it, o, p, line, v in zip(items, outs, prompts, lines, verdicts, strict=True):
+        copy = is_copy(o, it["src"]) or is_copy(o, p) or is_copy(o, line.strip())
+        valid = not v.off and not copy
         e, c = constraint_hits(o, it["constraint"])
-        total, exact, ci = total + len(it["constraint"]), exact + e, ci + c
-        full += e == len(it["constraint"])
+        raw += e
+        if valid:
+            exact, ci, full = exact + e, ci + c, full + (e == len(it["constraint"]))
+        total += len(it["constraint"])
         rows.append(
-            {"id": it["id"], "src": it["src"], "ref": it["tgt"], "hyp": o, "constraint": it["constraint"], "hits": e}
+            {
+                "id": it["id"],
+                "src": it["src"],
+                "ref": it["tgt"],
+                "hyp": o,
+                "constraint": it["constraint"],
+                "lid": v.status,
+                "copy": copy,
+                "valid": valid,
+                "hits": e if valid else 0,
+                "hits_raw": e,
+            }
         )
-    scores = corpus_scores(outs, [it["tgt"] for it in items], tgt, ("bleu", "chrf"))
+    refs = [it["tgt"] for it in items]
+    scores = corpus_scores(outs, refs, tgt, ("bleu", "chrf"))
+    ok = [i for i, r in enumerate(rows) if r["valid"]]
+    ok_total = sum(len(items[i]["constraint"]) for i in ok)
+    n = max(len(items), 1)
     summary = {
         "hit_rate": round(100.0 * exact / max(total, 1), 2),
         "hit_rate_ci": round(100.0 * ci / max(total, 1), 2),
-        "all_constraints": round(100.0 * full / max(len(items), 1), 2),
+        "all_constraints": round(100.0 * full / n, 2),
+        "hit_rate_raw": round(100.0 * raw / max(total, 1), 2),
+        "excluded": round(100.0 * (len(items) - len(ok)) / n, 2),
+        "off_target": rates["off_target"],
+        "copy": round(100.0 * sum(r["copy"] for r in rows) / n, 2),
+        "unknown": rates["unknown"],
         "bleu": scores["bleu"],
         "chrf": scores["chrf"],
+        "valid": {
+            "n": len(ok),
+            "hit_rate": round(100.0 * exact / ok_total, 2) if ok_total else None,
+            "chrf": corpus_scores([outs[i] for i in ok], [refs[i] for i in ok], tgt, ("chrf",))["chrf"]
+            if ok
+            else None,
+        },
         "constraints": total,
         "n": len(items),
     }

@@ -2,16 +2,23 @@
 
 Follows FastChat's MT-Bench ``llm_judge`` protocol (same prompt names and ``[[rating]]`` / ``[[A]]``
 markers; its ``judge_prompts.jsonl`` is used when given, else our own wording in
-``judge_prompts.yaml``), with three additions:
+``judge_prompts.yaml``). A rating is the *first* ``[[n]]`` of the judgment (else the first ``[n]``), as
+FastChat's ``one_score_pattern`` search takes it. Differences from FastChat, all deliberate:
 
+* **Unparseable verdicts are errors, never ties or -1**: a judgment without a rating, or a pairwise one
+  without exactly one of ``[[A]]``/``[[B]]``/``[[C]]`` (FastChat takes the first it finds, so "[[A]] or
+  [[B]]" is A there), is asked again once (a separate cache entry); if the retry fails too the turn is
+  recorded as an error, counted in the summaries (``errors``) and left out of scores and win rates.
 * **Position swap**: every pairwise game is played twice with the answers swapped; a verdict counts
   only when both orders agree, otherwise the game is a tie (an order-biased judge cannot pick a side).
 * **Verdict cache**: each judge reply is appended to a JSONL file keyed by a SHA-256 of the judge
   model, temperature and the exact prompt, so re-running (after a crash, or with one more system)
   never pays twice for the same judgment. A half-written last line is ignored on reading.
-* **Wrong-language penalty**: an answer that language ID says is not in the question's language
-  gets ``wrong_language_score`` (default 1, as the Finnish FastChat fork does) without asking the
-  judge; in a pairwise game the answer in the right language wins.
+* **Wrong-language penalty**: an answer that language ID confidently places in another language than
+  the question's (:func:`bayling.lid.wrong_language`: the :data:`~bayling.lid.JUDGE` policy; code, URLs,
+  numbers and names are ignored, too little evidence is no evidence, and a language the question names
+  is allowed) gets ``wrong_language_score`` (default 1, as the Finnish FastChat fork does) without asking
+  the judge; in a pairwise game the answer in the right language wins.
 
 The API key is read from the environment variable named by ``api_key_env`` (never from a config).
 """
@@ -101,11 +108,12 @@ _RATING = (re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]"))
 
 
 def parse_rating(text: str) -> float | None:
-    """The ``[[rating]]`` of a single-answer judgment (FastChat's two patterns), None if absent."""
+    """The first ``[[rating]]`` of a single-answer judgment, else the first ``[rating]`` (FastChat's two
+    patterns, searched in that order); None if absent."""
     for pat in _RATING:
-        m = pat.findall(text)
+        m = pat.search(text)
         if m:
-            return float(m[-1])
+            return float(m.group(1))
     return None
 
 
@@ -146,15 +154,15 @@ class Judge:
             )
         return self._client
 
-    def ask(self, prompt_name: str, **fields: str) -> str:
-        """Fill prompt ``prompt_name`` and return the judge's reply (cached)."""
+    def ask(self, prompt_name: str, attempt: int = 0, **fields: str) -> str:
+        """Fill prompt ``prompt_name`` and return the judge's reply (cached; ``attempt`` > 0 is a retry, asked
+        and cached separately from the first reply)."""
         if prompt_name not in self.prompts:
             raise ConfigError(f"judge prompt {prompt_name!r} missing from the prompt file")
         p = self.prompts[prompt_name]
         user = p.template.format(**fields)
-        key = hashlib.sha256(
-            json.dumps([self.cfg.model, self.cfg.temperature, p.system, user], ensure_ascii=False).encode()
-        ).hexdigest()
+        parts = [self.cfg.model, self.cfg.temperature, p.system, user] + ([attempt] if attempt else [])
+        key = hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
         cached = self.cache.get(key)
         if cached is not None:
             return cached
@@ -173,8 +181,17 @@ class Judge:
         text = resp.choices[0].message.content or ""
         with self._lock:
             self.requests += 1
-        self.cache.put(key, text, {"prompt": prompt_name, "model": self.cfg.model})
+        self.cache.put(key, text, {"prompt": prompt_name, "model": self.cfg.model, "attempt": attempt})
         return text
+
+    def verdict(self, parse: Callable[[str], Any], prompt_name: str, **fields: str) -> tuple[Any, str]:
+        """``(parse(reply), reply)``, asking once more when the first reply does not parse (None)."""
+        text = self.ask(prompt_name, **fields)
+        value = parse(text)
+        if value is None:
+            text = self.ask(prompt_name, attempt=1, **fields)
+            value = parse(text)
+        return value, text
 
     def map(
         self, fn: Callable[[Any], Any], jobs: Sequence[Any], progress: Callable[[int], None] | None = None
@@ -210,15 +227,21 @@ def grade_single(
     """Rate ``answers[turn]`` 1-10 (turn 0 alone; turn 1 with the first exchange as context).
 
     Returns:
-        ``{"rating": float | None, "penalized": bool, "judgment": str}``.
+        ``{"rating": float | None, "penalized": bool, "error": bool, "judgment": str}``; ``error`` (rating
+        None) when neither the judgment nor its retry holds a rating.
     """
-    from bayling.evaluate.lid import is_target_language
+    from bayling.lid import wrong_language
 
-    if not is_target_language(answers[turn], lang):
-        return {"rating": judge.cfg.wrong_language_score, "penalized": True, "judgment": "wrong language"}
+    if wrong_language(answers[turn], lang, turns[turn]):
+        return {
+            "rating": judge.cfg.wrong_language_score,
+            "penalized": True,
+            "error": False,
+            "judgment": "wrong language",
+        }
     name = ("single-math-v1" if refs else "single-v1") + ("-multi-turn" if turn > 0 else "")
-    text = judge.ask(name, **_fields_single(turns, answers, refs, turn))
-    return {"rating": parse_rating(text), "penalized": False, "judgment": text}
+    rating, text = judge.verdict(parse_rating, name, **_fields_single(turns, answers, refs, turn))
+    return {"rating": rating, "penalized": False, "error": rating is None, "judgment": text}
 
 
 def _fields_pair(turns: Sequence[str], a: Sequence[str], b: Sequence[str], refs: Sequence[str] | None, t: int) -> dict:
@@ -250,19 +273,23 @@ def grade_pair(
     """Compare system 1 and system 2 on ``turn``, playing both orders.
 
     Returns:
-        ``{"winner": "1" | "2" | "tie", "games": [verdict with 1 as A, verdict with 2 as A], "reason": ...}``
-        where an order-inconsistent pair of games is a tie.
+        ``{"winner": "1" | "2" | "tie" | "error", "games": [verdict with 1 as A, verdict with 2 as A],
+        "reason": ...}`` where an order-inconsistent pair of games is a tie and a game whose verdict did not
+        parse twice makes the comparison an ``error`` (reason ``unparseable``).
     """
-    from bayling.evaluate.lid import is_target_language
+    from bayling.lid import wrong_language
 
-    ok1, ok2 = is_target_language(answers_1[turn], lang), is_target_language(answers_2[turn], lang)
+    ok1 = wrong_language(answers_1[turn], lang, turns[turn]) is None
+    ok2 = wrong_language(answers_2[turn], lang, turns[turn]) is None
     if ok1 != ok2:
         return {"winner": "1" if ok1 else "2", "games": [], "reason": "wrong language"}
     if not ok1:
         return {"winner": "tie", "games": [], "reason": "both wrong language"}
     name = ("pair-math-v1" if refs else "pair-v2") + ("-multi-turn" if turn > 0 else "")
-    g1 = parse_winner(judge.ask(name, **_fields_pair(turns, answers_1, answers_2, refs, turn)))
-    g2 = parse_winner(judge.ask(name, **_fields_pair(turns, answers_2, answers_1, refs, turn)))
+    g1, _ = judge.verdict(parse_winner, name, **_fields_pair(turns, answers_1, answers_2, refs, turn))
+    g2, _ = judge.verdict(parse_winner, name, **_fields_pair(turns, answers_2, answers_1, refs, turn))
+    if g1 is None or g2 is None:
+        return {"winner": "error", "games": [g1, g2], "reason": "unparseable"}
     first = {"A": "1", "B": "2"}.get(g1 or "", "tie")
     second = {"A": "2", "B": "1"}.get(g2 or "", "tie")
     winner = first if first == second else "tie"

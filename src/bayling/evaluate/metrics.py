@@ -305,16 +305,17 @@ def score_files(
         tgt: target language (sacreBLEU picks the BLEU tokenizer from it).
         metrics: sacreBLEU metrics.
         src: source file (needed for COMET).
-        src_lang: source language (helps the off-target check for languages langid does not know).
-        off_target: also report the off-target rate.
+        src_lang: source language (not needed any more: language ID decides on the target alone).
+        off_target: also report the off-target and unknown rates (:data:`bayling.lid.OFF_TARGET`) and, with
+            ``src``, the copy rate (:func:`bayling.lid.is_copy`).
         comet_model: local COMET checkpoint.
         bleu_tokenize: BLEU tokenizer policy (``wmt``: sacreBLEU's own choice, as its CLI; ``auto``: spBLEU
             whenever the FLORES-200 model is available) or a sacreBLEU tokenizer name.
         spm_model: the FLORES-200 SentencePiece model (default: sacreBLEU's copy, when present).
 
     Returns:
-        ``{"n": segments, metric: {"score", "signature"}, "off_target"?: %, "comet"?: {...}}``; BLEU is
-        ``{"score": None, "reason"}`` where it does not apply.
+        ``{"n": segments, metric: {"score", "signature"}, "off_target"?: %, "unknown"?: %, "copy"?: %,
+        "comet"?: {...}}``; BLEU is ``{"score": None, "reason"}`` where it does not apply.
     """
     from bayling.evaluate.testsets import read_lines
 
@@ -336,9 +337,15 @@ def score_files(
         s = m.corpus_score(hyps, ref_lines)
         out[name] = {"score": round(float(s.score), 2), "signature": str(m.get_signature())}
     if off_target:
-        from bayling.evaluate.lid import off_target_rate
+        from bayling.lid import copy_flags, off_target_rates
 
-        out["off_target"] = off_target_rate(hyps, tgt, src_lang)
+        out |= off_target_rates(hyps, tgt)[0]
+        if src is not None:
+            src_lines = read_lines(src)
+            if len(src_lines) != len(hyps):
+                raise DataError(f"{src}: {len(src_lines)} source lines but {len(hyps)} hypothesis lines in {hyp}")
+            copies = copy_flags(hyps, src_lines)
+            out["copy"] = round(100.0 * sum(copies) / max(len(copies), 1), 2)
     if comet_model:
         if src is None:
             raise ConfigError("COMET needs the source file (--src)")

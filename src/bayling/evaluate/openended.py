@@ -115,7 +115,10 @@ def judge_single(
     answers: Sequence[Sequence[str]],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """1-10 ratings for turns 1 and 2 of every question; summary by turn and category."""
+    """1-10 ratings for turns 1 and 2 of every question; summary by turn and category.
+
+    A turn whose judgment held no rating twice is an error: counted in ``errors``, left out of the means.
+    """
     from bayling.evaluate.judge import grade_single
 
     jobs = [(q, a, t) for q, a in zip(questions, answers, strict=True) for t in range(min(2, len(q.turns)))]
@@ -134,7 +137,7 @@ def judge_single(
         "by_turn": {f"turn{t}": _mean(v) for t, v in sorted(by_turn.items())},
         "by_category": {c: _mean(v) for c, v in sorted(by_cat.items())},
         "penalized": sum(r["penalized"] for r in rows),
-        "unparsed": sum(r["rating"] is None for r in rows),
+        "errors": sum(r["rating"] is None for r in rows),
         "n": len(rows),
     }
     return summary, rows
@@ -147,7 +150,11 @@ def judge_pairwise(
     answers_2: Sequence[Sequence[str]],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """System 1 vs system 2 on turns 1 and 2 of every question, each game in both orders."""
+    """System 1 vs system 2 on turns 1 and 2 of every question, each game in both orders.
+
+    Comparisons whose verdict did not parse twice are ``errors``: counted, and left out of wins, ties,
+    losses and both win rates (whose denominator is ``n - errors``).
+    """
     from bayling.evaluate.judge import grade_pair
 
     jobs = [
@@ -161,16 +168,18 @@ def judge_pairwise(
     rows = [
         {"id": q.id, "category": q.category, "turn": t + 1, **r} for (q, _, _, t), r in zip(jobs, res, strict=True)
     ]
-    n = max(len(rows), 1)
     wins = sum(r["winner"] == "1" for r in rows)
     losses = sum(r["winner"] == "2" for r in rows)
-    ties = len(rows) - wins - losses
+    errors = sum(r["winner"] == "error" for r in rows)
+    ties = len(rows) - wins - losses - errors
+    decided = len(rows) - errors
     summary = {
         "wins": wins,
         "losses": losses,
         "ties": ties,
-        "win_rate": round(100.0 * wins / n, 2),
-        "win_rate_adjusted": round(100.0 * (wins + 0.5 * ties) / n, 2),
+        "errors": errors,
+        "win_rate": round(100.0 * wins / decided, 2) if decided else None,
+        "win_rate_adjusted": round(100.0 * (wins + 0.5 * ties) / decided, 2) if decided else None,
         "inconsistent": sum(r["reason"] == "inconsistent" for r in rows),
         "n": len(rows),
     }

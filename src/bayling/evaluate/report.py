@@ -265,7 +265,7 @@ def _translation_table(metrics: dict[str, Any]) -> str:
     names = list(systems)
     fields = [
         m
-        for m in ("bleu", "chrf", "ter", "comet", "cometkiwi", "off_target")
+        for m in ("bleu", "chrf", "ter", "comet", "cometkiwi", "off_target", "unknown", "copy")
         if any(m in per.get(d, {}) for per in systems.values() for d in metrics.get("directions", []))
     ]
     labels = {
@@ -275,6 +275,8 @@ def _translation_table(metrics: dict[str, Any]) -> str:
         "comet": "COMET",
         "cometkiwi": "CometKiwi",
         "off_target": "off-target %",
+        "unknown": "LID unknown %",
+        "copy": "copy %",
     }
     header = ["direction"] + [f"{labels[f]} {s}" for f in fields for s in names]
     rows = []
@@ -339,22 +341,41 @@ def _extra_sections(report: dict[str, Any]) -> list[str]:
     oe = report.get("open_ended") or {}
     if oe.get("single"):
         rows = [
-            [s, qs, r["score"], *(r["by_turn"].get(f"turn{t}") for t in (1, 2)), r["penalized"], r["n"]]
+            [
+                s,
+                qs,
+                r["score"],
+                *(r["by_turn"].get(f"turn{t}") for t in (1, 2)),
+                r["penalized"],
+                r.get("errors"),
+                r["n"],
+            ]
             for s, per in oe["single"].items()
             for qs, r in per.items()
         ]
         parts.append(
             "<h2>Open-ended (judge, 1-10)</h2>"
-            + _table(["system", "set", "score", "turn 1", "turn 2", "wrong-language", "n"], rows)
+            + _table(["system", "set", "score", "turn 1", "turn 2", "wrong-language", "judge errors", "n"], rows)
         )
     if oe.get("pairwise"):
         rows = [
-            [k, r["wins"], r["ties"], r["losses"], r["win_rate_adjusted"], r["inconsistent"]]
+            [k, r["wins"], r["ties"], r["losses"], r.get("errors"), r["win_rate_adjusted"], r["inconsistent"]]
             for k, r in oe["pairwise"].items()
         ]
         parts.append(
             "<h3>Pairwise (position-swapped)</h3>"
-            + _table(["set (tuned vs base)", "wins", "ties", "losses", "win rate % (ties ½)", "inconsistent"], rows)
+            + _table(
+                [
+                    "set (tuned vs base)",
+                    "wins",
+                    "ties",
+                    "losses",
+                    "judge errors",
+                    "win rate % (ties ½)",
+                    "inconsistent",
+                ],
+                rows,
+            )
         )
     inter = report.get("interactive") or {}
     if inter.get("refinement"):
@@ -379,6 +400,8 @@ def _extra_sections(report: dict[str, Any]) -> list[str]:
                 r["hit_rate"],
                 r["hit_rate_ci"],
                 r["all_constraints"],
+                r.get("excluded"),
+                r.get("hit_rate_raw"),
                 r["bleu"]["score"],
                 r["chrf"]["score"],
                 r["n"],
@@ -395,6 +418,8 @@ def _extra_sections(report: dict[str, Any]) -> list[str]:
                     "hit rate %",
                     "hit rate (any case) %",
                     "all constraints %",
+                    "excluded (off-target/copy) %",
+                    "hit rate, echoes counted %",
                     "BLEU",
                     "chrF++",
                     "n",

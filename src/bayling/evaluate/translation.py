@@ -111,8 +111,10 @@ def score_direction(
     ``comet`` holds the run's loaded COMET checkpoints.
 
     Returns:
-        ``({"bleu": {...}, "chrf": {...}, "off_target": 2.5, "n": 40}, rows)`` where each row holds
-        ``id, src, ref, hyp`` and the per-sentence ``chrf``, ``bleu`` (and ``off_target``, ``comet``).
+        ``({"bleu": {...}, "chrf": {...}, "off_target": 2.5, "unknown": 5.0, "copy": 0.0, "n": 40}, rows)``
+        where each row holds ``id, src, ref, hyp`` and the per-sentence ``chrf``, ``bleu`` (and ``off_target``,
+        ``lid`` (on/off/unknown), ``copy``, ``comet``). Off-target and unknown follow
+        :data:`bayling.lid.OFF_TARGET`, copies :func:`bayling.lid.is_copy`.
     """
     scores: dict[str, Any] = {**corpus_scores(hyps, b.refs, b.tgt, metrics, bleu_tokenize, spm), "n": len(hyps)}
     rows = [{"id": i, "src": s, "ref": r, "hyp": h} for i, s, r, h in zip(b.ids, b.sources, b.refs, hyps, strict=True)]
@@ -120,12 +122,13 @@ def score_direction(
     for row, c, bl in zip(rows, sentence_chrf(hyps, b.refs), sent_bleu, strict=True):
         row["chrf"], row["bleu"] = c, bl
     if off_target:
-        from bayling.evaluate.lid import off_target_flags
+        from bayling.lid import copy_flags, off_target_rates
 
-        flags = off_target_flags(list(hyps), b.tgt, b.src)
-        scores["off_target"] = round(100.0 * sum(flags) / max(len(flags), 1), 2)
-        for row, f in zip(rows, flags, strict=True):
-            row["off_target"] = f
+        rates, verdicts = off_target_rates(hyps, b.tgt)
+        copies = copy_flags(hyps, b.sources)
+        scores |= {**rates, "copy": round(100.0 * sum(copies) / max(len(copies), 1), 2)}
+        for row, v, c in zip(rows, verdicts, copies, strict=True):
+            row["off_target"], row["lid"], row["copy"] = v.off, v.status, c
     for name, path, refs in (("comet", comet_model, b.refs), ("cometkiwi", cometkiwi_model, None)):
         if path:
             res = comet_scores(b.sources, hyps, refs, path, models=comet)
