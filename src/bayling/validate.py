@@ -31,6 +31,8 @@ ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 DECODE_ERRORS = ("strict", "replace", "ignore", "backslashreplace")
 """The ``errors=`` choices offered to users (``--errors``): each yields text that can be encoded again."""
+ENCODING_HINT = " (or pass --encoding ENC or --errors replace)"
+"""Appended by commands that offer ``--encoding``/``--errors`` to an undecodable-input message."""
 
 
 class BadLines:

@@ -134,6 +134,8 @@ def score_files(
     src_lang: str | None = None,
     off_target: bool = False,
     comet_model: str | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> dict[str, Any]:
     """Score a hypothesis file against one or more reference files (``bayling eval score``).
 
@@ -146,14 +148,16 @@ def score_files(
         src_lang: source language (helps the off-target check for languages langid does not know).
         off_target: also report the off-target rate.
         comet_model: local COMET checkpoint.
+        encoding: text encoding of the files.
+        errors: undecodable bytes: ``strict`` (fail naming line and byte), ``replace``, ``ignore``…
 
     Returns:
         ``{"n": segments, metric: {"score", "signature"}, "off_target"?: %, "comet"?: {...}}``.
     """
     from bayling.evaluate.testsets import read_lines
 
-    hyps = read_lines(hyp)
-    ref_lines = [read_lines(r) for r in refs]
+    hyps = read_lines(hyp, encoding, errors)
+    ref_lines = [read_lines(r, encoding, errors) for r in refs]
     for r, lines in zip(refs, ref_lines, strict=True):
         if len(lines) != len(hyps):
             raise DataError(
@@ -172,6 +176,6 @@ def score_files(
     if comet_model:
         if src is None:
             raise ConfigError("COMET needs the source file (--src)")
-        res = comet_scores(read_lines(src), hyps, ref_lines[0], comet_model)
+        res = comet_scores(read_lines(src, encoding, errors), hyps, ref_lines[0], comet_model)
         out["comet"] = {"score": res["score"], "signature": res["signature"]}
     return out
