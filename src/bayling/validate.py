@@ -125,15 +125,21 @@ def decode_text(data: bytes, name: str, encoding: str = "utf-8", errors: str = "
     return text.replace("\r\n", "\n")
 
 
+def need_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` as a :class:`~pathlib.Path` when it is a file, else ``{what} not found`` / ``is a directory``."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p} is a directory, not a file" if p.is_dir() else f"{what} not found: {p}")
+    return p
+
+
 def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict", what: str = "file") -> str:
     """A whole text file, decoded through :func:`decode_text`.
 
     Raises:
         DataError: ``{what} not found: PATH``, or the line and byte that cannot be decoded.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{what} not found: {p}")
+    p = need_file(path, what)
     return decode_text(p.read_bytes(), str(p), encoding, errors)
 
 
@@ -164,9 +170,7 @@ def iter_lines(
         name: how the file is named in messages (default: the path).
     """
     check_encoding(encoding, errors)
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
+    p = need_file(path)
     name = name or str(p)
     if not _ascii_compatible(encoding):  # UTF-16/32: no byte-level line split; decode the whole file
         text = decode_text(p.read_bytes(), name, encoding, errors)
@@ -208,9 +212,7 @@ def parse_json(text: str, where: str) -> Any:
 
 def iter_jsonl_numbered(path: str | Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` per non-blank line; malformed lines go through ``bad`` (raise or count)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
+    p = need_file(path)
     for n, line in iter_lines(p, bad):
         if line is None or not line.strip():
             continue

@@ -11,8 +11,9 @@ Run as::
 Models and data sets named by Hub id are downloaded on first use; ``--offline`` (or ``BAYLING_OFFLINE=1``)
 uses the local cache only. Verbosity (``-v``) never changes network behaviour.
 
-User errors (bad file, bad key, unknown language or model) print one ``bayling: error:`` line and
-exit with status 2; Ctrl-C exits with 130 and keeps every finished stage.
+User errors (bad file, bad key, unknown language or model, a path that cannot be read or written) print one
+``bayling: error:`` line and exit with status 2; Ctrl-C exits with 130 and keeps every finished stage.
+``tests/cli/test_errors_table.py`` holds the damaged inputs of every command that this promise is tested on.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"bayling: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):  # `bayling ... | head`: the reader left; nothing more to say
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 141
+        if e.filename is None or args.verbose:  # not about a path the user gave: a real failure, keep its traceback
+            raise
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
+        print(f"bayling: error: {where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bayling: interrupted; finished stages are kept, re-run the same command to resume", file=sys.stderr)
