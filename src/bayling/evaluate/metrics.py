@@ -157,6 +157,8 @@ def score_files(
     from bayling.evaluate.testsets import read_lines
 
     hyps = read_lines(hyp, encoding, errors)
+    if not hyps:
+        raise DataError(f"{hyp}: empty file; expected one hypothesis per line")
     ref_lines = [read_lines(r, encoding, errors) for r in refs]
     for r, lines in zip(refs, ref_lines, strict=True):
         if len(lines) != len(hyps):
