@@ -329,4 +329,6 @@ def download(names: Sequence[str], dest: str | Path) -> list[Path]:
     unknown = [n for n in names if n not in fns]
     if unknown:
         raise DataError(f"cannot download {', '.join(unknown)}; choose from {', '.join(fns)}")
+    if Path(dest).exists() and not Path(dest).is_dir():  # before any download, not after it
+        raise DataError(f"--dest {dest} is not a directory")
     return [fns[n](dest) for n in names]
