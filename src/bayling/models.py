@@ -141,7 +141,7 @@ def path_reason(name: str) -> str | None:
     if name.startswith(("/", ".", "~")):
         return f"it starts with {name[0]!r}"
     if name.startswith("runs/"):
-        return "it starts with 'runs/' (bayling's run directories)"
+        return "it starts with 'runs/'"
     if "\\" in name:
         return "it contains '\\'"
     if name.split("@", 1)[0].count("/") > 1:
