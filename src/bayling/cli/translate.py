@@ -80,7 +80,8 @@ def _translate(args: argparse.Namespace) -> int:
         if args.input:
             text = read_text(args.input, args.encoding, args.errors, what="input file")
         else:
-            text = decode_text(sys.stdin.buffer.read(), "<stdin>", args.encoding, args.errors)
+            raw = getattr(sys.stdin, "buffer", None)  # bytes, decoded here; a text stream (tests) is taken as is
+            text = decode_text(raw.read(), "<stdin>", args.encoding, args.errors) if raw else sys.stdin.read()
     except DataError as e:
         raise DataError(f"{e}{ENCODING_HINT if 'not valid' in str(e) else ''}") from None
     lines = text.split("\n")  # only "\n" ends a line: one output line per input line, whatever else a line holds
