@@ -170,3 +170,25 @@ def test_every_command_has_a_row():
     commands = set(sub.choices) | {f"data {c}" for c in DATA} | {f"eval {c}" for c in EVAL}
     covered = {" ".join(a.split()[:2]) for _, a, _, _ in TABLE} | {a.split()[0] for _, a, _, _ in TABLE}
     assert commands - covered == set(), f"add rows for: {sorted(commands - covered)}"
+
+
+def test_readme_error_examples_are_real_output(tmp_path):
+    """The README's bad-input examples, run on the inputs they describe, print exactly what the README shows."""
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("expected and found (real output):\n\n```text\n", 1)[1].split("```", 1)[0]
+    examples = re.findall(r"^\$ bayling (.*)\n(bayling: error: .*)$", block, flags=re.M)
+    assert len(examples) >= 5
+    good = json.dumps(CHAT_OK)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "x.yaml").write_text("name: x\ntrain:\n  lr: 2.0e-4\n")
+    no_content = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant"}]}
+    (tmp_path / "train.jsonl").write_text("\n".join([good] * 16 + [json.dumps(no_content)]) + "\n")
+    (tmp_path / "data.jsonl").write_text("\n".join([good] * 16 + ['{"messages": [}']) + "\n")
+    (tmp_path / "in.txt").write_bytes(b"Good morning.\nHow are you?\nThe new caf\xe9 opens on Monday.\n")
+    for command, shown in examples:
+        argv, _, stdin_file = command.partition(" < ")
+        stdin = (tmp_path / stdin_file).read_bytes() if stdin_file else None
+        proc = run_bayling(argv.split(), tmp_path, stdin)
+        assert proc.returncode == 2 and proc.stderr.decode().strip() == shown, (command, proc.stderr.decode())
