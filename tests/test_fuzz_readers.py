@@ -24,8 +24,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayling.errors import BaylingError
 from bayling.data.io import BadLines
+from bayling.errors import BaylingError
 
 FUZZ = settings(
     max_examples=40,
@@ -418,6 +418,35 @@ def test_yaml_config_reader(raw, overrides):
         load_config(RunConfig, None, overrides)
     except Exception as e:  # noqa: BLE001
         assert isinstance(e, BaylingError) and "\n" not in str(e).strip(), repr(e)
+
+
+TEMPLATE_KEYS = ["translate", "followups", "names", "eng_Latn", "answer", "needs", "target", "x"]
+template_values = st.recursive(
+    scalars | st.sampled_from(["target", "{text} {tgt}", "term"]),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(TEMPLATE_KEYS), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(TEMPLATE_KEYS), template_values, max_size=4), st.sampled_from(DAMAGE + [b""]))
+def test_template_yaml_reader(doc, damage):
+    from bayling.data.templates import load_templates
+
+    path = _file(yaml.safe_dump(doc, allow_unicode=True).encode() + damage, "templates.yaml")
+    run_reader(lambda p: load_templates(str(p)), path)
+
+
+pair_record = record({"prompt": st.lists(turn | values, max_size=2), "chosen": texts, "rejected": texts})
+
+
+@FUZZ
+@given(damaged_file(pair_record, b'{"prompt": [{"role": "user", "content": "Hi"}], "chosen": "a", "rejected": "b"}'))
+def test_preference_pairs_reader(sample):
+    from bayling.train.preference import read_pairs
+
+    path = _file(sample[0], "pairs.jsonl")
+    run_reader(read_pairs, path, sample[0].count(b"\n") + 1)
 
 
 def test_config_nested_too_deeply_is_one_line(tmp_path):
