@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 
 import httpx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+HI = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+HELLO = {"text": "Hello", "source_lang": "en", "target_lang": "de", "max_tokens": 2}
 ROUTES = ["/v1/chat/completions", "/v1/translate", "/v1/translate/prompt"]
 
 scalars = (
@@ -182,7 +184,7 @@ def check_response(r: httpx.Response) -> None:
 
 
 FUZZ = settings(
-    max_examples=100, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=80, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
 )
 
 
@@ -197,6 +199,12 @@ def test_random_bodies_get_4xx_with_a_message_never_5xx(make_server, tiny_engine
 
         @FUZZ
         @given(request())
+        @example(("/v1/chat/completions", b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}"))  # found: a 500
+        @example(("/v1/chat/completions", json.dumps({**HI, "seed": 2**64}).encode()))  # found: a 500
+        @example(("/v1/chat/completions", json.dumps({**HI, "seed": -(2**63) - 1, "stream": True}).encode()))
+        @example(("/v1/translate", json.dumps({**HELLO, "seed": 2**70}).encode()))  # found: a 500
+        @example(("/v1/chat/completions", json.dumps({**HI, "temperature": 1e-300}).encode()))  # found: a 500
+        @example(("/v1/translate", json.dumps({**HELLO, "temperature": 3.4e-89, "stream": True}).encode()))
         def fuzz(req):
             route, raw = req
             check_response(c.post(route, content=raw, headers={"content-type": "application/json"}))
