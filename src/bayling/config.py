@@ -140,17 +140,105 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {_type_name(tp)}")
 
 
+KEY_ALIASES: dict[str, tuple[str, ...]] = {
+    "lr": ("learning_rate",),
+    "bs": ("batch_size",),
+    "batch": ("batch_size",),
+    "per_device_train_batch_size": ("batch_size",),
+    "train_batch_size": ("batch_size",),
+    "epochs": ("epochs", "num_train_epochs"),
+    "epoch": ("epochs", "num_train_epochs"),
+    "num_epochs": ("epochs", "num_train_epochs"),
+    "num_train_epochs": ("epochs",),
+    "steps": ("max_steps",),
+    "num_steps": ("max_steps",),
+    "train_steps": ("max_steps",),
+    "gradient_accumulation_steps": ("grad_accum",),
+    "gradient_accumulation": ("grad_accum",),
+    "accumulation_steps": ("grad_accum",),
+    "warmup": ("warmup_ratio",),
+    "warmup_steps": ("warmup_ratio",),
+    "wd": ("weight_decay",),
+    "r": ("lora_r",),
+    "rank": ("lora_r",),
+    "lora_rank": ("lora_r",),
+    "alpha": ("lora_alpha",),
+    "dropout": ("lora_dropout",),
+    "target_modules": ("lora_target_modules",),
+    "scheduler": ("lr_scheduler",),
+    "lr_scheduler_type": ("lr_scheduler",),
+    "max_seq_length": ("max_length",),
+    "max_seq_len": ("max_length",),
+    "seq_len": ("max_length",),
+    "cutoff_len": ("max_length",),
+    "max_tokens": ("max_new_tokens", "default_max_tokens"),
+    "model": ("name_or_path",),
+    "model_name_or_path": ("name_or_path",),
+    "model_name": ("name_or_path",),
+    "path": ("name_or_path",),
+    "torch_dtype": ("dtype",),
+    "precision": ("bf16", "dtype"),
+    "fp16": ("bf16",),
+    "lang": ("languages",),
+    "langs": ("languages",),
+    "language": ("languages",),
+    "workers": ("num_proc",),
+    "num_workers": ("num_proc",),
+    "output_dir": ("run_dir", "out_dir"),
+    "out_dir": ("run_dir",),
+    "run_name": ("name",),
+}
+"""Names users bring from other tools (TRL/transformers, LLaMA-Factory, habit) -> bayling's field names; the
+first that exists in the section is suggested."""
+
+
+def _fields(cls: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _suggest_here(key: str, names: list[str]) -> str | None:
+    norm = key.strip().lower().replace("-", "_")
+    if norm in names:
+        return norm
+    for alias in KEY_ALIASES.get(norm, ()):
+        if alias in names:
+            return alias
+    close = difflib.get_close_matches(norm, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def suggest_key(key: Any, cls: Any) -> str | None:
+    """The field of ``cls`` a user most likely meant by the unknown ``key`` (an alias, a close spelling, or
+    the same key one section down: ``learning_rate`` at the top -> ``train.learning_rate``); None if unclear."""
+    key = str(key)
+    names = _fields(cls)
+    hit = _suggest_here(key, names)
+    if hit is not None:
+        return hit
+    hints = typing.get_type_hints(cls)
+    for name in names:  # put in the wrong section: found as a field of a subsection
+        if dataclasses.is_dataclass(hints[name]):
+            sub = _fields(hints[name])
+            norm = key.strip().lower().replace("-", "_")
+            found = norm if norm in sub else next((a for a in KEY_ALIASES.get(norm, ()) if a in sub), None)
+            if found is not None:
+                return f"{name}.{found}"
+    return None
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a did-you-mean hint."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = _fields(cls)
     kwargs = {}
     for key, value in data.items():
         dotted = f"{where}.{key}" if where else str(key)
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown config key '{dotted}'{hint}; valid keys here: {', '.join(names)}")
+            hint = suggest_key(key, cls)
+            if hint is not None:
+                raise ConfigError(f"unknown config key '{dotted}' (did you mean '{hint}'?)")
+            shown = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
+            raise ConfigError(f"unknown config key '{dotted}'; valid keys here: {shown}")
         kwargs[key] = _convert(value, hints[key], dotted)
     try:
         obj = cls(**kwargs)
@@ -193,20 +281,27 @@ def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with errors that name the file (and line, for syntax errors)."""
+    from bayling.errors import DataError
+    from bayling.validate import describe, read_text
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(p))
+    except DataError as e:  # not UTF-8: the line and byte
+        raise ConfigError(str(e)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{p}{line}: invalid YAML ({problem})") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid YAML (nested too deeply)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of config keys at the top level")
+        raise ConfigError(f"{p}: expected a mapping of config keys at the top level, found {describe(data)}")
     return data
 
 
@@ -229,6 +324,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         return from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+    except RecursionError:  # a YAML alias that contains itself (``a: &x [*x]``)
+        raise ConfigError(
+            f"{path or 'config'}: a value refers to itself (YAML alias) or is nested too deeply"
+        ) from None
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -9,7 +9,9 @@ carries none.
 
 The cache lives in ``$BAYLING_CACHE`` (default ``$XDG_CACHE_HOME/bayling`` or ``~/.cache/bayling``).
 
-A Hub id (``org/name``, optionally ``org/name@revision``) is fetched on first use into the standard
+A reference that looks like a path (see :func:`path_reason`: ``./x``, ``/x``, ``~/x``, ``runs/x``, ``a/b/c``,
+or ``dir/x`` where ``dir`` exists here) and does not exist is reported as a missing path; any other ``org/name``
+is a Hub id. A Hub id (``org/name``, optionally ``org/name@revision``) is fetched on first use into the standard
 Hugging Face cache through ``huggingface_hub`` (``HF_ENDPOINT``, ``HF_TOKEN`` and ``HF_HOME`` apply), with
 a progress bar, and taken from the cache afterwards; offline (``--offline``, ``BAYLING_OFFLINE=1`` or
 ``HF_HUB_OFFLINE=1``) only the cache is used. See :mod:`bayling.hub`.
@@ -135,6 +137,27 @@ def split_hub_id(name: str) -> tuple[str, str | None]:
 
 def _looks_like_hub_id(name: str) -> bool:
     return bool(HUB_ID.match(name)) and not name.startswith((".", "/", "~"))
+
+
+def path_reason(name: str) -> str | None:
+    """Why a model reference is read as a local path (None when it may be a Hub id or an alias).
+
+    The rule: a reference is a path when it starts with ``/``, ``.`` or ``~``, starts with ``runs/`` (bayling's
+    run directories), has more than one ``/`` (a Hub id has exactly one: ``org/name[@revision]``), contains
+    ``\\``, or its first component is a directory here. Everything else with one ``/`` may be a Hub id.
+    """
+    first = name.split("/", 1)[0]
+    if name.startswith(("/", ".", "~")):
+        return f"it starts with {name[0]!r}"
+    if name.startswith("runs/"):
+        return "it starts with 'runs/'"
+    if "\\" in name:
+        return "it contains '\\'"
+    if name.split("@", 1)[0].count("/") > 1:
+        return "it has more than one '/'"
+    if "/" in name and first and Path(first).is_dir():
+        return f"'{first}' is a directory here"
+    return None
 
 
 def _hub_cached(repo: str, revision: str | None, patterns: dict[str, Any] | None = None) -> Path | None:
@@ -304,6 +327,12 @@ def _kind(name_or_path: str, gguf_file: str | None) -> str:
         return "hf_dir"
     if p.exists():
         raise ModelError(f"{p} is not a Hugging Face model directory (no config.json)")
+    reason = path_reason(name_or_path)
+    if reason is not None:
+        raise ModelError(
+            f"unknown model '{name_or_path}': no such file or directory (read as a local path because {reason}; "
+            "a Hub id is ORG/NAME)"
+        )
     if _looks_like_hub_id(name_or_path):
         return "hub"
     raise ModelError(

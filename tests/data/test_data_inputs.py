@@ -70,7 +70,7 @@ def test_bad_jsonl_lines_fail_with_file_line_or_are_skipped_and_counted(tmp_path
         "par.jsonl:2: invalid JSON line (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
     )
     assert "par.jsonl:3: unknown language 'xx_Zzzz'" in bad.messages[1]
-    assert "par.jsonl:4: field 'en' must be a non-empty string" in bad.messages[2]
+    assert "par.jsonl:4: en: expected a non-empty string, found an empty string" in bad.messages[2]
 
 
 def test_tsv_column_count_and_unknown_language(tmp_path):

@@ -11,8 +11,9 @@ Run as::
 Models and data sets named by Hub id are downloaded on first use; ``--offline`` (or ``BAYLING_OFFLINE=1``)
 uses the local cache only. Verbosity (``-v``) never changes network behaviour.
 
-User errors (bad file, bad key, unknown language or model) print one ``bayling: error:`` line and
-exit with status 2; Ctrl-C exits with 130 and keeps every finished stage.
+User errors (bad file, bad key, unknown language or model, a path that cannot be read or written) print one
+``bayling: error:`` line and exit with status 2; Ctrl-C exits with 130 and keeps every finished stage.
+``tests/cli/test_errors_table.py`` holds the damaged inputs of every command that this promise is tested on.
 """
 
 from __future__ import annotations
@@ -70,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bayling: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if isinstance(e, BrokenPipeError):  # `bayling ... | head`: the reader left; nothing more to say
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 141
+        if e.filename is None or args.verbose:  # not about a path the user gave: a real failure, keep its traceback
+            raise
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
+        print(f"bayling: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("bayling: interrupted; finished stages are kept, re-run the same command to resume", file=sys.stderr)
         return 130
@@ -85,13 +97,20 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", module="trl")
     warnings.filterwarnings("ignore", module="peft")
     warnings.filterwarnings("ignore", module="torch")
-    try:  # transformers' own tqdm bars ("Loading weights") would clutter our rich progress output
+    # transformers' own tqdm bars ("Loading weights") would clutter our rich progress output. transformers takes
+    # its bar switch from huggingface_hub's when it is imported (and its verbosity from TRANSFORMERS_VERBOSITY),
+    # so it is not imported here: that alone cost ~0.7 s on every command, errors included.
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
+    if "transformers" in sys.modules:  # already imported (an embedding caller): switch it directly
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -63,6 +63,7 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
         sp.add_argument("--wmt", help="directory of evaluation files whose suffix is a language (WMT22 layout)")
         sp.add_argument("--eval-file", action="append", default=[], help="more evaluation files (text or JSONL)")
         sp.add_argument("--ngram", type=int, default=13)
+        sp.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
     return sp
 
 
@@ -139,16 +140,23 @@ def _stats(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from bayling.data.config import ContaminationConfig
     from bayling.data.filters import build_contamination_index
-    from bayling.data.io import read_jsonl
     from bayling.data.plan import resolve_languages
+    from bayling.data.stats import turns_of
+    from bayling.errors import DataError
+    from bayling.validate import BadLines, iter_jsonl_numbered
 
     cfg = ContaminationConfig(flores_dir=args.flores, wmt_dir=args.wmt, extra_files=args.eval_file, ngram=args.ngram)
     index = build_contamination_index(cfg, resolve_languages(args.languages), [], skip_flores=False)
-    hits, n = [], 0
-    for n, obj in enumerate(read_jsonl(args.file), 1):
-        texts = [m["content"] for m in obj.get("messages", [])] or [m["value"] for m in obj.get("conversations", [])]
-        if index.hit(texts):
-            hits.append(obj.get("id", f"line {n}"))
+    hits, n, bad = [], 0, BadLines(args.skip_bad)
+    for line, obj in iter_jsonl_numbered(args.file, bad):
+        try:
+            turns = turns_of(obj, f"{args.file}:{line}")
+        except DataError as e:
+            bad.error(str(e))
+            continue
+        n += 1
+        if index.hit([t["content"] for t in turns]):
+            hits.append(str(obj.get("id", f"line {line}")))
     report = {
         "file": args.file,
         "examples": n,
@@ -157,6 +165,7 @@ def _check(args: argparse.Namespace) -> int:
         "eval_sentences": index.sentences,
         "sources": index.sources,
         "ngram": args.ngram,
+        "skipped_lines": bad.to_dict(),
     }
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 1 if hits else 0

@@ -4,7 +4,7 @@ Usage::
 
     bayling eval CONFIG [key=value ...] [--force]        # stage of a run: base vs tuned, before/after table
     bayling eval run EVAL_CONFIG [key=value ...]         # eval-only run (configs/eval/*.yaml)
-    bayling eval score --hyp FILE --ref FILE [--ref FILE2] --tgt-lang zh [--tokenize auto] [--off-target] [--json]
+    bayling eval score --hyp FILE --ref FILE [--ref FILE2] --tgt-lang zh [--tokenize auto] [--off-target] [--json] [--encoding E]
     bayling eval report EVAL_DIR                         # rebuild report.json/report.html from metrics.json
     bayling eval download flores200 wmt22 ntrex --dest DIR
     bayling eval download flores200-spm                  # spBLEU's SentencePiece model, into sacreBLEU's cache
@@ -16,6 +16,7 @@ import argparse
 import json
 
 from bayling.cli._common import add_config_args, run_stages
+from bayling.validate import DECODE_ERRORS, ENCODING_HINT
 
 SUBCOMMANDS = ("run", "score", "report", "download")
 HELP = "evaluate: the eval stage of a run, eval-only runs, file scoring, reports, test-set downloads"
@@ -82,6 +83,13 @@ def _subparser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--off-target", action="store_true", help="also report the off-target-language rate")
         p.add_argument("--comet", metavar="CKPT", help="local COMET checkpoint (needs bayling[comet])")
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.add_argument("--encoding", default="utf-8", help="encoding of the files (default utf-8)")
+        p.add_argument(
+            "--errors",
+            default="strict",
+            choices=DECODE_ERRORS,
+            help="undecodable bytes: strict (fail naming line and byte, the default), replace (U+FFFD), ignore…",
+        )
         p.set_defaults(run=_score)
     elif name == "report":
         p.description = "rebuild report.json and report.html of an evaluation directory"
@@ -107,20 +115,28 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from bayling.errors import DataError
     from bayling.evaluate.metrics import score_files
+    from bayling.validate import check_encoding
 
-    res = score_files(
-        args.hyp,
-        args.ref,
-        args.tgt_lang,
-        args.metrics,
-        args.src,
-        args.src_lang,
-        args.off_target,
-        args.comet,
-        args.tokenize,
-        args.spm_model,
-    )
+    check_encoding(args.encoding, args.errors)
+    try:
+        res = score_files(
+            args.hyp,
+            args.ref,
+            args.tgt_lang,
+            args.metrics,
+            args.src,
+            args.src_lang,
+            args.off_target,
+            args.comet,
+            bleu_tokenize=args.tokenize,
+            spm_model=args.spm_model,
+            encoding=args.encoding,
+            errors=args.errors,
+        )
+    except DataError as e:
+        raise DataError(f"{e}{ENCODING_HINT if 'not valid' in str(e) else ''}") from None
     if args.json:
         print(json.dumps(res, ensure_ascii=False, indent=2))
         return 0

@@ -4,12 +4,18 @@ Run as::
 
     bayling translate --src-lang en --tgt-lang de < in.txt > out.txt
     bayling translate runs/quickstart --src-lang en --tgt-lang zh -i in.txt -o out.txt --engine llamacpp
+    bayling translate -s de -t en --encoding latin-1 < old.txt        # or --errors replace for damaged bytes
+
+Input that cannot be decoded fails before any model loads, naming the line and byte
+(``<stdin>:3: not valid UTF-8 at byte 17 (0xff)``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from bayling.validate import DECODE_ERRORS, ENCODING_HINT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a term and its required translation (repeatable)",
     )
     p.add_argument("--style", choices=("formal", "casual", "short"))
+    p.add_argument("--encoding", default="utf-8", help="encoding of the input (default utf-8; output is UTF-8)")
+    p.add_argument(
+        "--errors",
+        default="strict",
+        choices=DECODE_ERRORS,
+        help="undecodable input bytes: strict (fail naming line and byte, the default), replace (U+FFFD), "
+        "ignore or backslashreplace",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="lines per engine call")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.set_defaults(func=_translate)
@@ -52,6 +66,7 @@ def _translate(args: argparse.Namespace) -> int:
     from bayling.progress import progress_bar
     from bayling.serve.chat import load_engine_for
     from bayling.serve.translate import translate_lines
+    from bayling.validate import check_encoding, decode_text, read_text
 
     src, tgt = get_language(args.src_lang).code, get_language(args.tgt_lang).code  # fail before loading a model
     glossary = {}
@@ -60,14 +75,18 @@ def _translate(args: argparse.Namespace) -> int:
         if not sep or not term.strip() or not target.strip():
             raise BaylingError(f"--glossary expects SRC=TGT, got {item!r}")
         glossary[term.strip()] = target.strip()
-    if args.input:
-        path = Path(args.input)
-        if not path.is_file():
-            raise DataError(f"input file not found: {path}")
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = sys.stdin.read()
-    lines = text.splitlines()
+    check_encoding(args.encoding, args.errors)
+    try:  # decoded before any model loads: a damaged input fails at once, naming line and byte
+        if args.input:
+            text = read_text(args.input, args.encoding, args.errors, what="input file")
+        else:
+            raw = getattr(sys.stdin, "buffer", None)  # bytes, decoded here; a text stream (tests) is taken as is
+            text = decode_text(raw.read(), "<stdin>", args.encoding, args.errors) if raw else sys.stdin.read()
+    except DataError as e:
+        raise DataError(f"{e}{ENCODING_HINT if 'not valid' in str(e) else ''}") from None
+    lines = text.split("\n")  # only "\n" ends a line: one output line per input line, whatever else a line holds
+    if lines[-1] == "":
+        lines.pop()
     engine = load_engine_for(args.target, engine=args.engine)
     journal = Path(args.output + ".journal.jsonl") if args.output else None
     with progress_bar(f"translating {src} -> {tgt}", total=len(lines)) as advance:

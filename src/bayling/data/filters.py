@@ -258,6 +258,7 @@ def build_contamination_index(
 
             index.add((t for r in iter_jsonl_parallel(f) for t in r.texts.values()), str(f))
         else:
-            with f.open(encoding="utf-8") as fh:
-                index.add((line.strip() for line in fh), str(f))
+            from bayling.validate import iter_lines
+
+            index.add((line.strip() for _, line in iter_lines(f)), str(f))
     return index

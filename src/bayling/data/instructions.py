@@ -8,17 +8,14 @@ item (a JSON list): bayling's own ``instruction``/``response``/``lang``; Alpaca 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import BadLines, iter_jsonl_numbered
 from bayling.errors import DataError, UnknownLanguageError
 from bayling.languages import get_language
-
-_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+from bayling.validate import BadLines, at, chat_messages, check, describe, fail, field, iter_jsonl_numbered, read_json
 
 
 def sample_instructions() -> Path:
@@ -30,57 +27,47 @@ def to_messages(obj: dict[str, Any], where: str) -> list[dict[str, str]]:
     """One instruction record in any supported format -> OpenAI messages (alternating, ending with assistant).
 
     Raises:
-        DataError: naming ``where`` (``file:line``) and what was expected.
+        DataError: naming ``where`` (``file:line``), what was expected and what was found.
     """
-    if "messages" in obj:
-        msgs = [{"role": str(m.get("role")), "content": m.get("content")} for m in obj["messages"]]
-    elif "conversations" in obj:
-        msgs = []
-        for m in obj["conversations"]:
-            role = _SHAREGPT_ROLES.get(str(m.get("from")))
-            if role is None:
-                raise DataError(f"{where}: unknown ShareGPT speaker {m.get('from')!r}; expected human/gpt/system")
-            msgs.append({"role": role, "content": m.get("value")})
+    if "messages" in obj or "conversations" in obj:
+        msgs = chat_messages(obj, where, nonempty=True)
     elif "instruction" in obj and ("response" in obj or "output" in obj):
-        prompt = obj["instruction"] if not obj.get("input") else f"{obj['instruction']}\n\n{obj['input']}"
-        msgs = [
-            {"role": "user", "content": prompt},
-            {"role": "assistant", "content": obj.get("response", obj.get("output"))},
-        ]
-        for turn in obj.get("history") or []:  # LLaMA-Factory's multi-turn alpaca: [[q, a], ...] before this turn
-            if not (isinstance(turn, list) and len(turn) == 2):
-                raise DataError(f"{where}: 'history' must be a list of [question, answer] pairs")
-        history = [
-            {"role": r, "content": t}
-            for q_a in obj.get("history") or []
-            for r, t in zip(("user", "assistant"), q_a, strict=True)
-        ]
-        msgs = history + msgs
+        instruction = field(obj, "instruction", "text", where)
+        extra = field(obj, "input", str, where, required=False, default="")
+        reply = field(obj, "response" if "response" in obj else "output", "text", where)
+        history = []
+        for i, q_a in enumerate(field(obj, "history", list, where, required=False, default=[])):
+            # LLaMA-Factory's multi-turn alpaca: [[question, answer], ...] before this turn
+            if not (isinstance(q_a, list) and len(q_a) == 2):
+                raise fail(at(where, f"history[{i}]"), "a [question, answer] pair", q_a)
+            for role, text, j in (("user", q_a[0], 0), ("assistant", q_a[1], 1)):
+                history.append({"role": role, "content": check(text, "text", at(where, f"history[{i}][{j}]"))})
+        prompt = instruction if not extra.strip() else f"{instruction}\n\n{extra}"
+        msgs = history + [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
     else:
-        raise DataError(f"{where}: expected 'instruction' + 'response'/'output', 'conversations' or 'messages'")
-    if not msgs or any(not isinstance(m["content"], str) or not m["content"].strip() for m in msgs):
-        raise DataError(f"{where}: every turn needs non-empty text")
+        raise DataError(
+            f"{where}: expected 'instruction' + 'response'/'output', 'conversations' or 'messages', "
+            f"found {describe(obj)}"
+        )
     body = msgs[1:] if msgs[0]["role"] == "system" else msgs
     if (
         not body
         or body[-1]["role"] != "assistant"
         or any(m["role"] != ("user" if i % 2 == 0 else "assistant") for i, m in enumerate(body))
     ):
-        raise DataError(f"{where}: turns must alternate user/assistant and end with an assistant reply")
+        roles = ", ".join(m["role"] for m in msgs)
+        raise DataError(f"{where}: turns must alternate user/assistant and end with an assistant reply, found {roles}")
     return [{"role": m["role"], "content": m["content"].strip()} for m in msgs]
 
 
 def _items(path: Path, bad: BadLines) -> Iterator[tuple[dict[str, Any], str]]:
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise DataError(f"{path}: invalid JSON ({e})") from None
+        data = read_json(path)
         if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of instruction records")
+            raise fail(str(path), "a JSON list of instruction records", data)
         for i, obj in enumerate(data, 1):
             if not isinstance(obj, dict):
-                bad.error(f"{path}:item {i}: expected an object")
+                bad.error(str(fail(f"{path}:item {i}", "an object", obj)))
                 continue
             yield obj, f"{path}:item {i}"
         return

@@ -1,4 +1,4 @@
-"""JSONL reading and writing with errors that name ``file:line``.
+"""JSONL reading and writing with errors that name ``file:line`` (the checks themselves: :mod:`bayling.validate`).
 
 Writes go to a temporary file renamed into place, so an interrupted build never leaves a
 half-written file that a later stage would mistake for a finished one. ``tempfile`` creates that file
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bayling.errors import DataError
+from bayling.validate import BadLines, iter_jsonl_numbered  # the readers live in bayling.validate
 
 
 def _umask() -> int:
@@ -100,38 +100,6 @@ def write_text(path: str | Path, text: str) -> None:
         raise
 
 
-class BadLines:
-    """Collects malformed input lines when the user asked to skip them, else raises at the first one.
-
-    Keeps the total and the first ``keep`` messages (``file:line: reason``), so a 3M-line file with many
-    bad lines does not grow memory; stats.json reports both.
-    """
-
-    def __init__(self, skip: bool = False, keep: int = 20, sink: list[str] | None = None) -> None:
-        self.skip = skip
-        self.keep = keep
-        self.count = 0
-        self.messages: list[str] = []
-        self.sink = sink  # a caller's list that receives every skipped line's message
-
-    def append(self, msg: str) -> None:
-        """Record one bad line (the ``bad`` list protocol of :func:`read_jsonl`)."""
-        self.count += 1
-        if self.sink is not None:
-            self.sink.append(msg)
-        if len(self.messages) < self.keep:
-            self.messages.append(msg)
-
-    def error(self, msg: str) -> None:
-        """Raise :class:`DataError` for ``msg``, or count it when skipping."""
-        if not self.skip:
-            raise DataError(msg)
-        self.append(msg)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "first": self.messages}
-
-
 def stable_hash(text: str) -> int:
     """A 64-bit hash that is the same in every process and run (Python's ``hash`` is salted)."""
     import hashlib
@@ -174,22 +142,3 @@ class JsonlWriter:
             os.replace(self._tmp, self.path)
         else:
             Path(self._tmp).unlink(missing_ok=True)
-
-
-def iter_jsonl_numbered(path: str | Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` per non-blank line; malformed lines go through ``bad`` (raise or count)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                if not isinstance(obj, dict):
-                    raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-            except ValueError as e:
-                bad.error(f"{p}:{n}: invalid JSON line ({e})")
-                continue
-            yield n, obj

@@ -9,19 +9,20 @@ skipped and counted through :class:`~bayling.data.io.BadLines` when the user ask
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import tarfile
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import BadLines, iter_jsonl_numbered
 from bayling.data.split import document_ids
 from bayling.errors import DataError, UnknownLanguageError
 from bayling.languages import get_language
+from bayling.validate import BadLines, at, check, decode_text, fail, iter_jsonl_numbered, iter_lines, iter_tsv
+from bayling.validate import field as get_field
 
 
 @dataclass
@@ -68,21 +69,29 @@ def _codes(keys: list[str], where: str) -> dict[str, str]:
     return out
 
 
+def _text_map(value: Any, where: str, codes: dict[str, str]) -> dict[str, str]:
+    """A ``{language: text}`` object of ``terms``/``variants`` (keys mapped to codes where known)."""
+    check(value, dict, where)
+    return {codes.get(k, k): check(v, str, at(where, k)) for k, v in value.items()}
+
+
 def _record_from_obj(obj: dict[str, Any], where: str, default_id: str) -> ParallelRecord:
     langs = [k for k in obj if k not in _META_KEYS]
     codes = _codes(langs, where)
     texts = {}
     for k in langs:
-        if not isinstance(obj[k], str) or not obj[k].strip():
-            raise DataError(f"{where}: field {k!r} must be a non-empty string")
-        texts[codes[k]] = obj[k].strip()
+        texts[codes[k]] = get_field(obj, k, "text", where).strip()
+    if not texts:
+        raise fail(where, "language-code fields with the text (e.g. eng_Latn, zho_Hans)", obj)
+    terms = get_field(obj, "terms", list, where, required=False, default=[])
+    variants = get_field(obj, "variants", dict, where, required=False, default={})
     return ParallelRecord(
         id=str(obj.get("id", default_id)),
         texts=texts,
-        terms=[{codes.get(k, k): v for k, v in t.items()} for t in obj.get("terms", [])],
-        variants={reg: {codes.get(k, k): v for k, v in d.items()} for reg, d in obj.get("variants", {}).items()},
-        domain=obj.get("domain"),
-        doc=str(obj["doc"]) if obj.get("doc") is not None else None,
+        terms=[_text_map(t, at(where, f"terms[{i}]"), codes) for i, t in enumerate(terms)],
+        variants={reg: _text_map(d, at(where, f"variants.{reg}"), codes) for reg, d in variants.items()},
+        domain=get_field(obj, "domain", "scalar", where, required=False),
+        doc=str(get_field(obj, "doc", "scalar", where, required=False)) if obj.get("doc") is not None else None,
     )
 
 
@@ -105,31 +114,32 @@ def iter_tsv_parallel(path: str | Path, bad: BadLines | None = None) -> Iterator
     """TSV whose header names a language per column (optional ``id`` and ``doc`` columns are kept)."""
     bad = bad or BadLines()
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
-    with p.open(encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(rows, None)
-        if not header:
-            raise DataError(f"{p}:1: empty file; expected a header of language codes")
-        langs = [h for h in header if h not in ("id", "doc")]
-        codes = _codes(langs, f"{p}:1")
-        for n, row in enumerate(rows, 2):
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                bad.error(f"{p}:{n}: expected {len(header)} tab-separated columns, found {len(row)}")
-                continue
-            d = dict(zip(header, row, strict=True))
-            empty = [k for k in langs if not d[k].strip()]
-            if empty:
-                bad.error(f"{p}:{n}: empty text in column {empty[0]!r}")
-                continue
-            yield ParallelRecord(
-                id=d.get("id") or f"{p.stem}-{n}",
-                texts={codes[k]: d[k].strip() for k in langs},
-                doc=d.get("doc") or None,
-            )
+    rows = iter_tsv(p, bad)
+    first, header = next(rows, (0, None))
+    if first == 1 and header is None:  # skipped by ``bad``: without a header nothing else can be read
+        raise DataError(f"{p}:1: the header line cannot be decoded (not valid UTF-8)")
+    if not header or not any(h.strip() for h in header):
+        raise DataError(f"{p}:1: empty file; expected a header of language codes")
+    langs = [h for h in header if h not in ("id", "doc")]
+    codes = _codes(langs, f"{p}:1")
+    if len(set(codes.values())) != len(langs):
+        raise DataError(f"{p}:1: expected one column per language, found {', '.join(header)}")
+    for n, row in rows:
+        if row is None or not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            bad.error(f"{p}:{n}: expected {len(header)} tab-separated columns, found {len(row)}")
+            continue
+        d = dict(zip(header, row, strict=True))
+        empty = [k for k in langs if not d[k].strip()]
+        if empty:
+            bad.error(f"{p}:{n}: empty text in column {empty[0]!r}")
+            continue
+        yield ParallelRecord(
+            id=d.get("id") or f"{p.stem}-{n}",
+            texts={codes[k]: d[k].strip() for k in langs},
+            doc=d.get("doc") or None,
+        )
 
 
 def read_tsv_parallel(path: str | Path) -> list[ParallelRecord]:
@@ -199,8 +209,16 @@ def _tar_lines(members: dict[str, tuple[Path, str]]) -> dict[str, list[str]]:
                 if m.name in names:
                     data = t.extractfile(m)
                     if data is not None:
-                        out[names[m.name]] = data.read().decode("utf-8").rstrip("\n").split("\n")
+                        text = decode_text(data.read(), f"{tar}!{m.name}")
+                        out[names[m.name]] = text.rstrip("\n").split("\n")
     return out
+
+
+_END = object()
+
+
+def _texts(lines: Iterator[tuple[int, str | None]]) -> Iterator[str | None]:
+    return (text for _, text in lines)
 
 
 def iter_aligned(
@@ -221,30 +239,35 @@ def iter_aligned(
     files = aligned_files(root, codes, split)
     docs, docs_file = document_ids(root, split) or (None, None)
     in_tar = _tar_lines({c: f for c, f in files.items() if isinstance(f, tuple)})
+    names = {c: (f"{f[0]}!{f[1]}" if isinstance(f, tuple) else str(f)) for c, f in files.items()}
     with contextlib.ExitStack() as stack:
-        its: dict[str, Iterator[str]] = {}
+        its: dict[str, Iterator[str | None]] = {}
         for c in codes:
             f = files[c]
-            its[c] = iter(in_tar[c]) if isinstance(f, tuple) else iter(stack.enter_context(open(f, encoding="utf-8")))
-        names = {c: (f"{f[0]}!{f[1]}" if isinstance(f, tuple) else str(f)) for c, f in files.items()}
+            # undecodable lines come as None when skipping (counted by ``bad``), so the files stay aligned
+            its[c] = (
+                iter(in_tar[c]) if isinstance(f, tuple) else _texts(stack.enter_context(closing(iter_lines(f, bad))))
+            )
         n = 0
         while True:
             n += 1
-            lines = {c: next(it, None) for c, it in its.items()}
-            ended = [c for c, v in lines.items() if v is None]
+            lines = {c: next(it, _END) for c, it in its.items()}
+            ended = [c for c, v in lines.items() if v is _END]
             if len(ended) == len(codes):
                 if docs is not None and n - 1 != len(docs):
                     raise DataError(f"{docs_file}: {len(docs)} document ids for {n - 1} lines of {names[codes[0]]}")
                 return
             if ended:
-                going = next(c for c in codes if lines[c] is not None)
+                going = next(c for c in codes if lines[c] is not _END)
                 raise DataError(
                     f"{names[going]}:{n}: misaligned parallel files: {names[ended[0]]} ends after {n - 1} lines "
                     f"but {names[going]} continues"
                 )
             if docs is not None and n > len(docs):
                 raise DataError(f"{docs_file}: {len(docs)} document ids but {names[codes[0]]} has more lines")
-            texts = {c: v.rstrip("\r\n").strip() for c, v in lines.items()}
+            if any(v is None for v in lines.values()):
+                continue  # a line that cannot be decoded: already counted by ``bad``
+            texts = {c: v.strip() for c, v in lines.items()}
             empty = [c for c, v in texts.items() if not v]
             if empty:
                 bad.error(f"{names[empty[0]]}:{n}: empty line in a line-aligned file")

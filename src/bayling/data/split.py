@@ -18,13 +18,13 @@ changes it, so every preset of an ablation is scored on the same held-out senten
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bayling.errors import DataError
+from bayling.validate import iter_tsv, read_lines
 
 PARTS = ("heldout", "fewshot", "train")
 
@@ -41,21 +41,20 @@ def document_ids(root: str | Path, split: str) -> tuple[list[str], Path] | None:
     root = Path(root)
     for meta in (root / f"metadata_{split}.tsv", root / split / f"metadata_{split}.tsv"):
         if meta.is_file():
-            with meta.open(encoding="utf-8", newline="") as f:
-                rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-                header = next(rows, [])
-                if "URL" not in header:
-                    raise DataError(f"{meta}:1: expected a 'URL' column (FLORES metadata), found {header}")
-                col = header.index("URL")
-                ids = []
-                for n, row in enumerate(rows, 2):
-                    if len(row) <= col or not row[col].strip():
-                        raise DataError(f"{meta}:{n}: no URL")
-                    ids.append(row[col].strip())
+            rows = iter_tsv(meta)
+            _, header = next(rows, (1, []))
+            if "URL" not in header:
+                raise DataError(f"{meta}:1: expected a 'URL' column (FLORES metadata), found {header}")
+            col = header.index("URL")
+            ids = []
+            for n, row in rows:
+                if len(row) <= col or not row[col].strip():
+                    raise DataError(f"{meta}:{n}: no URL")
+                ids.append(row[col].strip())
             return ids, meta
     ntrex = root / "DOCUMENT_IDS.tsv"
     if ntrex.is_file():
-        ids = ntrex.read_text(encoding="utf-8").rstrip("\n").split("\n")
+        ids = read_lines(ntrex)
         for n, x in enumerate(ids, 1):
             if not x.strip():
                 raise DataError(f"{ntrex}:{n}: empty document id")

@@ -154,22 +154,43 @@ def fertility(columns: dict[str, list[str]], counter: TokenCounter) -> dict[str,
     return dict(sorted(out.items(), key=lambda kv: -(kv[1].get("premium_vs_eng") or kv[1]["tokens_per_char"])))
 
 
-def file_stats(path: str | Path, tokenizer: str | None = None, skip_bad: bool = False) -> dict[str, Any]:
-    """Stats of an existing chat JSONL (``messages``), ShareGPT (``conversations``) or Alpaca-style file."""
+META_FIELDS = {"task": str, "src": str, "tgt": str, "instruction_lang": str, "turns": [str], "reply_langs": [str]}
+"""bayling's metadata fields of a chat example and their types (checked before counting; all optional)."""
+
+
+def turns_of(obj: dict[str, Any], where: str) -> list[dict[str, str]]:
+    """The turns of a chat (``messages``), ShareGPT (``conversations``) or Alpaca-style record, shape-checked.
+
+    Raises:
+        DataError: ``file:line``, what was expected and what was found.
+    """
     from bayling.data.instructions import to_messages
-    from bayling.data.io import BadLines, iter_jsonl_numbered
+    from bayling.validate import chat_messages
+
+    return chat_messages(obj, where) if "messages" in obj or "conversations" in obj else to_messages(obj, where)
+
+
+def file_stats(path: str | Path, tokenizer: str | None = None, skip_bad: bool = False) -> dict[str, Any]:
+    """Stats of an existing chat JSONL (``messages``), ShareGPT (``conversations``) or Alpaca-style file.
+
+    Raises:
+        DataError: ``file:line`` of the first malformed record (unless ``skip_bad``: then they are counted in
+            ``skipped_lines``).
+    """
     from bayling.errors import DataError
+    from bayling.validate import BadLines, check_fields, iter_jsonl_numbered
 
     bad = BadLines(skip_bad)
     st = Stats(TokenCounter(tokenizer) if tokenizer else None)
     for n, obj in iter_jsonl_numbered(path, bad):
-        if "messages" not in obj:
-            try:
-                obj = dict(obj, messages=to_messages(obj, f"{path}:{n}"))
-            except DataError as e:
-                bad.error(str(e))
-                continue
-        st.add(obj)
+        where = f"{path}:{n}"
+        try:
+            msgs = turns_of(obj, where)
+            check_fields(obj, META_FIELDS, where)
+        except DataError as e:
+            bad.error(str(e))
+            continue
+        st.add(dict(obj, messages=msgs))
     out = st.to_dict()
     out["skipped_lines"] = bad.to_dict()
     return out

@@ -24,9 +24,18 @@ NEEDS = {"term", "third", "number", "omission", "teacher"}
 
 
 def _check(data: dict[str, Any], src: Path) -> None:
+    from bayling.validate import check
+
     for key in ("translate", "followups", "names"):
         if key not in data:
             raise DataError(f"{src}: missing top-level key {key!r}")
+        check(data[key], dict, f"{src}: {key}")
+    for il, tpls in data["translate"].items():
+        for i, tpl in enumerate(check(tpls, list, f"{src}: translate.{il}")):
+            check(tpl, str, f"{src}: translate.{il}[{i}]")
+    for name, spec in data["followups"].items():
+        check(check(spec, dict, f"{src}: followups.{name}").get("answer", ""), str, f"{src}: followups.{name}.answer")
+        check(spec.get("needs", []), list, f"{src}: followups.{name}.needs")
     if DEFAULT_IL not in data["translate"]:
         raise DataError(f"{src}: 'translate' needs {DEFAULT_IL} templates (the canonical evaluation prompt)")
     for name, spec in data["followups"].items():
@@ -52,10 +61,10 @@ def _check(data: dict[str, Any], src: Path) -> None:
 def load_templates(path: str | None = None) -> dict[str, Any]:
     """Load the template YAML (the shipped one by default) and check its structure."""
     src = Path(path) if path else Path(str(resources.files("bayling.data") / "templates" / "interactive.yaml"))
-    if not src.is_file():
-        raise DataError(f"template file not found: {src}")
+    from bayling.validate import read_text
+
     try:
-        data = yaml.safe_load(src.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(src, what="template file"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise DataError(f"{src}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None

@@ -27,6 +27,11 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        # logits / 1e-80 overflow to inf and sampling fails (an HTTP 500); a temperature that small is greedy anyway
+        if 0 < self.temperature < 1e-3:
+            self.temperature = 0.0
+
 
 class Engine(Protocol):
     """What every engine provides (the server uses the token-counting parts for limits and ``usage``)."""

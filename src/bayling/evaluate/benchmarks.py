@@ -17,13 +17,12 @@ asked in a chat turn with bayling's instruction and answers extracted with lm-ev
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from bayling.errors import DataError
 from bayling.evaluate.testsets import dataset_dir
+from bayling.validate import BadLines, at, check, iter_jsonl_numbered, iter_tsv
 
 MC_BENCHMARKS = ("belebele", "xcopa", "xnli", "agieval_gaokao")
 BENCHMARKS = MC_BENCHMARKS + ("mgsm",)
@@ -57,20 +56,17 @@ class GenItem:
 
 
 def _jsonl(path: Path) -> list[tuple[int, dict]]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append((n, json.loads(line)))
-            except ValueError as e:
-                raise DataError(f"{path}:{n}: invalid JSON ({e})") from None
-    return rows
+    """``(line, object)`` rows; bad bytes, bad JSON and non-objects name ``file:line`` (:mod:`bayling.validate`)."""
+    return list(iter_jsonl_numbered(path, BadLines()))
 
 
-def _need(obj: dict, keys: tuple[str, ...], where: str) -> None:
+def _need(obj: dict, keys: tuple[str, ...], where: str, kind: object = "text") -> None:
     missing = [k for k in keys if k not in obj]
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+    for k in keys:
+        if kind is not None:
+            check(obj[k], kind, at(where, k))
 
 
 # ----------------------------------------------------------------------------- Belebele
@@ -80,9 +76,14 @@ def read_belebele(path: Path, lang: str) -> list[MCItem]:
     """Belebele in the passage-grouped layout (``text``, ``items[].question``, ``answers[].text/correct``)."""
     items = []
     for n, obj in _jsonl(path):
-        _need(obj, ("text", "items"), f"{path}:{n}")
+        _need(obj, ("text",), f"{path}:{n}")
+        _need(obj, ("items",), f"{path}:{n}", list)
         for j, q in enumerate(obj["items"]):
-            answers = q.get("answers") or []
+            where = at(f"{path}:{n}", f"items[{j}]")
+            _need(check(q, dict, where), ("question",), where)
+            answers = check(q.get("answers") or [], list, at(where, "answers"))
+            for k, a in enumerate(answers):
+                _need(check(a, dict, at(where, f"answers[{k}]")), ("text",), at(where, f"answers[{k}]"), str)
             correct = [k for k, a in enumerate(answers) if a.get("correct")]
             if len(answers) != 4 or len(correct) != 1:
                 raise DataError(f"{path}:{n}: item {j} must have 4 answers with exactly one correct")
@@ -109,7 +110,8 @@ def read_xcopa(path: Path, lang: str) -> list[MCItem]:
     cause, effect = XCOPA_CONNECTORS[lang]
     items = []
     for n, obj in _jsonl(path):
-        _need(obj, ("premise", "choice1", "choice2", "question", "label"), f"{path}:{n}")
+        _need(obj, ("premise", "choice1", "choice2", "question"), f"{path}:{n}")
+        _need(obj, ("label",), f"{path}:{n}", None)
         conn = {"cause": cause, "effect": effect}.get(obj["question"])
         if conn is None or obj["label"] not in (0, 1):
             raise DataError(f"{path}:{n}: question must be cause|effect and label 0|1")
@@ -137,15 +139,14 @@ def read_xnli(path: Path, lang: str) -> list[MCItem]:
         raise DataError(f"{path}: no XNLI prompt words for language {lang!r}")
     q, *answers = XNLI_WORDS[lang]
     items = []
-    with path.open(encoding="utf-8", newline="") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-            if not row:
-                continue
-            if len(row) != 3 or row[2] not in XNLI_LABELS:
-                raise DataError(f"{path}:{n}: expected premise<TAB>hypothesis<TAB>entailment|neutral|contradiction")
-            premise, hyp, label = row
-            choices = [f"{premise}, {q} {a}, {hyp}" for a in answers]
-            items.append(MCItem(f"xnli-{lang}-{n}", "", choices, XNLI_LABELS[label], lang))
+    for n, row in iter_tsv(path):
+        if row == [""]:
+            continue
+        if len(row) != 3 or row[2] not in XNLI_LABELS:
+            raise DataError(f"{path}:{n}: expected premise<TAB>hypothesis<TAB>entailment|neutral|contradiction")
+        premise, hyp, label = row
+        choices = [f"{premise}, {q} {a}, {hyp}" for a in answers]
+        items.append(MCItem(f"xnli-{lang}-{n}", "", choices, XNLI_LABELS[label], lang))
     return items
 
 
@@ -156,7 +157,11 @@ def read_agieval(path: Path, lang: str = "zh") -> list[MCItem]:
     """AGIEval v1 JSONL (``passage``, ``question``, ``options`` "(A)…", ``label`` letter); multi-answer items skipped."""
     items = []
     for n, obj in _jsonl(path):
-        _need(obj, ("question", "options", "label"), f"{path}:{n}")
+        _need(obj, ("question",), f"{path}:{n}")
+        _need(obj, ("options",), f"{path}:{n}", list)
+        _need(obj, ("label",), f"{path}:{n}", None)
+        for k, option in enumerate(obj["options"]):
+            check(option, str, at(f"{path}:{n}", f"options[{k}]"))
         label, options = obj["label"], obj["options"]
         if not options or not isinstance(label, str) or len(label) != 1 or label not in "ABCDE"[: len(options)]:
             continue  # cloze or multiple-answer item: not a single-choice question
@@ -173,13 +178,12 @@ def read_agieval(path: Path, lang: str = "zh") -> list[MCItem]:
 def read_mgsm(path: Path, lang: str) -> list[GenItem]:
     """MGSM TSV without header (question<TAB>number); read with ``QUOTE_NONE`` because quotes are unbalanced."""
     items = []
-    with path.open(encoding="utf-8", newline="") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
-            if not row:
-                continue
-            if len(row) != 2 or not row[1].strip().replace(",", "").lstrip("-").replace(".", "", 1).isdigit():
-                raise DataError(f"{path}:{n}: expected question<TAB>number")
-            items.append(GenItem(f"mgsm-{lang}-{n}", row[0], row[1].strip().replace(",", ""), lang))
+    for n, row in iter_tsv(path):
+        if row == [""]:
+            continue
+        if len(row) != 2 or not row[1].strip().replace(",", "").lstrip("-").replace(".", "", 1).isdigit():
+            raise DataError(f"{path}:{n}: expected question<TAB>number")
+        items.append(GenItem(f"mgsm-{lang}-{n}", row[0], row[1].strip().replace(",", ""), lang))
     return items
 
 

@@ -24,7 +24,6 @@ alone. The glossary turn of the refinement dialogues counts term hits the same w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -151,6 +150,8 @@ def refinement_dialogues(
 
 def load_constrained(data_dir: str | None = None, limit: int = 0) -> dict[str, list[dict[str, Any]]]:
     """BayLing's constrained sets by direction: ``constraints.zh-en.en.jsonl`` -> ``zho_Hans-eng_Latn``."""
+    from bayling.validate import BadLines, iter_jsonl_numbered
+
     root = dataset_dir("bayling", data_dir) / "constrained_translation"
     files = sorted(root.glob("constraints.*.jsonl"))
     if not files:
@@ -160,15 +161,14 @@ def load_constrained(data_dir: str | None = None, limit: int = 0) -> dict[str, l
         pair = f.name.split(".")[1]
         s, t = (get_language(x).code for x in pair.split("-"))
         items = []
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except ValueError as e:
-                raise DataError(f"{f}:{n}: invalid JSON ({e})") from None
-            if not isinstance(d.get("constraint"), list) or "src" not in d or "tgt" not in d:
-                raise DataError(f"{f}:{n}: expected src, tgt and a constraint list")
+        for n, d in iter_jsonl_numbered(f, BadLines()):
+            ok = isinstance(d.get("src"), str) and isinstance(d.get("tgt"), str)
+            if (
+                not ok
+                or not isinstance(d.get("constraint"), list)
+                or not all(isinstance(w, str) for w in d["constraint"])
+            ):
+                raise DataError(f"{f}:{n}: expected src and tgt strings and a constraint list of strings")
             items.append({"id": f"{pair}-{n}", **d})
         out[f"{s}-{t}"] = items[:limit] if limit > 0 else items
     return out

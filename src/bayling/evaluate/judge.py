@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from bayling.errors import BaylingError, ConfigError, DataError, require
+from bayling.errors import BaylingError, ConfigError, require
 from bayling.evaluate.config import JudgeConfig
 
 
@@ -56,20 +56,13 @@ def load_judge_prompts(path: str | Path | None = None) -> dict[str, JudgePrompt]
         src = Path(str(resources.files("bayling.evaluate") / "judge_prompts.yaml"))
         data = yaml.safe_load(src.read_text(encoding="utf-8"))
         return {k: JudgePrompt(k, v["system"], v["template"]) for k, v in data.items()}
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"judge prompts not found: {p}")
+    from bayling.validate import BadLines, field, iter_jsonl_numbered, need_file
+
+    p = need_file(path, "judge prompts")
     out = {}
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-            out[d["name"]] = JudgePrompt(d["name"], d["system_prompt"], d["prompt_template"])
-        except (ValueError, KeyError) as e:
-            raise DataError(
-                f"{p}:{n}: expected a FastChat judge prompt with name/system_prompt/prompt_template ({e})"
-            ) from None
+    for n, d in iter_jsonl_numbered(p, BadLines()):
+        name, system, template = (field(d, k, str, f"{p}:{n}") for k in ("name", "system_prompt", "prompt_template"))
+        out[name] = JudgePrompt(name, system, template)
     return out
 
 

@@ -296,6 +296,8 @@ def score_files(
     comet_model: str | None = None,
     bleu_tokenize: str = "wmt",
     spm_model: str | None = None,
+    encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> dict[str, Any]:
     """Score a hypothesis file against one or more reference files (``bayling eval score``).
 
@@ -312,6 +314,8 @@ def score_files(
         bleu_tokenize: BLEU tokenizer policy (``wmt``: sacreBLEU's own choice, as its CLI; ``auto``: spBLEU
             whenever the FLORES-200 model is available) or a sacreBLEU tokenizer name.
         spm_model: the FLORES-200 SentencePiece model (default: sacreBLEU's copy, when present).
+        encoding: text encoding of the files.
+        errors: undecodable bytes: ``strict`` (fail naming line and byte), ``replace``, ``ignore``…
 
     Returns:
         ``{"n": segments, metric: {"score", "signature"}, "off_target"?: %, "unknown"?: %, "copy"?: %,
@@ -319,8 +323,10 @@ def score_files(
     """
     from bayling.evaluate.testsets import read_lines
 
-    hyps = read_lines(hyp)
-    ref_lines = [read_lines(r) for r in refs]
+    hyps = read_lines(hyp, encoding, errors)
+    if not hyps:
+        raise DataError(f"{hyp}: empty file; expected one hypothesis per line")
+    ref_lines = [read_lines(r, encoding, errors) for r in refs]
     for r, lines in zip(refs, ref_lines, strict=True):
         if len(lines) != len(hyps):
             raise DataError(
@@ -349,6 +355,6 @@ def score_files(
     if comet_model:
         if src is None:
             raise ConfigError("COMET needs the source file (--src)")
-        res = comet_scores(read_lines(src), hyps, ref_lines[0], comet_model)
+        res = comet_scores(read_lines(src, encoding, errors), hyps, ref_lines[0], comet_model)
         out["comet"] = {"score": res["score"], "signature": res["signature"]}
     return out

@@ -9,7 +9,6 @@ used and their turn-1 ratings are the single-turn scores.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from bayling.engines import GenerationParams
 from bayling.errors import DataError
 from bayling.evaluate.testsets import dataset_dir
+from bayling.validate import BadLines, at, check, describe, iter_jsonl_numbered
 
 OPEN_ENDED = ("bayling80_en", "bayling80_zh", "mt_bench")
 
@@ -33,16 +33,15 @@ class Question:
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append((n, json.loads(line)))
-            except ValueError as e:
-                raise DataError(f"{path}:{n}: invalid JSON ({e})") from None
-    return out
+    """``(line, object)`` rows; bad bytes, bad JSON and non-objects name ``file:line`` (:mod:`bayling.validate`)."""
+    return list(iter_jsonl_numbered(path, BadLines()))
+
+
+def _turns(d: dict, key: str, where: str) -> list[str]:
+    turns = d.get(key)
+    if not isinstance(turns, list) or not turns:
+        raise DataError(f"{where}: {key!r} must be a non-empty list of turns, found {describe(turns)}")
+    return [check(t, str, at(where, f"{key}[{i}]")) for i, t in enumerate(turns)]
 
 
 def load_questions(name: str, data_dir: str | None = None, limit: int = 0) -> list[Question]:
@@ -53,13 +52,12 @@ def load_questions(name: str, data_dir: str | None = None, limit: int = 0) -> li
         lang = name.rsplit("_", 1)[1]
         path = dataset_dir("bayling", data_dir) / "BayLing-80" / f"BayLing-80.multiturn.{lang}.jsonl"
         for n, d in _read_jsonl(path):
-            if not isinstance(d.get("text"), list) or not d["text"]:
-                raise DataError(f"{path}:{n}: 'text' must be a non-empty list of turns")
+            turns = _turns(d, "text", f"{path}:{n}")
             qs.append(
                 Question(
                     f"{name}-{d.get('question_id', n)}",
-                    d.get("category", ""),
-                    d["text"],
+                    str(d.get("category", "")),
+                    turns,
                     "zho_Hans" if lang == "zh" else "eng_Latn",
                 )
             )
@@ -68,12 +66,18 @@ def load_questions(name: str, data_dir: str | None = None, limit: int = 0) -> li
         refs = {}
         ref_file = root / "reference_answer" / "gpt-4.jsonl"
         if ref_file.is_file():
-            refs = {d["question_id"]: d["choices"][0]["turns"] for _, d in _read_jsonl(ref_file)}
+            for n, d in _read_jsonl(ref_file):
+                where = f"{ref_file}:{n}"
+                choices = d.get("choices")
+                if "question_id" not in d or not isinstance(choices, list) or not choices:
+                    raise DataError(f"{where}: expected 'question_id' and a 'choices' list, found {describe(d)}")
+                refs[str(d["question_id"])] = _turns(check(choices[0], dict, at(where, "choices[0]")), "turns", where)
         for n, d in _read_jsonl(root / "question.jsonl"):
-            if not isinstance(d.get("turns"), list) or not d["turns"]:
-                raise DataError(f"{root / 'question.jsonl'}:{n}: 'turns' must be a non-empty list")
+            turns = _turns(d, "turns", f"{root / 'question.jsonl'}:{n}")
             qid = d.get("question_id", n)
-            qs.append(Question(f"mt_bench-{qid}", d.get("category", ""), d["turns"], "eng_Latn", refs.get(qid, [])))
+            qs.append(
+                Question(f"mt_bench-{qid}", str(d.get("category", "")), turns, "eng_Latn", refs.get(str(qid), []))
+            )
     else:
         raise DataError(f"unknown open-ended set {name!r}; choose from {', '.join(OPEN_ENDED)}")
     return qs[:limit] if limit > 0 else qs

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -486,6 +485,13 @@ def rebuild_report(eval_dir: str | Path) -> tuple[Path, Path]:
     f = d / "metrics.json"
     if not f.is_file():
         raise DataError(f"{f} not found: run `bayling eval` first")
-    metrics = json.loads(f.read_text(encoding="utf-8"))
+    from bayling.validate import fail, read_json
+
+    metrics = read_json(f)
+    if not isinstance(metrics, dict):
+        raise fail(str(f), "the metrics object written by `bayling eval`", metrics)
     extra = {k: metrics.get(k) for k in ("benchmarks", "open_ended", "interactive") if metrics.get(k)}
-    return write_report(d, metrics, extra, name=metrics.get("name", d.parent.name))
+    try:
+        return write_report(d, metrics, extra, name=metrics.get("name", d.parent.name))
+    except (KeyError, TypeError, AttributeError, ValueError) as e:  # a hand-edited or damaged file (-v: the cause)
+        raise DataError(f"{f}: not a metrics.json written by `bayling eval` ({type(e).__name__}: {e})") from e

@@ -70,17 +70,12 @@ class Bitext:
         return Bitext(self.testset, self.src, self.tgt, self.sources[:n], self.refs[:n], self.ids[:n])
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """Lines of a UTF-8 text file without the trailing newline (blank lines kept: they are segments)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        line = p.read_bytes()[: e.start].count(b"\n") + 1
-        raise DataError(f"{p}:{line}: not valid UTF-8") from None
-    return text.rstrip("\n").split("\n") if text else []
+def read_lines(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> list[str]:
+    """Lines of a text file without line ends (blank lines kept: they are segments); a byte that cannot be
+    decoded is named with its line and position (see :func:`bayling.validate.read_lines`)."""
+    from bayling.validate import read_lines as _read_lines
+
+    return _read_lines(path, encoding, errors)
 
 
 def _aligned(testset: str, src_path: Path, ref_path: Path, src: str, tgt: str) -> Bitext:
@@ -369,4 +364,6 @@ def download(names: Sequence[str], dest: str | Path) -> list[Path]:
     unknown = [n for n in names if n not in fns]
     if unknown:
         raise DataError(f"cannot download {', '.join(unknown)}; choose from {', '.join(fns)}")
+    if Path(dest).exists() and not Path(dest).is_dir():  # before any download, not after it
+        raise DataError(f"--dest {dest} is not a directory")
     return [fns[n](dest) for n in names]

@@ -57,7 +57,9 @@ def read_texts(path: str | Path) -> list[str]:
                 raise DataError(f"{p}:{n}: expected a non-empty 'text' string")
             texts.append(obj["text"])
     else:
-        texts = [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from bayling.validate import read_lines
+
+        texts = [line.strip() for line in read_lines(p) if line.strip()]
     if not texts:
         raise DataError(f"{p}: no text")
     return texts

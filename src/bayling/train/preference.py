@@ -76,11 +76,14 @@ def build_pairs(
 
 
 def read_pairs(path: Path) -> list[dict[str, Any]]:
+    from bayling.validate import chat_messages
+
     pairs = []
     for n, obj in enumerate(read_jsonl(path), 1):
         ok = isinstance(obj.get("prompt"), list) and all(isinstance(obj.get(k), str) for k in ("chosen", "rejected"))
         if not ok:
             raise DataError(f"{path}:{n}: expected 'prompt' (a messages list) and 'chosen'/'rejected' strings")
+        chat_messages({"messages": obj["prompt"]}, f"{path}:{n}: prompt")  # role/content of every turn
         pairs.append(obj)
     if not pairs:
         raise DataError(f"{path}: no preference pairs")
