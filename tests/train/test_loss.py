@@ -95,9 +95,13 @@ def test_a_microbatch_without_labels_gives_a_zero_loss_with_a_gradient(tiny_llam
 
 
 def _trainer(tiny_llama, tokenizer, rows, tmp_path, method, packing, label_only, chunk=None):
+    """``method`` ``full_tied``: full fine-tuning with the output layer tied to the input embedding (as Gemma's)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    tied = method == "full_tied"
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32, tie_word_embeddings=tied)
+    assert (model.lm_head.weight is model.model.embed_tokens.weight) == tied
+    method = "full" if tied else method
     cfg = TrainConfig(
         method=method,
         bf16=False,
@@ -124,8 +128,11 @@ def _reference_logprobs(model, batch):
     return lp[labels != -100]
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
-@pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize(
+    ("method", "packing"),
+    [("full", False), ("full", True), ("lora", False), ("lora", True), ("full_tied", True)],
+    ids=["full-padded", "full-packed", "lora-padded", "lora-packed", "full_tied-packed"],
+)
 def test_label_only_loss_equals_the_full_loss_per_token_and_in_gradients(
     tiny_llama, tiny_tokenizer, dialogues_file, tmp_path, method, packing
 ):
@@ -157,7 +164,7 @@ def test_label_only_loss_equals_the_full_loss_per_token_and_in_gradients(
     (loss_ours, g_ours, m_ours), (loss_today, g_today, m_today) = grads["ours"], grads["today"]
     assert loss_ours == pytest.approx(loss_today, rel=1e-6)
     assert loss_ours == pytest.approx(-ref.sum().item() / (int(mask.sum()) * 2), rel=1e-6)  # num_items_in_batch
-    assert g_ours.keys() == g_today.keys() and len(g_ours) > (20 if method == "full" else 4)
+    assert g_ours.keys() == g_today.keys() and len(g_ours) > (4 if method == "lora" else 20)
     for n in g_ours:
         torch.testing.assert_close(g_ours[n], g_today[n], rtol=1e-4, atol=1e-7, msg=n)
     assert m_ours["mean_token_accuracy"] == pytest.approx(m_today["mean_token_accuracy"], abs=1e-6)

@@ -32,8 +32,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-LOGITS_BUDGET = 1 << 24
-"""Logits per tile (64 MB in fp32): Gemma's 262,144-token vocabulary gives 64 tokens per chunk."""
+LOGITS_BUDGET = 1 << 25
+"""Logits per tile (128 MB in fp32): 128 tokens of Gemma's 262,144-token vocabulary (fewer, larger matmuls
+run faster on CPU; 32 tokens per chunk cost ~30 % more time on Gemma)."""
 
 _SCALE_ATTRS = ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
 
