@@ -99,8 +99,10 @@ def _trainer(tiny_llama, tokenizer, rows, tmp_path, method, packing, label_only,
     from transformers import AutoModelForCausalLM
 
     tied = method == "full_tied"
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32, tie_word_embeddings=tied)
-    assert (model.lm_head.weight is model.model.embed_tokens.weight) == tied
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    if tied:
+        model.config.tie_word_embeddings = True
+        model.lm_head.weight = model.model.embed_tokens.weight
     method = "full" if tied else method
     cfg = TrainConfig(
         method=method,
@@ -164,7 +166,7 @@ def test_label_only_loss_equals_the_full_loss_per_token_and_in_gradients(
     (loss_ours, g_ours, m_ours), (loss_today, g_today, m_today) = grads["ours"], grads["today"]
     assert loss_ours == pytest.approx(loss_today, rel=1e-6)
     assert loss_ours == pytest.approx(-ref.sum().item() / (int(mask.sum()) * 2), rel=1e-6)  # num_items_in_batch
-    assert g_ours.keys() == g_today.keys() and len(g_ours) > (4 if method == "lora" else 20)
+    assert g_ours.keys() == g_today.keys() and len(g_ours) >= (5 if method == "lora" else 20)
     for n in g_ours:
         torch.testing.assert_close(g_ours[n], g_today[n], rtol=1e-4, atol=1e-7, msg=n)
     assert m_ours["mean_token_accuracy"] == pytest.approx(m_today["mean_token_accuracy"], abs=1e-6)
