@@ -7,7 +7,7 @@ full logits, but off Triton devices it scores *every* position (prompt tokens in
 in the backward and upcasts each tile through several fp32 temporaries. With assistant-only labels only the
 assistant tokens count, so most of that work is thrown away.
 
-:class:`LabelOnlyHead` scores only the labelled positions, ``chunk`` tokens at a time against the whole
+:func:`label_only_logprobs` scores only the labelled positions, ``chunk`` tokens at a time against the whole
 vocabulary (one ``[chunk, vocab]`` tile, never ``[tokens, vocab]``), and, like Liger's fused linear
 cross-entropy, computes the gradient while the tile is live: two matmuls per token instead of three, no backward
 recompute. The per-token log-probability is the one the model's own loss computes (logits in the model's dtype,
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 LOGITS_BUDGET = 1 << 25
 """Logits per tile (128 MB in fp32): 128 tokens of Gemma's 262,144-token vocabulary (fewer, larger matmuls
-run faster on CPU; 32 tokens per chunk cost ~30 % more time on Gemma)."""
+run faster on CPU: 32-token tiles took ~1.4x as long in a micro-benchmark of Gemma's head)."""
 
 _SCALE_ATTRS = ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
 
@@ -125,31 +125,17 @@ def _head_tiles(
     return logprobs, entropy, is_top1, grad_hidden, grad_weight
 
 
-class LabelOnlyHead:
-    """``log p(target)`` of ``hidden @ weight.T`` for labelled rows only, with gradients computed in the forward.
-
-    ``LabelOnlyHead.apply(hidden [n, H], weight [V, H], targets [n], softcap, chunk, stats)`` returns
-    ``(logprobs, entropy, is_top1)``, each ``[n]``; entropy and is_top1 carry no gradient (metrics only).
-    The hidden-state gradient of each row is stashed in the forward and scaled by its upstream gradient in the
-    backward (exact for any upstream gradient). A weight gradient (full fine-tuning) is stashed summed over
-    rows, which is exact when every row has the same upstream gradient (a sum or mean loss, as SFT's);
-    otherwise the backward recomputes the tiles with the per-row scales.
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never instantiated
-        raise TypeError("use LabelOnlyHead.apply(...)")
-
-    @staticmethod
-    def apply(*args: Any) -> Any:
-        return _function().apply(*args)
-
-
 @functools.cache
 def _function() -> Any:
     """The autograd Function, built on first use so that importing this module does not import torch."""
     import torch
 
     class _LabelOnlyHead(torch.autograd.Function):
+        """The hidden-state gradient of each row is stashed in the forward and scaled by its upstream gradient
+        in the backward (exact for any upstream gradient). A weight gradient (full fine-tuning) is stashed summed
+        over rows, exact when every row has the same upstream gradient (a sum or mean loss, as SFT's); otherwise
+        the backward recomputes the tiles with the per-row scales."""
+
         @staticmethod
         def forward(ctx, hidden, weight, targets, softcap, chunk, stats):
             need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -185,8 +171,20 @@ def _function() -> Any:
 def label_only_logprobs(
     hidden: Any, weight: Any, targets: Any, softcap: float | None = None, chunk: int | None = None, stats: bool = True
 ) -> tuple[Any, Any, Any]:
-    """Per-row ``log p(target)`` (and entropy, top-1) of ``hidden @ weight.T``; see :class:`LabelOnlyHead`."""
-    return LabelOnlyHead.apply(hidden, weight, targets, softcap, chunk or chunk_tokens(weight.shape[0]), stats)
+    """``log p(target)`` of ``hidden @ weight.T`` for labelled rows only, gradients computed in the forward.
+
+    Args:
+        hidden: ``[n, H]`` final hidden states of the labelled positions (after the shift).
+        weight: ``[V, H]`` output layer (the input embedding when tied).
+        targets: ``[n]`` next-token labels.
+        softcap: ``final_logit_softcapping`` (logits become ``cap * tanh(logits / cap)``), None for none.
+        chunk: tokens per ``[chunk, V]`` tile (default :func:`chunk_tokens`).
+        stats: also return the entropy and whether the target is the argmax (metrics, no gradient).
+
+    Returns:
+        ``(logprobs, entropy, is_top1)``, each ``[n]``; the last two None without ``stats``.
+    """
+    return _function().apply(hidden, weight, targets, softcap, chunk or chunk_tokens(weight.shape[0]), stats)
 
 
 # ----------------------------------------------------------------------------- TRL integration
@@ -216,7 +214,7 @@ def supports_label_only(model: Any) -> str | None:
 
 
 def install_label_only_head(model: Any, chunk: int | None = None) -> bool:
-    """Serve TRL's fused-head calls (``model(..., fused_lm_head=True)``) with :class:`LabelOnlyHead`.
+    """Serve TRL's fused-head calls (``model(..., fused_lm_head=True)``) with :func:`label_only_logprobs`.
 
     ``model`` is the trainer's model (a PEFT model or a plain causal LM) after ``SFTTrainer.__init__`` added
     TRL's fused head to it. Calls without ``fused_lm_head`` (generation, evaluation through ``logits``) and
@@ -263,9 +261,7 @@ def install_label_only_head(model: Any, chunk: int | None = None) -> bool:
         hidden, labels = hidden.to(weight.device), labels.to(weight.device)
         mask = labels != -100
         with maybe_gather_lm_head_ctx(weight):
-            lp, ent, top1 = LabelOnlyHead.apply(
-                hidden[mask], weight, labels[mask], softcap, chunk or chunk_tokens(weight.shape[0]), True
-            )
+            lp, ent, top1 = label_only_logprobs(hidden[mask], weight, labels[mask], softcap, chunk)
         # masked_scatter keeps an all-ignored micro-batch connected to the graph (a zero loss, not a failure)
         log_probs = lp.new_zeros(mask.shape).masked_scatter(mask, lp)
         denom = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
