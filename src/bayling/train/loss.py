@@ -20,7 +20,7 @@ rest exactly as before: normalisation by ``num_items_in_batch`` under gradient a
 padding-free batches need nothing extra: TRL's collator already sets the label of each example's first token
 to -100, so no token is predicted from the previous example. Where the label-only kernel does not apply
 (Triton devices, where TRL's own kernel is already label-only; scaled-logit or MoE models; sharded FSDP/ZeRO-3
-heads that need their own gradient), TRL's head runs unchanged.
+heads that need their own gradient; an adapter on the output layer), TRL's head runs unchanged.
 """
 
 from __future__ import annotations
@@ -160,9 +160,8 @@ def _function() -> Any:
                 if g.numel() == 0 or bool((g == g[0]).all()):
                     grad_weight = (gw * (g[0] if g.numel() else 0.0)).to(ctx.weight_dtype)
                 else:  # per-row upstream gradients: recompute the tiles with them
-                    grad_weight = _head_tiles(hidden, weight, targets, ctx.softcap, ctx.chunk, g, False, True, False)[
-                        4
-                    ].to(ctx.weight_dtype)
+                    tiles = _head_tiles(hidden, weight, targets, ctx.softcap, ctx.chunk, g, False, True, False)
+                    grad_weight = tiles[4].to(ctx.weight_dtype)
             return grad_hidden, grad_weight, None, None, None, None
 
     return _LabelOnlyHead
@@ -236,14 +235,15 @@ def install_label_only_head(model: Any, chunk: int | None = None) -> bool:
 
     @functools.wraps(trl_forward)
     def forward(self, *args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
-        from trl.kernels.chunked_logprob import _use_triton
         from trl.trainer.utils import FusedCausalLMOutput, maybe_gather_lm_head_ctx
 
         head = self.get_output_embeddings()
         weight = head.weight
         sharded = _is_dtensor(weight)
         zero3_grad = hasattr(weight, "ds_id") and weight.requires_grad
-        if not fused_lm_head or _use_triton(weight.device) or sharded or zero3_grad:
+        adapted = hasattr(head, "base_layer")  # a PEFT adapter on the output layer itself
+        triton = weight.device.type in ("cuda", "xpu")  # TRL's Triton kernel there already scores labels only
+        if not fused_lm_head or triton or sharded or zero3_grad or adapted:
             return trl_forward(
                 *args,
                 fused_lm_head=fused_lm_head,
