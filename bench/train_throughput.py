@@ -185,6 +185,29 @@ def _sync() -> None:
 KINDS = ("plain", "packed", "label_only")
 
 
+def _cpu_jiffies() -> list[int]:
+    """Machine-wide CPU time from /proc/stat (user nice system idle iowait irq softirq steal), or []."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return []
+
+
+def _busy(before: list[int], after: list[int], own_cpu: float) -> dict[str, float] | None:
+    """How busy the machine was during a run: CPU share used by other processes and stolen by the host."""
+    if not before or not after:
+        return None
+    d = [y - x for x, y in zip(before, after, strict=True)]
+    total = sum(d) or 1
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = (total - d[3] - d[4] - d[7]) / total
+    return {
+        "machine_busy_fraction": round(busy, 3),
+        "others_busy_fraction": round(max(0.0, busy - own_cpu * hz / total), 3),
+        "steal_fraction": round(d[7] / total, 4),
+    }
+
+
 def run_one(
     kind: str, model_path: Path, tok: Any, rows: list[dict], a: argparse.Namespace, tmp: Path, packed_rows: int
 ) -> dict[str, Any]:
@@ -251,7 +274,9 @@ def run_one(
     if kind == "plain":  # how much of plain's compute goes to padding
         for batch in trainer.get_train_dataloader():
             padded += int(batch["attention_mask"].numel() - batch["attention_mask"].sum())
+    jiffies, cpu0, wall0 = _cpu_jiffies(), time.process_time(), time.perf_counter()
     result = trainer.train()
+    own_cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     steps = timer.steps[1:] if len(timer.steps) > 1 else timer.steps
     secs, toks = sum(s for s, _ in steps), sum(t for _, t in steps)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -268,6 +293,9 @@ def run_one(
         "padding_tokens": padded,
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "train_wall_seconds": round(wall, 2),
+        "own_cpu_seconds": round(own_cpu, 2),  # ~ wall x threads when the bench had its cores to itself
+        "cpu": _busy(jiffies, _cpu_jiffies(), own_cpu),
     }
     del trainer, model
     return out
@@ -383,8 +411,9 @@ def bench_model(name: str, a: argparse.Namespace) -> dict[str, Any]:
                 runs[kind].append(res)
                 print(
                     f"[{name}] {kind:10s} run {r + 1}: {res['tokens_per_second']:8.1f} tok/s "
-                    f"({res['steps']} steps, first loss {res['losses'][0]:.4f}, load {res['load_avg_before'][0]:.1f}"
-                    f"->{res['load_avg_after'][0]:.1f})",
+                    f"({res['steps']} steps, first loss {res['losses'][0]:.4f}, own cpu/wall "
+                    f"{res['own_cpu_seconds'] / res['train_wall_seconds']:.2f}, others busy "
+                    f"{(res['cpu'] or {}).get('others_busy_fraction', float('nan')):.2f})",
                     flush=True,
                 )
         check = per_token_check(path, tok, rows, a, tmp)
@@ -436,7 +465,7 @@ def bench_model(name: str, a: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", help="tiny, gemma or a model directory (repeatable)")
-    p.add_argument("--examples", type=int, default=None, help="default: 256 for tiny, 24 for other models")
+    p.add_argument("--examples", type=int, default=None, help="default: 256 for tiny, 16 for other models")
     p.add_argument("--max-length", type=int, default=None, help="default: 1024 for tiny, 512 for other models")
     p.add_argument("--batch-size", type=int, default=None, help="plain's examples per step (8 tiny, 4 others)")
     p.add_argument("--method", default="lora", choices=["lora", "full"])
@@ -448,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--attn", default=None, help="attention implementation (default: the model's, sdpa)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=None, help="interleaved rounds of the three paths (3 tiny, 2)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the three paths")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -475,7 +504,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         tiny = name == "tiny"
         args = argparse.Namespace(**vars(a))
-        defaults = {"examples": (256, 24), "max_length": (1024, 512), "batch_size": (8, 4), "repeats": (3, 2)}
+        defaults = {
+            "examples": (256, 16),
+            "max_length": (1024, 512),
+            "batch_size": (8, 4),
+        }
         for key, (for_tiny, other) in defaults.items():
             if getattr(args, key) is None:
                 setattr(args, key, for_tiny if tiny else other)
@@ -495,8 +528,10 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_threads": torch.get_num_threads(),
                 "load_avg_start": [round(x, 2) for x in load_start],
                 "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-                "note": "load average = runnable processes on the whole machine (this bench adds about its "
-                "thread count); other engineers share the cores, so compare the ratios, not absolute tok/s",
+                "note": "other engineers share the cores (and the VM's host may be shared too), so absolute tok/s "
+                "vary from run to run: compare the ratios. Per run: load average (runnable processes, this bench "
+                "included), own_cpu_seconds/train_wall_seconds (1.0 = one thread had a core to itself) and the "
+                "fraction of machine CPU time used by other processes",
             },
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
             "settings": {k: v for k, v in vars(args).items() if k != "model"},
