@@ -1,19 +1,26 @@
-"""Training throughput: bayling's SFT recipe vs plain ``trl.SFTTrainer`` defaults, same model, data and machine.
+"""Training throughput on one machine: bayling's SFT recipe with and without the label-only LM head, vs plain TRL.
 
-*Plain* is ``trl.SFTTrainer`` with its defaults (no packing, no padding-free: every batch padded to its
-longest example). *Ours* is :func:`bayling.train.sft.build_sft_trainer` with ``packing=True,
-packing_strategy="bfd"``: examples packed best-fit-decreasing into rows of ``max_length`` tokens and
-flattened without padding, position ids restarting per example so no attention crosses examples. Both get
-the same pre-tokenized rows (``bayling.chat.tokenize_conversation``, loss on assistant turns only), the
-same LoRA init, learning rate, precision and gradient-checkpointing setting; ours gets as many packed rows
-per optimizer step as carry the same number of real tokens as plain's batch (same optimisation granularity):
-on GPU they are flattened into one varlen batch, on CPU they are accumulated one row at a time (sdpa on CPU
-computes a dense masked score matrix over everything flattened together, quadratic in the batch's tokens).
+Three paths, same model, data, LoRA init, learning rate, precision and gradient-checkpointing setting:
 
-Throughput is *real* (non-padding) tokens per second over one epoch, first step excluded (warm-up), the
-two trainers run alternately ``--repeats`` times on a fresh model each; the JSON holds every run. A
-separate check feeds the first packed rows and the same examples as padded batches through the model
-(fp32, eval mode) and reports the largest per-token loss difference.
+- *plain*: ``trl.SFTTrainer`` with its defaults (no packing, no padding-free: every batch padded to its
+  longest example).
+- *packed*: :func:`bayling.train.sft.build_sft_trainer` with ``packing=True, packing_strategy="bfd"`` and
+  ``label_only_loss=False``, i.e. the packed path before the label-only head: examples packed best-fit-
+  decreasing into rows of ``max_length`` tokens, flattened without padding, position ids restarting per
+  example; TRL's fused LM head, which on CPU scores every position.
+- *label_only*: the same with ``label_only_loss=True`` (the default): logits and loss only at labelled
+  (assistant) positions, in chunks, gradients formed while each chunk is live (:mod:`bayling.train.loss`).
+
+Packed paths get as many packed rows per optimizer step as carry the same number of real tokens as plain's
+batch (same optimisation granularity): on GPU they are flattened into one varlen batch, on CPU accumulated one
+row at a time (sdpa on CPU computes a dense masked score matrix over everything flattened together).
+
+Throughput is *real* (non-padding) tokens per second over one epoch, first step excluded (warm-up). The paths
+run interleaved, ``--repeats`` times, each on a fresh model, so a busy neighbour slows all of them alike; the
+JSON holds every run with the load average before and after it, and the ratios (more robust than absolute
+tokens/s on a shared machine). Checks: the first-step (and every logged) loss of *packed* and *label_only*
+(same batches, same init); the per-token loss of the first packed rows against the same examples as padded
+batches and against the model's full logits (fp32, eval mode).
 
 Data: a realistic mix from ``../shared/data`` when present (50 % short NTREX sentence translations, 30 %
 Alpaca en/zh instructions, 20 % multi-turn OpenAssistant zh dialogues), else synthetic dialogues with a
@@ -21,8 +28,8 @@ similar length spread.
 
 Run as::
 
-    nice -n 10 python bench/train_throughput.py --model tiny --out bench/results/train_throughput_tiny.json
-    nice -n 10 python bench/train_throughput.py --model gemma --examples 24 --max-length 512 --batch-size 4
+    nice -n 10 python bench/train_throughput.py --model tiny --model gemma \
+        --out bench/results/train_throughput_cpu.json   # one run: writes train_throughput_cpu_{tiny,gemma}.json
     python bench/train_throughput.py --model random:GEMMA_DIR --device cuda --examples 2000 --max-length 2048 \
         --batch-size 16        # GPU: Gemma-3-270M's config and tokenizer, random weights
 """
@@ -175,8 +182,34 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+KINDS = ("plain", "packed", "label_only")
+
+
+def _cpu_jiffies() -> list[int]:
+    """Machine-wide CPU time from /proc/stat (user nice system idle iowait irq softirq steal), or []."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return []
+
+
+def _busy(before: list[int], after: list[int], own_cpu: float) -> dict[str, float] | None:
+    """How busy the machine was during a run: CPU share used by other processes and stolen by the host."""
+    if not before or not after:
+        return None
+    d = [y - x for x, y in zip(before, after, strict=True)]
+    total = sum(d) or 1
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = (total - d[3] - d[4] - d[7]) / total
+    return {
+        "machine_busy_fraction": round(busy, 3),
+        "others_busy_fraction": round(max(0.0, busy - own_cpu * hz / total), 3),
+        "steal_fraction": round(d[7] / total, 4),
+    }
+
+
 def run_one(
-    kind: str, model_path: Path, tok: Any, rows: list[dict], a: argparse.Namespace, tmp: Path, ours_rows_per_step: int
+    kind: str, model_path: Path, tok: Any, rows: list[dict], a: argparse.Namespace, tmp: Path, packed_rows: int
 ) -> dict[str, Any]:
     import trl
     from datasets import Dataset
@@ -191,19 +224,21 @@ def run_one(
         batch_size=a.batch_size,
         learning_rate=1e-4,
         bf16=a.bf16,
-        logging_steps=10_000,
+        logging_steps=1,
         report_to=[],
         attn_implementation=a.attn,
         lora_dropout=0.0,
+        label_only_loss=kind == "label_only",
     )
+    load_before = os.getloadavg()
     model = load_for_training(model_path, cfg.method, cfg.bf16, a.device, a.attn)
     timer = _timer()
-    if kind == "ours":
+    if kind != "plain":
         cfg.packing, cfg.packing_strategy = True, "bfd"
         if a.device.startswith("cuda"):  # varlen-capable kernels: flatten all rows of a step into one
-            cfg.batch_size = ours_rows_per_step
+            cfg.batch_size = packed_rows
         else:  # CPU sdpa computes a dense (masked) score matrix over the whole flattened batch: one row at a time
-            cfg.batch_size, cfg.grad_accum = 1, ours_rows_per_step
+            cfg.batch_size, cfg.grad_accum = 1, packed_rows
         trainer = build_sft_trainer(cfg, model, tok, rows, tmp / kind, a.device, seed=0, callbacks=[timer])
     else:  # trl.SFTTrainer defaults, aligned only on what a fair comparison needs
         on_gpu = a.device.startswith("cuda")
@@ -216,7 +251,7 @@ def run_one(
             seed=0,
             report_to=[],
             save_strategy="no",
-            logging_steps=10_000,
+            logging_steps=1,
             disable_tqdm=True,
             use_cpu=not on_gpu,
             bf16=bool(cfg.bf16 and on_gpu and cfg.method == "full"),
@@ -239,7 +274,9 @@ def run_one(
     if kind == "plain":  # how much of plain's compute goes to padding
         for batch in trainer.get_train_dataloader():
             padded += int(batch["attention_mask"].numel() - batch["attention_mask"].sum())
+    jiffies, cpu0, wall0 = _cpu_jiffies(), time.process_time(), time.perf_counter()
     result = trainer.train()
+    own_cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     steps = timer.steps[1:] if len(timer.steps) > 1 else timer.steps
     secs, toks = sum(s for s, _ in steps), sum(t for _, t in steps)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -254,6 +291,11 @@ def run_one(
         "train_loss": result.training_loss,
         "losses": losses,
         "padding_tokens": padded,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "train_wall_seconds": round(wall, 2),
+        "own_cpu_seconds": round(own_cpu, 2),  # ~ wall x threads when the bench had its cores to itself
+        "cpu": _busy(jiffies, _cpu_jiffies(), own_cpu),
     }
     del trainer, model
     return out
@@ -262,7 +304,8 @@ def run_one(
 def per_token_check(
     model_path: Path, tok: Any, rows: list[dict], a: argparse.Namespace, tmp: Path, n_rows: int = 4
 ) -> dict[str, Any]:
-    """Largest per-token NLL difference between packed rows and the same examples in padded batches."""
+    """Largest per-token NLL differences on the first packed rows (fp32, eval mode): packed vs the same examples
+    in padded batches, and the label-only head vs the model's full logits on the packed rows."""
     import torch
     import torch.nn.functional as F
     from transformers import AutoModelForCausalLM
@@ -276,15 +319,15 @@ def per_token_check(
     )
     model.to(a.device).eval()
     cfg = TrainConfig(method="full", packing=True, max_length=a.max_length, batch_size=1, bf16=False, report_to=[])
-    loader = build_sft_trainer(cfg, model, tok, rows, tmp / "check", a.device).get_train_dataloader()
+    trainer = build_sft_trainer(cfg, model, tok, rows, tmp / "check", a.device)  # label-only head installed
 
     def nll(logits, lab):
         lab = lab[1:]
         v = F.cross_entropy(logits[:-1].float(), lab.clamp(min=0), reduction="none")
         return v[lab != -100]
 
-    diffs, n, n_ex, dev = [], 0, 0, a.device
-    for r, packed in enumerate(loader):
+    diffs, label_only_diffs, n, n_ex, dev = [], [], 0, 0, a.device
+    for r, packed in enumerate(trainer.get_train_dataloader()):
         if r == n_rows:
             break
         ids, labels, pos = packed["input_ids"][0], packed["labels"][0], packed["position_ids"][0]
@@ -298,6 +341,14 @@ def per_token_check(
             lq = model(
                 input_ids=padded["input_ids"].to(dev), attention_mask=padded["attention_mask"].to(dev)
             ).logits.cpu()
+            fused = trainer.model(
+                input_ids=ids[None].to(dev),
+                position_ids=pos[None].to(dev),
+                labels=labels[None].to(dev),
+                fused_lm_head=True,
+            )
+        ours = -fused.log_probs[0][fused.label_mask[0]].cpu()
+        label_only_diffs.append(float((ours - nll(lp, labels)).abs().max()) if len(ours) else 0.0)
         for k, (x, y) in enumerate(segs):
             p, q = nll(lp[x:y], labels[x:y]), nll(lq[k, : y - x], labels[x:y])
             diffs.append(float((p - q).abs().max()) if len(p) else 0.0)
@@ -308,6 +359,7 @@ def per_token_check(
         "examples": n_ex,
         "trained_tokens": n,
         "max_abs_diff": max(diffs),
+        "label_only_vs_full_logits_max_abs_diff": max(label_only_diffs),
         "dtype": "float32",
     }
 
@@ -315,11 +367,25 @@ def per_token_check(
 # ----------------------------------------------------------------------------- main
 
 
+def _loss_check(runs: dict[str, list[dict]]) -> dict[str, Any]:
+    """First-step and curve agreement of *packed* and *label_only* (same init, same batches, training dtype)."""
+    a, b = runs["packed"][0]["losses"], runs["label_only"][0]["losses"]
+    rel = [abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a, b, strict=False)]
+    return {
+        "packed_first_step_loss": a[0] if a else None,
+        "label_only_first_step_loss": b[0] if b else None,
+        "first_step_rel_diff": rel[0] if rel else None,
+        "max_rel_diff_over_steps": max(rel) if rel else None,
+        "steps_compared": len(rel),
+    }
+
+
 def bench_model(name: str, a: argparse.Namespace) -> dict[str, Any]:
     from bayling.chat import format_for_tokenizer, tokenize_conversation
     from bayling.models import load_tokenizer
     from bayling.train.data import count_tokens
 
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_train_") as d:
         tmp = Path(d)
         path = resolve(name, tmp)
@@ -331,57 +397,77 @@ def bench_model(name: str, a: argparse.Namespace) -> dict[str, Any]:
         lengths = sorted(len(r["input_ids"]) for r in rows)
         total, trained = count_tokens(rows)
         mean_len = total / len(rows)
-        ours_rows = max(1, round(a.batch_size * mean_len / a.max_length))
+        packed_rows = max(1, round(a.batch_size * mean_len / a.max_length))
         print(
-            f"[{name}] {len(rows)} examples, {total} tokens (median {lengths[len(lengths) // 2]}, "
-            f"max {lengths[-1]}); ours packs {ours_rows} row(s) of {a.max_length} per step",
+            f"[{name}] {len(rows)} examples, {total} tokens ({trained} labelled; median {lengths[len(lengths) // 2]}"
+            f", max {lengths[-1]}); packed paths take {packed_rows} row(s) of {a.max_length} per step",
             flush=True,
         )
-        runs: dict[str, list[dict]] = {"plain": [], "ours": []}
+        runs: dict[str, list[dict]] = {k: [] for k in KINDS}
         for r in range(a.repeats):
-            for kind in ("plain", "ours") if r % 2 == 0 else ("ours", "plain"):
-                res = run_one(kind, path, tok, rows, a, tmp, ours_rows)
+            order = KINDS[r % 3 :] + KINDS[: r % 3]  # rotate, so no path always runs first or last
+            for kind in order:
+                res = run_one(kind, path, tok, rows, a, tmp, packed_rows)
                 runs[kind].append(res)
                 print(
-                    f"[{name}] {kind:5s} run {r + 1}: {res['tokens_per_second']:.0f} tok/s "
-                    f"({res['steps']} steps, loss {res['train_loss']:.4f})",
+                    f"[{name}] {kind:10s} run {r + 1}: {res['tokens_per_second']:8.1f} tok/s "
+                    f"({res['steps']} steps, first loss {res['losses'][0]:.4f}, own cpu/wall "
+                    f"{res['own_cpu_seconds'] / res['train_wall_seconds']:.2f}, others busy "
+                    f"{(res['cpu'] or {}).get('others_busy_fraction', float('nan')):.2f})",
                     flush=True,
                 )
         check = per_token_check(path, tok, rows, a, tmp)
         tps = {k: statistics.median(x["tokens_per_second"] for x in v) for k, v in runs.items()}
-        ratio = tps["ours"] / tps["plain"]
-        print(
-            f"[{name}] ours/plain = {ratio:.2f}x ; per-token loss max |diff| packed vs padded = "
-            f"{check['max_abs_diff']:.2e}",
-            flush=True,
-        )
-        return {
+        paired = [
+            lo["tokens_per_second"] / pk["tokens_per_second"]
+            for lo, pk in zip(runs["label_only"], runs["packed"], strict=True)
+        ]
+        losses = _loss_check(runs)
+        result = {
             "model": name,
             "model_path": str(path) if name != "tiny" else "tiny random Llama (tests/conftest.py)",
             "data_source": source,
             "examples": len(rows),
             "dataset_tokens": total,
             "trained_tokens": trained,
+            "labelled_fraction": round(trained / total, 3),
             "length_median": lengths[len(lengths) // 2],
             "length_max": lengths[-1],
-            "ours_rows_per_step": ours_rows,
+            "ours_rows_per_step": packed_rows,
             "plain_examples_per_step": a.batch_size,
             "plain_padding_fraction": round(
                 runs["plain"][0]["padding_tokens"] / (runs["plain"][0]["padding_tokens"] + total), 3
             ),
             "tokens_per_second": tps,
-            "ratio_ours_over_plain": round(ratio, 3),
+            "ratio_label_only_over_packed": round(tps["label_only"] / tps["packed"], 3),
+            "ratio_label_only_over_packed_paired": [round(x, 3) for x in paired],
+            "ratio_label_only_over_plain": round(tps["label_only"] / tps["plain"], 3),
+            "ratio_packed_over_plain": round(tps["packed"] / tps["plain"], 3),
+            "ratio_ours_over_plain": round(tps["label_only"] / tps["plain"], 3),  # ours = the default recipe
+            "loss_check": losses,
             "per_token_loss_check": check,
+            "wall_seconds": round(time.perf_counter() - t0, 1),
             "runs": runs,
         }
+        print(
+            f"[{name}] label_only/packed = {result['ratio_label_only_over_packed']:.2f}x (paired "
+            f"{', '.join(f'{x:.2f}' for x in paired)}), label_only/plain = {result['ratio_label_only_over_plain']:.2f}x"
+            f", packed/plain = {result['ratio_packed_over_plain']:.2f}x\n"
+            f"[{name}] first-step loss packed {losses['packed_first_step_loss']:.6f} vs label_only "
+            f"{losses['label_only_first_step_loss']:.6f} (max rel diff over {losses['steps_compared']} steps "
+            f"{losses['max_rel_diff_over_steps']:.1e}); per-token |diff| label_only vs full logits "
+            f"{check['label_only_vs_full_logits_max_abs_diff']:.1e}, packed vs padded {check['max_abs_diff']:.1e}",
+            flush=True,
+        )
+        return result
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", help="tiny, gemma or a model directory (repeatable)")
-    p.add_argument("--examples", type=int, default=256)
-    p.add_argument("--max-length", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=8, help="plain's examples per step")
+    p.add_argument("--examples", type=int, default=None, help="default: 256 for tiny, 16 for other models")
+    p.add_argument("--max-length", type=int, default=None, help="default: 1024 for tiny, 512 for other models")
+    p.add_argument("--batch-size", type=int, default=None, help="plain's examples per step (8 tiny, 4 others)")
     p.add_argument("--method", default="lora", choices=["lora", "full"])
     p.add_argument(
         "--bf16",
@@ -391,10 +477,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--attn", default=None, help="attention implementation (default: the model's, sdpa)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the three paths")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(REPO / "bench" / "results" / "train_throughput.json"))
+    p.add_argument(
+        "--out",
+        default=str(REPO / "bench" / "results" / "train_throughput.json"),
+        help="with several --model: one file per model, OUT's stem + _MODEL",
+    )
     a = p.parse_args(argv)
     os.environ.setdefault("BAYLING_NO_PROGRESS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -406,40 +496,60 @@ def main(argv: list[str] | None = None) -> int:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     import datasets
-
-    datasets.disable_progress_bars()
-    results = []
-    for name in a.model or ["tiny"]:
-        args = argparse.Namespace(**vars(a))
-        if args.bf16 is None:
-            args.bf16 = name != "tiny"  # LoRA on a bf16 base, as the recipe trains Gemma
-        results.append(bench_model(name, args))
     import trl
 
-    report = {
-        "benchmark": "train_throughput",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "device": a.device,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "cpu_threads": torch.get_num_threads(),
-            "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        },
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
-        "settings": {k: v for k, v in vars(a).items() if k != "model"},
-        "results": results,
-    }
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    for r in results:
+    datasets.disable_progress_bars()
+    names = a.model or ["tiny"]
+    outs = []
+    for name in names:
+        tiny = name == "tiny"
+        args = argparse.Namespace(**vars(a))
+        defaults = {
+            "examples": (256, 16),
+            "max_length": (1024, 512),
+            "batch_size": (8, 4),
+        }
+        for key, (for_tiny, other) in defaults.items():
+            if getattr(args, key) is None:
+                setattr(args, key, for_tiny if tiny else other)
+        if args.bf16 is None:
+            args.bf16 = not tiny  # LoRA on a bf16 base, as the recipe trains Gemma
+        load_start = os.getloadavg()
+        result = bench_model(name, args)
+        report = {
+            "benchmark": "train_throughput",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": {
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "device": a.device,
+                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                "cpu_count": os.cpu_count(),
+                "cpu_threads": torch.get_num_threads(),
+                "load_avg_start": [round(x, 2) for x in load_start],
+                "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+                "note": "other engineers share the cores (and the VM's host may be shared too), so absolute tok/s "
+                "vary from run to run: compare the ratios. Per run: load average (runnable processes, this bench "
+                "included), own_cpu_seconds/train_wall_seconds (1.0 = one thread had a core to itself) and the "
+                "fraction of machine CPU time used by other processes",
+            },
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
+            "settings": {k: v for k, v in vars(args).items() if k != "model"},
+            "results": [result],
+        }
+        out = Path(a.out)
+        if len(names) > 1:
+            out = out.with_name(f"{out.stem}_{Path(name).name.replace(':', '_')}{out.suffix}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        outs.append((result, out))
+    for r, out in outs:
+        t = r["tokens_per_second"]
         print(
-            f"{r['model']}: ours {r['tokens_per_second']['ours']:.0f} tok/s vs plain "
-            f"{r['tokens_per_second']['plain']:.0f} tok/s = {r['ratio_ours_over_plain']:.2f}x"
+            f"{r['model']}: label_only {t['label_only']:.0f} tok/s, packed {t['packed']:.0f}, plain {t['plain']:.0f}"
+            f" -> label_only/packed {r['ratio_label_only_over_packed']:.2f}x, label_only/plain "
+            f"{r['ratio_label_only_over_plain']:.2f}x  ({out})"
         )
-    print(out)
     return 0
 
 

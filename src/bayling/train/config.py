@@ -90,6 +90,9 @@ class TrainConfig:
     padding_free: bool = True
     """Without packing, still flatten each batch into one row with no pad tokens (same batches and loss as
     padded batches, less compute). Position ids restart per example, so attention never crosses examples."""
+    label_only_loss: bool = True
+    """Compute the LM head and loss only at labelled (assistant) tokens, a few rows of ``[tokens, vocab]`` at a
+    time (:mod:`bayling.train.loss`): same loss, much less work on a large vocabulary. ``false`` = TRL's own head."""
     attn_implementation: str | None = None
     """``sdpa``, ``eager``, ``flash_attention_2``, ``flex_attention``…; None = the model's default."""
     warmup_ratio: float = 0.05

@@ -104,6 +104,10 @@ def run_cpt(
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    if cfg.label_only_loss:  # every token is labelled: the gain is the chunked head without backward recompute
+        from bayling.train.loss import install_label_only_head
+
+        install_label_only_head(trainer.model)
     summary = fit(trainer, "cpt", resume)
     if c.method == "lora":
         trainer.save_model(str(stage_dir / "adapter"))  # collective under ZeRO-3/FSDP: every rank takes part

@@ -99,7 +99,7 @@ def build_sft_trainer(
     peft_config = None
     if cfg.method in ("lora", "qlora"):
         peft_config = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
-    return trl.SFTTrainer(
+    trainer = trl.SFTTrainer(
         model=model,
         args=args if args is not None else sft_args(cfg, Path(stage_dir), device, seed),
         train_dataset=datasets.Dataset.from_list(rows),
@@ -107,6 +107,11 @@ def build_sft_trainer(
         peft_config=peft_config,
         callbacks=callbacks,
     )
+    if cfg.label_only_loss:
+        from bayling.train.loss import install_label_only_head
+
+        install_label_only_head(trainer.model)
+    return trainer
 
 
 def fit(trainer: Any, label: str, resume_from: str | None, extra_callbacks: list[Any] | None = None) -> dict[str, Any]:
@@ -150,6 +155,7 @@ def save_output(trainer: Any, tokenizer: Any, output: Path, base_model: Path, me
 
 _NO_EFFECT = (
     "cpt",
+    "label_only_loss",  # the same loss, computed with less work
     "preference",
     "export",
     "resume",
