@@ -24,8 +24,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayling.data.io import BadLines
 from bayling.errors import BaylingError
+from bayling.validate import BadLines
 
 FUZZ = settings(
     max_examples=40,

@@ -84,7 +84,7 @@ def _convert_gguf(gguf: Path, out: Path, chat_format: str = "gemma") -> Path:
     added_template = not getattr(tok, "chat_template", None)
     if added_template:
         tok.chat_template = jinja_template(chat_format)
-    from bayling.data.io import atomic_temp_dir
+    from bayling.io import atomic_temp_dir
 
     tmp = atomic_temp_dir(out)  # readable by others, like every output (mkdtemp alone makes 0700)
     try:
@@ -279,7 +279,7 @@ def _missing(repo: str, info: Any, patterns: dict[str, Any]) -> list[str]:
 
 def _write_ref(storage: Path, revision: str, sha: str) -> None:
     """Record ``revision -> sha`` in the HF cache (``refs/REVISION``), as huggingface_hub does for branch names."""
-    from bayling.data.io import write_text
+    from bayling.io import write_text
 
     ref = storage / "refs" / revision
     if revision != sha and (not ref.is_file() or ref.read_text() != sha):

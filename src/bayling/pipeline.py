@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bayling.config import STAGES, RunConfig, save_config, to_dict
-from bayling.data.io import write_json
 from bayling.errors import ConfigError
+from bayling.io import write_json
 from bayling.progress import console
 
 log = logging.getLogger("bayling")

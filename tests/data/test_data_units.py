@@ -132,8 +132,8 @@ def test_exact_dedup_normalises_case_and_space():
 
 
 def test_read_jsonl_raises_with_file_line_or_skips_and_collects(tmp_path):
-    from bayling.data.io import read_jsonl
     from bayling.errors import DataError
+    from bayling.io import read_jsonl
 
     p = tmp_path / "x.jsonl"
     p.write_text('{"a": 1}\n\n{bad json\n[1, 2]\n{"a": 2}\n', encoding="utf-8")

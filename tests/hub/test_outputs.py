@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bayling.data.io import JsonlWriter, atomic_temp_dir, write_json, write_jsonl, write_text
 from bayling.errors import ConfigError
+from bayling.io import JsonlWriter, atomic_temp_dir, write_json, write_jsonl, write_text
 from bayling.train.card import base_license, base_model_id, eval_results, iso_languages
 from bayling.train.config import TrainConfig
 

@@ -127,8 +127,8 @@ def _teacher(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from bayling.data.io import write_json
     from bayling.data.stats import file_stats
+    from bayling.io import write_json
 
     info = file_stats(args.file, args.tokenizer, args.skip_bad)
     if args.json:

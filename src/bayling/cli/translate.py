@@ -59,9 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _translate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bayling.data.io import write_text
     from bayling.engines import GenerationParams
     from bayling.errors import BaylingError, DataError
+    from bayling.io import write_text
     from bayling.languages import get_language
     from bayling.progress import progress_bar
     from bayling.serve.chat import load_engine_for

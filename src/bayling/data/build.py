@@ -32,7 +32,6 @@ from bayling.data.config import DataConfig
 from bayling.data.filters import Dedup, ExampleFilter
 from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, pilot_tokens, run_shard
 from bayling.data.interactive import Dialogue
-from bayling.data.io import BadLines, JsonlWriter, to_sharegpt, write_json, write_jsonl
 from bayling.data.parallel import ParallelRecord, iter_parallel
 from bayling.data.plan import (
     TRANSLATION_KINDS,
@@ -45,7 +44,9 @@ from bayling.data.plan import (
 from bayling.data.split import Split, split_records
 from bayling.data.stats import Stats, TokenCounter, fertility
 from bayling.errors import ConfigError, DataError
+from bayling.io import JsonlWriter, write_json, write_jsonl
 from bayling.progress import console
+from bayling.validate import BadLines
 
 BUCKET_SIZE = 50_000
 """Examples per shuffle bucket: the merge holds one bucket in memory."""
@@ -355,6 +356,14 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
     if stats.counter is not None and p.heldout:
         info["fertility"] = fertility({c: [r.texts[c] for r in p.heldout[:200]] for c in p.langs}, stats.counter)
     write_json(out / "stats.json", info)
+    return out
+
+
+def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI ``messages`` -> ShareGPT ``conversations`` (``human``/``gpt``/``system``), metadata kept."""
+    roles = {"user": "human", "assistant": "gpt", "system": "system"}
+    out = {k: v for k, v in example.items() if k != "messages"}
+    out["conversations"] = [{"from": roles[m["role"]], "value": m["content"]} for m in example["messages"]]
     return out
 
 

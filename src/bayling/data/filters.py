@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bayling.data.config import ContaminationConfig, FilterConfig
-from bayling.data.io import stable_hash
+from bayling.digest import stable_hash
 from bayling.errors import ConfigError, DataError, UnknownLanguageError
 from bayling.languages import get_language
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from bayling.data.io import BadLines
 from bayling.errors import DataError, require
+from bayling.validate import BadLines
 
 STREAM_BYTES = int(os.environ.get("BAYLING_HF_STREAM_BYTES", 2_000_000_000))
 """Stream a Hub data set when its data files total more than this (default 2 GB)."""

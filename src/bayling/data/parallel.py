@@ -3,7 +3,7 @@
 All readers yield :class:`ParallelRecord` objects keyed by FLORES-200 codes, so the builders never care
 where text came from. They stream (one record at a time), so corpora far larger than memory can be read
 twice (count, then build). Misaligned or malformed input fails with ``file:line`` and the reason, or is
-skipped and counted through :class:`~bayling.data.io.BadLines` when the user asked for that.
+skipped and counted through :class:`~bayling.validate.BadLines` when the user asked for that.
 """
 
 from __future__ import annotations

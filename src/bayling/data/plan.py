@@ -17,9 +17,9 @@ from typing import Any
 
 from bayling.data.config import DataConfig
 from bayling.data.instructions import iter_instructions
-from bayling.data.io import BadLines
 from bayling.errors import ConfigError, DataError
 from bayling.languages import get_language, languages
+from bayling.validate import BadLines
 
 LANGUAGE_SETS = {"flores101": True, "all": False, "flores200": False}
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bayling.config import to_dict
-from bayling.data.io import write_json
+from bayling.io import write_json
 from bayling.progress import console
 
 PARTS = ("translation", "benchmarks", "open_ended", "interactive", "perplexity")

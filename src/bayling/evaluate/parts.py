@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import write_jsonl
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
+from bayling.io import write_jsonl
 from bayling.progress import console, progress_bar
 
 EngineFn = Callable[[], Any]

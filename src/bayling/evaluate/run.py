@@ -26,7 +26,6 @@ from typing import Any
 from rich.table import Table
 
 from bayling.config import ModelConfig, to_dict
-from bayling.data.io import write_json
 from bayling.data.parallel import ParallelRecord, load_parallel, read_jsonl_parallel
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.cache import cached, digest, hypotheses_key, part_fingerprint
@@ -41,6 +40,7 @@ from bayling.evaluate.systems import (
 )
 from bayling.evaluate.testsets import Bitext, load_bitexts
 from bayling.evaluate.translation import grid_directions, parse_direction, translate_and_score
+from bayling.io import write_json
 from bayling.progress import console, progress_bar
 
 

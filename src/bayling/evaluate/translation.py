@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import write_json, write_jsonl
 from bayling.data.templates import translation_prompt
 from bayling.engines import GenerationParams
 from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
 from bayling.evaluate.testsets import Bitext
+from bayling.io import write_json, write_jsonl
 from bayling.languages import get_language, languages
 
 

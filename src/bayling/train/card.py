@@ -368,7 +368,7 @@ def write_cards(
     Returns:
         The card files written.
     """
-    from bayling.data.io import write_text
+    from bayling.io import write_text
 
     run_dir = Path(run_dir)
     cmd = cmd or _read_json(run_dir / "train" / "_stage.json").get("command") or command()

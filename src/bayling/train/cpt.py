@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bayling.config import to_dict
-from bayling.data.io import write_json
 from bayling.errors import require
+from bayling.io import write_json
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, read_texts, tokenize_texts
 from bayling.train.model import (

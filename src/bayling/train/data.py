@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bayling.chat import ChatFormat, format_for_tokenizer, tokenize_conversation
-from bayling.data.io import read_jsonl
 from bayling.errors import DataError
+from bayling.io import read_jsonl
 
 
 def tokenize_file(

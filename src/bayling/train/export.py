@@ -40,7 +40,7 @@ _CONVERTER_PARTS = ("convert_lora_to_gguf.py", "convert_hf_to_gguf.py", "convers
 
 
 def _atomic_dir(out: Path) -> Path:
-    from bayling.data.io import atomic_temp_dir
+    from bayling.io import atomic_temp_dir
 
     return atomic_temp_dir(out)  # mode 0755 under the default umask (mkdtemp alone makes 0700)
 

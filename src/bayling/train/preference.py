@@ -20,8 +20,8 @@ from typing import Any
 
 from bayling.chat import ChatFormat, as_messages, jinja_template
 from bayling.config import to_dict
-from bayling.data.io import read_jsonl, write_json, write_jsonl
 from bayling.errors import DataError, require
+from bayling.io import read_jsonl, write_json, write_jsonl
 from bayling.train.config import TrainConfig
 from bayling.train.model import (
     check_launch,

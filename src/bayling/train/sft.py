@@ -28,8 +28,8 @@ from typing import Any
 
 from bayling.chat import ChatFormat, format_for_tokenizer, jinja_template
 from bayling.config import to_dict
-from bayling.data.io import write_json
 from bayling.errors import require
+from bayling.io import write_json
 from bayling.models import load_tokenizer, pick_device, resolve_model
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, tokenize_file
