@@ -37,9 +37,16 @@ def digest(obj: Any, size: int = 16, ensure_ascii: bool = True) -> str:
 
 
 def file_digest(path: str | Path, size: int = 16) -> str:
-    """SHA-256 of a file's bytes (read in blocks: training files can be larger than memory)."""
+    """SHA-256 of a file's bytes (read in blocks: training files can be larger than memory).
+
+    A path that is not a file digests as its name, so a missing input is reported by the reader that opens it
+    (naming the config key), not here.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return digest(str(p), size)
     h = hashlib.sha256()
-    with Path(path).open("rb") as f:
+    with p.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:size]

@@ -9,7 +9,6 @@ and a log are written beside the stages.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -17,25 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from bayling.config import STAGES, RunConfig, save_config, to_dict
+from bayling.digest import fingerprint
 from bayling.errors import ConfigError
 from bayling.io import write_json
 from bayling.progress import console
+from bayling.resume import mark, marked
 
 log = logging.getLogger("bayling")
-
-
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def stage_fingerprints(cfg: RunConfig) -> dict[str, str]:
     """What each stage's output depends on, hashed; a changed upstream changes every later stage."""
     model = to_dict(cfg.model)
     fp: dict[str, str] = {}
-    fp["data"] = _fingerprint({"data": to_dict(cfg.data), "seed": cfg.seed})
-    fp["train"] = _fingerprint({"train": to_dict(cfg.train), "model": model, "data": fp["data"], "seed": cfg.seed})
-    fp["eval"] = _fingerprint({"eval": to_dict(cfg.eval), "model": model, "train": fp["train"]})
-    fp["chat"] = _fingerprint({"chat": to_dict(cfg.chat), "model": model, "train": fp["train"]})
+    fp["data"] = fingerprint(cfg.data, name="data", seed=cfg.seed)
+    fp["train"] = fingerprint(cfg.train, name="train", model=model, data=fp["data"], seed=cfg.seed)
+    fp["eval"] = fingerprint(cfg.eval, name="eval", model=model, train=fp["train"])
+    fp["chat"] = fingerprint(cfg.chat, name="chat", model=model, train=fp["train"])
     return fp
 
 
@@ -50,13 +47,7 @@ def _setup_logging(run_dir: Path) -> None:
 
 
 def _done(run_dir: Path, stage: str, fp: str) -> bool:
-    marker = run_dir / stage / "_stage.json"
-    if not marker.is_file():
-        return False
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fp
-    except ValueError:
-        return False
+    return marked(run_dir / stage / "_stage.json", fp) is not None
 
 
 def preflight(cfg: RunConfig, plan: list[str]) -> None:
@@ -108,7 +99,7 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
         info = STAGE_FUNCS[stage](cfg, run_dir)
         elapsed = round(time.time() - t0, 1)
         log.info("stage %s finished in %.1fs", stage, elapsed)
-        write_json(run_dir / stage / "_stage.json", {"fingerprint": fps[stage], "seconds": elapsed, **(info or {})})
+        mark(run_dir / stage / "_stage.json", fps[stage], seconds=elapsed, **(info or {}))
         console.print(f"[green]{stage}: done in {elapsed:.0f}s[/green]")
     return run_dir
 

@@ -17,7 +17,6 @@ repeatable: evaluating the same model twice gives identical numbers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,8 +26,9 @@ from rich.table import Table
 
 from bayling.config import ModelConfig, to_dict
 from bayling.data.parallel import ParallelRecord, load_parallel, read_jsonl_parallel
+from bayling.digest import digest
 from bayling.errors import ConfigError, DataError
-from bayling.evaluate.cache import cached, digest, hypotheses_key, part_fingerprint
+from bayling.evaluate.cache import cached_part, hypotheses_key, part_fingerprint
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.systems import (
     PROMPTS,
@@ -42,6 +42,7 @@ from bayling.evaluate.testsets import Bitext, load_bitexts
 from bayling.evaluate.translation import grid_directions, parse_direction, translate_and_score
 from bayling.io import write_json
 from bayling.progress import console, progress_bar
+from bayling.resume import cached, marked
 
 
 def eval_directions(cfg: EvalConfig) -> list[tuple[str, str]]:
@@ -187,14 +188,11 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
         demos=fewshot,
         spm=_file_key(run.spm),
     )
-    cached_scores = sys_dir / "scores.json"
-    if cached_scores.is_file() and (sys_dir / "fingerprint").is_file() and (sys_dir / "fingerprint").read_text() == fp:
-        console.print(f"[dim]eval: {system.name} translation unchanged, using cached scores[/dim]")
-        out["translation"] = json.loads(cached_scores.read_text(encoding="utf-8"))
-    elif bitexts:
-        total = sum(len(b.sources) for b in bitexts)
-        with progress_bar(f"translating ({system.name})", total) as advance:
-            out["translation"] = translate_and_score(
+    scores, marker = sys_dir / "scores.json", sys_dir / "fingerprint"
+
+    def translate() -> dict[str, Any]:
+        with progress_bar(f"translating ({system.name})", sum(len(b.sources) for b in bitexts)) as advance:
+            return translate_and_score(
                 lazy.get,
                 bitexts,
                 sys_dir,
@@ -211,11 +209,16 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
                 spm=run.spm,
                 comet=run.comet,
             )
-        (sys_dir / "fingerprint").write_text(fp)
+
+    def unchanged() -> None:
+        console.print(f"[dim]eval: {system.name} translation unchanged, using cached scores[/dim]")
+
+    if bitexts or (scores.is_file() and marked(marker, fp) is not None):
+        out["translation"] = cached(scores, marker, fp, translate, unchanged)
 
     if cfg.benchmarks:
         fp = part_fingerprint(cfg, "benchmarks", **weights)
-        out["benchmarks"] = cached(
+        out["benchmarks"] = cached_part(
             sys_dir / "benchmarks",
             fp,
             f"{system.name} benchmarks",
@@ -224,7 +227,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
         )
     if cfg.open_ended:
         fp = part_fingerprint(cfg, "open_ended", **weights)
-        out["open_ended"] = cached(
+        out["open_ended"] = cached_part(
             sys_dir / "open_ended",
             fp,
             f"{system.name} open-ended answers",
@@ -234,7 +237,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     if cfg.interactive:
         heldout = Path(run.heldout_file) if run.heldout_file and Path(run.heldout_file).is_file() else None
         fp = part_fingerprint(cfg, "interactive", **weights, heldout=heldout and digest(heldout.read_text("utf-8")))
-        out["interactive"] = cached(
+        out["interactive"] = cached_part(
             sys_dir / "interactive",
             fp,
             f"{system.name} interactive",
@@ -251,7 +254,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
 
         texts = texts_by_language(cfg, run.heldout_file)
         fp = part_fingerprint(cfg, "perplexity", **weights, texts=digest(texts))
-        out["perplexity"] = cached(
+        out["perplexity"] = cached_part(
             sys_dir / "perplexity",
             fp,
             f"{system.name} perplexity",

@@ -10,19 +10,18 @@ newline, which is how a base model is evaluated. Greedy decoding makes scores re
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bayling.data.templates import translation_prompt
+from bayling.digest import digest
 from bayling.engines import GenerationParams
 from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
 from bayling.evaluate.testsets import Bitext
 from bayling.io import write_json, write_jsonl
 from bayling.languages import get_language, languages
+from bayling.resume import Journal
 
 
 def parse_direction(d: str) -> tuple[str, str]:
@@ -138,28 +137,6 @@ def score_direction(
     return scores, rows
 
 
-def _journal_read(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished directions from the hypothesis journal (a line cut short by a crash is ignored)."""
-    done: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                d = json.loads(line)
-                done[d["key"]] = d
-            except (ValueError, KeyError, TypeError):
-                continue
-    return done
-
-
-def _journal_append(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def translate_and_score(
     engine: Any,
     bitexts: Sequence[Bitext],
@@ -196,16 +173,15 @@ def translate_and_score(
         per-sentence rows go to ``out_dir/<direction>.jsonl`` and the scores to ``out_dir/scores.json``.
     """
     out = Path(out_dir)
-    journal = out / "hypotheses.journal.jsonl"
+    journal = Journal(out / "hypotheses.journal.jsonl", key="key")
     keys = {b.key for b in bitexts}
-    entries = _journal_read(journal)
     fresh = {
         k: d
-        for k, d in entries.items()
+        for k, d in journal.entries.items()
         if k in keys and d.get("tag") == journal_tag and d.get("sources") == _src_digest(bitexts, k)
     }
-    if len(fresh) != len(entries):  # drop lines of other settings, so the journal never grows stale
-        write_jsonl(journal, fresh.values())
+    if len(fresh) != len(journal):  # drop lines of other settings, so the journal never grows stale
+        journal.keep(fresh.values())
     done = {k: d["hyps"] for k, d in fresh.items()}
     if progress is not None and done:
         progress(sum(len(b.sources) for b in bitexts if b.key in done))
@@ -220,7 +196,7 @@ def translate_and_score(
                 {"key": x.key, "tag": journal_tag, "sources": _src_digest(bitexts, x.key), "hyps": hyps[x.key]}
                 for x in group
             ]
-            _journal_append(journal, rows)
+            journal.add(*rows)
             done.update(hyps)
             group = []
     results: dict[str, Any] = {}
@@ -235,4 +211,4 @@ def translate_and_score(
 
 def _src_digest(bitexts: Sequence[Bitext], key: str) -> str:
     b = next(x for x in bitexts if x.key == key)
-    return hashlib.sha256(json.dumps([b.ids, b.sources], ensure_ascii=False).encode()).hexdigest()[:16]
+    return digest([b.ids, b.sources], ensure_ascii=False)

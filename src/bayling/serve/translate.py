@@ -13,23 +13,19 @@ Run as::
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bayling.data.templates import lang_name, load_templates, translation_prompt
+from bayling.digest import digest
 from bayling.engines import GenerationParams
 from bayling.errors import BaylingError
 from bayling.languages import get_language
+from bayling.resume import Journal
 
 STYLES = ("formal", "casual", "short")
 """Register options: each maps to the follow-up of the same name in the templates."""
-
-log = logging.getLogger(__name__)
 
 REFINEMENTS = ("formal", "casual", "short", "glossary", "back_translate", "third_language")
 """Follow-up kinds the web page offers as refine buttons."""
@@ -119,7 +115,7 @@ def language_choices() -> list[dict[str, str]]:
 
 
 def _line_key(i: int, text: str) -> str:
-    return f"{i}:{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+    return f"{i}:{digest(text)}"
 
 
 def translate_lines(
@@ -154,19 +150,8 @@ def translate_lines(
     """
     src, tgt = get_language(src).code, get_language(tgt).code
     params = params or GenerationParams()
-    done: dict[str, str] = {}
-    jpath = Path(journal) if journal else None
-    if jpath is not None and jpath.is_file():
-        raw = jpath.read_text(encoding="utf-8")
-        for n, line in enumerate(raw.splitlines(), 1):
-            try:
-                row = json.loads(line)
-                done[row["key"]] = row["text"]
-            except (ValueError, KeyError, TypeError):  # a line torn by a crash: translate that one again
-                log.warning("%s:%d: skipping a torn journal line", jpath, n)
-        if raw and not raw.endswith("\n"):
-            with jpath.open("a", encoding="utf-8") as f:
-                f.write("\n")
+    jrnl = Journal(journal, key="key") if journal else None
+    done = {k: str(e.get("text", "")) for k, e in jrnl.entries.items()} if jrnl is not None else {}
     out = [""] * len(lines)
     todo = []
     for i, line in enumerate(lines):
@@ -179,26 +164,14 @@ def translate_lines(
             todo.append(i)
     if progress is not None and len(lines) - len(todo):
         progress(len(lines) - len(todo))
-    if jpath is not None:
-        jpath.parent.mkdir(parents=True, exist_ok=True)
-    jfile = jpath.open("a", encoding="utf-8") if jpath is not None else None
-    try:
-        for start in range(0, len(todo), chunk_size):
-            idx = todo[start : start + chunk_size]
-            convs = [
-                [{"role": "user", "content": translation_request(lines[i], src, tgt, glossary, style)}] for i in idx
-            ]
-            replies = engine.generate(convs, params)
-            for i, reply in zip(idx, replies, strict=True):
-                out[i] = " ".join(reply.split("\n")).strip()
-                if jfile is not None:
-                    jfile.write(json.dumps({"key": _line_key(i, lines[i]), "text": out[i]}, ensure_ascii=False) + "\n")
-            if jfile is not None:
-                jfile.flush()
-                os.fsync(jfile.fileno())
-            if progress is not None:
-                progress(len(idx))
-    finally:
-        if jfile is not None:
-            jfile.close()
+    for start in range(0, len(todo), chunk_size):
+        idx = todo[start : start + chunk_size]
+        convs = [[{"role": "user", "content": translation_request(lines[i], src, tgt, glossary, style)}] for i in idx]
+        replies = engine.generate(convs, params)
+        for i, reply in zip(idx, replies, strict=True):
+            out[i] = " ".join(reply.split("\n")).strip()
+        if jrnl is not None:
+            jrnl.add(*({"key": _line_key(i, lines[i]), "text": out[i]} for i in idx))
+        if progress is not None:
+            progress(len(idx))
     return out

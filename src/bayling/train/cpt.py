@@ -16,13 +16,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bayling.config import to_dict
+from bayling.digest import file_digest, fingerprint
 from bayling.errors import require
 from bayling.io import write_json
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, read_texts, tokenize_texts
 from bayling.train.model import (
-    fingerprint,
     is_main_process,
     last_checkpoint,
     load_for_training,
@@ -82,7 +81,7 @@ def run_cpt(
     data = Path(c.data)  # type: ignore[arg-type]
     output = stage_dir / "model"
     shared = {k: getattr(cfg, k) for k in _SHARED_FIELDS}  # what stage 1 takes from the SFT section
-    fp = fingerprint(to_dict(c), shared, str(model_path), data, seed)
+    fp = fingerprint(c, name="cpt", shared=shared, model=str(model_path), data=file_digest(data), seed=seed)
     done = stage_done(stage_dir, output, fp)
     if done:
         log.info("cpt: already finished in %s", stage_dir)

@@ -14,8 +14,6 @@ instead of one full copy per rank) and is the process group up for FSDP's rank-0
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bayling.errors import ConfigError, MissingDependencyError, require
 from bayling.models import torch_dtype
+from bayling.resume import mark, marked
 from bayling.train.callbacks import default_report_to
 
 if TYPE_CHECKING:
@@ -285,17 +284,6 @@ def common_args(
 # ----------------------------------------------------------------------------- resume bookkeeping
 
 
-def fingerprint(*parts: Any) -> str:
-    """A short hash of configs and input files (files hashed by content)."""
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, Path) and p.is_file():
-            h.update(hashlib.sha256(p.read_bytes()).hexdigest().encode())
-        else:
-            h.update(json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
 def last_checkpoint(stage_dir: Path, fp: str, resume: bool) -> str | None:
     """Newest *complete* checkpoint to resume from, or None.
 
@@ -306,14 +294,13 @@ def last_checkpoint(stage_dir: Path, fp: str, resume: bool) -> str | None:
     """
     ckpt_dir = stage_dir / "checkpoints"
     marker = stage_dir / "fingerprint.json"
-    old = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") if marker.is_file() else None
     main = is_main_process()
-    if ckpt_dir.is_dir() and (old != fp or not resume) and main:
+    if ckpt_dir.is_dir() and (marked(marker, fp) is None or not resume) and main:
         log.info("discarding checkpoints in %s (config or data changed, or resume=false)", ckpt_dir)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     if main:
         stage_dir.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"fingerprint": fp}), encoding="utf-8")
+        mark(marker, fp)
     barrier()
     if not resume or not ckpt_dir.is_dir():
         return None

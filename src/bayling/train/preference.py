@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from bayling.chat import ChatFormat, as_messages, jinja_template
-from bayling.config import to_dict
+from bayling.digest import file_digest, fingerprint
 from bayling.errors import DataError, require
 from bayling.io import read_jsonl, write_json, write_jsonl
+from bayling.resume import mark, marked
 from bayling.train.config import TrainConfig
 from bayling.train.model import (
     check_launch,
     common_args,
-    fingerprint,
     is_main_process,
     last_checkpoint,
     load_for_training,
@@ -123,7 +123,9 @@ def run_preference(
     trl = require("trl", "train")
     datasets = require("datasets", "train")
     pc = cfg.preference
-    fp = fingerprint(to_dict(cfg.preference), sft_fp, data_file, seed, fmt.name)
+    fp = fingerprint(
+        cfg.preference, name="preference", sft=sft_fp, data=file_digest(data_file), seed=seed, chat_format=fmt.name
+    )
     done = stage_done(stage_dir, output, fp)
     if done:
         return done
@@ -132,7 +134,7 @@ def run_preference(
     pairs_fp = stage_dir / "pairs.fingerprint"
     if pc.data:
         pairs = read_pairs(Path(pc.data))
-    elif pairs_file.is_file() and pairs_fp.is_file() and pairs_fp.read_text(encoding="utf-8") == fp:
+    elif pairs_file.is_file() and marked(pairs_fp, fp) is not None:
         pairs = read_pairs(pairs_file)  # generation is the slow part: reuse it on resume
     else:
         items = translation_prompts(data_file, pc.max_pairs, seed)
@@ -152,7 +154,7 @@ def run_preference(
             raise DataError("every model output equals its reference: nothing to prefer")
         if is_main_process():
             write_jsonl(pairs_file, pairs)
-            pairs_fp.write_text(fp, encoding="utf-8")
+            mark(pairs_fp, fp)
 
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
     args = preference_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads

@@ -27,17 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from bayling.chat import ChatFormat, format_for_tokenizer, jinja_template
-from bayling.config import to_dict
+from bayling.digest import file_digest, fingerprint
 from bayling.errors import require
 from bayling.io import write_json
 from bayling.models import load_tokenizer, pick_device, resolve_model
+from bayling.resume import mark, marked
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, tokenize_file
 from bayling.train.model import (
     barrier,
     check_launch,
     common_args,
-    fingerprint,
     is_main_process,
     last_checkpoint,
     load_for_training,
@@ -153,7 +153,7 @@ def save_output(trainer: Any, tokenizer: Any, output: Path, base_model: Path, me
         )
 
 
-_NO_EFFECT = (
+NO_EFFECT = (
     "cpt",
     "label_only_loss",  # the same loss, computed with less work
     "preference",
@@ -165,11 +165,8 @@ _NO_EFFECT = (
     "save_steps",
     "save_total_limit",
 )
-
-
-def result_fields(cfg: TrainConfig) -> dict[str, Any]:
-    """The SFT fields that change its result (logging, checkpoint cadence and later stages do not)."""
-    return {k: v for k, v in to_dict(cfg).items() if k not in _NO_EFFECT}
+"""``train`` fields that cannot change the SFT result (logging, checkpoint cadence, later stages): left out of
+its fingerprint (:func:`bayling.digest.fingerprint`)."""
 
 
 def clear_output(output: Path) -> None:
@@ -182,11 +179,8 @@ def clear_output(output: Path) -> None:
 
 def stage_done(stage_dir: Path, output: Path, fp: str) -> dict[str, Any] | None:
     """The finished stage's summary when it ran with fingerprint ``fp`` and its output still exists."""
-    summary = stage_dir / "summary.json"
-    if not (summary.is_file() and output.is_dir()):
-        return None
-    data = json.loads(summary.read_text(encoding="utf-8"))
-    return data if data.get("fingerprint") == fp else None
+    summary = marked(stage_dir / "summary.json", fp)
+    return summary if summary is not None and output.is_dir() else None
 
 
 def run_sft(
@@ -207,7 +201,16 @@ def run_sft(
     ``base_fp`` is the fingerprint of the stage that produced ``model_path`` (CPT), so a new stage-1
     model retrains stage 2 even though its directory name is the same.
     """
-    fp = fingerprint(result_fields(cfg), str(model_path), base_fp, data_file, seed, fmt.name)
+    fp = fingerprint(
+        cfg,
+        NO_EFFECT,
+        name="sft",
+        model=str(model_path),
+        base=base_fp,
+        data=file_digest(data_file),
+        seed=seed,
+        chat_format=fmt.name,
+    )
     done = stage_done(stage_dir, output, fp)
     if done:
         log.info("sft: already finished in %s", stage_dir)
@@ -242,13 +245,10 @@ def _merge_final(adapter: Path, base: Path, final: Path, fp: str) -> None:
     from bayling.train.export import merge_adapter
 
     marker = final / "bayling_base_model.json"
-    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fp:
+    if marked(marker, fp) is not None:
         return
     merge_adapter(adapter, base, final)
-    marker.write_text(
-        json.dumps({"base_model": str(base), "method": "merged", "adapter": str(adapter), "fingerprint": fp}),
-        encoding="utf-8",
-    )
+    mark(marker, fp, base_model=str(base), method="merged", adapter=str(adapter))
 
 
 def train(
