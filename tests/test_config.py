@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import RunConfig, load_config, save_config, to_dict
+from bayling.config import load_config, save_config, to_dict
 from bayling.errors import ConfigError
+from bayling.pipeline import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bayling.cli import main
-from bayling.config import RunConfig, load_config, to_dict
+from bayling.config import load_config, to_dict
 from bayling.data.plan import resolve_languages
 from bayling.languages import get_language
+from bayling.pipeline import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "configs" / "experiments"

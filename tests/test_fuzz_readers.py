@@ -410,7 +410,8 @@ def yaml_file(draw) -> bytes:
 @FUZZ
 @given(yaml_file(), st.lists(st.text(max_size=24), max_size=3))
 def test_yaml_config_reader(raw, overrides):
-    from bayling.config import RunConfig, load_config
+    from bayling.config import load_config
+    from bayling.pipeline import RunConfig
 
     path = _file(raw, "cfg.yaml")
     run_reader(lambda p: load_config(RunConfig, p), path, raw.count(b"\n") + 1)
@@ -450,7 +451,8 @@ def test_preference_pairs_reader(sample):
 
 
 def test_config_nested_too_deeply_is_one_line(tmp_path):
-    from bayling.config import RunConfig, load_config
+    from bayling.config import load_config
+    from bayling.pipeline import RunConfig
 
     p = tmp_path / "deep.yaml"
     p.write_text("train: " + "[" * 1100 + "]" * 1100 + "\n", encoding="utf-8")

@@ -12,17 +12,52 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bayling.config import STAGES, RunConfig, save_config, to_dict
+from bayling.config import save_config, stage_seed, to_dict
+from bayling.data.config import DataConfig
 from bayling.digest import fingerprint
 from bayling.errors import ConfigError
+from bayling.evaluate.config import EvalConfig
 from bayling.io import write_json
+from bayling.models import ModelConfig
 from bayling.progress import console
 from bayling.resume import mark, marked
+from bayling.serve.config import ChatConfig, ServeConfig
+from bayling.train.config import TrainConfig
 
 log = logging.getLogger("bayling")
+
+STAGES = ("data", "train", "eval", "chat")
+
+
+@dataclass
+class RunConfig:
+    """One end-to-end run: data -> train -> eval -> chat, each stage cached in ``run_dir``."""
+
+    name: str = "run"
+    run_dir: str = "runs/{name}"
+    """Where every stage writes; ``{name}`` is replaced by ``name``."""
+    seed: int = 0
+    """The run's one seed: data sampling and split, training, few-shot demonstrations and generation
+    (``data.seed`` / ``eval.seed`` may repeat it, never differ)."""
+    stages: list[str] = field(default_factory=lambda: ["data", "train", "eval", "chat"])
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    """How ``bayling serve RUN_DIR`` serves this run's model (``--config`` and overrides still win)."""
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir.replace("{name}", self.name))
+
+    def eval_section(self) -> EvalConfig:
+        """The ``eval`` section as the stage runs it: with the run's seed."""
+        return replace(self.eval, seed=stage_seed(self.seed, self.eval.seed, "eval.seed"))
 
 
 def stage_fingerprints(cfg: RunConfig) -> dict[str, str]:
@@ -31,7 +66,7 @@ def stage_fingerprints(cfg: RunConfig) -> dict[str, str]:
     fp: dict[str, str] = {}
     fp["data"] = fingerprint(cfg.data, name="data", seed=cfg.seed)
     fp["train"] = fingerprint(cfg.train, name="train", model=model, data=fp["data"], seed=cfg.seed)
-    fp["eval"] = fingerprint(cfg.eval, name="eval", model=model, train=fp["train"])
+    fp["eval"] = fingerprint(cfg.eval_section(), name="eval", model=model, train=fp["train"])
     fp["chat"] = fingerprint(cfg.chat, name="chat", model=model, train=fp["train"])
     return fp
 
@@ -57,6 +92,8 @@ def preflight(cfg: RunConfig, plan: list[str]) -> None:
     from bayling.languages import get_language
     from bayling.models import check_model
 
+    stage_seed(cfg.seed, cfg.data.seed, "data.seed")
+    cfg.eval_section()
     resolve_languages(cfg.data.languages)  # also expands the sets `flores101` / `all`
     for code in cfg.data.pivot_languages + cfg.data.instruction_languages:
         get_language(code)
@@ -162,7 +199,7 @@ def _stage_eval(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     from bayling.evaluate.run import evaluate
 
     evaluate(
-        cfg.eval,
+        cfg.eval_section(),
         cfg.model,
         run_dir / "eval",
         adapter=_adapter(cfg, run_dir),
@@ -183,10 +220,9 @@ def _stage_eval(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def _stage_chat(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    from bayling.engines import GenerationParams
-    from bayling.serve.chat import load_engine_for
+    from bayling.engines import GenerationParams, load_run
 
-    engine = load_engine_for(str(run_dir))
+    engine = load_run(run_dir)
     conv = [{"role": "user", "content": cfg.chat.prompt}]
     answer = engine.generate([conv], GenerationParams(max_new_tokens=cfg.chat.max_new_tokens))[0]
     console.print(f"[bold]user:[/bold] {cfg.chat.prompt}\n[bold]bayling:[/bold] {answer}")

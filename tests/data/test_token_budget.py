@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import RunConfig, load_config
+from bayling.config import load_config
 from bayling.data.build import build
 from bayling.data.config import DataConfig
 from bayling.data.plan import split_mix
 from bayling.errors import ConfigError
+from bayling.pipeline import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 ABLATION = {k: REPO / "configs" / "experiments" / f"ablation_{k}.yaml" for k in "abc"}

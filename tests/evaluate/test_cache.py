@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import ModelConfig
 from bayling.evaluate.cache import NO_EFFECT, PARTS, READ_BY, part_fingerprint
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.run import evaluate
 from bayling.evaluate.systems import System
+from bayling.models import ModelConfig
 
 # an EvalConfig with a field nobody listed yet, as a future feature would add one
 Extended = dataclasses.make_dataclass(

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import ModelConfig
 from bayling.data.parallel import ParallelRecord
 from bayling.engines import GenerationParams, cut_at_stop
 from bayling.errors import ConfigError
@@ -18,6 +17,7 @@ from bayling.evaluate.fewshot import Pool, demonstrations, fewshot_prompt, load_
 from bayling.evaluate.run import evaluate, pipeline_systems
 from bayling.evaluate.systems import System, has_own_chat_template, resolve_prompt
 from bayling.evaluate.testsets import Bitext
+from bayling.models import ModelConfig
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from bayling.config import ModelConfig
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.run import evaluate
 from bayling.evaluate.systems import System
+from bayling.models import ModelConfig
 
 pytestmark = pytest.mark.slow
 

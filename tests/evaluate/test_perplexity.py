@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-from bayling.config import ModelConfig
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.perplexity import _windows, perplexity_summary, text_loglikelihoods
 from bayling.evaluate.run import evaluate
+from bayling.models import ModelConfig
 
 TEXTS = [
     "The weather is nice today.",

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from bayling.cli import main
-from bayling.config import ModelConfig, load_config
+from bayling.config import load_config
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.run import evaluate
 from bayling.evaluate.runner import EvalRunConfig
 from bayling.evaluate.systems import System
+from bayling.models import ModelConfig
 
 REPO = Path(__file__).resolve().parents[2]
 GRID = [

@@ -195,10 +195,10 @@ def test_spbleu_from_a_configured_path_equals_sacrebleus_own(spm_model, sacreble
 
 
 def test_eval_run_reports_spbleu_and_na_with_signatures(tiny_llama, spm_model, tmp_path):
-    from bayling.config import ModelConfig
     from bayling.evaluate.config import EvalConfig
     from bayling.evaluate.run import evaluate
     from bayling.evaluate.systems import System
+    from bayling.models import ModelConfig
 
     rows = [{"id": f"s{i}", "eng_Latn": f"Sentence {i}.", "tha_Thai": f"{TH_REFS[i % 2]} {i}"} for i in range(6)]
     data = tmp_path / "th.jsonl"

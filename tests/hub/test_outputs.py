@@ -118,7 +118,7 @@ def test_no_stray_temp_files(tmp_path):
 def test_merged_model_card_is_a_transformers_fine_tune(tmp_path):
     from huggingface_hub import ModelCard
 
-    from bayling.config import RunConfig
+    from bayling.pipeline import RunConfig
     from bayling.train.card import write_cards
 
     cfg = RunConfig()

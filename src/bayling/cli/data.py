@@ -91,8 +91,9 @@ def main(argv: list[str]) -> int:
 
 def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
     """(DataConfig, output dir, seed) from a data-only preset or a run config."""
-    from bayling.config import RunConfig, load_config, read_yaml, save_config
+    from bayling.config import load_config, read_yaml, save_config, stage_seed
     from bayling.data.config import DataBuildConfig
+    from bayling.pipeline import RunConfig
 
     keys = set(read_yaml(args.config))
     if keys <= {"name", "out_dir", "seed", "data"}:
@@ -103,7 +104,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
         out = Path(args.out) if args.out else cfg.resolved_run_dir() / "data"
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    return cfg.data, out, cfg.seed
+    return cfg.data, out, stage_seed(cfg.seed, cfg.data.seed, "data.seed")
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -90,9 +90,10 @@ def push_run(
     from huggingface_hub import get_token
 
     from bayling import hub
-    from bayling.config import RunConfig, load_config
+    from bayling.config import load_config
     from bayling.errors import BaylingError
     from bayling.models import HUB_ID
+    from bayling.pipeline import RunConfig
     from bayling.progress import console
     from bayling.train.card import current_metrics, write_cards
 

@@ -59,12 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _translate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bayling.engines import GenerationParams
+    from bayling.engines import GenerationParams, load_engine
     from bayling.errors import BaylingError, DataError
     from bayling.io import write_text
     from bayling.languages import get_language
     from bayling.progress import progress_bar
-    from bayling.serve.chat import load_engine_for
     from bayling.serve.translate import translate_lines
     from bayling.validate import check_encoding, decode_text, read_text
 
@@ -87,7 +86,7 @@ def _translate(args: argparse.Namespace) -> int:
     lines = text.split("\n")  # only "\n" ends a line: one output line per input line, whatever else a line holds
     if lines[-1] == "":
         lines.pop()
-    engine = load_engine_for(args.target, engine=args.engine)
+    engine = load_engine(args.target, engine=args.engine)
     journal = Path(args.output + ".journal.jsonl") if args.output else None
     with progress_bar(f"translating {src} -> {tgt}", total=len(lines)) as advance:
         out = translate_lines(

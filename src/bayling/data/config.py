@@ -176,7 +176,7 @@ class DataConfig:
     templates: str | None = None
     """Template YAML replacing the shipped ``templates/interactive.yaml``."""
     seed: int | None = None
-    """Sampling seed; None = the run's seed."""
+    """Sampling seed; None = the run's (or preset's) ``seed``, which it may repeat but never contradict."""
 
 
 @dataclass

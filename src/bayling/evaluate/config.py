@@ -84,7 +84,8 @@ class EvalConfig:
     """Generation engine: ``transformers``, ``llamacpp`` (GGUF) or ``vllm``."""
     engine_options: dict[str, Any] = field(default_factory=dict)
     """Extra engine arguments (``n_ctx``, ``gpu_memory_utilization``…)."""
-    seed: int = 0
+    seed: int | None = None
+    """Few-shot demonstrations and sampling; None: the run's ``seed`` (a run has one seed)."""
     bleu_tokenize: str = "auto"
     """BLEU tokenizer: ``auto`` (FLORES-200 protocol: sacreBLEU's ``zh``/``ja-mecab``/``ko-mecab`` where they
     apply, else spBLEU (``flores200``) when its SentencePiece model is available, else ``13a``), ``wmt`` (13a for

@@ -24,7 +24,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bayling.config import ModelConfig, to_dict
+from bayling.config import to_dict
 from bayling.data.parallel import ParallelRecord, load_parallel, read_jsonl_parallel
 from bayling.digest import digest
 from bayling.errors import ConfigError, DataError
@@ -41,6 +41,7 @@ from bayling.evaluate.systems import (
 from bayling.evaluate.testsets import Bitext, load_bitexts
 from bayling.evaluate.translation import grid_directions, parse_direction, translate_and_score
 from bayling.io import write_json
+from bayling.models import ModelConfig
 from bayling.progress import console, progress_bar
 from bayling.resume import cached, marked
 
@@ -84,6 +85,7 @@ def load_testset(cfg: EvalConfig, heldout_file: str | Path | None = None) -> lis
 def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
     """Fail before any model is loaded on what can be checked cheaply (names, modes, model references)."""
     from bayling.engines import ENGINES
+    from bayling.engines.factory import check_options
     from bayling.evaluate.benchmarks import BENCHMARKS
     from bayling.evaluate.interactive import TURN_TYPES
     from bayling.evaluate.metrics import METRICS, check_bleu_tokenize, spm_model_path
@@ -112,6 +114,7 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
             raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
     if cfg.fewshot_k < 0:
         raise ConfigError(f"eval.fewshot_k must be >= 0, got {cfg.fewshot_k}")
+    check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
     check_bleu_tokenize(cfg.bleu_tokenize)
     spm_model_path(cfg.spm_model)  # an explicit path must exist
     if cfg.judge and cfg.judge.mode != "single" and not ("tuned" in systems and baseline_system(systems)):
@@ -172,7 +175,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     """Every configured part for one system; returns ``{"translation": ..., "benchmarks": ..., ...}``."""
     from bayling.evaluate import parts
 
-    lazy = _Lazy(lambda: make_engine(system, cfg.engine, model, cfg.batch_size, cfg.engine_options))
+    lazy = _Lazy(lambda: make_engine(system, cfg, model))
     weights = {"model": to_dict(model), "weights": weights_digest(system), "adapter": system.adapter}
     out: dict[str, Any] = {}
 
@@ -338,6 +341,8 @@ def evaluate(
     from bayling.evaluate.metrics import CometModels, spm_model_path
 
     out = Path(out_dir)
+    if cfg.seed is None:  # called without a run: the default seed
+        cfg = replace(cfg, seed=0)
     systems = systems or pipeline_systems(model, adapter, cfg.compare_base, cfg.base_prompts)
     validate(cfg, systems)
     full = full_testset(cfg, heldout_file)

@@ -11,13 +11,14 @@ Run as::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bayling.config import ModelConfig, load_config, save_config
+from bayling.config import load_config, save_config, stage_seed
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
+from bayling.models import ModelConfig
 
 
 @dataclass
@@ -31,6 +32,8 @@ class EvalRunConfig:
     """``{system name: model reference}``; a reference is a model (embedded alias, HF directory, ``.gguf``) or
     ``MODEL::ADAPTER``. How each is prompted to translate: ``eval.prompts`` / ``eval.prompt`` (by default few-shot
     for a base model, chat for an instruct model or an adapter)."""
+    seed: int = 0
+    """The run's one seed (few-shot demonstrations, sampling); ``eval.seed`` may repeat it, never differ."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Settings shared by every system (chat format, dtype, device); ``name_or_path`` is unused here."""
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -53,4 +56,5 @@ def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, .
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     systems = {n: System.parse(n, ref) for n, ref in cfg.systems.items()}
-    return evaluate(cfg.eval, cfg.model, out, systems=systems, name=cfg.name)
+    eval_cfg = replace(cfg.eval, seed=stage_seed(cfg.seed, cfg.eval.seed, "eval.seed"))
+    return evaluate(eval_cfg, cfg.model, out, systems=systems, name=cfg.name)

@@ -169,7 +169,7 @@ def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | No
     """Build the FastAPI app serving ``engine``.
 
     Args:
-        engine: a loaded engine (see :func:`bayling.serve.chat.load_engine_for`).
+        engine: a loaded engine (see :func:`bayling.engines.load_engine`).
         config: limits, queue and auth settings.
         api_key: the key clients must send; default: the ``config.api_key_env`` environment variable
             (unset or empty = no authentication).
@@ -511,13 +511,15 @@ def serve(
         **overrides: any other :class:`ServeConfig` field.
     """
     uvicorn = require("uvicorn", "serve")
+    from bayling.engines import load_engine
+    from bayling.engines.factory import check_options
     from bayling.progress import console
-    from bayling.serve.chat import load_engine_for
 
     changes = {k: v for k, v in dict(engine=engine, host=host, port=port, **overrides).items() if v is not None}
     cfg = dataclasses.replace(config or ServeConfig(), **changes)
+    check_options(cfg.engine, cfg.engine_options, "serve.engine_options")  # before any model loads
     with console.status(f"loading {target} ({cfg.engine})"):
-        eng = load_engine_for(target, engine=cfg.engine, **cfg.engine_options)
+        eng = load_engine(target, engine=cfg.engine, options=cfg.engine_options)
     app = create_app(eng, cfg)
     auth = "on" if os.environ.get(cfg.api_key_env) else f"off (set {cfg.api_key_env} to require a key)"
     if not os.environ.get(cfg.api_key_env) and cfg.host not in LOOPBACK:
