@@ -48,6 +48,7 @@ def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, .
     from bayling.evaluate.systems import System
 
     cfg = load_config(EvalRunConfig, path, overrides)
+    eval_cfg = replace(cfg.eval, seed=stage_seed(cfg.seed, cfg.eval.seed, "eval.seed"))
     if not cfg.systems:
         raise ConfigError(f"{path}: 'systems' must name at least one model")
     if cfg.eval.testset == "heldout":
@@ -56,5 +57,4 @@ def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, .
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     systems = {n: System.parse(n, ref) for n, ref in cfg.systems.items()}
-    eval_cfg = replace(cfg.eval, seed=stage_seed(cfg.seed, cfg.eval.seed, "eval.seed"))
     return evaluate(eval_cfg, cfg.model, out, systems=systems, name=cfg.name)
