@@ -236,7 +236,7 @@ def test_instruction_seeds_reader(sample, suffix):
 @FUZZ
 @given(damaged_file(parallel_record, GOOD_PAR.encode()))
 def test_parallel_jsonl_reader(sample):
-    from bayling.data.parallel import iter_jsonl_parallel
+    from bayling.records import iter_jsonl_parallel
 
     data, nonblank, good = sample
     path = _file(data, "par.jsonl")
@@ -258,7 +258,7 @@ tsv_line = st.lists(texts.map(lambda t: t.replace("\t", " ").replace("\n", " "))
     st.lists(tsv_line | damaged_line(st.just({})), max_size=6),
 )
 def test_parallel_tsv_reader(header, rows):
-    from bayling.data.parallel import iter_tsv_parallel
+    from bayling.records import iter_tsv_parallel
 
     data = b"\n".join([header, *rows]) + b"\n"
     path = _file(data, "par.tsv")
@@ -274,7 +274,7 @@ def test_parallel_tsv_reader(header, rows):
     st.booleans(),
 )
 def test_aligned_files_reader(en, de, skip):
-    from bayling.data.parallel import iter_aligned
+    from bayling.records import iter_aligned
 
     root = Path(tempfile.mkdtemp(prefix="fuzz-"))
     (root / "eng_Latn.devtest").write_bytes(b"\n".join(en) + b"\n")
@@ -463,7 +463,7 @@ def test_config_nested_too_deeply_is_one_line(tmp_path):
 def test_damaged_files_name_line_and_byte(tmp_path):
     """The message shapes the README shows, on hand-made damaged files."""
     from bayling.data.stats import file_stats
-    from bayling.evaluate.testsets import read_lines
+    from bayling.validate import read_lines
 
     p = tmp_path / "in.txt"
     p.write_bytes(b"one\ntwo\nthe caf\xe9 is open\n")

@@ -164,7 +164,8 @@ def test_language_id_drops_mislabelled_text(tmp_path):
 
 
 def test_contamination_drop_report_fail(tmp_path):
-    from bayling.data.parallel import read_jsonl_parallel, sample_path
+    from bayling.data.parallel import sample_path
+    from bayling.records import read_jsonl_parallel
 
     leaked = read_jsonl_parallel(sample_path())[5].texts["eng_Latn"]
     evalf = tmp_path / "eval.en"

@@ -8,8 +8,9 @@ import tarfile
 import pytest
 
 from bayling.data.instructions import iter_instructions
-from bayling.data.parallel import iter_aligned, iter_parallel, load_parallel, read_flores
+from bayling.data.parallel import iter_parallel
 from bayling.errors import DataError
+from bayling.records import iter_aligned, load_parallel, read_flores
 from bayling.validate import BadLines
 
 

@@ -11,9 +11,10 @@ import pytest
 
 from bayling.data.build import build
 from bayling.data.config import DataConfig, FilterConfig
-from bayling.data.parallel import iter_parallel, read_jsonl_parallel
-from bayling.data.split import document_ids, split_records
+from bayling.data.parallel import iter_parallel
+from bayling.data.split import split_records
 from bayling.errors import DataError
+from bayling.records import document_ids, read_jsonl_parallel
 
 
 def _rows(path: Path) -> list[dict]:

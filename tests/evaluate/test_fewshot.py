@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from bayling.data.parallel import ParallelRecord
 from bayling.engines import GenerationParams, cut_at_stop
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.fewshot import Pool, demonstrations, fewshot_prompt, load_pool, select_demos
 from bayling.evaluate.run import evaluate, pipeline_systems
 from bayling.evaluate.systems import System, has_own_chat_template, resolve_prompt
-from bayling.evaluate.testsets import Bitext
 from bayling.models import ModelConfig
+from bayling.records import ParallelRecord
+from bayling.testsets import Bitext
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,7 +108,7 @@ def _flores(root: Path, n: int, dev: bool) -> Path:
 
 
 def test_flores_pool_is_dev_else_unscored_devtest_of_other_articles(tmp_path):
-    from bayling.evaluate.testsets import load_flores
+    from bayling.testsets import load_flores
 
     cfg = EvalConfig(
         testset="flores200", flores_dir=str(_flores(tmp_path / "a", 10, dev=False)), max_sentences=3, fewshot_k=8

@@ -73,9 +73,9 @@ def test_gemma_finds_real_text_more_likely_than_scrambled(gemma_engine, shared_d
     import random
 
     from bayling.evaluate.perplexity import score_perplexity
-    from bayling.evaluate.testsets import read_flores_columns
+    from bayling.records import read_columns
 
-    cols = read_flores_columns(shared_data_dir / "flores200", ["eng_Latn", "zho_Hans"])
+    cols = read_columns(shared_data_dir / "flores200", ["eng_Latn", "zho_Hans"])
     for lang, sep in (("eng_Latn", " "), ("zho_Hans", "")):
         texts = cols[lang][:6]
         rng = random.Random(0)

@@ -231,8 +231,8 @@ class _CrashingEngine:
 
 
 def test_interrupted_translation_resumes_from_the_journal(tiny_engine, shared_data_dir, tmp_path):
-    from bayling.evaluate.testsets import load_flores
     from bayling.evaluate.translation import translate_and_score
+    from bayling.testsets import load_flores
 
     dirs = [("eng_Latn", c) for c in ("deu_Latn", "fra_Latn", "spa_Latn", "ita_Latn")]
     bitexts = [b.head(2) for b in load_flores(shared_data_dir / "flores200", dirs)]

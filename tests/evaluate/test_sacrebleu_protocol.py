@@ -245,7 +245,7 @@ class _Server:
 
 
 def test_download_flores200_spm_to_sacrebleus_cache(spm_model, sacrebleu_dir, monkeypatch, capsys):
-    from bayling.evaluate import testsets
+    from bayling.evaluate import download as testsets
 
     server = _Server(spm_model.read_bytes())
     try:

@@ -32,7 +32,7 @@ from bayling.data.config import DataConfig
 from bayling.data.filters import Dedup, ExampleFilter
 from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, pilot_tokens, run_shard
 from bayling.data.interactive import Dialogue
-from bayling.data.parallel import ParallelRecord, iter_parallel
+from bayling.data.parallel import iter_parallel
 from bayling.data.plan import (
     TRANSLATION_KINDS,
     Counts,
@@ -46,6 +46,7 @@ from bayling.data.stats import Stats, TokenCounter, fertility
 from bayling.errors import ConfigError, DataError
 from bayling.io import JsonlWriter, write_json, write_jsonl
 from bayling.progress import console
+from bayling.records import ParallelRecord
 from bayling.validate import BadLines
 
 BUCKET_SIZE = 50_000

@@ -27,12 +27,12 @@ from typing import Any
 from bayling.data.config import DataConfig
 from bayling.data.filters import effective_length
 from bayling.data.interactive import Dialogue, interactive_dialogue
-from bayling.data.parallel import ParallelRecord
 from bayling.data.teacher import BudgetReached, Teacher, TeacherFailed, TeacherJournal
 from bayling.data.templates import lang_name, load_templates
 from bayling.errors import ConfigError, DataError
 from bayling.io import write_jsonl
 from bayling.progress import progress_bar
+from bayling.records import ParallelRecord
 
 KINDS = ("crosslingual_instruction", "interactive")
 _PREAMBLE = re.compile(r"^[^\n]{0,80}[:：]\s*\n")

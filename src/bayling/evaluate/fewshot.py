@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayling.data.parallel import ParallelRecord
 from bayling.errors import ConfigError, DataError
-from bayling.evaluate.testsets import Bitext
+from bayling.records import ParallelRecord
+from bayling.testsets import Bitext
 
 STOP = ("\n",)
 """Where a few-shot completion ends (the next line would start another example)."""
@@ -146,7 +146,7 @@ def select_demos(pool: Pool, bitext: Bitext, k: int, seed: int, scored: Iterable
 
 
 def _read_pool_file(path: str) -> list[ParallelRecord]:
-    from bayling.data.parallel import iter_tsv_parallel, read_jsonl_parallel
+    from bayling.records import iter_tsv_parallel, read_jsonl_parallel
 
     p = Path(path).expanduser()
     if not p.is_file():
@@ -168,9 +168,9 @@ def _flores_articles(root: Path, split: str) -> dict[str, str]:
 
 
 def _flores_pool(root: Path, codes: Sequence[str], split: str) -> Pool:
-    from bayling.evaluate.testsets import read_flores_columns
+    from bayling.records import read_columns
 
-    cols = read_flores_columns(root, codes, split)
+    cols = read_columns(root, codes, split)
     n = len(next(iter(cols.values())))
     recs = [ParallelRecord(f"flores200-{split}-{i + 1}", {c: cols[c][i] for c in codes}) for i in range(n)]
     if split == "dev":
@@ -181,7 +181,7 @@ def _flores_pool(root: Path, codes: Sequence[str], split: str) -> Pool:
 
 
 def _flores_root(cfg: Any) -> Path | None:
-    from bayling.evaluate.testsets import dataset_dir
+    from bayling.records import dataset_dir
 
     if cfg.testset not in ("flores200", "wmt22", "ntrex"):
         p = Path(cfg.testset).expanduser()
@@ -202,7 +202,7 @@ def load_pool(cfg: Any, bitexts: Sequence[Bitext], heldout_file: str | Path | No
             the scored ones are the last resort).
         heldout_file: the data stage's ``heldout.jsonl`` (``testset: heldout``).
     """
-    from bayling.data.parallel import load_parallel, read_jsonl_parallel
+    from bayling.records import load_parallel, read_jsonl_parallel
 
     codes = sorted({c for b in bitexts for c in (b.src, b.tgt)})
     if cfg.fewshot_pool:

@@ -27,13 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bayling.data.parallel import ParallelRecord
 from bayling.data.templates import lang_name, load_templates, translation_prompt
 from bayling.engines import GenerationParams
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.metrics import corpus_scores
-from bayling.evaluate.testsets import dataset_dir
 from bayling.languages import get_language
+from bayling.records import ParallelRecord, dataset_dir
 
 CONSTRAINT_LINE = "\nMake sure to include these words: {words}"
 """Appended to the translation request, as in BayLing's ``scripts/constrained_translate.py``."""

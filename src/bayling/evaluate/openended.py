@@ -17,7 +17,7 @@ from typing import Any
 
 from bayling.engines import GenerationParams
 from bayling.errors import DataError
-from bayling.evaluate.testsets import dataset_dir
+from bayling.records import dataset_dir
 from bayling.validate import BadLines, at, check, describe, iter_jsonl_numbered
 
 OPEN_ENDED = ("bayling80_en", "bayling80_zh", "mt_bench")

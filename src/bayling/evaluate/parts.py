@@ -64,7 +64,7 @@ def judge_open_ended(cfg: EvalConfig, answers: dict[str, dict[str, Any]], out: P
     """Grade every system's answers (single) and tuned vs base (pairwise) with the configured judge."""
     from bayling.evaluate.judge import Judge
     from bayling.evaluate.openended import Question, judge_pairwise, judge_single
-    from bayling.evaluate.testsets import data_root
+    from bayling.records import data_root
 
     counts = {s: {k: len(v) for k, v in per.items()} for s, per in answers.items()}
     if cfg.judge is None:

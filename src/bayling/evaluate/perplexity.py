@@ -38,9 +38,8 @@ def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None
         lang: FLORES code or alias.
         heldout_file: the data stage's ``heldout.jsonl`` (``testset: heldout``).
     """
-    from bayling.data.parallel import load_parallel, read_jsonl_parallel
-    from bayling.evaluate.testsets import dataset_dir, read_flores_columns
     from bayling.languages import get_language
+    from bayling.records import dataset_dir, load_parallel, read_columns, read_jsonl_parallel
 
     code = get_language(lang).code
     if cfg.testset == "heldout":
@@ -53,7 +52,7 @@ def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None
         root = Path(cfg.testset).expanduser()
         if not root.is_dir():
             root = dataset_dir("flores200", cfg.data_dir, cfg.flores_dir)
-        texts = read_flores_columns(root, [code])[code]
+        texts = read_columns(root, [code])[code]
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise DataError(f"eval.perplexity_languages: no {code} text in test set {cfg.testset!r}")

@@ -25,7 +25,6 @@ from typing import Any
 from rich.table import Table
 
 from bayling.config import to_dict
-from bayling.data.parallel import ParallelRecord, load_parallel, read_jsonl_parallel
 from bayling.digest import digest
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.cache import cached_part, hypotheses_key, part_fingerprint
@@ -38,12 +37,13 @@ from bayling.evaluate.systems import (
     resolve_prompt,
     weights_digest,
 )
-from bayling.evaluate.testsets import Bitext, load_bitexts
 from bayling.evaluate.translation import grid_directions, parse_direction, translate_and_score
 from bayling.io import write_json
 from bayling.models import ModelConfig
 from bayling.progress import console, progress_bar
+from bayling.records import ParallelRecord, load_parallel, read_jsonl_parallel
 from bayling.resume import cached, marked
+from bayling.testsets import Bitext, load_bitexts
 
 
 def eval_directions(cfg: EvalConfig) -> list[tuple[str, str]]:
@@ -128,15 +128,15 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
 
 
 def _interactive_records(cfg: EvalConfig, heldout_file: str | Path | None, src: str, tgt: str) -> list[ParallelRecord]:
-    from bayling.evaluate.testsets import dataset_dir, read_flores_columns
     from bayling.languages import get_language
+    from bayling.records import dataset_dir, read_columns
 
     third = get_language(cfg.interactive_third).code
     if cfg.testset == "heldout":
         recs = _heldout_records(heldout_file, {src, tgt})
     else:
         codes = sorted({src, tgt, third})
-        cols = read_flores_columns(dataset_dir("flores200", cfg.data_dir, cfg.flores_dir), codes)
+        cols = read_columns(dataset_dir("flores200", cfg.data_dir, cfg.flores_dir), codes)
         n = len(cols[codes[0]])
         recs = [ParallelRecord(f"flores200-devtest-{i + 1}", {c: cols[c][i] for c in codes}) for i in range(n)]
     return recs[: cfg.interactive_limit] if cfg.interactive_limit > 0 else recs

@@ -18,10 +18,10 @@ from bayling.data.templates import translation_prompt
 from bayling.digest import digest
 from bayling.engines import GenerationParams
 from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
-from bayling.evaluate.testsets import Bitext
 from bayling.io import write_json, write_jsonl
 from bayling.languages import get_language, languages
 from bayling.resume import Journal
+from bayling.testsets import Bitext
 
 
 def parse_direction(d: str) -> tuple[str, str]:

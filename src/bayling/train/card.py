@@ -94,7 +94,7 @@ def iso_languages(codes: list[str]) -> list[str]:
 
 
 def _hub_datasets(cfg: Any) -> list[str]:
-    from bayling.data.hub import hub_dataset_ids
+    from bayling.hub_data import hub_dataset_ids
 
     return hub_dataset_ids([cfg.data.source, cfg.data.flores_dir or "", *cfg.data.instructions])
 
@@ -107,7 +107,7 @@ def eval_results(metrics: dict[str, Any], cfg: Any, system: str = "tuned") -> li
     if testset in _TESTSETS:
         ds_type, ds_name, split = _TESTSETS[testset]
     elif testset.startswith("hf:"):
-        from bayling.data.hub import parse_hf
+        from bayling.hub_data import parse_hf
 
         ref = parse_hf(testset)
         ds_type, ds_name, split = ref.repo_id, ref.repo_id, ref.split or "devtest"
