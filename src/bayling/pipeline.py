@@ -22,6 +22,7 @@ from bayling.digest import fingerprint
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
 from bayling.io import write_json
+from bayling.layout import RunLayout
 from bayling.models import ModelConfig
 from bayling.progress import console
 from bayling.resume import mark, marked
@@ -87,14 +88,13 @@ def _done(run_dir: Path, stage: str, fp: str) -> bool:
 
 def preflight(cfg: RunConfig, plan: list[str]) -> None:
     """Fail before any work on what can be checked cheaply: languages, directions, the model reference."""
-    from bayling.data.plan import resolve_languages
     from bayling.evaluate.translation import parse_direction
-    from bayling.languages import get_language
+    from bayling.languages import expand_languages, get_language
     from bayling.models import check_model
 
     stage_seed(cfg.seed, cfg.data.seed, "data.seed")
     cfg.eval_section()
-    resolve_languages(cfg.data.languages)  # also expands the sets `flores101` / `all`
+    expand_languages(cfg.data.languages)  # also expands the sets `flores101` / `all`
     for code in cfg.data.pivot_languages + cfg.data.instruction_languages:
         get_language(code)
     for d in cfg.eval.directions:
@@ -231,3 +231,14 @@ def _stage_chat(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 
 
 STAGE_FUNCS = {"data": _stage_data, "train": _stage_train, "eval": _stage_eval, "chat": _stage_chat}
+
+
+def current_metrics(cfg: RunConfig, run_dir: Path) -> dict[str, Any] | None:
+    """``eval/metrics.json`` when the eval stage finished for the run's current config and model, else None."""
+    layout = RunLayout(run_dir)
+    if marked(layout.stage_marker("eval"), stage_fingerprints(cfg)["eval"]) is None or not layout.metrics.is_file():
+        return None
+    try:
+        return json.loads(layout.metrics.read_text(encoding="utf-8")) or None
+    except ValueError:  # damaged: as if not evaluated
+        return None

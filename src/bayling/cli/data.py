@@ -141,13 +141,13 @@ def _stats(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from bayling.data.config import ContaminationConfig
     from bayling.data.filters import build_contamination_index
-    from bayling.data.plan import resolve_languages
     from bayling.data.stats import turns_of
     from bayling.errors import DataError
+    from bayling.languages import expand_languages
     from bayling.validate import BadLines, iter_jsonl_numbered
 
     cfg = ContaminationConfig(flores_dir=args.flores, wmt_dir=args.wmt, extra_files=args.eval_file, ngram=args.ngram)
-    index = build_contamination_index(cfg, resolve_languages(args.languages), [], skip_flores=False)
+    index = build_contamination_index(cfg, expand_languages(args.languages), [], skip_flores=False)
     hits, n, bad = [], 0, BadLines(args.skip_bad)
     for line, obj in iter_jsonl_numbered(args.file, bad):
         try:

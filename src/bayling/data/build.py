@@ -38,13 +38,13 @@ from bayling.data.plan import (
     Counts,
     GeneralPool,
     calibrate_counts,
-    resolve_languages,
     select_general,
 )
 from bayling.data.split import Split, split_records
 from bayling.data.stats import Stats, TokenCounter, fertility
 from bayling.errors import ConfigError, DataError
 from bayling.io import JsonlWriter, write_json, write_jsonl
+from bayling.languages import expand_languages
 from bayling.progress import console
 from bayling.records import ParallelRecord
 from bayling.validate import BadLines
@@ -112,9 +112,9 @@ def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
     choose general instructions."""
     _check(cfg)
     seed = cfg.seed if cfg.seed is not None else seed
-    langs = resolve_languages(cfg.languages)
-    pivots = resolve_languages(cfg.pivot_languages)
-    ils = resolve_languages(cfg.instruction_languages)
+    langs = expand_languages(cfg.languages)
+    pivots = expand_languages(cfg.pivot_languages)
+    ils = expand_languages(cfg.instruction_languages)
     rng = random.Random(seed)
     docs = [
         r.doc for r in iter_parallel(cfg.source, langs, cfg.flores_dir, cfg.flores_split, BadLines(cfg.skip_bad_lines))

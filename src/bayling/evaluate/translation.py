@@ -19,7 +19,7 @@ from bayling.digest import digest
 from bayling.engines import GenerationParams
 from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
 from bayling.io import write_json, write_jsonl
-from bayling.languages import get_language, languages
+from bayling.languages import expand_languages, get_language
 from bayling.resume import Journal
 from bayling.testsets import Bitext
 
@@ -32,21 +32,6 @@ def parse_direction(d: str) -> tuple[str, str]:
     if len(parts) != 2:
         raise ConfigError(f"direction {d!r} must look like eng_Latn-zho_Hans or en-zh")
     return get_language(parts[0].strip()).code, get_language(parts[1].strip()).code
-
-
-def expand_languages(specs: Sequence[str]) -> list[str]:
-    """Language specs -> FLORES codes: codes/aliases, ``all``, ``flores101`` or ``tier:high|medium|low``."""
-    out: list[str] = []
-    for spec in specs:
-        if spec == "all":
-            out += [lang.code for lang in languages()]
-        elif spec == "flores101":
-            out += [lang.code for lang in languages(flores101_only=True)]
-        elif spec.startswith("tier:"):
-            out += [lang.code for lang in languages(tier=spec.split(":", 1)[1])]
-        else:
-            out.append(get_language(spec).code)
-    return list(dict.fromkeys(out))
 
 
 def grid_directions(grid: Sequence[str], pivot: str = "eng_Latn") -> list[tuple[str, str]]:
