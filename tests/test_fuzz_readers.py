@@ -432,7 +432,7 @@ template_values = st.recursive(
 @FUZZ
 @given(st.dictionaries(st.sampled_from(TEMPLATE_KEYS), template_values, max_size=4), st.sampled_from(DAMAGE + [b""]))
 def test_template_yaml_reader(doc, damage):
-    from bayling.data.templates import load_templates
+    from bayling.prompts import load_templates
 
     path = _file(yaml.safe_dump(doc, allow_unicode=True).encode() + damage, "templates.yaml")
     run_reader(lambda p: load_templates(str(p)), path)

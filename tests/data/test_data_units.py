@@ -8,9 +8,9 @@ import pytest
 
 from bayling.data.filters import ContaminationIndex, Dedup, effective_length, tokens
 from bayling.data.interactive import number_draft, numbers, omission_draft, shared_terms
-from bayling.data.templates import lang_name, load_templates, translation_prompt
 from bayling.errors import DataError
 from bayling.lid import LanguageID, calibration
+from bayling.prompts import lang_name, load_templates, translation_prompt
 
 
 def test_canonical_translation_prompt_is_pinned():

@@ -18,7 +18,7 @@ import random
 from typing import Any
 
 from bayling.data.interactive import Dialogue, number_draft, omission_draft
-from bayling.data.templates import fill, lang_name, pick
+from bayling.prompts import fill, lang_name, pick
 from bayling.records import ParallelRecord
 
 TASKS = ("translate", "multi_target", "identify", "verify")

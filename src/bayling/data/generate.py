@@ -24,8 +24,8 @@ from bayling.data.filters import ExampleFilter, build_contamination_index
 from bayling.data.interactive import Dialogue, interactive_dialogue, translation_turn
 from bayling.data.parallel import iter_parallel
 from bayling.data.plan import TRANSLATION_KINDS
-from bayling.data.templates import load_templates
 from bayling.digest import stable_hash
+from bayling.prompts import load_templates
 from bayling.records import ParallelRecord
 from bayling.validate import BadLines
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bayling.data.templates import fill, lang_name, pick
+from bayling.prompts import fill, lang_name, pick
 from bayling.records import ParallelRecord
 
 REGISTER_TURNS = ("formal", "casual", "short", "polish")

@@ -28,10 +28,10 @@ from bayling.data.config import DataConfig
 from bayling.data.filters import effective_length
 from bayling.data.interactive import Dialogue, interactive_dialogue
 from bayling.data.teacher import BudgetReached, Teacher, TeacherFailed, TeacherJournal
-from bayling.data.templates import lang_name, load_templates
 from bayling.errors import ConfigError, DataError
 from bayling.io import write_jsonl
 from bayling.progress import progress_bar
+from bayling.prompts import lang_name, load_templates
 from bayling.records import ParallelRecord
 
 KINDS = ("crosslingual_instruction", "interactive")

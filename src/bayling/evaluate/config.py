@@ -136,7 +136,7 @@ class EvalConfig:
     interactive_limit: int = 20
     """Dialogues / constrained items per direction; 0 = all."""
     interactive_turns: list[str] = field(default_factory=lambda: ["translate", "third_language", "back_translate"])
-    """Turn script of each refinement dialogue (turn types of ``data/templates/interactive.yaml``)."""
+    """Turn script of each refinement dialogue (turn types of ``templates/interactive.yaml``)."""
     interactive_directions: list[str] = field(default_factory=lambda: ["eng_Latn-zho_Hans", "zho_Hans-eng_Latn"])
     interactive_third: str = "deu_Latn"
     """Language of ``third_language`` turns (when the direction's own languages do not include it)."""

@@ -2,7 +2,7 @@
 
 **Refinement dialogues** (BayLing 1's interactive translation, scored automatically): each record
 is played as a scripted dialogue, e.g. ``translate -> third_language -> back_translate``; the user
-turns come from the data stage's templates (``data/templates/interactive.yaml``, canonical variant),
+turns come from the data stage's templates (``templates/interactive.yaml``, canonical variant),
 the history holds the model's *own* earlier replies, and every turn is scored against the reference
 that turn asks for (the target sentence, the third-language sentence, the source for a
 back-translation, the register variant, or the target with the glossary term). So a report can say
@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bayling.data.templates import lang_name, load_templates, translation_prompt
 from bayling.engines import GenerationParams
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.metrics import corpus_scores
 from bayling.languages import get_language
+from bayling.prompts import lang_name, load_templates, translation_prompt
 from bayling.records import ParallelRecord, dataset_dir
 
 CONSTRAINT_LINE = "\nMake sure to include these words: {words}"

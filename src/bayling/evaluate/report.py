@@ -291,7 +291,7 @@ def _translation_table(metrics: dict[str, Any]) -> str:
 
 def _prompts_table(metrics: dict[str, Any]) -> str:
     """How each system was asked to translate (``metrics.json``'s ``prompts``)."""
-    from bayling.evaluate.fewshot import fewshot_prompt
+    from bayling.prompts import fewshot_prompt
 
     prompts = metrics.get("prompts") or {}
     if not prompts:

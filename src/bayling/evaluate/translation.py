@@ -2,9 +2,9 @@
 
 Every direction's requests go to the engine as one list so it can batch by length. A system is
 prompted in one of two ways (``eval.prompt``): ``chat``, the canonical request
-:func:`bayling.data.templates.translation_prompt` (what the data stage trains on) rendered by the
+:func:`bayling.prompts.translation_prompt` (what the data stage trains on) rendered by the
 engine through :mod:`bayling.chat`; or ``fewshot``, a raw completion prompt with k demonstrations
-(:mod:`bayling.evaluate.fewshot`) continued by :meth:`~bayling.engines.Engine.complete` and cut at the
+(:func:`bayling.prompts.fewshot_prompt`, demonstrations from :mod:`bayling.evaluate.fewshot`) continued by :meth:`~bayling.engines.Engine.complete` and cut at the
 newline, which is how a base model is evaluated. Greedy decoding makes scores repeatable.
 """
 
@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.data.templates import translation_prompt
 from bayling.digest import digest
 from bayling.engines import GenerationParams
 from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
 from bayling.io import write_json, write_jsonl
 from bayling.languages import expand_languages, get_language
+from bayling.prompts import fewshot_prompt, translation_prompt
 from bayling.resume import Journal
 from bayling.testsets import Bitext
 
@@ -55,8 +55,6 @@ def translate(
         fewshot: ``{direction: [(source, target) demonstrations]}`` to prompt few-shot (raw completion, cut
             at the newline); None for the chat prompt.
     """
-    from bayling.evaluate.fewshot import fewshot_prompt
-
     requests, index = [], []
     for b in bitexts:
         for i, text in enumerate(b.sources):

@@ -1,8 +1,8 @@
 """Translation requests built from the interactive-translation templates, and batch translation.
 
-The first turn is :func:`bayling.data.templates.translation_prompt` (the prompt evaluation scores and
+The first turn is :func:`bayling.prompts.translation_prompt` (the prompt evaluation scores and
 the data builder trains on). Glossary and style options are appended to it as the follow-up
-instructions of ``data/templates/interactive.yaml`` (``glossary``, ``formal``/``casual``/``short``),
+instructions of ``templates/interactive.yaml`` (``glossary``, ``formal``/``casual``/``short``),
 i.e. exactly the sentences a tuned model has seen as refinement turns; the web page uses the same
 sentences for its refine buttons (:func:`followup_templates`).
 
@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.data.templates import lang_name, load_templates, translation_prompt
 from bayling.digest import digest
 from bayling.engines import GenerationParams
 from bayling.errors import BaylingError
 from bayling.languages import get_language
+from bayling.prompts import lang_name, load_templates, translation_prompt
 from bayling.resume import Journal
 
 STYLES = ("formal", "casual", "short")
