@@ -1,10 +1,13 @@
 """``bayling run``: data -> train -> eval -> chat as cached stages in one run directory.
 
-Each stage writes into ``RUN_DIR/<stage>/`` and, when it finishes, a ``_stage.json`` marker holding
-a fingerprint of everything it depends on (its config section, the model, the seed and the upstream
-fingerprints). Re-running skips stages whose fingerprint is unchanged, so an interrupted run resumes
-at the first unfinished stage and changing ``eval.*`` never retrains. The resolved config, the seed
-and a log are written beside the stages.
+:class:`RunConfig` composes the stages' config sections. Each stage is one call of its package's entry point
+(:func:`bayling.data.build`, :func:`bayling.train.train`, :func:`bayling.evaluate.evaluate`, then a chat turn
+through :func:`bayling.engines.load_run`), with its paths from :class:`~bayling.layout.RunLayout`; each returns
+what the next needs and what is printed, so nothing just written is read back. A finished stage leaves a
+``_stage.json`` marker holding a fingerprint of everything it depends on (its config section, the model, the
+seed and the upstream fingerprints; :mod:`bayling.digest`, :mod:`bayling.resume`). Re-running skips stages
+whose fingerprint is unchanged, so an interrupted run resumes at the first unfinished stage and changing
+``eval.*`` never retrains. The resolved config, the seed and a log are written beside the stages.
 """
 
 from __future__ import annotations
@@ -72,10 +75,10 @@ def stage_fingerprints(cfg: RunConfig) -> dict[str, str]:
     return fp
 
 
-def _setup_logging(run_dir: Path) -> None:
+def _setup_logging(run: RunLayout) -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    target = str((run_dir / "run.log").resolve())
+    target = str(run.log.resolve())
     if not any(getattr(h, "baseFilename", None) == target for h in root.handlers):
         fh = logging.FileHandler(target, encoding="utf-8")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -83,7 +86,7 @@ def _setup_logging(run_dir: Path) -> None:
 
 
 def _done(run_dir: Path, stage: str, fp: str) -> bool:
-    return marked(run_dir / stage / "_stage.json", fp) is not None
+    return marked(RunLayout(run_dir).stage_marker(stage), fp) is not None
 
 
 def preflight(cfg: RunConfig, plan: list[str]) -> None:
@@ -122,9 +125,10 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
     plan = [s for s in STAGES if (s in cfg.stages and STAGES.index(s) <= last) or s in wanted]
     preflight(cfg, plan)
     run_dir = cfg.resolved_run_dir()
+    run = RunLayout(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    _setup_logging(run_dir)
+    save_config(cfg, run.config)
+    _setup_logging(run)
     fps = stage_fingerprints(cfg)
     console.print(f"[bold]bayling run[/bold] {cfg.name} -> {run_dir}  (stages: {', '.join(plan)}, seed {cfg.seed})")
     for stage in plan:
@@ -133,10 +137,10 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
             continue
         console.rule(f"[bold]{stage}")
         t0 = time.time()
-        info = STAGE_FUNCS[stage](cfg, run_dir)
+        info = STAGE_FUNCS[stage](cfg, run)
         elapsed = round(time.time() - t0, 1)
         log.info("stage %s finished in %.1fs", stage, elapsed)
-        mark(run_dir / stage / "_stage.json", fps[stage], seconds=elapsed, **(info or {}))
+        mark(run.stage_marker(stage), fps[stage], seconds=elapsed, **info)
         console.print(f"[green]{stage}: done in {elapsed:.0f}s[/green]")
     return run_dir
 
@@ -144,89 +148,79 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
 # ----------------------------------------------------------------------------- stages
 
 
-def _stage_data(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    from bayling.data.build import build
+def _stage_data(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+    from bayling.data import build
 
-    out = build(cfg.data, run_dir / "data", seed=cfg.seed)
-    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
-    console.print(f"data: {stats['examples']} examples {stats['tasks']}, {stats['heldout_records']} held out")
-    return {"examples": stats["examples"]}
+    data = build(cfg.data, run.data_dir, seed=cfg.seed)
+    s = data.stats
+    console.print(f"data: {s['examples']} examples {s['tasks']}, {s['heldout_records']} held out")
+    return {"examples": data.examples}
 
 
-def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+def _stage_train(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+    from bayling.train import train
     from bayling.train.card import command, write_cards
-    from bayling.train.sft import train
+    from bayling.train.model import is_main_process
     from bayling.train.tracking import run_recorder
 
     # Called although the stage is current only under --force: then retrain from scratch instead of
     # reusing the finished sub-stages (cpt/sft/preference) that train() would otherwise skip.
-    forced = _done(run_dir, "train", stage_fingerprints(cfg)["train"])
-    final = train(
+    forced = _done(run.run_dir, "train", stage_fingerprints(cfg)["train"])
+    result = train(
         cfg.train,
-        cfg.model.name_or_path,
-        run_dir / "data" / "train.jsonl",
-        run_dir / "train",
+        cfg.model,
+        run.train_jsonl,
+        run.train_dir,
         seed=cfg.seed,
-        chat_format=cfg.model.chat_format,
-        gguf_file=cfg.model.gguf_file,
-        device=cfg.model.device,
-        callbacks=[run_recorder(run_dir / "train" / "trackers.json")],  # for the eval stage's scores
+        callbacks=[run_recorder(run.trackers)],  # for the eval stage's scores
         fresh=forced,
     )
-    from bayling.train.model import is_main_process
-
     if not is_main_process():  # under accelerate/torchrun: ranks > 0 leave once the distributed work is done
         raise SystemExit(0)
-    write_cards(cfg, run_dir, metrics=None, cmd=command())  # rewritten with the scores by the eval stage
-    summary = json.loads((run_dir / "train" / "summary.json").read_text(encoding="utf-8"))
+    write_cards(cfg, run.run_dir, metrics=None, cmd=command())  # rewritten with the scores by the eval stage
+    s = result.summary
     console.print(
-        f"train: {summary['steps']} steps, loss {_num(summary.get('first_loss'))} -> {_num(summary.get('last_loss'))}, "
-        f"{summary['seconds']}s"
+        f"train: {s['steps']} steps, loss {_num(s.get('first_loss'))} -> {_num(s.get('last_loss'))}, {s['seconds']}s"
     )
-    return {"output": str(final), "command": command()}
+    return {"output": str(result.final), "command": command()}
 
 
 def _num(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, int | float) else "n/a"
 
 
-def _adapter(cfg: RunConfig, run_dir: Path) -> Path | None:
-    final = run_dir / "train" / "final"
-    return final if "train" in cfg.stages and final.is_dir() else None
+def _adapter(cfg: RunConfig, run: RunLayout) -> Path | None:
+    return run.train_final if "train" in cfg.stages and run.train_final.is_dir() else None
 
 
-def _stage_eval(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    from bayling.evaluate.run import evaluate
+def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+    from bayling.evaluate import evaluate
+    from bayling.evaluate.run import pipeline_systems
 
-    evaluate(
-        cfg.eval_section(),
-        cfg.model,
-        run_dir / "eval",
-        adapter=_adapter(cfg, run_dir),
-        heldout_file=run_dir / "data" / "heldout.jsonl",
-        name=cfg.name,
-    )
-    if _adapter(cfg, run_dir) is not None:  # the run's own model: card with these scores, same tracker run
+    section = cfg.eval_section()
+    adapter = _adapter(cfg, run)
+    systems = pipeline_systems(cfg.model, adapter, section.compare_base, section.base_prompts)
+    result = evaluate(section, cfg.model, systems, run.eval_dir, heldout_file=run.heldout, name=cfg.name)
+    if adapter is not None:  # the run's own model: card with these scores, same tracker run
         from bayling.train.card import write_cards
         from bayling.train.tracking import log_eval_metrics
 
-        metrics = json.loads((run_dir / "eval" / "metrics.json").read_text(encoding="utf-8"))
-        write_cards(cfg, run_dir, metrics=metrics)
-        log_eval_metrics(run_dir / "train", metrics)
-    info = {"metrics": str(run_dir / "eval" / "metrics.json")}
+        write_cards(cfg, run.run_dir, metrics=result.metrics)
+        log_eval_metrics(run.train_dir, result.metrics)
+    info = {"metrics": str(run.metrics)}
     if cfg.eval.report:
-        info["report"] = str(run_dir / "eval" / "report.html")
+        info["report"] = str(run.report)
     return info
 
 
-def _stage_chat(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+def _stage_chat(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     from bayling.engines import GenerationParams, load_run
 
-    engine = load_run(run_dir)
+    engine = load_run(run.run_dir)
     conv = [{"role": "user", "content": cfg.chat.prompt}]
     answer = engine.generate([conv], GenerationParams(max_new_tokens=cfg.chat.max_new_tokens))[0]
     console.print(f"[bold]user:[/bold] {cfg.chat.prompt}\n[bold]bayling:[/bold] {answer}")
-    write_json(run_dir / "chat" / "chat.json", {"messages": conv + [{"role": "assistant", "content": answer}]})
+    write_json(run.chat_json, {"messages": conv + [{"role": "assistant", "content": answer}]})
     return {}
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bayling.data.build import build, generate_teacher
+from bayling.data import build
+from bayling.data.builder import generate_teacher
 from bayling.data.config import DataConfig, FilterConfig, TeacherConfig
 from bayling.data.teacher import TeacherJournal
 from bayling.errors import DataError
@@ -57,7 +58,7 @@ def _journal_ids(path: Path) -> list[str]:
 
 
 def test_teacher_build_survives_faults_and_validates(teacher_server, seed_instructions, tmp_path):
-    out = build(_cfg(teacher_server.url, seed_instructions), tmp_path / "a", seed=3)
+    out = build(_cfg(teacher_server.url, seed_instructions), tmp_path / "a", seed=3).out_dir
     stats = json.loads((out / "stats.json").read_text())
     t = stats["teacher"]
     assert t["jobs"] == 24 and t["failed"] == 0

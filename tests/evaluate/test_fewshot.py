@@ -339,10 +339,12 @@ def test_eval_only_prompts_per_system(tiny_llama, tmp_path):
         report=False,
     )
     systems = {"a": System("a", str(tiny_llama)), "b": System("b", str(tiny_llama))}
-    m = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), tmp_path / "out", systems=systems)
+    result = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), systems, tmp_path / "out")
+    m = result.metrics
+    assert m == json.loads(result.metrics_file.read_text(encoding="utf-8")) and result.report is None
     assert m["prompts"]["a"]["prompt"] == "fewshot" and m["prompts"]["b"]["prompt"] == "chat"
     assert m["prompts"]["a"]["pool"] == f"records of {data} not scored"
     assert all(int(i[1:]) >= 4 for i in m["prompts"]["a"]["demos"]["eng_Latn-deu_Latn"])
     bad = EvalConfig(testset=str(data), directions=["en-de"], prompts={"nobody": "chat"})
     with pytest.raises(ConfigError, match="eval.prompts"):
-        evaluate(bad, ModelConfig(), tmp_path / "bad", systems=systems)
+        evaluate(bad, ModelConfig(), systems, tmp_path / "bad")

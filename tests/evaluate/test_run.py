@@ -176,8 +176,8 @@ def _grid_cfg(data_dir: Path) -> EvalConfig:
 def test_same_model_twice_gives_identical_scores(tiny_llama, shared_data_dir, tmp_path):
     model = ModelConfig(name_or_path=str(tiny_llama), dtype="float32", device="cpu")
     systems = {"base": System("base", str(tiny_llama))}
-    a = evaluate(_grid_cfg(shared_data_dir), model, tmp_path / "a", systems=systems)
-    b = evaluate(_grid_cfg(shared_data_dir), model, tmp_path / "b", systems=systems)
+    a = evaluate(_grid_cfg(shared_data_dir), model, systems, tmp_path / "a").metrics
+    b = evaluate(_grid_cfg(shared_data_dir), model, systems, tmp_path / "b").metrics
     assert a["systems"] == b["systems"] and len(a["directions"]) == 20
     for d in a["directions"]:
         assert (tmp_path / "a" / "base" / f"{d}.jsonl").read_text() == (

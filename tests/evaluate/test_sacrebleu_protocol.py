@@ -205,9 +205,9 @@ def test_eval_run_reports_spbleu_and_na_with_signatures(tiny_llama, spm_model, t
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     model, systems = ModelConfig(dtype="float32", device="cpu"), {"base": System("base", str(tiny_llama))}
     common = dict(testset=str(data), directions=["en-th", "th-en"], max_sentences=3, max_new_tokens=3, fewshot_k=2)
-    m = evaluate(EvalConfig(**common, spm_model=str(spm_model)), model, tmp_path / "sp", systems=systems)
+    m = evaluate(EvalConfig(**common, spm_model=str(spm_model)), model, systems, tmp_path / "sp").metrics
     assert "tok:flores200" in m["systems"]["base"]["eng_Latn-tha_Thai"]["bleu"]["signature"]
-    m = evaluate(EvalConfig(**common, spm_model=None, bleu_tokenize="wmt"), model, tmp_path / "na", systems=systems)
+    m = evaluate(EvalConfig(**common, spm_model=None, bleu_tokenize="wmt"), model, systems, tmp_path / "na").metrics
     th = m["systems"]["base"]["eng_Latn-tha_Thai"]
     assert th["bleu"]["score"] is None and th["chrf"]["signature"].startswith("nrefs:1")
     assert "tok:13a" in m["systems"]["base"]["tha_Thai-eng_Latn"]["bleu"]["signature"]

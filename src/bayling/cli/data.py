@@ -108,22 +108,21 @@ def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from bayling.data.build import build
+    from bayling.data import build
 
     data, out, seed = _load(args)
-    build(data, out, seed)
-    _print_summary(json.loads((out / "stats.json").read_text(encoding="utf-8")), out)
+    result = build(data, out, seed)
+    _print_summary(result.stats, result.out_dir)
     return 0
 
 
 def _teacher(args: argparse.Namespace) -> int:
-    from bayling.data.build import generate_teacher
+    from bayling.data.builder import generate_teacher
 
     data, out, seed = _load(args)
-    path = generate_teacher(data, out, seed)
-    info = json.loads((path.parent / "stats.json").read_text(encoding="utf-8"))
-    print(json.dumps(info, ensure_ascii=False, indent=2))
-    print(path)
+    result = generate_teacher(data, out, seed)
+    print(json.dumps(result.stats, ensure_ascii=False, indent=2))
+    print(result.file)
     return 0
 
 
@@ -139,37 +138,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from bayling.data.config import ContaminationConfig
-    from bayling.data.filters import build_contamination_index
-    from bayling.data.stats import turns_of
-    from bayling.errors import DataError
-    from bayling.languages import expand_languages
-    from bayling.validate import BadLines, iter_jsonl_numbered
+    from bayling.data.check import check_file
 
-    cfg = ContaminationConfig(flores_dir=args.flores, wmt_dir=args.wmt, extra_files=args.eval_file, ngram=args.ngram)
-    index = build_contamination_index(cfg, expand_languages(args.languages), [], skip_flores=False)
-    hits, n, bad = [], 0, BadLines(args.skip_bad)
-    for line, obj in iter_jsonl_numbered(args.file, bad):
-        try:
-            turns = turns_of(obj, f"{args.file}:{line}")
-        except DataError as e:
-            bad.error(str(e))
-            continue
-        n += 1
-        if index.hit([t["content"] for t in turns]):
-            hits.append(str(obj.get("id", f"line {line}")))
-    report = {
-        "file": args.file,
-        "examples": n,
-        "contaminated": len(hits),
-        "first": hits[:20],
-        "eval_sentences": index.sentences,
-        "sources": index.sources,
-        "ngram": args.ngram,
-        "skipped_lines": bad.to_dict(),
-    }
+    report = check_file(
+        args.file, args.languages, args.flores, args.wmt, args.eval_file, args.ngram, skip_bad=args.skip_bad
+    )
     print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 1 if hits else 0
+    return 1 if report["contaminated"] else 0
 
 
 def _print_summary(s: dict[str, Any], out: Path) -> None:

@@ -11,12 +11,11 @@ per generation instead of a worker thread (:mod:`bayling.serve.scheduler`).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bayling.errors import ConfigError
+from bayling.engines.factory import ENGINES, engine_class, load_engine, load_run
 
 
 @dataclass
@@ -90,23 +89,6 @@ class Engine(Protocol):
         ...
 
 
-ENGINES = {
-    "transformers": "bayling.engines.hf:TransformersEngine",
-    "llamacpp": "bayling.engines.llamacpp:LlamaCppEngine",
-    "vllm": "bayling.engines.vllm:VLLMEngine",
-}
-
-
-def engine_class(name: str) -> type:
-    """Import the engine class registered under ``name``."""
-    try:
-        target = ENGINES[name]
-    except KeyError:
-        raise ConfigError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}") from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """``text`` up to the first occurrence of any ``stop`` string, stripped (what ``complete`` returns).
 
@@ -116,7 +98,5 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
     return text[:cut].strip()
 
-
-from bayling.engines.factory import load_engine, load_run  # noqa: E402  (the factory uses the names above)
 
 __all__ = ["ENGINES", "Engine", "GenerationParams", "cut_at_stop", "engine_class", "load_engine", "load_run"]

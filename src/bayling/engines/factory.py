@@ -1,5 +1,8 @@
 """The one place engines are built: from a model reference (evaluation, ``bayling chat MODEL``) or a run.
 
+Engines are registered by name in :data:`ENGINES` and imported only when asked for (:func:`engine_class`), so a
+missing optional extra (llama.cpp, vLLM) only matters when that engine is used.
+
 :func:`load_engine` turns a model reference (embedded alias, HF directory, ``.gguf`` file, Hub id), an
 optional adapter and the shared :class:`~bayling.models.ModelConfig` into the named engine;
 :func:`load_run` does the same for a run directory of ``bayling run`` (its base model plus
@@ -11,15 +14,36 @@ a typo is a :class:`~bayling.errors.ConfigError` naming the option and the engin
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bayling.engines import Engine, engine_class
 from bayling.errors import ConfigError, ModelError
 from bayling.layout import RunLayout
 from bayling.models import ModelConfig
+
+if TYPE_CHECKING:
+    from bayling.engines import Engine
+
+
+ENGINES = {
+    "transformers": "bayling.engines.hf:TransformersEngine",
+    "llamacpp": "bayling.engines.llamacpp:LlamaCppEngine",
+    "vllm": "bayling.engines.vllm:VLLMEngine",
+}
+
+
+def engine_class(name: str) -> type:
+    """Import the engine class registered under ``name``."""
+    try:
+        target = ENGINES[name]
+    except KeyError:
+        raise ConfigError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}") from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
 
 OWN = ("model_path", "adapter", "lora_path")
 """Constructor arguments the factory itself fills in (what to load); never engine options."""

@@ -314,28 +314,45 @@ def _prompts(
     return prompts, demos
 
 
+@dataclass
+class EvalResult:
+    """What the eval stage wrote.
+
+    Attributes:
+        out_dir: holds ``metrics.json``, ``table.md``, ``report.{json,html}`` and one directory per system.
+        metrics: what ``metrics.json`` holds (scores with signatures, prompts, benchmarks...).
+        report: the HTML report, when ``eval.report`` is on.
+    """
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    report: Path | None = None
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.out_dir / "metrics.json"
+
+
 def evaluate(
     cfg: EvalConfig,
     model: ModelConfig,
+    systems: dict[str, System],
     out_dir: str | Path,
-    adapter: str | Path | None = None,
     heldout_file: str | Path | None = None,
-    systems: dict[str, System] | None = None,
     name: str = "",
-) -> dict[str, Any]:
-    """Score the base model (if ``cfg.compare_base``) and the tuned one (if ``adapter``), or ``systems``.
+) -> EvalResult:
+    """Score ``systems`` (a run's: :func:`pipeline_systems`; an eval-only config's: its own) side by side.
 
     Args:
-        cfg: evaluation settings.
-        model: the base model config (chat format, dtype and device apply to every system).
+        cfg: evaluation settings (``cfg.seed`` None: seed 0, as when called outside a run).
+        model: the shared model config (chat format, dtype and device apply to every system).
+        systems: the models to compare, by name (``base-fewshot`` / ``tuned`` get the before/after columns).
         out_dir: where ``metrics.json``, ``table.md``, ``report.{json,html}`` and per-system outputs go.
-        adapter: trained adapter or full-model directory from the train stage.
         heldout_file: the data stage's ``heldout.jsonl`` (for ``testset: heldout``).
-        systems: explicit systems to compare instead of base/tuned (eval-only runs).
         name: run name shown in the report.
 
     Returns:
-        The metrics dict also written to ``out_dir/metrics.json``.
+        The output directory, the metrics also written to ``out_dir/metrics.json`` and the report's path.
     """
     from bayling.evaluate import parts
     from bayling.evaluate.metrics import CometModels, spm_model_path
@@ -343,7 +360,6 @@ def evaluate(
     out = Path(out_dir)
     if cfg.seed is None:  # called without a run: the default seed
         cfg = replace(cfg, seed=0)
-    systems = systems or pipeline_systems(model, adapter, cfg.compare_base, cfg.base_prompts)
     validate(cfg, systems)
     full = full_testset(cfg, heldout_file)
     bitexts = [b.head(cfg.max_sentences) for b in full]
@@ -375,13 +391,14 @@ def evaluate(
         table, markdown = comparison_table(metrics, cfg.metrics)
         (out / "table.md").write_text(markdown, encoding="utf-8")
         console.print(table)
+    page = None
     if cfg.report:
         from bayling.evaluate.report import write_report
 
         extra = {k: metrics[k] for k in ("benchmarks", "open_ended", "interactive") if k in metrics}
         _, page = write_report(out, metrics, extra, name=name)
         console.print(f"report: {page}")
-    return metrics
+    return EvalResult(out, metrics, Path(page) if page else None)
 
 
 def _by_kind(per_system: dict[str, dict[str, Any]], part: str) -> dict[str, Any]:

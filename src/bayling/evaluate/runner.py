@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bayling.config import load_config, save_config, stage_seed
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
 from bayling.models import ModelConfig
+
+if TYPE_CHECKING:
+    from bayling.evaluate.run import EvalResult
 
 
 @dataclass
@@ -42,8 +45,8 @@ class EvalRunConfig:
         return Path(self.out_dir.replace("{name}", self.name))
 
 
-def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Load an :class:`EvalRunConfig` and evaluate its systems; returns the metrics."""
+def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> EvalResult:
+    """Load an :class:`EvalRunConfig` and evaluate its systems."""
     from bayling.evaluate.run import evaluate
     from bayling.evaluate.systems import System
 
@@ -57,4 +60,4 @@ def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, .
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     systems = {n: System.parse(n, ref) for n, ref in cfg.systems.items()}
-    return evaluate(eval_cfg, cfg.model, out, systems=systems, name=cfg.name)
+    return evaluate(eval_cfg, cfg.model, systems, out, name=cfg.name)

@@ -6,6 +6,8 @@ instructions of ``templates/interactive.yaml`` (``glossary``, ``formal``/``casua
 i.e. exactly the sentences a tuned model has seen as refinement turns; the web page uses the same
 sentences for its refine buttons (:func:`followup_templates`).
 
+Files (``bayling translate``): :func:`read_input`, :func:`parse_glossary` and :func:`translate_file`.
+
 Run as::
 
     bayling translate --src-lang en --tgt-lang de < in.txt > out.txt
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bayling.digest import digest
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import BaylingError
+from bayling.io import write_text
 from bayling.languages import get_language
 from bayling.prompts import lang_name, load_templates, translation_prompt
 from bayling.resume import Journal
@@ -119,7 +122,7 @@ def _line_key(i: int, text: str) -> str:
 
 
 def translate_lines(
-    engine: Any,
+    engine: Engine,
     lines: Sequence[str],
     src: str,
     tgt: str,
@@ -175,3 +178,88 @@ def translate_lines(
         if progress is not None:
             progress(len(idx))
     return out
+
+
+# --- files (``bayling translate``) -----------------------------------------------------------------------
+
+
+def parse_glossary(items: Sequence[str]) -> dict[str, str]:
+    """``["Zug=train", ...]`` (``--glossary SRC=TGT``) -> ``{"Zug": "train"}``.
+
+    Raises:
+        BaylingError: an item without a term on both sides of ``=``.
+    """
+    glossary = {}
+    for item in items:
+        term, sep, target = item.partition("=")
+        if not sep or not term.strip() or not target.strip():
+            raise BaylingError(f"--glossary expects SRC=TGT, got {item!r}")
+        glossary[term.strip()] = target.strip()
+    return glossary
+
+
+def read_input(
+    path: str | Path | None, encoding: str = "utf-8", errors: str = "strict", stdin: Any = None
+) -> list[str]:
+    """The lines to translate, decoded before any model loads (a damaged input fails at once, naming line and byte).
+
+    Args:
+        path: the input file; None reads ``stdin`` (bytes from its ``buffer`` when it has one, decoded here).
+        encoding: the input's encoding; ``errors``: what to do with undecodable bytes (``strict`` fails).
+        stdin: the stream read when ``path`` is None (``sys.stdin`` by default).
+
+    Returns:
+        One entry per line; only ``"\n"`` ends a line, so there is one output line per input line whatever
+        else a line holds.
+    """
+    import sys
+
+    from bayling.errors import DataError
+    from bayling.validate import ENCODING_HINT, check_encoding, decode_text, read_text
+
+    check_encoding(encoding, errors)
+    stdin = stdin if stdin is not None else sys.stdin
+    try:
+        if path:
+            text = read_text(path, encoding, errors, what="input file")
+        else:
+            raw = getattr(stdin, "buffer", None)  # bytes, decoded here; a text stream (tests) is taken as is
+            text = decode_text(raw.read(), "<stdin>", encoding, errors) if raw else stdin.read()
+    except DataError as e:
+        raise DataError(f"{e}{ENCODING_HINT if 'not valid' in str(e) else ''}") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def translate_file(
+    engine: Engine,
+    lines: Sequence[str],
+    src: str,
+    tgt: str,
+    output: str | Path | None = None,
+    params: GenerationParams | None = None,
+    glossary: Mapping[str, str] | None = None,
+    style: str | None = None,
+    chunk_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Translate ``lines`` into the text of an output file (one line per input line).
+
+    With ``output``, finished lines are journaled beside it (``OUTPUT.journal.jsonl``) so a re-run resumes, and
+    the result is written atomically there, after which the journal is removed.
+
+    Returns:
+        The translated text (also written to ``output`` when given).
+    """
+    journal = Path(str(output) + ".journal.jsonl") if output else None
+    out = translate_lines(
+        engine, lines, src, tgt, params, glossary or None, style, chunk_size, journal=journal, progress=progress
+    )
+    result = "".join(line + "\n" for line in out)
+    if output:
+        write_text(Path(output), result)
+        if journal is not None:
+            journal.unlink(missing_ok=True)
+    return result

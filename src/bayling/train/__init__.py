@@ -1,4 +1,4 @@
-"""The training stage: ``bayling train`` (entry point :func:`bayling.train.sft.train`).
+"""The training stage: ``bayling train`` (entry point :func:`train` -> :class:`TrainResult`, from :mod:`bayling.train.sft`).
 
 Modules:
     * ``config``     – :class:`TrainConfig` with its ``cpt`` / ``preference`` sections (YAML ``train:``)
@@ -12,3 +12,14 @@ Modules:
 
 Heavy dependencies (torch, transformers, TRL, PEFT) are imported inside these modules, never here.
 """
+
+__all__ = ["TrainResult", "train"]
+
+
+def __getattr__(name: str) -> object:
+    """The stage's entry point, imported on first use: importing the package (its config) stays cheap."""
+    if name in __all__:
+        from bayling.train import sft
+
+        return getattr(sft, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

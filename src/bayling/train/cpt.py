@@ -66,7 +66,13 @@ def cpt_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -> Any:
 
 
 def run_cpt(
-    cfg: TrainConfig, model_path: Path, tokenizer: Any, stage_dir: Path, device: str, seed: int
+    cfg: TrainConfig,
+    model_path: Path,
+    tokenizer: Any,
+    stage_dir: Path,
+    device: str,
+    seed: int,
+    trust_remote_code: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Continue pre-training ``model_path`` on ``cfg.cpt.data``.
 
@@ -92,7 +98,7 @@ def run_cpt(
     total, _ = count_tokens(rows)
     args = cpt_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions the weights as they load
     resume = last_checkpoint(stage_dir, fp, cfg.resume)
-    model = load_for_training(model_path, c.method, cfg.bf16, device, cfg.attn_implementation)
+    model = load_for_training(model_path, c.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code)
     peft_config = None
     if c.method == "lora":
         peft_config = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
@@ -114,7 +120,7 @@ def run_cpt(
         if is_main_process():
             from bayling.train.export import merge_adapter
 
-            merge_adapter(stage_dir / "adapter", model_path, output)
+            merge_adapter(stage_dir / "adapter", model_path, output, trust_remote_code=trust_remote_code)
     else:
         trainer.save_model(str(output))
         release_zero3_init()

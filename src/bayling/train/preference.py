@@ -61,12 +61,20 @@ def build_pairs(
     device: str,
     max_new_tokens: int,
     dtype: str,
+    trust_remote_code: bool = False,
 ) -> list[dict[str, Any]]:
     """Generate the SFT model's greedy answers and pair them with the references (identical ones dropped)."""
     from bayling.engines import GenerationParams
     from bayling.engines.hf import TransformersEngine
 
-    engine = TransformersEngine(model_path, adapter=adapter, chat_format=chat_format, dtype=dtype, device=device)
+    engine = TransformersEngine(
+        model_path,
+        adapter=adapter,
+        chat_format=chat_format,
+        dtype=dtype,
+        device=device,
+        trust_remote_code=trust_remote_code,
+    )
     outputs = engine.generate([it["prompt"] for it in items], GenerationParams(max_new_tokens=max_new_tokens))
     pairs = []
     for it, out in zip(items, outputs, strict=False):
@@ -113,6 +121,7 @@ def run_preference(
     device: str,
     seed: int,
     sft_fp: str = "",
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Tune the SFT result on preference pairs; writes ``output`` (same kind as the SFT output).
 
@@ -149,6 +158,7 @@ def run_preference(
             local_device(device),  # every rank generates on its own GPU
             pc.max_new_tokens,
             "bfloat16" if cfg.bf16 else "float32",
+            trust_remote_code,
         )
         if not pairs:
             raise DataError("every model output equals its reference: nothing to prefer")
@@ -158,7 +168,7 @@ def run_preference(
 
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
     args = preference_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads
-    model = _load_sft_model(cfg, base, sft_output, device)
+    model = _load_sft_model(cfg, base, sft_output, device, trust_remote_code)
     dataset = datasets.Dataset.from_list(_conversational(pairs))
     if pc.method == "dpo":
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -209,12 +219,12 @@ def preference_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -
     return check_launch(CPOConfig(**shared, beta=pc.beta, cpo_alpha=pc.cpo_alpha, max_length=cfg.max_length))
 
 
-def _load_sft_model(cfg: TrainConfig, base: Path, sft_output: Path, device: str) -> Any:
+def _load_sft_model(cfg: TrainConfig, base: Path, sft_output: Path, device: str, trust: bool = False) -> Any:
     """The SFT result, trainable: the full model, or the base with the SFT adapter (not a new one)."""
     if (sft_output / "config.json").is_file():
-        return load_for_training(sft_output, "full", cfg.bf16, device, cfg.attn_implementation)
+        return load_for_training(sft_output, "full", cfg.bf16, device, cfg.attn_implementation, trust)
     peft = require("peft", "train")
-    model = load_for_training(base, cfg.method, cfg.bf16, device, cfg.attn_implementation)
+    model = load_for_training(base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust)
     return peft.PeftModel.from_pretrained(model, str(sft_output), is_trainable=True)
 
 

@@ -1,5 +1,5 @@
-"""The data stage: ``build(cfg, out_dir)`` writes ``train.jsonl``, ``heldout.jsonl``, ``fewshot.jsonl``,
-``split.json`` and ``stats.json``.
+"""The data stage: ``build(cfg, out_dir, seed) -> DataResult`` writes ``train.jsonl``, ``heldout.jsonl``,
+``fewshot.jsonl``, ``split.json`` and ``stats.json``.
 
 Run as::
 
@@ -197,17 +197,52 @@ def run_teacher(
     )
 
 
-def generate_teacher(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
+@dataclass
+class DataResult:
+    """What the data stage made.
+
+    Attributes:
+        out_dir: holds ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl`` (the test records),
+            ``fewshot.jsonl`` (the demonstration pool; same record format), ``split.json`` (which documents and
+            records went where), ``stats.json`` and, when asked for, ``train.sharegpt.jsonl`` and ``hf/``.
+        stats: what ``stats.json`` holds (``examples``, ``tasks``, ``heldout_records``, ``dropped``...).
+    """
+
+    out_dir: Path
+    stats: dict[str, Any]
+
+    @property
+    def train_file(self) -> Path:
+        return self.out_dir / "train.jsonl"
+
+    @property
+    def heldout_file(self) -> Path:
+        return self.out_dir / "heldout.jsonl"
+
+    @property
+    def examples(self) -> int:
+        return int(self.stats["examples"])
+
+
+@dataclass
+class TeacherResult:
+    """The teacher part of a build alone: ``file`` (``OUT/teacher/teacher.jsonl``) and its ``stats``."""
+
+    file: Path
+    stats: dict[str, Any]
+
+
+def generate_teacher(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> TeacherResult:
     """Only the teacher part of a build: ``OUT/teacher/teacher.jsonl`` (+ journal); a later build reuses it."""
     out = Path(out_dir)
     if not cfg.teacher.examples:
         raise ConfigError("data.teacher.examples is 0: nothing for the teacher to do")
     _, info = run_teacher(cfg, out, prepare(cfg, out, seed))
     write_json(out / "teacher" / "stats.json", info)
-    return out / "teacher" / "teacher.jsonl"
+    return TeacherResult(out / "teacher" / "teacher.jsonl", info)
 
 
-def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
+def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
     """Build the training mix and the held-out split.
 
     Args:
@@ -216,9 +251,7 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
         seed: run seed (used when ``cfg.seed`` is None).
 
     Returns:
-        ``out_dir``, holding ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl`` (the test records),
-        ``fewshot.jsonl`` (the demonstration pool; same record format), ``split.json`` (which documents and
-        records went where), ``stats.json`` and, when asked for, ``train.sharegpt.jsonl``.
+        The output directory and the statistics also written to ``stats.json``.
     """
     t0 = time.time()
     out = Path(out_dir)
@@ -357,7 +390,7 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
     if stats.counter is not None and p.heldout:
         info["fertility"] = fertility({c: [r.texts[c] for r in p.heldout[:200]] for c in p.langs}, stats.counter)
     write_json(out / "stats.json", info)
-    return out
+    return DataResult(out, info)
 
 
 def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
