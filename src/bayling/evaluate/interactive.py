@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.metrics import corpus_scores
 from bayling.languages import get_language
@@ -79,7 +79,7 @@ def _usable(rec: ParallelRecord, src: str, tgt: str, third: str, turns: Sequence
 
 
 def refinement_dialogues(
-    engine: Any,
+    engine: Engine,
     records: Sequence[ParallelRecord],
     src: str,
     tgt: str,
@@ -180,7 +180,7 @@ def constraint_hits(hyp: str, words: Sequence[str]) -> tuple[int, int]:
 
 
 def constrained_translation(
-    engine: Any,
+    engine: Engine,
     items: Sequence[dict[str, Any]],
     src: str,
     tgt: str,

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bayling.engines import Engine
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
 from bayling.io import write_jsonl
 from bayling.progress import console, progress_bar
 
-EngineFn = Callable[[], Any]
+EngineFn = Callable[[], Engine]
 
 
 def run_benchmarks(cfg: EvalConfig, engine: EngineFn, out_dir: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bayling.engines import Engine
 from bayling.errors import DataError
 from bayling.evaluate.mc import _hf_parts, encode_request, max_length, score_tokens
 
@@ -77,7 +78,7 @@ def _windows(ids: list[int], prefix: int, limit: int) -> list[tuple[list[int], l
 
 
 def text_loglikelihoods(
-    engine: Any, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
+    engine: Engine, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
 ) -> list[tuple[float, int]]:
     """``(summed log-likelihood, number of tokens scored)`` of each text, as raw text after BOS."""
     model, tok, _ = _hf_parts(engine)
@@ -119,7 +120,7 @@ def perplexity_summary(texts: Sequence[str], scored: Sequence[tuple[float, int]]
 
 
 def score_perplexity(
-    engine: Any, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
+    engine: Engine, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Summary (:func:`perplexity_summary`) and per-text rows (``loglik``, ``tokens``) for one language."""
     scored = text_loglikelihoods(engine, texts, batch_size, progress)

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from bayling.config import to_dict
 from bayling.digest import digest
+from bayling.engines import Engine
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.cache import cached_part, hypotheses_key, part_fingerprint
 from bayling.evaluate.config import EvalConfig
@@ -145,10 +146,11 @@ def _interactive_records(cfg: EvalConfig, heldout_file: str | Path | None, src: 
 class _Lazy:
     """Builds the system's engine on first use, so a fully cached system never loads its model."""
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self.factory, self.engine = factory, None
+    def __init__(self, factory: Callable[[], Engine]) -> None:
+        self.factory: Callable[[], Engine] = factory
+        self.engine: Engine | None = None
 
-    def get(self) -> Any:
+    def get(self) -> Engine:
         if self.engine is None:
             self.engine = self.factory()
         return self.engine

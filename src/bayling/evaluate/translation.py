@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bayling.digest import digest
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
 from bayling.io import write_json, write_jsonl
 from bayling.languages import expand_languages, get_language
@@ -42,7 +42,7 @@ def grid_directions(grid: Sequence[str], pivot: str = "eng_Latn") -> list[tuple[
 
 
 def translate(
-    engine: Any,
+    engine: Engine,
     bitexts: Sequence[Bitext],
     max_new_tokens: int = 96,
     progress: Callable[[int], None] | None = None,
@@ -121,7 +121,7 @@ def score_direction(
 
 
 def translate_and_score(
-    engine: Any,
+    engine: Engine | Callable[[], Engine],
     bitexts: Sequence[Bitext],
     out_dir: str | Path,
     max_new_tokens: int = 96,

@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import BaylingError, UnknownLanguageError, require
 from bayling.serve import protocol as P
 from bayling.serve.config import LOOPBACK, ServeConfig
@@ -56,7 +56,7 @@ from bayling.serve.scheduler import Busy, Overloaded, Scheduler
 log = logging.getLogger(__name__)
 
 
-def _count_prompt(engine: Any, conversation: list[dict[str, str]]) -> int:
+def _count_prompt(engine: Engine, conversation: list[dict[str, str]]) -> int:
     if hasattr(engine, "count_prompt_tokens"):
         return int(engine.count_prompt_tokens(conversation))
     from bayling.chat import render
@@ -64,7 +64,7 @@ def _count_prompt(engine: Any, conversation: list[dict[str, str]]) -> int:
     return len(render(conversation, "gemma", add_generation_prompt=True)) // 4  # a rough bound for foreign engines
 
 
-def _count_text(engine: Any, text: str) -> int:
+def _count_text(engine: Engine, text: str) -> int:
     return int(engine.count_tokens(text)) if hasattr(engine, "count_tokens") else len(text) // 4
 
 
@@ -165,7 +165,7 @@ class ClientGone(Exception):
     """The client disconnected before its answer was ready (nothing is sent; HTTP 499 in logs)."""
 
 
-def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
+def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
     """Build the FastAPI app serving ``engine``.
 
     Args:
