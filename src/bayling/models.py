@@ -194,7 +194,7 @@ def _hub_cached(repo: str, revision: str | None, patterns: dict[str, Any] | None
                 repo, revision=revision, cache_dir=hub.cache_dir(), local_files_only=True, **(patterns or {})
             )
         )
-    except Exception:  # noqa: BLE001 - not cached, or cached partly: the caller decides what to do
+    except (OSError, ValueError):  # not cached or cached partly (LocalEntryNotFoundError), or not a valid id
         return None
 
 
