@@ -108,11 +108,6 @@ def hub_dataset_ids(sources: list[str]) -> list[str]:
     return out
 
 
-def is_hub_source(value: str | None) -> bool:
-    """True for an ``hf:`` reference that names a Hub data set rather than an existing local path."""
-    return bool(value) and str(value).startswith("hf:") and not parse_hf(str(value)).local
-
-
 # ----------------------------------------------------------------------------- loading
 
 

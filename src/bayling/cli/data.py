@@ -93,6 +93,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
     """(DataConfig, output dir, seed) from a data-only preset or a run config."""
     from bayling.config import load_config, read_yaml, save_config, stage_seed
     from bayling.data.config import DataBuildConfig
+    from bayling.layout import RunLayout
     from bayling.pipeline import RunConfig
 
     keys = set(read_yaml(args.config))
@@ -101,7 +102,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
         out = Path(args.out or cfg.resolved_out_dir())
     else:
         cfg = load_config(RunConfig, args.config, args.overrides)
-        out = Path(args.out) if args.out else cfg.resolved_run_dir() / "data"
+        out = Path(args.out) if args.out else RunLayout(cfg.resolved_run_dir()).data_dir
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     return cfg.data, out, stage_seed(cfg.seed, cfg.data.seed, "data.seed")
