@@ -127,7 +127,7 @@ def _stage_data(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
 
 def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
     from bayling.train.card import command, write_cards
-    from bayling.train.sft import train
+    from bayling.train.orchestrator import train
     from bayling.train.tracking import run_recorder
 
     # Called although the stage is current only under --force: then retrain from scratch instead of
@@ -145,7 +145,7 @@ def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
         callbacks=[run_recorder(run_dir / "train" / "trackers.json")],  # for the eval stage's scores
         fresh=forced,
     )
-    from bayling.train.model import is_main_process
+    from bayling.train.distributed import is_main_process
 
     if not is_main_process():  # under accelerate/torchrun: ranks > 0 leave once the distributed work is done
         raise SystemExit(0)

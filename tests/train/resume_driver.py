@@ -21,7 +21,7 @@ from transformers import TrainerCallback
 from trl.trainer import sft_trainer
 
 from bayling.train.config import TrainConfig
-from bayling.train.sft import train
+from bayling.train.orchestrator import train
 
 model_dir, data, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 kill_at = int(sys.argv[4]) if len(sys.argv) > 4 else 0

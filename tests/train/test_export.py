@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bayling.train.config import TrainConfig
-from bayling.train.sft import train
+from bayling.train.orchestrator import train
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bayling.train.config import TrainConfig
-from bayling.train.sft import train
+from bayling.train.orchestrator import train
 
 
 def test_console_tensorboard_and_summary(tiny_llama, dialogues_file, tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bayling.train.config import TrainConfig
-from bayling.train.sft import train
+from bayling.train.orchestrator import train
 
 
 def _losses(out):

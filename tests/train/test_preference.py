@@ -9,7 +9,7 @@ import torch
 
 from bayling.chat import format_for_tokenizer, tokenize_conversation
 from bayling.train.config import PreferenceConfig, TrainConfig
-from bayling.train.sft import train
+from bayling.train.orchestrator import train
 
 
 def _load(base, adapter):

@@ -7,7 +7,7 @@ import json
 import torch
 
 from bayling.train.config import CptConfig, TrainConfig
-from bayling.train.sft import train
+from bayling.train.orchestrator import train
 
 MONO = [
     "Das Wetter ist heute schön und wir gehen in den Park.",
