@@ -97,11 +97,6 @@ def test_no_layer_imports_a_stage_beside_it_or_anything_above_it(layer):
     assert bad == []
 
 
-TRAIN_CYCLE = {"bayling.train.sft", "bayling.train.cpt", "bayling.train.preference"}
-"""The one cycle left: ``train.sft`` is both the stage's orchestrator and the helper library of ``cpt`` and
-``preference``. Issue 11's train restructuring (branch i11-train) removes it; then delete this exemption."""
-
-
 def test_no_import_cycle():
     """No module depends on itself through others (a package's ``__init__`` re-exporting its modules included)."""
     index: dict[str, int] = {}
@@ -134,7 +129,7 @@ def test_no_import_cycle():
     for v in sorted(GRAPH):
         if v not in index:
             connect(v)
-    assert [c for c in cycles if not set(c) <= TRAIN_CYCLE] == []
+    assert cycles == []
 
 
 def test_each_stage_package_exports_its_entry_point():

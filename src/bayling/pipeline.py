@@ -160,7 +160,7 @@ def _stage_data(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
 def _stage_train(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     from bayling.train import train
     from bayling.train.card import command, write_cards
-    from bayling.train.model import is_main_process
+    from bayling.train.distributed import is_main_process
     from bayling.train.tracking import run_recorder
 
     # Called although the stage is current only under --force: then retrain from scratch instead of

@@ -118,7 +118,11 @@ def test_eval_scores_join_the_training_run_in_tensorboard_and_mlflow(hub_run, mo
     acc = EventAccumulator(trackers["tensorboard"]["log_dir"])
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert "train/loss" in tags and "eval/tuned/zho_Hans-eng_Latn/chrf" in tags and "eval/base-fewshot/average/bleu" in tags
+    assert (
+        "train/loss" in tags
+        and "eval/tuned/zho_Hans-eng_Latn/chrf" in tags
+        and "eval/base-fewshot/average/bleu" in tags
+    )
     [event] = acc.Scalars("eval/tuned/zho_Hans-eng_Latn/chrf")
     assert (event.step, round(event.value, 4)) == (2, chrf)
 

@@ -77,9 +77,9 @@ def _stage_args(cfg: RunConfig, tmp_path: Path, device: str) -> dict:
 
     Called one stage at a time, as a run does: each stage's arguments reset accelerate's process state.
     """
+    from bayling.train.args import sft_args
     from bayling.train.cpt import cpt_args
     from bayling.train.preference import preference_args
-    from bayling.train.sft import sft_args
 
     stages = {"sft": lambda: sft_args(cfg.train, tmp_path / "sft", device)}
     if cfg.train.cpt.data:
@@ -108,7 +108,7 @@ def test_precision_agrees_and_deepspeed_config_finalises(
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.integrations.deepspeed import propagate_args_to_deepspeed
 
-    import bayling.train.sft as sft_module
+    import bayling.train.args as args_module
 
     env = launched(accelerate_preset)
     cfg = load_config(RunConfig, train_preset)
@@ -119,7 +119,7 @@ def test_precision_agrees_and_deepspeed_config_finalises(
     if env.get("ACCELERATE_USE_FSDP") == "true":
         # Without a GPU accelerate reports MULTI_CPU/NO, which check_launch rightly refuses (tested below);
         # on the GPU machine this preset is for it reports MULTI_GPU and upgrades it to FSDP.
-        monkeypatch.setattr(sft_module, "check_launch", lambda args: args)
+        monkeypatch.setattr(args_module, "check_launch", lambda args: args)
         monkeypatch.setattr("bayling.train.preference.check_launch", lambda args: args)
     autocast = cfg.train.bf16 and device.startswith("cuda")
     tiny = LlamaForCausalLM(
@@ -154,7 +154,7 @@ def test_precision_agrees_and_deepspeed_config_finalises(
 
 
 def test_launcher_precision_that_contradicts_the_run_is_a_clear_error(launched, monkeypatch, tmp_path):
-    from bayling.train.sft import sft_args
+    from bayling.train.args import sft_args
 
     monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda *a, **k: True)
     launched(REPO / "configs" / "accelerate" / "deepspeed_zero2.yaml")
@@ -175,7 +175,7 @@ def test_launcher_precision_that_contradicts_the_run_is_a_clear_error(launched, 
 def test_sharding_accelerate_cannot_do_here_is_refused_before_loading(launched, monkeypatch, tmp_path):
     """FSDP on CPU (accelerate runs CPU processes as plain MULTI_CPU DDP) and multi-process DeepSpeed without
     a GPU (accelerate gives DeepSpeed no process group there) fail with the reason, not an unsharded run."""
-    from bayling.train.sft import sft_args
+    from bayling.train.args import sft_args
 
     cfg = load_config(RunConfig, REPO / "configs" / "train" / "lora_packed_cpu.yaml").train
     launched(REPO / "configs" / "accelerate" / "fsdp.yaml", "--mixed_precision", "no")
@@ -195,8 +195,8 @@ def test_qlora_load_arguments_follow_the_launcher(launched, monkeypatch, tmp_pat
     import torch
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
+    from bayling.train.args import sft_args
     from bayling.train.model import pretrained_kwargs
-    from bayling.train.sft import sft_args
 
     cfg = load_config(RunConfig, REPO / "configs" / "train" / "qlora_gpu.yaml").train
     monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda *a, **k: True)

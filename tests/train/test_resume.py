@@ -74,7 +74,7 @@ def test_sigkill_mid_epoch_then_rerun_continues_exactly(tiny_llama, dialogues_fi
 
 
 def test_changed_config_discards_old_checkpoints(tmp_path):
-    from bayling.train.model import last_checkpoint
+    from bayling.train.stage import last_checkpoint
 
     stage = tmp_path / "sft"
     (stage / "checkpoints" / "checkpoint-4").mkdir(parents=True)

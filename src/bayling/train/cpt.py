@@ -19,15 +19,12 @@ from typing import Any
 from bayling.digest import file_digest, fingerprint
 from bayling.errors import require
 from bayling.io import write_json
+from bayling.train.args import sft_args
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, read_texts, tokenize_texts
-from bayling.train.model import (
-    is_main_process,
-    last_checkpoint,
-    load_for_training,
-    lora_config,
-    release_zero3_init,
-)
+from bayling.train.distributed import is_main_process, release_zero3_init
+from bayling.train.model import load_for_training, lora_config
+from bayling.train.stage import clear_output, fit, last_checkpoint, stage_done
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +45,6 @@ _SHARED_FIELDS = (
 
 def cpt_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -> Any:
     """The SFT arguments with the stage-1 numbers: same device/precision/logging/checkpoint rules."""
-    from bayling.train.sft import sft_args
-
     c = cfg.cpt
     stage_cfg = dataclasses.replace(
         cfg,
@@ -79,8 +74,6 @@ def run_cpt(
     Returns:
         ``(stage_dir / "model", summary)``: the full model directory SFT starts from, and the stage numbers.
     """
-    from bayling.train.sft import clear_output, fit, stage_done
-
     trl = require("trl", "train")
     datasets = require("datasets", "train")
     c = cfg.cpt

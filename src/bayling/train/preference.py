@@ -23,16 +23,11 @@ from bayling.digest import file_digest, fingerprint
 from bayling.errors import DataError, require
 from bayling.io import read_jsonl, write_json, write_jsonl
 from bayling.resume import mark, marked
+from bayling.train.args import common_args
 from bayling.train.config import TrainConfig
-from bayling.train.model import (
-    check_launch,
-    common_args,
-    is_main_process,
-    last_checkpoint,
-    load_for_training,
-    local_device,
-    release_zero3_init,
-)
+from bayling.train.distributed import check_launch, is_main_process, local_device, release_zero3_init
+from bayling.train.model import load_for_training
+from bayling.train.stage import clear_output, fit, last_checkpoint, save_output, stage_done
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +122,6 @@ def run_preference(
 
     ``sft_fp`` is the SFT stage's fingerprint: new SFT weights redo the pairs and the tuning.
     """
-    from bayling.train.sft import clear_output, fit, save_output, stage_done
-
     trl = require("trl", "train")
     datasets = require("datasets", "train")
     pc = cfg.preference
