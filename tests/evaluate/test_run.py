@@ -255,6 +255,7 @@ def test_interrupted_translation_resumes_from_the_journal(tiny_engine, shared_da
     [
         ("eval.benchmarks=[mmlu]", "eval.benchmarks: unknown mmlu"),
         ("eval.engine=onnx", "eval.engine: unknown onnx"),
+        ("eval.engine_options.n_ctx=512", "eval.engine_options: the transformers engine has no option 'n_ctx'"),
         ("eval.judge.mode=pairwise", "compares 'tuned' with 'base'"),
         ("systems.base=/no/such/model", "unknown model '/no/such/model'"),
     ],
