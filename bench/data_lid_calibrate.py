@@ -28,9 +28,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bayling.evaluate.testsets import read_flores_columns
 from bayling.languages import LANGUAGES
 from bayling.lid import _backend, flores_halves, langid_input, script_decides
+from bayling.records import read_columns
 
 MIN_COUNT, MIN_PROB, COVER, MAX_LABELS = 2, 0.3, 0.90, 3
 OUT = Path(__file__).resolve().parents[1] / "src" / "bayling" / "lid_labels.tsv"
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--backends", default="py3langid")
     args = ap.parse_args()
     codes = sorted(LANGUAGES)
-    cols = read_flores_columns(args.flores, codes)
+    cols = read_columns(args.flores, codes)
     calib, _ = flores_halves(args.flores)
     rows = []
     for backend in args.backends.split(","):

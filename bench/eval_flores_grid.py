@@ -76,7 +76,7 @@ def main() -> None:
             f"eval.max_sentences={args.sentences}",
             f"eval.max_new_tokens={args.max_new_tokens}",
         ],
-    )
+    ).metrics
     secs = time.time() - t0
     report = json.loads((Path(args.out) / "report.json").read_text(encoding="utf-8"))
     n = len(m["directions"]) * m["sentences_per_direction"]

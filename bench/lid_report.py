@@ -21,9 +21,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bayling.evaluate.testsets import read_flores_columns
 from bayling.languages import LANGUAGES
 from bayling.lid import OFF, OFF_TARGET, UNKNOWN, calibration, decide, flores_halves
+from bayling.records import read_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = [
@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
     codes = sorted(LANGUAGES)
-    cols = read_flores_columns(args.flores, codes)
+    cols = read_columns(args.flores, codes)
     _, test = flores_halves(args.flores)
     english = [cols["eng_Latn"][i] for i in test[: args.english]]
     cal = calibration("py3langid")

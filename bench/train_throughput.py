@@ -66,7 +66,7 @@ def mixed_dialogues(n: int, seed: int = 0) -> tuple[list[list[dict[str, str]]], 
     shared = _shared()
     if shared is None:
         return _synthetic(n, rng), "synthetic"
-    from bayling.data.templates import translation_prompt
+    from bayling.prompts import translation_prompt
 
     eng = (shared / "ntrex128" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").splitlines()
     refs = {

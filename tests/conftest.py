@@ -117,3 +117,14 @@ def tiny_tokenizer(tiny_llama):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_llama)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_llama):
+    """The transformers engine on the tiny random Llama (fp32; CPU, or ``$BAYLING_TEST_DEVICE`` e.g. ``cuda``).
+
+    Used by the engine and serving tests; ``tests/evaluate`` has its own (batched, per module)."""
+    from bayling.engines.hf import TransformersEngine
+
+    device = os.environ.get("BAYLING_TEST_DEVICE", "cpu")
+    return TransformersEngine(tiny_llama, dtype="float32", device=device, model_name="tiny")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import RunConfig, load_config, save_config, to_dict
+from bayling.config import load_config, save_config, to_dict
 from bayling.errors import ConfigError
+from bayling.pipeline import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,3 +73,27 @@ def test_round_trip_through_saved_yaml(tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = load_config(RunConfig, tmp_path / "config.yaml")
     assert to_dict(again) == to_dict(cfg)
+
+
+def test_one_seed_reaches_every_stage():
+    """``seed`` is the run's one seed: the eval stage runs with it (it used to keep eval.seed=0), and a stage seed
+    may repeat it but never disagree; the eval stage's fingerprint follows the run seed."""
+    from bayling.pipeline import preflight, stage_fingerprints
+
+    cfg = load_config(RunConfig, None, ["seed=3"])
+    assert cfg.eval.seed is None and cfg.eval_section().seed == 3
+    other = load_config(RunConfig, None, ["seed=4"])
+    assert stage_fingerprints(cfg)["eval"] != stage_fingerprints(other)["eval"]
+    assert load_config(RunConfig, None, ["seed=3", "eval.seed=3"]).eval_section().seed == 3
+    with pytest.raises(ConfigError, match=r"eval\.seed=1 disagrees with seed=3: a run has one seed"):
+        load_config(RunConfig, None, ["seed=3", "eval.seed=1"]).eval_section()
+    with pytest.raises(ConfigError, match=r"data\.seed=5 disagrees with seed=3"):
+        preflight(load_config(RunConfig, None, ["seed=3", "data.seed=5"]), ["data"])
+
+
+def test_eval_only_runs_have_one_seed_too(tmp_path):
+    from bayling.evaluate.runner import EvalRunConfig, run_eval_config
+
+    assert load_config(EvalRunConfig, None, ["seed=2"]).seed == 2
+    with pytest.raises(ConfigError, match=r"eval\.seed=1 disagrees with seed=2"):
+        run_eval_config(None, ["seed=2", "eval.seed=1", f"out_dir={tmp_path}", "eval.testset=flores200"])

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bayling.config import RunConfig, load_config
+from bayling.config import load_config
 from bayling.data.config import DataBuildConfig
 from bayling.evaluate.runner import EvalRunConfig
+from bayling.pipeline import RunConfig
 from bayling.serve.config import ServeConfig
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,8 +24,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayling.data.io import BadLines
 from bayling.errors import BaylingError
+from bayling.validate import BadLines
 
 FUZZ = settings(
     max_examples=40,
@@ -236,7 +236,7 @@ def test_instruction_seeds_reader(sample, suffix):
 @FUZZ
 @given(damaged_file(parallel_record, GOOD_PAR.encode()))
 def test_parallel_jsonl_reader(sample):
-    from bayling.data.parallel import iter_jsonl_parallel
+    from bayling.records import iter_jsonl_parallel
 
     data, nonblank, good = sample
     path = _file(data, "par.jsonl")
@@ -258,7 +258,7 @@ tsv_line = st.lists(texts.map(lambda t: t.replace("\t", " ").replace("\n", " "))
     st.lists(tsv_line | damaged_line(st.just({})), max_size=6),
 )
 def test_parallel_tsv_reader(header, rows):
-    from bayling.data.parallel import iter_tsv_parallel
+    from bayling.records import iter_tsv_parallel
 
     data = b"\n".join([header, *rows]) + b"\n"
     path = _file(data, "par.tsv")
@@ -274,7 +274,7 @@ def test_parallel_tsv_reader(header, rows):
     st.booleans(),
 )
 def test_aligned_files_reader(en, de, skip):
-    from bayling.data.parallel import iter_aligned
+    from bayling.records import iter_aligned
 
     root = Path(tempfile.mkdtemp(prefix="fuzz-"))
     (root / "eng_Latn.devtest").write_bytes(b"\n".join(en) + b"\n")
@@ -410,7 +410,8 @@ def yaml_file(draw) -> bytes:
 @FUZZ
 @given(yaml_file(), st.lists(st.text(max_size=24), max_size=3))
 def test_yaml_config_reader(raw, overrides):
-    from bayling.config import RunConfig, load_config
+    from bayling.config import load_config
+    from bayling.pipeline import RunConfig
 
     path = _file(raw, "cfg.yaml")
     run_reader(lambda p: load_config(RunConfig, p), path, raw.count(b"\n") + 1)
@@ -431,7 +432,7 @@ template_values = st.recursive(
 @FUZZ
 @given(st.dictionaries(st.sampled_from(TEMPLATE_KEYS), template_values, max_size=4), st.sampled_from(DAMAGE + [b""]))
 def test_template_yaml_reader(doc, damage):
-    from bayling.data.templates import load_templates
+    from bayling.prompts import load_templates
 
     path = _file(yaml.safe_dump(doc, allow_unicode=True).encode() + damage, "templates.yaml")
     run_reader(lambda p: load_templates(str(p)), path)
@@ -450,7 +451,8 @@ def test_preference_pairs_reader(sample):
 
 
 def test_config_nested_too_deeply_is_one_line(tmp_path):
-    from bayling.config import RunConfig, load_config
+    from bayling.config import load_config
+    from bayling.pipeline import RunConfig
 
     p = tmp_path / "deep.yaml"
     p.write_text("train: " + "[" * 1100 + "]" * 1100 + "\n", encoding="utf-8")
@@ -461,7 +463,7 @@ def test_config_nested_too_deeply_is_one_line(tmp_path):
 def test_damaged_files_name_line_and_byte(tmp_path):
     """The message shapes the README shows, on hand-made damaged files."""
     from bayling.data.stats import file_stats
-    from bayling.evaluate.testsets import read_lines
+    from bayling.validate import read_lines
 
     p = tmp_path / "in.txt"
     p.write_bytes(b"one\ntwo\nthe caf\xe9 is open\n")

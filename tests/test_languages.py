@@ -310,3 +310,22 @@ def test_unknown_language_raises(alias):
 def test_non_string_alias_raises():
     with pytest.raises(UnknownLanguageError):
         get_language(42)  # type: ignore[arg-type]
+
+
+def test_expand_languages_takes_every_set_name_once():
+    """One expansion for every language list (data.languages, eval.grid_languages, data check --languages): the
+    data stage's ``flores101``/``all``/``flores200`` and evaluation's ``tier:`` sets in one vocabulary."""
+    from bayling.languages import expand_languages, languages
+
+    assert expand_languages(["de", "German", "deu_Latn", "zh"]) == ["deu_Latn", "zho_Hans"]
+    assert len(expand_languages(["all"])) == len(expand_languages(["flores200"])) == 204
+    assert len(expand_languages(["flores101"])) == 102
+    high = expand_languages(["tier:high"])
+    assert len(high) == len(languages(tier="high")) and "eng_Latn" in high
+    assert expand_languages(["en", "tier:high"])[0] == "eng_Latn" and len(
+        expand_languages(["en", "tier:high"])
+    ) == len(high)
+    with pytest.raises(ConfigError, match="unknown language tier 'huge'"):
+        expand_languages(["tier:huge"])
+    with pytest.raises(UnknownLanguageError):
+        expand_languages(["klingon"])

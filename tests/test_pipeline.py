@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bayling.cli import main
-from bayling.config import RunConfig, load_config
+from bayling.config import load_config
+from bayling.pipeline import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -509,14 +509,6 @@ def stop_token_ids(fmt: ChatFormat, tokenizer: Any) -> list[int]:
     return ids
 
 
-def strip_stop(text: str, fmt: ChatFormat) -> str:
-    """Cut generated text at the first stop string (engines that return raw text use this)."""
-    for s in (fmt.stop,):
-        if s and s in text:
-            text = text[: text.index(s)]
-    return text.strip()
-
-
 def jinja_template(fmt: str | ChatFormat) -> str:
     """A Hugging Face ``chat_template`` equivalent to :func:`render`, saved with converted models.
 

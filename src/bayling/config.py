@@ -1,10 +1,12 @@
-"""Typed configs: dataclasses loaded from YAML presets plus ``key.sub=value`` overrides.
+"""The config loader: YAML presets plus ``key.sub=value`` overrides <-> typed dataclasses.
 
-YAML keys match dataclass field names one to one; an unknown or misspelt key, a wrong type or a
-missing file is a :class:`~bayling.errors.ConfigError` naming the file and the dotted key, so a
-typo never silently falls back to a default. Each stage owns its section's dataclass
-(``bayling.data.config``, ``bayling.train.config``, ``bayling.evaluate.config``,
-``bayling.serve.config``); :class:`RunConfig` composes them for ``bayling run``.
+YAML keys match dataclass field names one to one; an unknown or misspelt key (with a did-you-mean, also for
+names other tools use: ``lr``, ``per_device_train_batch_size``), a wrong type or a missing file is a
+:class:`~bayling.errors.ConfigError` naming the file and the dotted key, so a typo never silently falls back
+to a default. This module knows no config of its own: each stage owns its section's dataclass
+(``bayling.data.config``, ``bayling.train.config``, ``bayling.evaluate.config``, ``bayling.serve.config``),
+:class:`~bayling.models.ModelConfig` is shared, and :class:`~bayling.pipeline.RunConfig` composes them for
+``bayling run``.
 
 Run as::
 
@@ -17,60 +19,14 @@ import dataclasses
 import difflib
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from bayling.data.config import DataConfig
 from bayling.errors import ConfigError
-from bayling.evaluate.config import EvalConfig
-from bayling.serve.config import ChatConfig, ServeConfig
-from bayling.train.config import TrainConfig
 
 T = TypeVar("T")
-
-
-@dataclass
-class ModelConfig:
-    """Which causal LM to start from."""
-
-    name_or_path: str = "gemma-3-270m"
-    """The embedded default (``gemma-3-270m``), a local HF model directory, a ``.gguf`` file, or a hub id
-    already in the local Hugging Face cache."""
-    gguf_file: str | None = None
-    """GGUF file name inside ``name_or_path`` when that directory holds GGUF weights."""
-    chat_format: str = "auto"
-    """``auto`` (detected from the tokenizer's special tokens) or one of bayling.chat.FORMATS."""
-    dtype: str = "bfloat16"
-    """Weights dtype for training and transformers inference: ``bfloat16``, ``float16`` or ``float32``."""
-    device: str = "auto"
-    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``…"""
-    trust_remote_code: bool = False
-
-
-@dataclass
-class RunConfig:
-    """One end-to-end run: data -> train -> eval -> chat, each stage cached in ``run_dir``."""
-
-    name: str = "run"
-    run_dir: str = "runs/{name}"
-    """Where every stage writes; ``{name}`` is replaced by ``name``."""
-    seed: int = 0
-    stages: list[str] = field(default_factory=lambda: ["data", "train", "eval", "chat"])
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    chat: ChatConfig = field(default_factory=ChatConfig)
-    serve: ServeConfig = field(default_factory=ServeConfig)
-
-    def resolved_run_dir(self) -> Path:
-        return Path(self.run_dir.replace("{name}", self.name))
-
-
-STAGES = ("data", "train", "eval", "chat")
 
 
 # ----------------------------------------------------------------------------- generic loading
@@ -305,18 +261,24 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Load ``cls`` from an optional YAML file plus ``key=value`` overrides (overrides win).
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    base: dict[str, Any] | None = None,
+) -> T:
+    """Load ``cls`` from optional defaults, an optional YAML file and ``key=value`` overrides (later wins).
 
     Args:
-        cls: the dataclass to build (usually :class:`RunConfig`).
-        path: YAML preset; ``None`` starts from the defaults.
+        cls: the dataclass to build (e.g. :class:`~bayling.pipeline.RunConfig`).
+        path: YAML preset; ``None`` starts from the defaults (or ``base``).
         overrides: ``dotted.key=value`` strings, values parsed as YAML.
+        base: top-level keys to start from before the file's (e.g. a run's ``serve`` section).
 
     Returns:
         The config instance.
     """
-    data = read_yaml(path) if path is not None else {}
+    data = {**(base or {}), **(read_yaml(path) if path is not None else {})}
     for ov in overrides:
         keys, value = parse_override(ov)
         _set_path(data, keys, value)
@@ -328,6 +290,20 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         raise ConfigError(
             f"{path or 'config'}: a value refers to itself (YAML alias) or is nested too deeply"
         ) from None
+
+
+def stage_seed(seed: int, section_seed: int | None, key: str) -> int:
+    """The one seed of a run: a stage section's ``seed`` may be left unset (None: the run's ``seed``) or repeat
+    it, never disagree with it silently.
+
+    Raises:
+        ConfigError: ``key`` (e.g. ``eval.seed``) is set to another value than the top-level ``seed``.
+    """
+    if section_seed is None or section_seed == seed:
+        return seed
+    raise ConfigError(
+        f"{key}={section_seed} disagrees with seed={seed}: a run has one seed; set the top-level 'seed' only"
+    )
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

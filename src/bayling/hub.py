@@ -1,6 +1,6 @@
 """The Hugging Face Hub as the HF tools use it: one switch for offline, the standard variables, one-line errors.
 
-Models (:mod:`bayling.models`), data sets (:mod:`bayling.data.hub`) and ``bayling push`` talk to the Hub
+Models (:mod:`bayling.models`), data sets (:mod:`bayling.hub_data`) and ``bayling push`` talk to the Hub
 through ``huggingface_hub``/``datasets`` and share what is here:
 
 * the endpoint, token and cache come from the standard variables (``HF_ENDPOINT``, ``HF_TOKEN`` or

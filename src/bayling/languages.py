@@ -52,6 +52,10 @@ Lookups. :func:`get_language` accepts FLORES-200 codes, ISO 639-1/639-2/639-3 co
 locale tags and English names, case-insensitively. Codes and names that stand for several
 table rows (macrolanguages, languages written in two scripts) resolve through
 :data:`DEFAULT_ALIASES`, which is the single documented list of those choices.
+
+Language lists in configs (``data.languages``, ``eval.grid_languages``, ``bayling data check
+--languages``) go through :func:`expand_languages`, which also takes the named sets ``all`` /
+``flores200`` (204), ``flores101`` (102) and ``tier:high|medium|low``.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ import difflib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
@@ -544,3 +548,32 @@ def language_name(alias: str | Language) -> str:
         UnknownLanguageError: the alias is not in the table.
     """
     return get_language(alias).name
+
+
+LANGUAGE_SETS = ("all", "flores200", "flores101", "tier:high", "tier:medium", "tier:low")
+"""Named sets a language list may hold besides codes and aliases."""
+
+
+def expand_languages(specs: Sequence[str]) -> list[str]:
+    """A config's language list -> FLORES-200 codes, in order and without repeats.
+
+    Args:
+        specs: codes or aliases (anything :func:`get_language` accepts), or the named sets ``all`` /
+            ``flores200`` (every row), ``flores101`` (the 102 FLORES-101 languages) and ``tier:high``,
+            ``tier:medium``, ``tier:low``.
+
+    Raises:
+        UnknownLanguageError: an unknown language.
+        ConfigError: an unknown tier.
+    """
+    out: list[str] = []
+    for spec in specs:
+        if spec in ("all", "flores200"):
+            out += [lang.code for lang in languages()]
+        elif spec == "flores101":
+            out += [lang.code for lang in languages(flores101_only=True)]
+        elif isinstance(spec, str) and spec.startswith("tier:"):
+            out += [lang.code for lang in languages(tier=spec.split(":", 1)[1])]
+        else:
+            out.append(get_language(spec).code)
+    return list(dict.fromkeys(out))

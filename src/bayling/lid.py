@@ -30,7 +30,7 @@ How a text is decided, for an expected FLORES-200 language ``L``:
    half* of FLORES-200 devtest (``lid_labels.tsv``, written by ``bench/data_lid_calibrate.py``; Asturian
    accepts Spanish, which py3langid often calls it). The other half, the *test half*, is never used for
    calibration; false off-target rates are measured on it (``bench/lid_report.py``,
-   ``tests/evaluate/test_lid.py``). The halves are alternating whole documents, see :func:`flores_halves`.
+   ``tests/test_lid.py``). The halves are alternating whole documents, see :func:`flores_halves`.
    ``min_prob`` (0.8) and the two calibration thresholds were chosen on a split of the calibration half.
 
 Text with fewer letters than the policy's ``min_letters`` left after stripping is ``unknown``.
@@ -601,7 +601,7 @@ def wrong_language(answer: str, lang: str, question: str = "", policy: Policy = 
 
 COPY_CHRF = 90.0
 """chrF (sacreBLEU defaults) at or above which an output counts as a copy of its source. Genuine
-FLORES-200 references of different languages stay below it (measured in ``tests/evaluate/test_lid.py``):
+FLORES-200 references of different languages stay below it (measured in ``tests/test_lid.py``):
 English against any of the 203 others reaches 86 at most (name lists), Czech-Slovak 89."""
 
 _SPACE = re.compile(r"\s+")

@@ -24,12 +24,34 @@ import logging
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bayling.errors import ModelError, require
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelConfig:
+    """Which causal LM to start from, and how to load it (the ``model:`` section of run and eval configs)."""
+
+    name_or_path: str = "gemma-3-270m"
+    """The embedded default (``gemma-3-270m``), a local HF model directory, a ``.gguf`` file, or a hub id
+    already in the local Hugging Face cache."""
+    gguf_file: str | None = None
+    """GGUF file name inside ``name_or_path`` when that directory holds GGUF weights."""
+    chat_format: str = "auto"
+    """``auto`` (detected from the tokenizer's special tokens) or one of bayling.chat.FORMATS."""
+    dtype: str = "bfloat16"
+    """Weights dtype for training and transformers inference: ``bfloat16``, ``float16`` or ``float32``."""
+    device: str = "auto"
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``…"""
+    trust_remote_code: bool = False
+    """Let transformers run the model's own Python code (``auto_map`` in its config): passed to every
+    ``from_pretrained`` of the model and its tokenizer. Only for models whose code you trust."""
+
 
 EMBEDDED_ALIASES = ("gemma-3-270m", "embedded", "default")
 """Names that select the embedded Gemma-3-270M base model."""
@@ -84,7 +106,7 @@ def _convert_gguf(gguf: Path, out: Path, chat_format: str = "gemma") -> Path:
     added_template = not getattr(tok, "chat_template", None)
     if added_template:
         tok.chat_template = jinja_template(chat_format)
-    from bayling.data.io import atomic_temp_dir
+    from bayling.io import atomic_temp_dir
 
     tmp = atomic_temp_dir(out)  # readable by others, like every output (mkdtemp alone makes 0700)
     try:
@@ -172,7 +194,7 @@ def _hub_cached(repo: str, revision: str | None, patterns: dict[str, Any] | None
                 repo, revision=revision, cache_dir=hub.cache_dir(), local_files_only=True, **(patterns or {})
             )
         )
-    except Exception:  # noqa: BLE001 - not cached, or cached partly: the caller decides what to do
+    except (OSError, ValueError):  # not cached or cached partly (LocalEntryNotFoundError), or not a valid id
         return None
 
 
@@ -279,7 +301,7 @@ def _missing(repo: str, info: Any, patterns: dict[str, Any]) -> list[str]:
 
 def _write_ref(storage: Path, revision: str, sha: str) -> None:
     """Record ``revision -> sha`` in the HF cache (``refs/REVISION``), as huggingface_hub does for branch names."""
-    from bayling.data.io import write_text
+    from bayling.io import write_text
 
     ref = storage / "refs" / revision
     if revision != sha and (not ref.is_file() or ref.read_text() != sha):
@@ -412,9 +434,10 @@ def torch_dtype(name: str) -> Any:
         raise ModelError(f"unknown dtype {name!r}; use bfloat16, float16 or float32") from None
 
 
-def load_tokenizer(path: str | Path) -> Any:
+def load_tokenizer(path: str | Path, trust_remote_code: bool = False) -> Any:
+    """The model's tokenizer, with a pad token (the EOS token when it has none)."""
     transformers = require("transformers", "train")
-    tok = transformers.AutoTokenizer.from_pretrained(str(path))
+    tok = transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -1,48 +1,84 @@
 """``bayling run``: data -> train -> eval -> chat as cached stages in one run directory.
 
-Each stage writes into ``RUN_DIR/<stage>/`` and, when it finishes, a ``_stage.json`` marker holding
-a fingerprint of everything it depends on (its config section, the model, the seed and the upstream
-fingerprints). Re-running skips stages whose fingerprint is unchanged, so an interrupted run resumes
-at the first unfinished stage and changing ``eval.*`` never retrains. The resolved config, the seed
-and a log are written beside the stages.
+:class:`RunConfig` composes the stages' config sections. Each stage is one call of its package's entry point
+(:func:`bayling.data.build`, :func:`bayling.train.train`, :func:`bayling.evaluate.evaluate`, then a chat turn
+through :func:`bayling.engines.load_run`), with its paths from :class:`~bayling.layout.RunLayout`; each returns
+what the next needs and what is printed, so nothing just written is read back. A finished stage leaves a
+``_stage.json`` marker holding a fingerprint of everything it depends on (its config section, the model, the
+seed and the upstream fingerprints; :mod:`bayling.digest`, :mod:`bayling.resume`). Re-running skips stages
+whose fingerprint is unchanged, so an interrupted run resumes at the first unfinished stage and changing
+``eval.*`` never retrains. The resolved config, the seed and a log are written beside the stages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bayling.config import STAGES, RunConfig, save_config, to_dict
-from bayling.data.io import write_json
+from bayling.config import save_config, stage_seed, to_dict
+from bayling.data.config import DataConfig
+from bayling.digest import fingerprint
 from bayling.errors import ConfigError
+from bayling.evaluate.config import EvalConfig
+from bayling.io import write_json
+from bayling.layout import RunLayout
+from bayling.models import ModelConfig
 from bayling.progress import console
+from bayling.resume import mark, marked
+from bayling.serve.config import ChatConfig, ServeConfig
+from bayling.train.config import TrainConfig
 
 log = logging.getLogger("bayling")
 
+STAGES = ("data", "train", "eval", "chat")
 
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+@dataclass
+class RunConfig:
+    """One end-to-end run: data -> train -> eval -> chat, each stage cached in ``run_dir``."""
+
+    name: str = "run"
+    run_dir: str = "runs/{name}"
+    """Where every stage writes; ``{name}`` is replaced by ``name``."""
+    seed: int = 0
+    """The run's one seed: data sampling and split, training, few-shot demonstrations and generation
+    (``data.seed`` / ``eval.seed`` may repeat it, never differ)."""
+    stages: list[str] = field(default_factory=lambda: ["data", "train", "eval", "chat"])
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    """How ``bayling serve RUN_DIR`` serves this run's model (``--config`` and overrides still win)."""
+
+    def resolved_run_dir(self) -> Path:
+        return Path(self.run_dir.replace("{name}", self.name))
+
+    def eval_section(self) -> EvalConfig:
+        """The ``eval`` section as the stage runs it: with the run's seed."""
+        return replace(self.eval, seed=stage_seed(self.seed, self.eval.seed, "eval.seed"))
 
 
 def stage_fingerprints(cfg: RunConfig) -> dict[str, str]:
     """What each stage's output depends on, hashed; a changed upstream changes every later stage."""
     model = to_dict(cfg.model)
     fp: dict[str, str] = {}
-    fp["data"] = _fingerprint({"data": to_dict(cfg.data), "seed": cfg.seed})
-    fp["train"] = _fingerprint({"train": to_dict(cfg.train), "model": model, "data": fp["data"], "seed": cfg.seed})
-    fp["eval"] = _fingerprint({"eval": to_dict(cfg.eval), "model": model, "train": fp["train"]})
-    fp["chat"] = _fingerprint({"chat": to_dict(cfg.chat), "model": model, "train": fp["train"]})
+    fp["data"] = fingerprint(cfg.data, name="data", seed=cfg.seed)
+    fp["train"] = fingerprint(cfg.train, name="train", model=model, data=fp["data"], seed=cfg.seed)
+    fp["eval"] = fingerprint(cfg.eval_section(), name="eval", model=model, train=fp["train"])
+    fp["chat"] = fingerprint(cfg.chat, name="chat", model=model, train=fp["train"])
     return fp
 
 
-def _setup_logging(run_dir: Path) -> None:
+def _setup_logging(run: RunLayout) -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    target = str((run_dir / "run.log").resolve())
+    target = str(run.log.resolve())
     if not any(getattr(h, "baseFilename", None) == target for h in root.handlers):
         fh = logging.FileHandler(target, encoding="utf-8")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -50,23 +86,18 @@ def _setup_logging(run_dir: Path) -> None:
 
 
 def _done(run_dir: Path, stage: str, fp: str) -> bool:
-    marker = run_dir / stage / "_stage.json"
-    if not marker.is_file():
-        return False
-    try:
-        return json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fp
-    except ValueError:
-        return False
+    return marked(RunLayout(run_dir).stage_marker(stage), fp) is not None
 
 
 def preflight(cfg: RunConfig, plan: list[str]) -> None:
     """Fail before any work on what can be checked cheaply: languages, directions, the model reference."""
-    from bayling.data.plan import resolve_languages
     from bayling.evaluate.translation import parse_direction
-    from bayling.languages import get_language
+    from bayling.languages import expand_languages, get_language
     from bayling.models import check_model
 
-    resolve_languages(cfg.data.languages)  # also expands the sets `flores101` / `all`
+    stage_seed(cfg.seed, cfg.data.seed, "data.seed")
+    cfg.eval_section()
+    expand_languages(cfg.data.languages)  # also expands the sets `flores101` / `all`
     for code in cfg.data.pivot_languages + cfg.data.instruction_languages:
         get_language(code)
     for d in cfg.eval.directions:
@@ -94,9 +125,10 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
     plan = [s for s in STAGES if (s in cfg.stages and STAGES.index(s) <= last) or s in wanted]
     preflight(cfg, plan)
     run_dir = cfg.resolved_run_dir()
+    run = RunLayout(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    _setup_logging(run_dir)
+    save_config(cfg, run.config)
+    _setup_logging(run)
     fps = stage_fingerprints(cfg)
     console.print(f"[bold]bayling run[/bold] {cfg.name} -> {run_dir}  (stages: {', '.join(plan)}, seed {cfg.seed})")
     for stage in plan:
@@ -105,10 +137,10 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
             continue
         console.rule(f"[bold]{stage}")
         t0 = time.time()
-        info = STAGE_FUNCS[stage](cfg, run_dir)
+        info = STAGE_FUNCS[stage](cfg, run)
         elapsed = round(time.time() - t0, 1)
         log.info("stage %s finished in %.1fs", stage, elapsed)
-        write_json(run_dir / stage / "_stage.json", {"fingerprint": fps[stage], "seconds": elapsed, **(info or {})})
+        mark(run.stage_marker(stage), fps[stage], seconds=elapsed, **info)
         console.print(f"[green]{stage}: done in {elapsed:.0f}s[/green]")
     return run_dir
 
@@ -116,91 +148,91 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
 # ----------------------------------------------------------------------------- stages
 
 
-def _stage_data(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    from bayling.data.build import build
+def _stage_data(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+    from bayling.data import build
 
-    out = build(cfg.data, run_dir / "data", seed=cfg.seed)
-    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
-    console.print(f"data: {stats['examples']} examples {stats['tasks']}, {stats['heldout_records']} held out")
-    return {"examples": stats["examples"]}
+    data = build(cfg.data, run.data_dir, seed=cfg.seed)
+    s = data.stats
+    console.print(f"data: {s['examples']} examples {s['tasks']}, {s['heldout_records']} held out")
+    return {"examples": data.examples}
 
 
-def _stage_train(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+def _stage_train(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+    from bayling.train import train
     from bayling.train.card import command, write_cards
-    from bayling.train.orchestrator import train
+    from bayling.train.distributed import is_main_process
     from bayling.train.tracking import run_recorder
 
     # Called although the stage is current only under --force: then retrain from scratch instead of
     # reusing the finished sub-stages (cpt/sft/preference) that train() would otherwise skip.
-    forced = _done(run_dir, "train", stage_fingerprints(cfg)["train"])
-    final = train(
+    forced = _done(run.run_dir, "train", stage_fingerprints(cfg)["train"])
+    result = train(
         cfg.train,
-        cfg.model.name_or_path,
-        run_dir / "data" / "train.jsonl",
-        run_dir / "train",
+        cfg.model,
+        run.train_jsonl,
+        run.train_dir,
         seed=cfg.seed,
-        chat_format=cfg.model.chat_format,
-        gguf_file=cfg.model.gguf_file,
-        device=cfg.model.device,
-        callbacks=[run_recorder(run_dir / "train" / "trackers.json")],  # for the eval stage's scores
+        callbacks=[run_recorder(run.trackers)],  # for the eval stage's scores
         fresh=forced,
     )
-    from bayling.train.distributed import is_main_process
-
     if not is_main_process():  # under accelerate/torchrun: ranks > 0 leave once the distributed work is done
         raise SystemExit(0)
-    write_cards(cfg, run_dir, metrics=None, cmd=command())  # rewritten with the scores by the eval stage
-    summary = json.loads((run_dir / "train" / "summary.json").read_text(encoding="utf-8"))
+    write_cards(cfg, run.run_dir, metrics=None, cmd=command())  # rewritten with the scores by the eval stage
+    s = result.summary
     console.print(
-        f"train: {summary['steps']} steps, loss {_num(summary.get('first_loss'))} -> {_num(summary.get('last_loss'))}, "
-        f"{summary['seconds']}s"
+        f"train: {s['steps']} steps, loss {_num(s.get('first_loss'))} -> {_num(s.get('last_loss'))}, {s['seconds']}s"
     )
-    return {"output": str(final), "command": command()}
+    return {"output": str(result.final), "command": command()}
 
 
 def _num(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, int | float) else "n/a"
 
 
-def _adapter(cfg: RunConfig, run_dir: Path) -> Path | None:
-    final = run_dir / "train" / "final"
-    return final if "train" in cfg.stages and final.is_dir() else None
+def _adapter(cfg: RunConfig, run: RunLayout) -> Path | None:
+    return run.train_final if "train" in cfg.stages and run.train_final.is_dir() else None
 
 
-def _stage_eval(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    from bayling.evaluate.run import evaluate
+def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+    from bayling.evaluate import evaluate
+    from bayling.evaluate.run import pipeline_systems
 
-    evaluate(
-        cfg.eval,
-        cfg.model,
-        run_dir / "eval",
-        adapter=_adapter(cfg, run_dir),
-        heldout_file=run_dir / "data" / "heldout.jsonl",
-        name=cfg.name,
-    )
-    if _adapter(cfg, run_dir) is not None:  # the run's own model: card with these scores, same tracker run
+    section = cfg.eval_section()
+    adapter = _adapter(cfg, run)
+    systems = pipeline_systems(cfg.model, adapter, section.compare_base, section.base_prompts)
+    result = evaluate(section, cfg.model, systems, run.eval_dir, heldout_file=run.heldout, name=cfg.name)
+    if adapter is not None:  # the run's own model: card with these scores, same tracker run
         from bayling.train.card import write_cards
         from bayling.train.tracking import log_eval_metrics
 
-        metrics = json.loads((run_dir / "eval" / "metrics.json").read_text(encoding="utf-8"))
-        write_cards(cfg, run_dir, metrics=metrics)
-        log_eval_metrics(run_dir / "train", metrics)
-    info = {"metrics": str(run_dir / "eval" / "metrics.json")}
+        write_cards(cfg, run.run_dir, metrics=result.metrics)
+        log_eval_metrics(run.train_dir, result.metrics)
+    info = {"metrics": str(run.metrics)}
     if cfg.eval.report:
-        info["report"] = str(run_dir / "eval" / "report.html")
+        info["report"] = str(run.report)
     return info
 
 
-def _stage_chat(cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    from bayling.engines import GenerationParams
-    from bayling.serve.chat import load_engine_for
+def _stage_chat(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+    from bayling.engines import GenerationParams, load_run
 
-    engine = load_engine_for(str(run_dir))
+    engine = load_run(run.run_dir)
     conv = [{"role": "user", "content": cfg.chat.prompt}]
     answer = engine.generate([conv], GenerationParams(max_new_tokens=cfg.chat.max_new_tokens))[0]
     console.print(f"[bold]user:[/bold] {cfg.chat.prompt}\n[bold]bayling:[/bold] {answer}")
-    write_json(run_dir / "chat" / "chat.json", {"messages": conv + [{"role": "assistant", "content": answer}]})
+    write_json(run.chat_json, {"messages": conv + [{"role": "assistant", "content": answer}]})
     return {}
 
 
 STAGE_FUNCS = {"data": _stage_data, "train": _stage_train, "eval": _stage_eval, "chat": _stage_chat}
+
+
+def current_metrics(cfg: RunConfig, run_dir: Path) -> dict[str, Any] | None:
+    """``eval/metrics.json`` when the eval stage finished for the run's current config and model, else None."""
+    layout = RunLayout(run_dir)
+    if marked(layout.stage_marker("eval"), stage_fingerprints(cfg)["eval"]) is None or not layout.metrics.is_file():
+        return None
+    try:
+        return json.loads(layout.metrics.read_text(encoding="utf-8")) or None
+    except ValueError:  # damaged: as if not evaluated
+        return None

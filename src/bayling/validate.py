@@ -50,7 +50,7 @@ class BadLines:
         self.sink = sink  # a caller's list that receives every skipped line's message
 
     def append(self, msg: str) -> None:
-        """Record one bad line (the ``bad`` list protocol of :func:`bayling.data.io.read_jsonl`)."""
+        """Record one bad line (the ``bad`` list protocol of :func:`bayling.io.read_jsonl`)."""
         self.count += 1
         if self.sink is not None:
             self.sink.append(msg)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bayling.data.build import build
+from bayling.data import build
 from bayling.data.config import DataConfig, FilterConfig
-from bayling.data.parallel import iter_parallel, read_jsonl_parallel
-from bayling.data.split import document_ids, split_records
+from bayling.data.parallel import iter_parallel
+from bayling.data.split import split_records
 from bayling.errors import DataError
+from bayling.records import document_ids, read_jsonl_parallel
 
 
 def _rows(path: Path) -> list[dict]:
@@ -43,7 +44,7 @@ def flores_build(flores, tmp_path_factory) -> Path:
         crosslingual=60,
         general=0,
     )
-    return build(cfg, tmp_path_factory.mktemp("flores") / "out", seed=3)
+    return build(cfg, tmp_path_factory.mktemp("flores") / "out", seed=3).out_dir
 
 
 def test_flores_split_leaks_no_article(flores, flores_build):
@@ -91,12 +92,12 @@ def test_flores_split_is_deterministic_and_seeded(flores, flores_build):
 def test_sample_split_is_unchanged_and_the_fewshot_pool_is_disjoint(tmp_path):
     langs = ["eng_Latn", "zho_Hans", "deu_Latn"]
     kw = dict(source="sample", languages=langs, heldout=12, interactive=40, crosslingual=20, general=0)
-    base = build(DataConfig(**kw), tmp_path / "a", seed=5)
+    base = build(DataConfig(**kw), tmp_path / "a", seed=5).out_dir
     assert (base / "fewshot.jsonl").read_text() == ""  # no documents: no pool unless asked for
     n = sum(1 for _ in iter_parallel("sample", langs))
     expected = sorted(random.Random(5).sample(range(n), 12))  # what bayling has always held out
     assert json.loads((base / "split.json").read_text())["by"] == "record"
-    with_pool = build(DataConfig(**kw, fewshot=8), tmp_path / "b", seed=5)
+    with_pool = build(DataConfig(**kw, fewshot=8), tmp_path / "b", seed=5).out_dir
     held = _rows(with_pool / "heldout.jsonl")
     assert (with_pool / "heldout.jsonl").read_bytes() == (base / "heldout.jsonl").read_bytes()
     all_ids = [r.id for r in iter_parallel("sample", langs)]
@@ -129,7 +130,7 @@ def test_doc_key_of_a_jsonl_source_drives_the_split(tmp_path):
         ),
         tmp_path / "o",
         seed=0,
-    )
+    ).out_dir
     held, pool = _rows(out / "heldout.jsonl"), _rows(out / "fewshot.jsonl")
     assert len(held) == 6 and len({r["doc"] for r in held}) == 2  # two whole stories of three sentences
     assert len(pool) == 3 and not {r["doc"] for r in pool} & {r["doc"] for r in held}

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import RunConfig, load_config
-from bayling.data.build import build
+from bayling.config import load_config
+from bayling.data import build
 from bayling.data.config import DataConfig
 from bayling.data.plan import split_mix
 from bayling.errors import ConfigError
+from bayling.pipeline import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 ABLATION = {k: REPO / "configs" / "experiments" / f"ablation_{k}.yaml" for k in "abc"}
@@ -38,7 +39,7 @@ def _small(path: Path, tokenizer: Path) -> DataConfig:
 @pytest.fixture(scope="module")
 def ablation_builds(tiny_llama, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ablation")
-    return {k: build(_small(p, tiny_llama), root / k, seed=0) for k, p in ABLATION.items()}
+    return {k: build(_small(p, tiny_llama), root / k, seed=0).out_dir for k, p in ABLATION.items()}
 
 
 def test_ablation_mixes_have_equal_token_budgets(ablation_builds):

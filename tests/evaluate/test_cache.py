@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import ModelConfig
 from bayling.evaluate.cache import NO_EFFECT, PARTS, READ_BY, part_fingerprint
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.run import evaluate
 from bayling.evaluate.systems import System
+from bayling.models import ModelConfig
 
 # an EvalConfig with a field nobody listed yet, as a future feature would add one
 Extended = dataclasses.make_dataclass(
@@ -77,7 +77,7 @@ def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch
     model = ModelConfig(dtype="float32", device="cpu")
     systems = {"base": System("base", str(tiny_llama))}
     kw = dict(testset=_testset(tmp_path), directions=["en-de"], max_sentences=3, max_new_tokens=3, fewshot_k=2)
-    first = evaluate(EvalConfig(**kw), model, tmp_path / "out", systems=systems)
+    first = evaluate(EvalConfig(**kw), model, systems, tmp_path / "out").metrics
     built = []
     real = run.make_engine
 
@@ -86,11 +86,11 @@ def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch
         return real(*a, **k)
 
     monkeypatch.setattr(run, "make_engine", counting)
-    again = evaluate(EvalConfig(**kw, report=False, benchmark_limit=3), model, tmp_path / "out", systems=systems)
+    again = evaluate(EvalConfig(**kw, report=False, benchmark_limit=3), model, systems, tmp_path / "out").metrics
     assert built == [] and again["systems"] == first["systems"]  # no-effect and other-part fields: cached
-    evaluate(Extended(**kw, new_knob=1), model, tmp_path / "out", systems=systems)
+    evaluate(Extended(**kw, new_knob=1), model, systems, tmp_path / "out")
     assert built == ["base"]  # a field nobody listed: recomputed, never a stale result
-    evaluate(EvalConfig(**{**kw, "fewshot_k": 1}), model, tmp_path / "out", systems=systems)
+    evaluate(EvalConfig(**{**kw, "fewshot_k": 1}), model, systems, tmp_path / "out")
     assert built == ["base", "base"]
 
 
@@ -130,7 +130,7 @@ def test_comet_is_loaded_once_per_run(tiny_llama, tmp_path, monkeypatch):
         report=False,
     )
     systems = {"base": System("base", str(tiny_llama)), "tuned": System("tuned", str(tiny_llama), prompt="chat")}
-    m = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), tmp_path / "out", systems=systems)
+    m = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), systems, tmp_path / "out").metrics
     # 2 systems x 2 directions x 2 checkpoints scored, each checkpoint loaded once
     assert sorted(fake.loaded) == [str(tmp_path / "comet.ckpt"), str(tmp_path / "kiwi.ckpt")]
     for per in m["systems"].values():

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from bayling.config import ModelConfig
-from bayling.data.parallel import ParallelRecord
 from bayling.engines import GenerationParams, cut_at_stop
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
-from bayling.evaluate.fewshot import Pool, demonstrations, fewshot_prompt, load_pool, select_demos
+from bayling.evaluate.fewshot import Pool, demonstrations, load_pool, select_demos
 from bayling.evaluate.run import evaluate, pipeline_systems
 from bayling.evaluate.systems import System, has_own_chat_template, resolve_prompt
-from bayling.evaluate.testsets import Bitext
+from bayling.models import ModelConfig
+from bayling.prompts import fewshot_prompt
+from bayling.records import ParallelRecord
+from bayling.testsets import Bitext
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,7 +109,7 @@ def _flores(root: Path, n: int, dev: bool) -> Path:
 
 
 def test_flores_pool_is_dev_else_unscored_devtest_of_other_articles(tmp_path):
-    from bayling.evaluate.testsets import load_flores
+    from bayling.testsets import load_flores
 
     cfg = EvalConfig(
         testset="flores200", flores_dir=str(_flores(tmp_path / "a", 10, dev=False)), max_sentences=3, fewshot_k=8
@@ -338,10 +339,12 @@ def test_eval_only_prompts_per_system(tiny_llama, tmp_path):
         report=False,
     )
     systems = {"a": System("a", str(tiny_llama)), "b": System("b", str(tiny_llama))}
-    m = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), tmp_path / "out", systems=systems)
+    result = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), systems, tmp_path / "out")
+    m = result.metrics
+    assert m == json.loads(result.metrics_file.read_text(encoding="utf-8")) and result.report is None
     assert m["prompts"]["a"]["prompt"] == "fewshot" and m["prompts"]["b"]["prompt"] == "chat"
     assert m["prompts"]["a"]["pool"] == f"records of {data} not scored"
     assert all(int(i[1:]) >= 4 for i in m["prompts"]["a"]["demos"]["eng_Latn-deu_Latn"])
     bad = EvalConfig(testset=str(data), directions=["en-de"], prompts={"nobody": "chat"})
     with pytest.raises(ConfigError, match="eval.prompts"):
-        evaluate(bad, ModelConfig(), tmp_path / "bad", systems=systems)
+        evaluate(bad, ModelConfig(), systems, tmp_path / "bad")

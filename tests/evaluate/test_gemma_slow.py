@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from bayling.config import ModelConfig
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.run import evaluate
 from bayling.evaluate.systems import System
+from bayling.models import ModelConfig
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def test_flores_grid_on_gemma(shared_data_dir, tmp_path):
         batch_size=8,
     )
     model = ModelConfig(dtype="bfloat16", device="cpu")
-    m = evaluate(cfg, model, tmp_path, systems={"base": System("base", "gemma-3-270m")}, name="gemma-grid")
+    m = evaluate(cfg, model, {"base": System("base", "gemma-3-270m")}, tmp_path, name="gemma-grid").metrics
     assert len(m["directions"]) == 20
     per = m["systems"]["base"]
     # a real model produces text that overlaps the references somewhere (the random tiny model scores ~0)
@@ -73,9 +73,9 @@ def test_gemma_finds_real_text_more_likely_than_scrambled(gemma_engine, shared_d
     import random
 
     from bayling.evaluate.perplexity import score_perplexity
-    from bayling.evaluate.testsets import read_flores_columns
+    from bayling.records import read_columns
 
-    cols = read_flores_columns(shared_data_dir / "flores200", ["eng_Latn", "zho_Hans"])
+    cols = read_columns(shared_data_dir / "flores200", ["eng_Latn", "zho_Hans"])
     for lang, sep in (("eng_Latn", " "), ("zho_Hans", "")):
         texts = cols[lang][:6]
         rng = random.Random(0)
@@ -99,7 +99,7 @@ def test_llamacpp_engine_by_config(shared_data_dir, tmp_path):
         engine="llamacpp",
         engine_options={"n_ctx": 1024},
     )
-    m = evaluate(cfg, ModelConfig(), tmp_path, systems={"base": System("base", "gemma-3-270m")})
+    m = evaluate(cfg, ModelConfig(), {"base": System("base", "gemma-3-270m")}, tmp_path).metrics
     assert set(m["systems"]["base"]) == {"eng_Latn-deu_Latn", "deu_Latn-eng_Latn"}
     rows = (tmp_path / "base" / "eng_Latn-deu_Latn.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 2
@@ -120,7 +120,7 @@ def test_fewshot_base_beats_chat_base_on_flores(shared_data_dir, tmp_path):
         report=False,
     )
     systems = {"fewshot": System("fewshot", "gemma-3-270m"), "chat": System("chat", "gemma-3-270m")}
-    m = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), tmp_path, systems=systems)
+    m = evaluate(cfg, ModelConfig(dtype="float32", device="cpu"), systems, tmp_path).metrics
     assert m["prompts"]["fewshot"]["prompt"] == "fewshot" and m["prompts"]["chat"]["prompt"] == "chat"
     gains = [
         m["systems"]["fewshot"][d]["chrf"]["score"] - m["systems"]["chat"][d]["chrf"]["score"] for d in m["directions"]

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from bayling.cli import main
-from bayling.evaluate.testsets import load_wmt22, wmt22_files
+from bayling.testsets import load_wmt22, wmt22_files
 
 GOLDEN = {"zh-en": 20.1, "en-zh": 37.9, "de-en": 27.4, "en-de": 25.6}
 
@@ -34,8 +34,8 @@ def test_bayling13b_wmt22_bleu_reproduces(shared_data_dir, pair, capsys):
 def test_model_output_path_scores_like_the_file_path(shared_data_dir, tmp_path):
     """`bayling eval` scores model outputs through Bitext + score_direction; it must agree with `eval score`."""
     from bayling.evaluate.metrics import score_files
-    from bayling.evaluate.testsets import read_lines
     from bayling.evaluate.translation import score_direction
+    from bayling.validate import read_lines
 
     (b,) = load_wmt22(shared_data_dir / "wmt22", [("en", "zh")])
     b = b.head(300)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bayling.data.parallel import read_jsonl_parallel, sample_path
+from bayling.data.parallel import sample_path
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.interactive import (
     constrained_translation,
@@ -12,7 +12,7 @@ from bayling.evaluate.interactive import (
     load_constrained,
     refinement_dialogues,
 )
-from bayling.evaluate.testsets import read_flores_columns
+from bayling.records import read_columns, read_jsonl_parallel
 
 
 def test_constraint_hits():
@@ -111,8 +111,8 @@ def test_bayling_constrained_set_echo_vs_reference(shared_data_dir):
 
 
 def test_refinement_dialogue_scores_every_turn(tiny_engine, shared_data_dir):
-    cols = read_flores_columns(shared_data_dir / "flores200", ["eng_Latn", "zho_Hans", "deu_Latn"])
-    from bayling.data.parallel import ParallelRecord
+    cols = read_columns(shared_data_dir / "flores200", ["eng_Latn", "zho_Hans", "deu_Latn"])
+    from bayling.records import ParallelRecord
 
     recs = [ParallelRecord(f"f{i}", {c: cols[c][i] for c in cols}) for i in range(3)]
     summary, rows = refinement_dialogues(

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from bayling.evaluate.config import JudgeConfig
-from bayling.evaluate.judge import Judge, VerdictCache, grade_pair, grade_single, parse_rating, parse_winner
+from bayling.evaluate.judge import Judge, grade_pair, grade_single, parse_rating, parse_winner
 from bayling.evaluate.openended import Question, judge_pairwise, judge_single, load_questions
+from bayling.resume import Journal
 
 GOOD = ["The capital of France is Paris.", "Paris has about two million inhabitants."]
 BAD = ["The capital of France is Lyon.", "Lyon has about half a million inhabitants."]
@@ -170,4 +171,4 @@ def test_parsers_and_torn_cache(tmp_path):
     )
     f = tmp_path / "c.jsonl"
     f.write_text('{"key": "k1", "judgment": "[[5]]"}\n{"key": "k2", "judgm', encoding="utf-8")  # crash mid-line
-    assert VerdictCache(f).get("k1") == "[[5]]" and len(VerdictCache(f)) == 1
+    assert Journal(f, key="key").get("k1")["judgment"] == "[[5]]" and len(Journal(f, key="key")) == 1

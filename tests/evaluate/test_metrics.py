@@ -33,8 +33,8 @@ def test_sentence_scores():
 
 @pytest.mark.skipif(importlib.util.find_spec("comet") is not None, reason="unbabel-comet is installed")
 def test_comet_without_the_extra_names_it(tmp_path):
-    from bayling.evaluate.testsets import Bitext
     from bayling.evaluate.translation import score_direction
+    from bayling.testsets import Bitext
 
     b = Bitext("t", "eng_Latn", "deu_Latn", ["Hello."], ["Hallo."], ["1"])
     with pytest.raises(MissingDependencyError, match=r"bayling\[comet\]"):

@@ -8,10 +8,10 @@ import math
 
 import pytest
 
-from bayling.config import ModelConfig
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.perplexity import _windows, perplexity_summary, text_loglikelihoods
-from bayling.evaluate.run import evaluate
+from bayling.evaluate.run import evaluate, pipeline_systems
+from bayling.models import ModelConfig
 
 TEXTS = [
     "The weather is nice today.",
@@ -87,7 +87,13 @@ def test_eval_part_writes_metrics_per_system_and_caches(tiny_llama, tmp_path, mo
     )
     cfg = EvalConfig(directions=[], max_sentences=2, report=False, perplexity_languages=["en", "zho_Hans"])
     model = ModelConfig(name_or_path=str(tiny_llama), dtype="float32", device="cpu")
-    m = evaluate(cfg, model, tmp_path / "eval", heldout_file=held)
+    m = evaluate(
+        cfg,
+        model,
+        pipeline_systems(model, None, cfg.compare_base, cfg.base_prompts),
+        tmp_path / "eval",
+        heldout_file=held,
+    ).metrics
     en = m["perplexity"]["base-fewshot"]["eng_Latn"]
     assert set(m["perplexity"]["base-fewshot"]) == {"eng_Latn", "zho_Hans"} and en["n"] == 2
     assert en["chars"] == len(TEXTS[0]) + len(TEXTS[2]) and en["tokens"] > 0
@@ -102,5 +108,11 @@ def test_eval_part_writes_metrics_per_system_and_caches(tiny_llama, tmp_path, mo
         raise AssertionError("cached perplexity must not load a model")
 
     monkeypatch.setattr("bayling.evaluate.run.make_engine", no_engine)
-    again = evaluate(cfg, model, tmp_path / "eval", heldout_file=held)
+    again = evaluate(
+        cfg,
+        model,
+        pipeline_systems(model, None, cfg.compare_base, cfg.base_prompts),
+        tmp_path / "eval",
+        heldout_file=held,
+    ).metrics
     assert again["perplexity"] == m["perplexity"]

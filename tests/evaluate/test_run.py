@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from bayling.cli import main
-from bayling.config import ModelConfig, load_config
+from bayling.config import load_config
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.run import evaluate
 from bayling.evaluate.runner import EvalRunConfig
 from bayling.evaluate.systems import System
+from bayling.models import ModelConfig
 
 REPO = Path(__file__).resolve().parents[2]
 GRID = [
@@ -175,8 +176,8 @@ def _grid_cfg(data_dir: Path) -> EvalConfig:
 def test_same_model_twice_gives_identical_scores(tiny_llama, shared_data_dir, tmp_path):
     model = ModelConfig(name_or_path=str(tiny_llama), dtype="float32", device="cpu")
     systems = {"base": System("base", str(tiny_llama))}
-    a = evaluate(_grid_cfg(shared_data_dir), model, tmp_path / "a", systems=systems)
-    b = evaluate(_grid_cfg(shared_data_dir), model, tmp_path / "b", systems=systems)
+    a = evaluate(_grid_cfg(shared_data_dir), model, systems, tmp_path / "a").metrics
+    b = evaluate(_grid_cfg(shared_data_dir), model, systems, tmp_path / "b").metrics
     assert a["systems"] == b["systems"] and len(a["directions"]) == 20
     for d in a["directions"]:
         assert (tmp_path / "a" / "base" / f"{d}.jsonl").read_text() == (
@@ -230,8 +231,8 @@ class _CrashingEngine:
 
 
 def test_interrupted_translation_resumes_from_the_journal(tiny_engine, shared_data_dir, tmp_path):
-    from bayling.evaluate.testsets import load_flores
     from bayling.evaluate.translation import translate_and_score
+    from bayling.testsets import load_flores
 
     dirs = [("eng_Latn", c) for c in ("deu_Latn", "fra_Latn", "spa_Latn", "ita_Latn")]
     bitexts = [b.head(2) for b in load_flores(shared_data_dir / "flores200", dirs)]
@@ -254,6 +255,7 @@ def test_interrupted_translation_resumes_from_the_journal(tiny_engine, shared_da
     [
         ("eval.benchmarks=[mmlu]", "eval.benchmarks: unknown mmlu"),
         ("eval.engine=onnx", "eval.engine: unknown onnx"),
+        ("eval.engine_options.n_ctx=512", "eval.engine_options: the transformers engine has no option 'n_ctx'"),
         ("eval.judge.mode=pairwise", "compares 'tuned' with 'base'"),
         ("systems.base=/no/such/model", "unknown model '/no/such/model'"),
     ],

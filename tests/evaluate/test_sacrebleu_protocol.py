@@ -195,19 +195,19 @@ def test_spbleu_from_a_configured_path_equals_sacrebleus_own(spm_model, sacreble
 
 
 def test_eval_run_reports_spbleu_and_na_with_signatures(tiny_llama, spm_model, tmp_path):
-    from bayling.config import ModelConfig
     from bayling.evaluate.config import EvalConfig
     from bayling.evaluate.run import evaluate
     from bayling.evaluate.systems import System
+    from bayling.models import ModelConfig
 
     rows = [{"id": f"s{i}", "eng_Latn": f"Sentence {i}.", "tha_Thai": f"{TH_REFS[i % 2]} {i}"} for i in range(6)]
     data = tmp_path / "th.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     model, systems = ModelConfig(dtype="float32", device="cpu"), {"base": System("base", str(tiny_llama))}
     common = dict(testset=str(data), directions=["en-th", "th-en"], max_sentences=3, max_new_tokens=3, fewshot_k=2)
-    m = evaluate(EvalConfig(**common, spm_model=str(spm_model)), model, tmp_path / "sp", systems=systems)
+    m = evaluate(EvalConfig(**common, spm_model=str(spm_model)), model, systems, tmp_path / "sp").metrics
     assert "tok:flores200" in m["systems"]["base"]["eng_Latn-tha_Thai"]["bleu"]["signature"]
-    m = evaluate(EvalConfig(**common, spm_model=None, bleu_tokenize="wmt"), model, tmp_path / "na", systems=systems)
+    m = evaluate(EvalConfig(**common, spm_model=None, bleu_tokenize="wmt"), model, systems, tmp_path / "na").metrics
     th = m["systems"]["base"]["eng_Latn-tha_Thai"]
     assert th["bleu"]["score"] is None and th["chrf"]["signature"].startswith("nrefs:1")
     assert "tok:13a" in m["systems"]["base"]["tha_Thai-eng_Latn"]["bleu"]["signature"]
@@ -245,7 +245,7 @@ class _Server:
 
 
 def test_download_flores200_spm_to_sacrebleus_cache(spm_model, sacrebleu_dir, monkeypatch, capsys):
-    from bayling.evaluate import testsets
+    from bayling.evaluate import download as testsets
 
     server = _Server(spm_model.read_bytes())
     try:

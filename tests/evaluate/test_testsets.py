@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bayling import records
+from bayling import testsets as ts
 from bayling.errors import DataError
-from bayling.evaluate import testsets as ts
+from bayling.evaluate import download as dl
+from bayling.validate import read_lines
 
 
 def test_flores_plain_and_packed_languages(shared_data_dir):
@@ -28,7 +31,7 @@ def test_flores_plain_and_packed_languages(shared_data_dir):
 
 def test_flores_missing_language_names_the_file(shared_data_dir):
     with pytest.raises(DataError, match=r"eng_Latn\.devtest not found"):
-        ts.read_flores_columns(shared_data_dir / "wmt22", ["eng_Latn"])
+        records.read_columns(shared_data_dir / "wmt22", ["eng_Latn"])
 
 
 def test_wmt22_all_14_directions(shared_data_dir):
@@ -61,7 +64,7 @@ def test_misaligned_files_fail_with_file_and_line(tmp_path):
 def test_dataset_dir_explains_how_to_get_data(tmp_path, monkeypatch):
     monkeypatch.delenv("BAYLING_FLORES_DIR", raising=False)
     with pytest.raises(DataError, match="bayling eval download wmt22 --dest DIR"):
-        ts.dataset_dir("wmt22", str(tmp_path))
+        records.dataset_dir("wmt22", str(tmp_path))
 
 
 @pytest.fixture
@@ -101,23 +104,23 @@ def test_downloads_write_the_shared_layout(shared_data_dir, file_server, tmp_pat
         (www / name).write_bytes((shared_data_dir / "ntrex128" / name).read_bytes())
 
     dest = tmp_path / "data"
-    ts.download_flores200(dest, url=f"{url}/flores200_dataset.tar.gz")
-    ts.download_wmt22(dest, ["zh-en", "de-en"], base_url=url)
-    ts.download_ntrex(dest, ["deu"], base_url=url)
+    dl.download_flores200(dest, url=f"{url}/flores200_dataset.tar.gz")
+    dl.download_wmt22(dest, ["zh-en", "de-en"], base_url=url)
+    dl.download_ntrex(dest, ["deu"], base_url=url)
     (b,) = ts.load_bitexts("flores200", [("eng_Latn", "zho_Hans")], data_dir=str(dest))
     assert len(b.sources) == 1012
     zh_en, de_en = ts.load_bitexts("wmt22", [("zh", "en"), ("de", "en")], data_dir=str(dest))
     assert (
         len(zh_en.refs) == 1875
-        and de_en.refs[0] == ts.read_lines(shared_data_dir / "wmt22" / "generaltest2022.de-en.ref.B.en")[0]
+        and de_en.refs[0] == read_lines(shared_data_dir / "wmt22" / "generaltest2022.de-en.ref.B.en")[0]
     )
     (n,) = ts.load_bitexts("ntrex", [("en", "de")], data_dir=str(dest))
     assert len(n.sources) == 1997
     # the article of every line comes too, so the data stage can split FLORES and NTREX by document
-    from bayling.data.split import document_ids
+    from bayling.records import document_ids
 
     assert len(document_ids(dest / "flores200", "devtest")[0]) == 1012
     assert len(set(document_ids(dest / "ntrex128", "devtest")[0])) == 123
     assert not list(Path(dest).rglob("*.part"))  # atomic writes leave no partial files
     with pytest.raises(DataError, match="download failed"):
-        ts.download_ntrex(tmp_path / "x", ["kor"], base_url=url)
+        dl.download_ntrex(tmp_path / "x", ["kor"], base_url=url)

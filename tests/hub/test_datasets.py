@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from bayling.data.hub import HfRef, hub_dataset_ids, parse_hf
 from bayling.errors import DataError
+from bayling.hub_data import HfRef, hub_dataset_ids, parse_hf
 
 
 @pytest.mark.parametrize(
@@ -81,8 +81,9 @@ def test_flores_plus_layout_is_a_flores_source_for_data_and_evaluation(hub_env, 
     out = run_py(
         """
         import json
-        from bayling.data.parallel import iter_parallel, ParallelRecord
-        from bayling.evaluate.testsets import load_bitexts
+        from bayling.data.parallel import iter_parallel
+        from bayling.records import ParallelRecord
+        from bayling.testsets import load_bitexts
         recs = list(iter_parallel("flores200", ["eng_Latn", "zho_Hans"], flores="hf:bayling-test/flores_plus",
                                   split="devtest"))
         direct = list(iter_parallel("hf:bayling-test/flores_plus@dev", ["deu_Latn", "eng_Latn"]))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bayling.data.io import JsonlWriter, atomic_temp_dir, write_json, write_jsonl, write_text
 from bayling.errors import ConfigError
+from bayling.io import JsonlWriter, atomic_temp_dir, write_json, write_jsonl, write_text
 from bayling.train.card import base_license, base_model_id, eval_results, iso_languages
 from bayling.train.config import TrainConfig
 
@@ -118,7 +118,7 @@ def test_no_stray_temp_files(tmp_path):
 def test_merged_model_card_is_a_transformers_fine_tune(tmp_path):
     from huggingface_hub import ModelCard
 
-    from bayling.config import RunConfig
+    from bayling.pipeline import RunConfig
     from bayling.train.card import write_cards
 
     cfg = RunConfig()

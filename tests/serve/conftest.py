@@ -8,7 +8,6 @@ every server is shut down at the end of the test.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -47,15 +46,6 @@ def running_server(engine, api_key: str | None = "", **cfg) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=15)
         assert not thread.is_alive(), "server did not shut down"
-
-
-@pytest.fixture(scope="session")
-def tiny_engine(tiny_llama):
-    """The transformers engine on the tiny random Llama (fp32; CPU, or ``$BAYLING_TEST_DEVICE`` e.g. ``cuda``)."""
-    from bayling.engines.hf import TransformersEngine
-
-    device = os.environ.get("BAYLING_TEST_DEVICE", "cpu")
-    return TransformersEngine(tiny_llama, dtype="float32", device=device, model_name="tiny")
 
 
 @pytest.fixture(scope="module")

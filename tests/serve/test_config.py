@@ -43,6 +43,28 @@ def test_overrides_and_engine_options():
     assert (cfg.max_queue, cfg.engine, cfg.engine_options) == (3, "llamacpp", {"n_ctx": 1024})
 
 
+def test_serve_run_dir_reads_the_runs_serve_section(tmp_path, monkeypatch):
+    """``RunConfig.serve`` is what ``bayling serve RUN_DIR`` starts from; --config, overrides and flags win."""
+    from bayling.cli import main
+
+    run = tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        "name: r\nserve:\n  max_queue: 5\n  port: 8123\n  engine_options: {batch_size: 2}\n", encoding="utf-8"
+    )
+    (tmp_path / "serve.yaml").write_text("max_batch_size: 3\n", encoding="utf-8")
+    seen = []
+    monkeypatch.setattr("bayling.serve.api.serve", lambda target, **kw: seen.append((target, kw)))
+    assert main(["serve", str(run)]) == 0
+    cfg = seen[-1][1]["config"]
+    assert (cfg.max_queue, cfg.port, cfg.max_batch_size, cfg.engine_options) == (5, 8123, 8, {"batch_size": 2})
+    assert main(["serve", str(run), "max_queue=7", "--config", str(tmp_path / "serve.yaml"), "--port", "9000"]) == 0
+    target, kw = seen[-1]
+    assert (kw["config"].max_queue, kw["config"].port, kw["config"].max_batch_size) == (7, 8123, 3)
+    assert target == str(run) and kw["port"] == 9000  # the flag is applied by serve() over the config
+    assert main(["serve", "gemma-3-270m"]) == 0 and seen[-1][1]["config"] == ServeConfig()  # a model: defaults
+
+
 def test_serve_command_reports_bad_model(capsys):
     from bayling.cli import main
 

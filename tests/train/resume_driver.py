@@ -20,8 +20,9 @@ from pathlib import Path
 from transformers import TrainerCallback
 from trl.trainer import sft_trainer
 
+from bayling.models import ModelConfig
+from bayling.train import train
 from bayling.train.config import TrainConfig
-from bayling.train.orchestrator import train
 
 model_dir, data, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 kill_at = int(sys.argv[4]) if len(sys.argv) > 4 else 0
@@ -65,4 +66,4 @@ cfg = TrainConfig(
     threads=1,
     report_to=[],
 )
-train(cfg, model_dir, data, out / "run", seed=3, device="cpu", callbacks=[KillAt()])
+train(cfg, ModelConfig(model_dir, device="cpu"), data, out / "run", seed=3, callbacks=[KillAt()])

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bayling.config import RunConfig, load_config
+from bayling.config import load_config
 from bayling.errors import ConfigError
+from bayling.pipeline import RunConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_PRESETS = sorted((REPO / "configs" / "train").glob("*.yaml"))

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
+from bayling.models import ModelConfig
+from bayling.train import train
 from bayling.train.config import TrainConfig
-from bayling.train.orchestrator import train
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def tiny_adapter(tiny_llama, dialogues_file, tmp_path_factory):
     cfg = TrainConfig(
         method="lora", learning_rate=2e-2, max_steps=3, batch_size=8, bf16=False, report_to=[], export=["merged"]
     )
-    return train(cfg, str(tiny_llama), dialogues_file, out, device="cpu")
+    return train(cfg, ModelConfig(str(tiny_llama), device="cpu"), dialogues_file, out).final
 
 
 def test_merged_model_equals_base_plus_adapter(tiny_llama, tiny_tokenizer, tiny_adapter):
@@ -91,7 +92,7 @@ def test_gguf_adapter_matches_hf_greedy_output_on_gemma(tmp_path):
         report_to=[],
         export=["gguf"],
     )
-    final = train(cfg, "gemma-3-270m", data, tmp_path / "run", device="cpu")
+    final = train(cfg, ModelConfig("gemma-3-270m", device="cpu"), data, tmp_path / "run").final
     gguf = tmp_path / "run" / "adapter.gguf"
     assert gguf.is_file() and gguf.stat().st_size > 100_000
     again = lora_to_gguf(final, tmp_path / "again.gguf")  # the standalone entry point gives the same file

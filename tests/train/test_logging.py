@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from bayling.models import ModelConfig
+from bayling.train import train
 from bayling.train.config import TrainConfig
-from bayling.train.orchestrator import train
 
 
 def test_console_tensorboard_and_summary(tiny_llama, dialogues_file, tmp_path, capsys):
@@ -20,7 +21,7 @@ def test_console_tensorboard_and_summary(tiny_llama, dialogues_file, tmp_path, c
         method="lora", max_steps=4, batch_size=4, bf16=False, logging_steps=2, packing=True, report_to=None
     )  # None = TensorBoard because it is installed
     with console.capture() as cap:
-        final = train(cfg, str(tiny_llama), dialogues_file, tmp_path, device="cpu")
+        final = train(cfg, ModelConfig(str(tiny_llama), device="cpu"), dialogues_file, tmp_path).final
     lines = [x for x in cap.get().splitlines() if x.startswith("sft step")]
     assert [x.split()[2] for x in lines] == ["2/4", "4/4"]
     assert all(" loss " in x and " lr " in x and x.endswith("tok/s") for x in lines)

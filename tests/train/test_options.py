@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from bayling.models import ModelConfig
+from bayling.train import train
 from bayling.train.config import TrainConfig
-from bayling.train.orchestrator import train
 
 
 def _losses(out):
@@ -33,8 +34,30 @@ def test_gradient_checkpointing_and_padding_free_give_the_same_training_curve(ti
     }
     curves = {}
     for name, cfg in runs.items():
-        train(cfg, str(tiny_llama), dialogues_file, tmp_path / name, device="cpu")
+        train(cfg, ModelConfig(str(tiny_llama), device="cpu"), dialogues_file, tmp_path / name)
         curves[name] = _losses(tmp_path / name)
     assert len(curves["padded"]) == 3 and curves["padded"][0] != curves["padded"][-1]
     assert curves["padding_free"] == pytest.approx(curves["padded"], rel=1e-5)
     assert curves["padding_free_gc"] == pytest.approx(curves["padding_free"], rel=1e-6)
+
+
+def test_trust_remote_code_reaches_every_load_of_training(tiny_llama, dialogues_file, tmp_path, monkeypatch):
+    """``model.trust_remote_code`` (it used to be accepted and dropped) reaches the tokenizer, the trained model
+    and the merged export."""
+    import transformers
+
+    seen = []
+    for cls in (transformers.AutoTokenizer, transformers.AutoModelForCausalLM):
+        real = cls.from_pretrained.__func__
+
+        def spy(klass, *a, _real=real, **k):
+            seen.append((klass.__name__, k.get("trust_remote_code")))
+            return _real(klass, *a, **k)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    cfg = TrainConfig(method="lora", max_steps=1, batch_size=4, bf16=False, report_to=[], export=["merged"])
+    result = train(cfg, ModelConfig(str(tiny_llama), device="cpu", trust_remote_code=True), dialogues_file, tmp_path)
+    assert (result.final / "adapter_config.json").is_file() and (tmp_path / "merged" / "config.json").is_file()
+    assert {name for name, _ in seen} == {"AutoTokenizer", "AutoModelForCausalLM"}
+    assert all(trust is True for _, trust in seen), seen
+    assert len([n for n, _ in seen if n == "AutoModelForCausalLM"]) == 2  # training, then the merge

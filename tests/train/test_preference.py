@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from bayling.chat import format_for_tokenizer, tokenize_conversation
+from bayling.models import ModelConfig
+from bayling.train import train
 from bayling.train.config import PreferenceConfig, TrainConfig
-from bayling.train.orchestrator import train
 
 
 def _load(base, adapter):
@@ -39,7 +40,7 @@ def test_preference_stage_ranks_references_above_own_outputs(
             method=method, max_pairs=12, max_new_tokens=12, learning_rate=1e-2, batch_size=4, epochs=3, beta=0.5
         ),
     )
-    final = train(cfg, str(tiny_llama), dialogues_file, tmp_path, device="cpu")
+    final = train(cfg, ModelConfig(str(tiny_llama), device="cpu"), dialogues_file, tmp_path).final
     sft_adapter = tmp_path / "sft" / "output"
     assert final == tmp_path / "final" and (final / "adapter_config.json").is_file()
     assert not (final / "ref").exists()  # DPO's frozen reference adapter is not shipped

@@ -6,8 +6,9 @@ import json
 
 import torch
 
+from bayling.models import ModelConfig
+from bayling.train import train
 from bayling.train.config import CptConfig, TrainConfig
-from bayling.train.orchestrator import train
 
 MONO = [
     "Das Wetter ist heute schön und wir gehen in den Park.",
@@ -40,9 +41,11 @@ def test_cpt_then_sft_yields_a_merged_model_that_learned_the_monolingual_text(
         report_to=[],
         cpt=CptConfig(data=str(mono), method="full", learning_rate=1e-2, epochs=6, batch_size=8, max_length=128),
     )
-    final = train(cfg, str(tiny_llama), dialogues_file, tmp_path / "run", device="cpu")
+    result = train(cfg, ModelConfig(str(tiny_llama), device="cpu"), dialogues_file, tmp_path / "run")
+    final = result.final
     cpt_model = tmp_path / "run" / "cpt" / "model"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert result.summary == summary and result.exports == {}  # the result is what summary.json holds
 
     # Stage 1 really trained on the monolingual text: its LM loss there dropped well below the base's.
     held = MONO[:4]
@@ -68,5 +71,5 @@ def test_cpt_then_sft_yields_a_merged_model_that_learned_the_monolingual_text(
 
     # A second call finds every stage finished and returns at once without retraining.
     mtime = (final / "model.safetensors").stat().st_mtime
-    assert train(cfg, str(tiny_llama), dialogues_file, tmp_path / "run", device="cpu") == final
+    assert train(cfg, ModelConfig(str(tiny_llama), device="cpu"), dialogues_file, tmp_path / "run").final == final
     assert (final / "model.safetensors").stat().st_mtime == mtime

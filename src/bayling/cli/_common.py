@@ -15,8 +15,8 @@ def add_config_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_stages(args: argparse.Namespace, stages: list[str] | None) -> Path:
     """Load the run config from ``args`` and run ``stages`` through :func:`bayling.pipeline.run`."""
-    from bayling.config import RunConfig, load_config
-    from bayling.pipeline import run
+    from bayling.config import load_config
+    from bayling.pipeline import RunConfig, run
 
     cfg = load_config(RunConfig, args.config, args.overrides)
     run_dir = run(cfg, stages=stages, force=args.force)

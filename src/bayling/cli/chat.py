@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from bayling.serve.chat import chat_loop, load_engine_for
+    from bayling.engines import load_engine
+    from bayling.serve.chat import chat_loop
 
-    engine = load_engine_for(args.target, engine=args.engine)
+    engine = load_engine(args.target, engine=args.engine)
     chat_loop(engine, messages=args.message, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     return 0

@@ -91,8 +91,10 @@ def main(argv: list[str]) -> int:
 
 def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
     """(DataConfig, output dir, seed) from a data-only preset or a run config."""
-    from bayling.config import RunConfig, load_config, read_yaml, save_config
+    from bayling.config import load_config, read_yaml, save_config, stage_seed
     from bayling.data.config import DataBuildConfig
+    from bayling.layout import RunLayout
+    from bayling.pipeline import RunConfig
 
     keys = set(read_yaml(args.config))
     if keys <= {"name", "out_dir", "seed", "data"}:
@@ -100,35 +102,34 @@ def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
         out = Path(args.out or cfg.resolved_out_dir())
     else:
         cfg = load_config(RunConfig, args.config, args.overrides)
-        out = Path(args.out) if args.out else cfg.resolved_run_dir() / "data"
+        out = Path(args.out) if args.out else RunLayout(cfg.resolved_run_dir()).data_dir
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    return cfg.data, out, cfg.seed
+    return cfg.data, out, stage_seed(cfg.seed, cfg.data.seed, "data.seed")
 
 
 def _build(args: argparse.Namespace) -> int:
-    from bayling.data.build import build
+    from bayling.data import build
 
     data, out, seed = _load(args)
-    build(data, out, seed)
-    _print_summary(json.loads((out / "stats.json").read_text(encoding="utf-8")), out)
+    result = build(data, out, seed)
+    _print_summary(result.stats, result.out_dir)
     return 0
 
 
 def _teacher(args: argparse.Namespace) -> int:
-    from bayling.data.build import generate_teacher
+    from bayling.data.builder import generate_teacher
 
     data, out, seed = _load(args)
-    path = generate_teacher(data, out, seed)
-    info = json.loads((path.parent / "stats.json").read_text(encoding="utf-8"))
-    print(json.dumps(info, ensure_ascii=False, indent=2))
-    print(path)
+    result = generate_teacher(data, out, seed)
+    print(json.dumps(result.stats, ensure_ascii=False, indent=2))
+    print(result.file)
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from bayling.data.io import write_json
     from bayling.data.stats import file_stats
+    from bayling.io import write_json
 
     info = file_stats(args.file, args.tokenizer, args.skip_bad)
     if args.json:
@@ -138,37 +139,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from bayling.data.config import ContaminationConfig
-    from bayling.data.filters import build_contamination_index
-    from bayling.data.plan import resolve_languages
-    from bayling.data.stats import turns_of
-    from bayling.errors import DataError
-    from bayling.validate import BadLines, iter_jsonl_numbered
+    from bayling.data.check import check_file
 
-    cfg = ContaminationConfig(flores_dir=args.flores, wmt_dir=args.wmt, extra_files=args.eval_file, ngram=args.ngram)
-    index = build_contamination_index(cfg, resolve_languages(args.languages), [], skip_flores=False)
-    hits, n, bad = [], 0, BadLines(args.skip_bad)
-    for line, obj in iter_jsonl_numbered(args.file, bad):
-        try:
-            turns = turns_of(obj, f"{args.file}:{line}")
-        except DataError as e:
-            bad.error(str(e))
-            continue
-        n += 1
-        if index.hit([t["content"] for t in turns]):
-            hits.append(str(obj.get("id", f"line {line}")))
-    report = {
-        "file": args.file,
-        "examples": n,
-        "contaminated": len(hits),
-        "first": hits[:20],
-        "eval_sentences": index.sentences,
-        "sources": index.sources,
-        "ngram": args.ngram,
-        "skipped_lines": bad.to_dict(),
-    }
+    report = check_file(
+        args.file, args.languages, args.flores, args.wmt, args.eval_file, args.ngram, skip_bad=args.skip_bad
+    )
     print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 1 if hits else 0
+    return 1 if report["contaminated"] else 0
 
 
 def _print_summary(s: dict[str, Any], out: Path) -> None:

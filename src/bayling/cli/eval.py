@@ -160,7 +160,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from bayling.evaluate.testsets import download, download_flores200_spm
+    from bayling.evaluate.download import download, download_flores200_spm
 
     sets = [n for n in args.names if n != "flores200-spm"]
     if sets and not args.dest:

@@ -30,13 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from bayling.errors import BaylingError
+    from bayling.layout import RunLayout
 
-    run_dir = Path(args.run_dir)
-    folder = run_dir / "train" / ("merged" if args.merged else "final")
-    if not (run_dir / "config.yaml").is_file():
+    layout = RunLayout(args.run_dir)
+    run_dir = layout.run_dir
+    folder = layout.train_merged if args.merged else layout.train_final
+    if not layout.config.is_file():
         raise BaylingError(f"{run_dir}: not a run directory (no config.yaml); give the RUN_DIR of `bayling run`")
     if not folder.is_dir():
         hint = "export it with train.export=[merged]" if args.merged else "run `bayling train` first"
@@ -90,11 +90,13 @@ def push_run(
     from huggingface_hub import get_token
 
     from bayling import hub
-    from bayling.config import RunConfig, load_config
+    from bayling.config import load_config
     from bayling.errors import BaylingError
+    from bayling.layout import RunLayout
     from bayling.models import HUB_ID
+    from bayling.pipeline import RunConfig, current_metrics
     from bayling.progress import console
-    from bayling.train.card import current_metrics, write_cards
+    from bayling.train.card import write_cards
 
     if not HUB_ID.match(repo_id) or "@" in repo_id:
         raise BaylingError(f"repository id {repo_id!r}: expected ORG/NAME")
@@ -102,10 +104,11 @@ def push_run(
         raise BaylingError("bayling is offline (--offline, BAYLING_OFFLINE or HF_HUB_OFFLINE): pushing needs the Hub")
     if get_token() is None:
         raise BaylingError("pushing needs a Hugging Face token with write access: `hf auth login` or set HF_TOKEN")
-    cfg = load_config(RunConfig, run_dir / "config.yaml")
-    metrics = current_metrics(cfg, run_dir)
-    write_cards(cfg, run_dir, metrics=metrics, repo_id=repo_id)
-    folder = run_dir / "train" / ("merged" if merged else "final")
+    layout = RunLayout(run_dir)
+    cfg = load_config(RunConfig, layout.config)
+    metrics = current_metrics(cfg, layout.run_dir)
+    write_cards(cfg, layout.run_dir, metrics=metrics, repo_id=repo_id)
+    folder = layout.train_merged if merged else layout.train_final
     operations = _operations(folder, cfg)
     api = hub.api()
     try:

@@ -9,9 +9,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve an OpenAI-compatible API (/v1/chat/completions, /v1/translate, /v1/models) and a web page",
-        description="Serve a run's tuned model or any model over HTTP. Settings come from ServeConfig: "
-        "--config YAML plus key=value overrides right after TARGET (e.g. max_queue=16 engine_options.n_ctx=4096); "
-        "the flags below win over both. Set BAYLING_API_KEY to require 'Authorization: Bearer <key>'.",
+        description="Serve a run's tuned model or any model over HTTP. Settings come from ServeConfig: the run's "
+        "serve: section (for a run directory), then --config YAML, then key=value overrides right after TARGET (e.g. "
+        "max_queue=16 engine_options.n_ctx=4096); the flags below win over all of them. Set BAYLING_API_KEY to require 'Authorization: Bearer <key>'.",
     )
     p.add_argument("target", help="a run directory (uses its tuned model) or a model reference, e.g. gemma-3-270m")
     p.add_argument("overrides", nargs="*", help="ServeConfig overrides, e.g. max_queue=16 max_new_tokens=256")
@@ -23,10 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bayling.config import load_config
+    from bayling.config import load_config, to_dict
+    from bayling.layout import RunLayout
+    from bayling.pipeline import RunConfig
     from bayling.serve.api import serve
     from bayling.serve.config import ServeConfig
 
-    cfg = load_config(ServeConfig, args.config, args.overrides)
+    base = None
+    if RunLayout.is_run(args.target):  # a run directory: its own `serve:` section first
+        base = to_dict(load_config(RunConfig, RunLayout(args.target).config).serve)
+    cfg = load_config(ServeConfig, args.config, args.overrides, base=base)
     serve(args.target, engine=args.engine, host=args.host, port=args.port, config=cfg)
     return 0

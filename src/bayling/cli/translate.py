@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bayling.validate import DECODE_ERRORS, ENCODING_HINT
+from bayling.validate import DECODE_ERRORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,58 +57,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from bayling.data.io import write_text
-    from bayling.engines import GenerationParams
-    from bayling.errors import BaylingError, DataError
+    from bayling.engines import GenerationParams, load_engine
     from bayling.languages import get_language
     from bayling.progress import progress_bar
-    from bayling.serve.chat import load_engine_for
-    from bayling.serve.translate import translate_lines
-    from bayling.validate import check_encoding, decode_text, read_text
+    from bayling.serve.translate import parse_glossary, read_input, translate_file
 
     src, tgt = get_language(args.src_lang).code, get_language(args.tgt_lang).code  # fail before loading a model
-    glossary = {}
-    for item in args.glossary:
-        term, sep, target = item.partition("=")
-        if not sep or not term.strip() or not target.strip():
-            raise BaylingError(f"--glossary expects SRC=TGT, got {item!r}")
-        glossary[term.strip()] = target.strip()
-    check_encoding(args.encoding, args.errors)
-    try:  # decoded before any model loads: a damaged input fails at once, naming line and byte
-        if args.input:
-            text = read_text(args.input, args.encoding, args.errors, what="input file")
-        else:
-            raw = getattr(sys.stdin, "buffer", None)  # bytes, decoded here; a text stream (tests) is taken as is
-            text = decode_text(raw.read(), "<stdin>", args.encoding, args.errors) if raw else sys.stdin.read()
-    except DataError as e:
-        raise DataError(f"{e}{ENCODING_HINT if 'not valid' in str(e) else ''}") from None
-    lines = text.split("\n")  # only "\n" ends a line: one output line per input line, whatever else a line holds
-    if lines[-1] == "":
-        lines.pop()
-    engine = load_engine_for(args.target, engine=args.engine)
-    journal = Path(args.output + ".journal.jsonl") if args.output else None
+    glossary = parse_glossary(args.glossary)
+    lines = read_input(args.input, args.encoding, args.errors)
+    engine = load_engine(args.target, engine=args.engine)
     with progress_bar(f"translating {src} -> {tgt}", total=len(lines)) as advance:
-        out = translate_lines(
+        result = translate_file(
             engine,
             lines,
             src,
             tgt,
+            args.output,
             GenerationParams(max_new_tokens=args.max_new_tokens),
-            glossary=glossary or None,
+            glossary=glossary,
             style=args.style,
             chunk_size=args.batch_size,
-            journal=journal,
             progress=advance,
         )
-    result = "".join(line + "\n" for line in out)
-    if args.output:
-        dest = Path(args.output)
-        write_text(dest, result)
-        if journal is not None:
-            journal.unlink(missing_ok=True)
-    else:
+    if not args.output:
         sys.stdout.write(result)
         sys.stdout.flush()
     return 0

@@ -103,7 +103,7 @@ class DataConfig:
     """Parallel text: ``sample`` (the small corpus shipped with bayling), ``flores200`` (FLORES-200 ``flores_split``
     under ``flores_dir``), a directory of aligned files (``CODE.SPLIT``, ``SPLIT/CODE.SPLIT`` or ``NAME.CODE``), a
     ``.tsv``/``.jsonl`` file whose columns/keys are language codes, or a HF data set with language-code columns or a
-    ``translation`` column: ``hf:ORG/NAME[:CONFIG][@SPLIT]`` on the Hub or ``hf:PATH`` locally (:mod:`bayling.data.hub`)."""
+    ``translation`` column: ``hf:ORG/NAME[:CONFIG][@SPLIT]`` on the Hub or ``hf:PATH`` locally (:mod:`bayling.hub_data`)."""
     flores_dir: str | None = None
     """FLORES-200 directory (holding ``devtest/``); default: ``$BAYLING_FLORES_DIR``."""
     flores_split: str = "devtest"
@@ -176,7 +176,7 @@ class DataConfig:
     templates: str | None = None
     """Template YAML replacing the shipped ``templates/interactive.yaml``."""
     seed: int | None = None
-    """Sampling seed; None = the run's seed."""
+    """Sampling seed; None = the run's (or preset's) ``seed``, which it may repeat but never contradict."""
 
 
 @dataclass

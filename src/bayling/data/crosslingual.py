@@ -18,8 +18,8 @@ import random
 from typing import Any
 
 from bayling.data.interactive import Dialogue, number_draft, omission_draft
-from bayling.data.parallel import ParallelRecord
-from bayling.data.templates import fill, lang_name, pick
+from bayling.prompts import fill, lang_name, pick
+from bayling.records import ParallelRecord
 
 TASKS = ("translate", "multi_target", "identify", "verify")
 

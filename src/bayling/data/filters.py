@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bayling.data.config import ContaminationConfig, FilterConfig
-from bayling.data.io import stable_hash
+from bayling.digest import stable_hash
 from bayling.errors import ConfigError, DataError, UnknownLanguageError
 from bayling.languages import get_language
 
@@ -237,7 +237,7 @@ def build_contamination_index(
     """
     if cfg.action not in ("drop", "report", "fail"):
         raise ConfigError(f"contamination.action must be drop, report or fail, got {cfg.action!r}")
-    from bayling.data.parallel import iter_aligned
+    from bayling.records import iter_aligned
 
     index = ContaminationIndex(cfg.ngram)
     index.add((t for rec in heldout for t in rec.values()), "heldout")
@@ -254,7 +254,7 @@ def build_contamination_index(
         if not f.is_file():
             raise DataError(f"contamination file not found: {f}")
         if f.suffix == ".jsonl":
-            from bayling.data.parallel import iter_jsonl_parallel
+            from bayling.records import iter_jsonl_parallel
 
             index.add((t for r in iter_jsonl_parallel(f) for t in r.texts.values()), str(f))
         else:

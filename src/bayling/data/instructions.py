@@ -84,9 +84,7 @@ def iter_instructions(source: str, bad: BadLines | None = None, lid: Any = None)
         lid: a :class:`~bayling.lid.LanguageID` used when a record has no ``lang``.
     """
     bad = bad or BadLines()
-    if source.startswith("hf:"):  # a Hub data set or a local HF dataset (bayling.data.hub)
-        from bayling.data.hub import iter_hub_instructions
-
+    if source.startswith("hf:"):  # a Hub data set or a local HF dataset (bayling.hub_data)
         yield from iter_hub_instructions(source, bad, lid)
         return
     path = sample_instructions() if source == "sample" else Path(source).expanduser()
@@ -115,3 +113,18 @@ def _record(obj: dict[str, Any], where: str, stem: str, lid: Any) -> dict[str, A
         "messages": msgs,
         "lang": lang,
     }
+
+
+def iter_hub_instructions(source: str, bad: BadLines | None = None, lid: Any = None) -> Iterator[dict[str, Any]]:
+    """Instruction records of an ``hf:`` data set (Alpaca, ShareGPT ``conversations`` or OpenAI ``messages``)."""
+    from bayling.hub_data import load, parse_hf
+
+    bad = bad or BadLines()
+    ref = parse_hf(source)
+    stem = Path(ref.repo_id).name
+    for n, row in enumerate(load(ref), 1):
+        obj = {k: v for k, v in dict(row).items() if v is not None}
+        try:
+            yield _record(obj, f"{ref.text}:{n}", stem, lid)
+        except DataError as e:
+            bad.error(str(e))

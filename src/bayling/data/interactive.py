@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bayling.data.parallel import ParallelRecord
-from bayling.data.templates import fill, lang_name, pick
+from bayling.prompts import fill, lang_name, pick
+from bayling.records import ParallelRecord
 
 REGISTER_TURNS = ("formal", "casual", "short", "polish")
 # Glossary/explanation/fixes refer to the plain translation, so they come before a register change;

@@ -17,23 +17,9 @@ from typing import Any
 
 from bayling.data.config import DataConfig
 from bayling.data.instructions import iter_instructions
-from bayling.data.io import BadLines
 from bayling.errors import ConfigError, DataError
-from bayling.languages import get_language, languages
-
-LANGUAGE_SETS = {"flores101": True, "all": False, "flores200": False}
-
-
-def resolve_languages(items: list[str]) -> list[str]:
-    """Codes/aliases -> FLORES-200 codes, expanding ``flores101`` (102 codes) and ``all``/``flores200`` (204)."""
-    out: list[str] = []
-    for x in items:
-        if x in LANGUAGE_SETS:
-            out += [lang.code for lang in languages(flores101_only=LANGUAGE_SETS[x])]
-        else:
-            out.append(get_language(x).code)
-    return list(dict.fromkeys(out))
-
+from bayling.languages import get_language
+from bayling.validate import BadLines
 
 TRANSLATION_KINDS = ("interactive", "pairs", "crosslingual")
 """Example kinds made from parallel records (the rest of a mix is general instructions)."""

@@ -8,7 +8,7 @@ few-shot demonstration articles (``fewshot.jsonl``, for prompting the base model
 articles. Every document id found is written to ``split.json`` under the part it went to.
 
 Document ids come from the record's ``doc`` (a JSONL key or TSV column) or, for directories of aligned
-files, from a file beside them: FLORES ``metadata_SPLIT.tsv`` (the ``URL`` column) or NTREX-128
+files, from a file beside them (:func:`bayling.records.document_ids`): FLORES ``metadata_SPLIT.tsv`` (the ``URL`` column) or NTREX-128
 ``DOCUMENT_IDS.tsv`` (one id a line). A source without any (the shipped sample) is split by record,
 exactly as before: ``heldout`` records drawn with the build's random generator.
 
@@ -20,46 +20,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bayling.errors import DataError
-from bayling.validate import iter_tsv, read_lines
 
 PARTS = ("heldout", "fewshot", "train")
-
-
-def document_ids(root: str | Path, split: str) -> tuple[list[str], Path] | None:
-    """Per-line document ids of a directory of aligned files, and the file they came from; None if none.
-
-    Looks for FLORES ``metadata_SPLIT.tsv`` (header with a ``URL`` column) in ``root`` or ``root/SPLIT``,
-    then NTREX-128 ``DOCUMENT_IDS.tsv`` (one id a line) in ``root``.
-
-    Raises:
-        DataError: a metadata file without a ``URL`` column, or with an empty id (``file:line``).
-    """
-    root = Path(root)
-    for meta in (root / f"metadata_{split}.tsv", root / split / f"metadata_{split}.tsv"):
-        if meta.is_file():
-            rows = iter_tsv(meta)
-            _, header = next(rows, (1, []))
-            if "URL" not in header:
-                raise DataError(f"{meta}:1: expected a 'URL' column (FLORES metadata), found {header}")
-            col = header.index("URL")
-            ids = []
-            for n, row in rows:
-                if len(row) <= col or not row[col].strip():
-                    raise DataError(f"{meta}:{n}: no URL")
-                ids.append(row[col].strip())
-            return ids, meta
-    ntrex = root / "DOCUMENT_IDS.tsv"
-    if ntrex.is_file():
-        ids = read_lines(ntrex)
-        for n, x in enumerate(ids, 1):
-            if not x.strip():
-                raise DataError(f"{ntrex}:{n}: empty document id")
-        return [x.strip() for x in ids], ntrex
-    return None
 
 
 @dataclass

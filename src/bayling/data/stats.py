@@ -10,7 +10,6 @@ as::
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +111,6 @@ class Stats:
                 "assistant_by_language": dict(sorted(self.tok_by_lang.items())),
             }
         return out
-
-
-def summarise(examples: Iterable[dict[str, Any]], counter: TokenCounter | None = None) -> dict[str, Any]:
-    """:class:`Stats` of an iterable of examples."""
-    st = Stats(counter)
-    for ex in examples:
-        st.add(ex)
-    return st.to_dict()
 
 
 def fertility(columns: dict[str, list[str]], counter: TokenCounter) -> dict[str, dict[str, float | None]]:

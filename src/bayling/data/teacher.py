@@ -16,8 +16,6 @@ Run as part of a build (``data.teacher.examples > 0``) or alone::
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import random
 from collections.abc import Callable
@@ -25,68 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from bayling.data.config import TeacherConfig
-from bayling.errors import ConfigError, DataError, require
+from bayling.digest import digest
+from bayling.errors import ConfigError, require
+from bayling.resume import Journal
 
 
 def request_id(model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int) -> str:
     """The deterministic key of a request in the journal."""
-    blob = json.dumps(
-        {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens},
-        ensure_ascii=False,
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+    request = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
+    return digest(request, size=32, ensure_ascii=False)
 
 
-class Journal:
-    """Append-only JSONL of finished requests, keyed by request id.
-
-    A torn last line (the process died mid-write) is cut off on open; any other bad line is an error that
-    names ``file:line``, because silently dropping a paid-for response is worse than stopping.
-    """
+class TeacherJournal(Journal):
+    """The journal of finished teacher requests (:class:`bayling.resume.Journal`, strict: a damaged line other
+    than a torn last one names ``file:line``, because silently dropping a paid-for response is worse than
+    stopping), counting the tokens every journaled request used."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.entries: dict[str, dict[str, Any]] = {}
-        self.loaded = 0
         self.tokens = {"prompt_tokens": 0, "completion_tokens": 0}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.is_file():
-            self._load()
-        self._f = self.path.open("a", encoding="utf-8")
-
-    def _load(self) -> None:
-        raw = self.path.read_bytes()
-        good_end = raw.rfind(b"\n") + 1
-        if good_end < len(raw):  # torn final line from a killed writer
-            with self.path.open("r+b") as f:
-                f.truncate(good_end)
-        for n, line in enumerate(raw[:good_end].decode("utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                self._remember(entry)
-            except (ValueError, KeyError, TypeError):
-                raise DataError(f"{self.path}:{n}: corrupt journal line (expected a JSON object with 'id')") from None
-        self.loaded = len(self.entries)
+        super().__init__(path, key="id", strict=True)
 
     def _remember(self, entry: dict[str, Any]) -> None:
         if entry["id"] not in self.entries:
             for k in self.tokens:
                 self.tokens[k] += int(entry.get("usage", {}).get(k, 0))
-        self.entries[entry["id"]] = entry
-
-    def get(self, rid: str) -> dict[str, Any] | None:
-        return self.entries.get(rid)
-
-    def add(self, entry: dict[str, Any]) -> None:
-        self._f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        self._f.flush()
-        self._remember(entry)
-
-    def close(self) -> None:
-        self._f.close()
+        super()._remember(entry)
 
     def cost(self, cfg: TeacherConfig) -> float:
         """USD spent on every journaled request (prices from ``cfg``)."""
@@ -120,7 +81,7 @@ def make_client(cfg: TeacherConfig) -> Any:
 class Teacher:
     """Asks the teacher, through the journal; ``validate(text) -> reason | None`` judges each response."""
 
-    def __init__(self, cfg: TeacherConfig, journal: Journal, client: Any = None) -> None:
+    def __init__(self, cfg: TeacherConfig, journal: TeacherJournal, client: Any = None) -> None:
         self.cfg = cfg
         self.journal = journal
         self.client = client or make_client(cfg)

@@ -27,12 +27,12 @@ from typing import Any
 from bayling.data.config import DataConfig
 from bayling.data.filters import effective_length
 from bayling.data.interactive import Dialogue, interactive_dialogue
-from bayling.data.io import write_jsonl
-from bayling.data.parallel import ParallelRecord
-from bayling.data.teacher import BudgetReached, Journal, Teacher, TeacherFailed
-from bayling.data.templates import lang_name, load_templates
+from bayling.data.teacher import BudgetReached, Teacher, TeacherFailed, TeacherJournal
 from bayling.errors import ConfigError, DataError
+from bayling.io import write_jsonl
 from bayling.progress import progress_bar
+from bayling.prompts import lang_name, load_templates
+from bayling.records import ParallelRecord
 
 KINDS = ("crosslingual_instruction", "interactive")
 _PREAMBLE = re.compile(r"^[^\n]{0,80}[:：]\s*\n")
@@ -176,7 +176,7 @@ def teacher_examples(
     templates = load_templates(cfg.templates)
     t = templates["teacher"]
     jobs = _jobs(cfg, seed, records, seeds, langs, directions, ils, templates)
-    journal = Journal(tc.journal or out / "teacher" / "journal.jsonl")
+    journal = TeacherJournal(tc.journal or out / "teacher" / "journal.jsonl")
     check = Validator(cfg)
     outcomes: list[Any] = [None] * len(jobs)
 
@@ -217,10 +217,7 @@ def teacher_examples(
         info["retries"] = teacher.retries
 
     info: dict[str, Any] = {"jobs": len(jobs), "journal": str(journal.path), "resumed_from_journal": journal.loaded}
-    try:
-        asyncio.run(run_all())
-    finally:
-        journal.close()
+    asyncio.run(run_all())
     results, dropped, failed = [], {}, []
     for i, o in enumerate(outcomes):
         if isinstance(o, TeacherFailed):

@@ -3,19 +3,19 @@
 Every engine takes conversations (lists of ``{"role", "content"}``), turns them into token ids with
 :func:`bayling.chat.conversation_ids` (message text as plain text), and returns the assistant's reply.
 Engines are looked up by name and imported lazily so that a missing optional extra only matters when that
-engine is asked for. An engine that runs many requests at once by itself (vLLM's async engine) also sets
+engine is asked for; they are built in one place, :mod:`bayling.engines.factory` (:func:`load_engine` for a
+model reference, :func:`load_run` for a run's trained model). An engine that runs many requests at once by itself (vLLM's async engine) also sets
 ``concurrent = True`` and offers ``astream``/``agenerate`` coroutines; the server then gives it one request
 per generation instead of a worker thread (:mod:`bayling.serve.scheduler`).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bayling.errors import ConfigError
+from bayling.engines.factory import ENGINES, engine_class, load_engine, load_run
 
 
 @dataclass
@@ -54,41 +54,39 @@ class Engine(Protocol):
         ...
 
     def generate_detailed(
-        self, conversations: Sequence[Sequence[dict[str, Any]]], params: GenerationParams
+        self,
+        conversations: Sequence[Sequence[dict[str, Any]]],
+        params: GenerationParams | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Like :meth:`generate`, with ``text``, ``prompt_tokens``, ``completion_tokens``, ``finish_reason``."""
         ...
 
-    def generate(self, conversations: Sequence[Sequence[dict[str, Any]]], params: GenerationParams) -> list[str]:
-        """Answer each conversation (batched where the engine can)."""
+    def generate(
+        self,
+        conversations: Sequence[Sequence[dict[str, Any]]],
+        params: GenerationParams | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Answer each conversation (batched where the engine can); ``progress(n)`` is called as ``n`` more
+        conversations are answered. ``params`` default to greedy :class:`GenerationParams`."""
         ...
 
-    def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams) -> Iterator[str]:
+    def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
         """Yield the reply to one conversation piece by piece."""
         ...
 
     # -- raw-text completion (few-shot prompts of base models) -----------------------------------------
-    def complete(self, prompts: Sequence[str], params: GenerationParams, stop: Sequence[str] = ("\n",)) -> list[str]:
+    def complete(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        stop: Sequence[str] = ("\n",),
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
         """Continue each raw text prompt (no chat template; BOS only where the model's tokenizer adds one),
-        cut at the first ``stop`` string; see :func:`cut_at_stop`."""
+        cut at the first ``stop`` string; see :func:`cut_at_stop`. ``progress`` as in :meth:`generate`."""
         ...
-
-
-ENGINES = {
-    "transformers": "bayling.engines.hf:TransformersEngine",
-    "llamacpp": "bayling.engines.llamacpp:LlamaCppEngine",
-    "vllm": "bayling.engines.vllm:VLLMEngine",
-}
-
-
-def engine_class(name: str) -> type:
-    """Import the engine class registered under ``name``."""
-    try:
-        target = ENGINES[name]
-    except KeyError:
-        raise ConfigError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}") from None
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -99,3 +97,6 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
     return text[:cut].strip()
+
+
+__all__ = ["ENGINES", "Engine", "GenerationParams", "cut_at_stop", "engine_class", "load_engine", "load_run"]

@@ -36,6 +36,7 @@ class TransformersEngine:
         device: ``auto``, ``cpu``, ``cuda``…
         batch_size: conversations per forward batch in :meth:`generate`.
         model_name: the name reported to clients (default: the adapter's or model's directory name).
+        trust_remote_code: let transformers run the model's own code (``model.trust_remote_code``).
     """
 
     batched = True
@@ -50,10 +51,11 @@ class TransformersEngine:
         device: str = "auto",
         batch_size: int = 8,
         model_name: str | None = None,
+        trust_remote_code: bool = False,
     ) -> None:
-        self.tokenizer = load_tokenizer(model_path)
+        self.tokenizer = load_tokenizer(model_path, trust_remote_code)
         self.tokenizer.padding_side = "left"
-        self.model = load_model(model_path, dtype=dtype, device=device, adapter=adapter)
+        self.model = load_model(model_path, dtype, device, adapter, trust_remote_code)
         self.format = format_for_tokenizer(chat_format, self.tokenizer)
         self.stop_ids = stop_token_ids(self.format, self.tokenizer)
         self.batch_size = batch_size

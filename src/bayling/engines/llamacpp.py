@@ -53,8 +53,6 @@ class LlamaCppEngine:
         n_gpu_layers: layers to offload when llama.cpp was built with GPU support.
         model_name: the name reported to clients.
         seed: sampling seed used when a request gives none.
-        **_ignored: transformers-only options (``dtype``, ``device``, ``batch_size``…) are accepted and
-            ignored, so configs can switch engines without editing other keys.
     """
 
     batched = False
@@ -70,7 +68,6 @@ class LlamaCppEngine:
         n_gpu_layers: int = 0,
         model_name: str | None = None,
         seed: int = 0,
-        **_ignored: Any,
     ) -> None:
         llama_cpp = require("llama_cpp", "llamacpp")
         if model_path is None:

@@ -69,7 +69,7 @@ class VLLMEngine:
         tensor_parallel_size: GPUs to shard the model over.
         max_lora_rank: largest LoRA rank to accept when an adapter is given.
         seed: sampling seed used when a request gives none.
-        **_ignored: transformers-only options (``batch_size``) are accepted and ignored.
+        trust_remote_code: let vLLM and transformers run the model's own code (``model.trust_remote_code``).
     """
 
     batched = True
@@ -90,7 +90,7 @@ class VLLMEngine:
         tensor_parallel_size: int = 1,
         max_lora_rank: int = 64,
         seed: int = 0,
-        **_ignored: Any,
+        trust_remote_code: bool = False,
     ) -> None:
         if device == "cpu":
             raise ModelError("the vLLM engine runs on GPUs; use --engine transformers or llamacpp on CPU")
@@ -98,7 +98,7 @@ class VLLMEngine:
         from bayling.models import load_tokenizer
 
         self._vllm = vllm
-        self.tokenizer = load_tokenizer(model_path)
+        self.tokenizer = load_tokenizer(model_path, trust_remote_code)
         self.format = format_for_tokenizer(chat_format, self.tokenizer)
         self.stop_ids = stop_token_ids(self.format, self.tokenizer)
         self.lora = None
@@ -121,6 +121,7 @@ class VLLMEngine:
             enable_lora=adapter is not None,
             max_lora_rank=max_lora_rank,
             disable_log_stats=True,
+            trust_remote_code=trust_remote_code,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="bayling-vllm", daemon=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bayling.errors import DataError
-from bayling.evaluate.testsets import dataset_dir
+from bayling.records import dataset_dir
 from bayling.validate import BadLines, at, check, iter_jsonl_numbered, iter_tsv
 
 MC_BENCHMARKS = ("belebele", "xcopa", "xnli", "agieval_gaokao")

@@ -19,16 +19,15 @@ Fields that cannot change a part's results:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bayling.config import to_dict
-from bayling.data.io import write_json
+from bayling.digest import fingerprint
 from bayling.progress import console
+from bayling.resume import cached as resume_cached
+from bayling.resume import marked
 
 PARTS = ("translation", "benchmarks", "open_ended", "interactive", "perplexity")
 
@@ -71,23 +70,14 @@ BATCHLESS_ENGINES = ("llamacpp", "vllm")
 """Engines whose outputs do not depend on ``eval.batch_size`` (they ignore it)."""
 
 
-def digest(obj: Any) -> str:
-    """A short, stable hash of a JSON-able object."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def keyed_fields(cfg: Any, part: str) -> dict[str, Any]:
-    """The ``eval`` fields (as a dict) that ``part``'s results may depend on."""
+def no_effect(cfg: Any, part: str) -> frozenset[str]:
+    """The ``eval`` fields that cannot change ``part``'s results (left out of its fingerprint)."""
     if part not in PARTS:
         raise ValueError(f"unknown evaluation part {part!r}")
-    out = {}
-    for name, value in to_dict(cfg).items():
-        if name in NO_EFFECT or part not in READ_BY.get(name, PARTS):
-            continue
-        if name == "batch_size" and cfg.engine in BATCHLESS_ENGINES:
-            continue
-        out[name] = value
-    return out
+    out = set(NO_EFFECT) | {name for name, parts in READ_BY.items() if part not in parts}
+    if cfg.engine in BATCHLESS_ENGINES:
+        out.add("batch_size")
+    return frozenset(out)
 
 
 SELECTION_AND_SCORING = frozenset(
@@ -116,36 +106,34 @@ each direction's sources itself and is given the demonstrations directly."""
 
 def hypotheses_key(cfg: Any, **context: Any) -> str:
     """Key of translated hypotheses (the resumable journal): every generation-relevant field plus ``context``."""
-    fields = {k: v for k, v in keyed_fields(cfg, "translation").items() if k not in SELECTION_AND_SCORING}
-    return digest({"hypotheses": fields, **context})
+    return fingerprint(cfg, no_effect(cfg, "translation") | SELECTION_AND_SCORING, name="hypotheses", **context)
 
 
 def part_fingerprint(cfg: Any, part: str, **context: Any) -> str:
-    """Fingerprint of one part: its keyed ``eval`` fields plus ``context`` (weights digest, test data, prompt)."""
-    return digest({"part": part, "eval": keyed_fields(cfg, part), **context})
+    """Fingerprint of one part: its ``eval`` fields plus ``context`` (weights digest, test data, prompt)."""
+    return fingerprint(cfg, no_effect(cfg, part), name="eval", part=part, **context)
 
 
-def cached(
+def cached_part(
     part_dir: Path, fp: str, label: str, compute: Callable[[], Any], memo: dict[str, Path] | None = None
 ) -> Any:
-    """``part_dir/result.json`` when its fingerprint is ``fp``, else compute and store it.
+    """``part_dir/result.json`` when its marker ``part_dir/fingerprint`` records ``fp``, else compute and store it
+    (:func:`bayling.resume.cached`).
 
     ``memo`` maps fingerprints computed earlier in this run to their directories: a part whose key another
     system already had (``base-fewshot`` and ``base-chat`` share weights, and only translation depends on the
     prompt) is copied instead of computed twice.
     """
-    res, fpf = part_dir / "result.json", part_dir / "fingerprint"
-    if res.is_file() and fpf.is_file() and fpf.read_text() == fp:
+    res, marker = part_dir / "result.json", part_dir / "fingerprint"
+
+    def unchanged() -> None:
         console.print(f"[dim]eval: {label} unchanged, using cached results[/dim]")
-        out = json.loads(res.read_text(encoding="utf-8"))
-    elif memo is not None and fp in memo and memo[fp] != part_dir:
+
+    copy = marked(marker, fp) is None and memo is not None and fp in memo and memo[fp] != part_dir
+    if copy:
         console.print(f"[dim]eval: {label} is the same as {memo[fp].parent.name}'s, copied[/dim]")
         shutil.copytree(memo[fp], part_dir, dirs_exist_ok=True)
-        out = json.loads(res.read_text(encoding="utf-8"))
-    else:
-        out = compute()
-        write_json(res, out)
-        fpf.write_text(fp)
+    out = resume_cached(res, marker, fp, compute, None if copy else unchanged)
     if memo is not None:
         memo.setdefault(fp, part_dir)
     return out

@@ -84,7 +84,8 @@ class EvalConfig:
     """Generation engine: ``transformers``, ``llamacpp`` (GGUF) or ``vllm``."""
     engine_options: dict[str, Any] = field(default_factory=dict)
     """Extra engine arguments (``n_ctx``, ``gpu_memory_utilization``…)."""
-    seed: int = 0
+    seed: int | None = None
+    """Few-shot demonstrations and sampling; None: the run's ``seed`` (a run has one seed)."""
     bleu_tokenize: str = "auto"
     """BLEU tokenizer: ``auto`` (FLORES-200 protocol: sacreBLEU's ``zh``/``ja-mecab``/``ko-mecab`` where they
     apply, else spBLEU (``flores200``) when its SentencePiece model is available, else ``13a``), ``wmt`` (13a for
@@ -135,7 +136,7 @@ class EvalConfig:
     interactive_limit: int = 20
     """Dialogues / constrained items per direction; 0 = all."""
     interactive_turns: list[str] = field(default_factory=lambda: ["translate", "third_language", "back_translate"])
-    """Turn script of each refinement dialogue (turn types of ``data/templates/interactive.yaml``)."""
+    """Turn script of each refinement dialogue (turn types of ``templates/interactive.yaml``)."""
     interactive_directions: list[str] = field(default_factory=lambda: ["eng_Latn-zho_Hans", "zho_Hans-eng_Latn"])
     interactive_third: str = "deu_Latn"
     """Language of ``third_language`` turns (when the direction's own languages do not include it)."""

@@ -14,9 +14,9 @@ ALMA and Tower evaluate base models, and what bayling's ``fewshot`` prompt does:
 
 This is lm-eval's translation layout (``doc_to_text`` ``"{src}: {text}\\n{tgt}:"``, target delimiter
 ``" "``, demonstrations joined by a blank line); the engine continues it with
-:meth:`~bayling.engines.Engine.complete` and the continuation is cut at the first newline. Language
-names are the ones the chat prompt uses (:func:`bayling.data.templates.lang_name`, i.e. the
-:mod:`bayling.languages` table: "German", "Chinese").
+:meth:`~bayling.engines.Engine.complete` and the continuation is cut at the first newline. The wording is
+:func:`bayling.prompts.fewshot_prompt`, with the language names the chat prompt uses
+(:func:`bayling.prompts.lang_name`, i.e. the :mod:`bayling.languages` table: "German", "Chinese").
 
 Demonstrations are never test sentences. The pool, first that applies (:func:`load_pool`):
 
@@ -39,34 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayling.data.parallel import ParallelRecord
 from bayling.errors import ConfigError, DataError
-from bayling.evaluate.testsets import Bitext
-
-STOP = ("\n",)
-"""Where a few-shot completion ends (the next line would start another example)."""
-
-SHOT = "{src}: {source}\n{tgt}: {target}"
-QUERY = "{src}: {source}\n{tgt}:"
-DELIMITER = "\n\n"
-
-
-def _names(src: str, tgt: str) -> tuple[str, str]:
-    from bayling.data.templates import lang_name
-
-    return lang_name(src, "eng_Latn"), lang_name(tgt, "eng_Latn")
-
-
-def fewshot_prompt(text: str, src: str, tgt: str, demos: Sequence[tuple[str, str]]) -> str:
-    """The completion prompt for ``text``: demonstrations, then ``"{src}: {text}\\n{tgt}:"``.
-
-    Example:
-        >>> fewshot_prompt("Thank you.", "eng_Latn", "deu_Latn", [("Good morning.", "Guten Morgen.")])
-        'English: Good morning.\\nGerman: Guten Morgen.\\n\\nEnglish: Thank you.\\nGerman:'
-    """
-    s, t = _names(src, tgt)
-    shots = [SHOT.format(src=s, tgt=t, source=a, target=b) for a, b in demos]
-    return DELIMITER.join([*shots, QUERY.format(src=s, tgt=t, source=text)])
+from bayling.prompts import DELIMITER, QUERY, SHOT, STOP, load_templates
+from bayling.records import ParallelRecord
+from bayling.testsets import Bitext
 
 
 def fewshot_record(k: int, pool: str, demo_ids: dict[str, list[str]]) -> dict[str, Any]:
@@ -85,8 +61,6 @@ def fewshot_record(k: int, pool: str, demo_ids: dict[str, list[str]]) -> dict[st
 
 def chat_record(chat_format: str) -> dict[str, Any]:
     """How a system was prompted in chat, as ``metrics.json`` records it."""
-    from bayling.data.templates import load_templates
-
     return {"prompt": "chat", "template": load_templates()["translate"]["eng_Latn"][0], "chat_format": chat_format}
 
 
@@ -146,7 +120,7 @@ def select_demos(pool: Pool, bitext: Bitext, k: int, seed: int, scored: Iterable
 
 
 def _read_pool_file(path: str) -> list[ParallelRecord]:
-    from bayling.data.parallel import iter_tsv_parallel, read_jsonl_parallel
+    from bayling.records import iter_tsv_parallel, read_jsonl_parallel
 
     p = Path(path).expanduser()
     if not p.is_file():
@@ -168,9 +142,9 @@ def _flores_articles(root: Path, split: str) -> dict[str, str]:
 
 
 def _flores_pool(root: Path, codes: Sequence[str], split: str) -> Pool:
-    from bayling.evaluate.testsets import read_flores_columns
+    from bayling.records import read_columns
 
-    cols = read_flores_columns(root, codes, split)
+    cols = read_columns(root, codes, split)
     n = len(next(iter(cols.values())))
     recs = [ParallelRecord(f"flores200-{split}-{i + 1}", {c: cols[c][i] for c in codes}) for i in range(n)]
     if split == "dev":
@@ -181,7 +155,7 @@ def _flores_pool(root: Path, codes: Sequence[str], split: str) -> Pool:
 
 
 def _flores_root(cfg: Any) -> Path | None:
-    from bayling.evaluate.testsets import dataset_dir
+    from bayling.records import dataset_dir
 
     if cfg.testset not in ("flores200", "wmt22", "ntrex"):
         p = Path(cfg.testset).expanduser()
@@ -202,7 +176,7 @@ def load_pool(cfg: Any, bitexts: Sequence[Bitext], heldout_file: str | Path | No
             the scored ones are the last resort).
         heldout_file: the data stage's ``heldout.jsonl`` (``testset: heldout``).
     """
-    from bayling.data.parallel import load_parallel, read_jsonl_parallel
+    from bayling.records import load_parallel, read_jsonl_parallel
 
     codes = sorted({c for b in bitexts for c in (b.src, b.tgt)})
     if cfg.fewshot_pool:

@@ -2,7 +2,7 @@
 
 **Refinement dialogues** (BayLing 1's interactive translation, scored automatically): each record
 is played as a scripted dialogue, e.g. ``translate -> third_language -> back_translate``; the user
-turns come from the data stage's templates (``data/templates/interactive.yaml``, canonical variant),
+turns come from the data stage's templates (``templates/interactive.yaml``, canonical variant),
 the history holds the model's *own* earlier replies, and every turn is scored against the reference
 that turn asks for (the target sentence, the third-language sentence, the source for a
 back-translation, the register variant, or the target with the glossary term). So a report can say
@@ -27,13 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bayling.data.parallel import ParallelRecord
-from bayling.data.templates import lang_name, load_templates, translation_prompt
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import ConfigError, DataError
 from bayling.evaluate.metrics import corpus_scores
-from bayling.evaluate.testsets import dataset_dir
 from bayling.languages import get_language
+from bayling.prompts import lang_name, load_templates, translation_prompt
+from bayling.records import ParallelRecord, dataset_dir
 
 CONSTRAINT_LINE = "\nMake sure to include these words: {words}"
 """Appended to the translation request, as in BayLing's ``scripts/constrained_translate.py``."""
@@ -80,7 +79,7 @@ def _usable(rec: ParallelRecord, src: str, tgt: str, third: str, turns: Sequence
 
 
 def refinement_dialogues(
-    engine: Any,
+    engine: Engine,
     records: Sequence[ParallelRecord],
     src: str,
     tgt: str,
@@ -181,7 +180,7 @@ def constraint_hits(hyp: str, words: Sequence[str]) -> tuple[int, int]:
 
 
 def constrained_translation(
-    engine: Any,
+    engine: Engine,
     items: Sequence[dict[str, Any]],
     src: str,
     tgt: str,

@@ -25,8 +25,6 @@ The API key is read from the environment variable named by ``api_key_env`` (neve
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import threading
@@ -39,8 +37,10 @@ from typing import Any
 
 import yaml
 
+from bayling.digest import digest
 from bayling.errors import BaylingError, ConfigError, require
 from bayling.evaluate.config import JudgeConfig
+from bayling.resume import Journal
 
 
 @dataclass(frozen=True)
@@ -64,37 +64,6 @@ def load_judge_prompts(path: str | Path | None = None) -> dict[str, JudgePrompt]
         name, system, template = (field(d, k, str, f"{p}:{n}") for k in ("name", "system_prompt", "prompt_template"))
         out[name] = JudgePrompt(name, system, template)
     return out
-
-
-class VerdictCache:
-    """Append-only JSONL of judge replies keyed by prompt hash (thread-safe; survives a crash mid-write)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._data: dict[str, str] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    d = json.loads(line)
-                    self._data[d["key"]] = d["judgment"]
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a crash
-
-    def get(self, key: str) -> str | None:
-        return self._data.get(key)
-
-    def put(self, key: str, judgment: str, meta: dict[str, Any]) -> None:
-        with self._lock:
-            self._data[key] = judgment
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "judgment": judgment, **meta}, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 _RATING = (re.compile(r"\[\[(\d+\.?\d*)\]\]"), re.compile(r"\[(\d+\.?\d*)\]"))
@@ -129,7 +98,7 @@ class Judge:
 
     def __init__(self, cfg: JudgeConfig, cache_path: str | Path, prompts: dict[str, JudgePrompt] | None = None):
         self.cfg = cfg
-        self.cache = VerdictCache(cache_path)
+        self.cache = Journal(cache_path, key="key")
         self.prompts = prompts or load_judge_prompts(cfg.prompts)
         self.requests = 0  # judge calls actually sent (not served from the cache)
         self._client: Any = None
@@ -155,10 +124,10 @@ class Judge:
         p = self.prompts[prompt_name]
         user = p.template.format(**fields)
         parts = [self.cfg.model, self.cfg.temperature, p.system, user] + ([attempt] if attempt else [])
-        key = hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
+        key = digest(parts, size=64, ensure_ascii=False)
         cached = self.cache.get(key)
         if cached is not None:
-            return cached
+            return str(cached["judgment"])
         api = self._api()
         try:
             resp = api.chat.completions.create(
@@ -174,7 +143,9 @@ class Judge:
         text = resp.choices[0].message.content or ""
         with self._lock:
             self.requests += 1
-        self.cache.put(key, text, {"prompt": prompt_name, "model": self.cfg.model, "attempt": attempt})
+        self.cache.add(
+            {"key": key, "judgment": text, "prompt": prompt_name, "model": self.cfg.model, "attempt": attempt}
+        )
         return text
 
     def verdict(self, parse: Callable[[str], Any], prompt_name: str, **fields: str) -> tuple[Any, str]:

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import ConfigError, require
 from bayling.evaluate.benchmarks import GenItem, MCItem
 
@@ -62,7 +62,7 @@ MC_PROTOCOL = (
 _TOKENIZER_INFINITY = 1000000000000000019884624838656  # transformers' "no model_max_length"
 
 
-def _hf_parts(engine: Any) -> tuple[Any, Any, Any]:
+def _hf_parts(engine: Engine) -> tuple[Any, Any, Any]:
     if not all(hasattr(engine, a) for a in ("model", "tokenizer", "format")):
         raise ConfigError(
             "log-likelihood scoring (multiple choice, perplexity) needs token log-probabilities: use "
@@ -128,7 +128,7 @@ def encode_request(tokenizer: Any, context: str, continuation: str) -> tuple[lis
 
 
 def score_tokens(
-    engine: Any,
+    engine: Engine,
     requests: Sequence[tuple[list[int], list[int]]],
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
@@ -184,7 +184,7 @@ def _chat_context(fmt: Any, context: str) -> str:
 
 
 def loglikelihoods(
-    engine: Any,
+    engine: Engine,
     requests: Sequence[tuple[str, str]],
     batch_size: int = 8,
     chat: bool = False,
@@ -205,7 +205,7 @@ def loglikelihoods(
 
 
 def score_mc(
-    engine: Any,
+    engine: Engine,
     items: Sequence[MCItem],
     batch_size: int = 8,
     chat: bool = False,
@@ -302,7 +302,7 @@ def extract_number(text: str) -> str | None:
 
 
 def score_mgsm(
-    engine: Any,
+    engine: Engine,
     items: Sequence[GenItem],
     max_new_tokens: int = 256,
     progress: Callable[[int], None] | None = None,

@@ -321,7 +321,7 @@ def score_files(
         ``{"n": segments, metric: {"score", "signature"}, "off_target"?: %, "unknown"?: %, "copy"?: %,
         "comet"?: {...}}``; BLEU is ``{"score": None, "reason"}`` where it does not apply.
     """
-    from bayling.evaluate.testsets import read_lines
+    from bayling.validate import read_lines
 
     hyps = read_lines(hyp, encoding, errors)
     if not hyps:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import DataError
-from bayling.evaluate.testsets import dataset_dir
+from bayling.records import dataset_dir
 from bayling.validate import BadLines, at, check, describe, iter_jsonl_numbered
 
 OPEN_ENDED = ("bayling80_en", "bayling80_zh", "mt_bench")
@@ -84,7 +84,7 @@ def load_questions(name: str, data_dir: str | None = None, limit: int = 0) -> li
 
 
 def answer_questions(
-    engine: Any,
+    engine: Engine,
     questions: Sequence[Question],
     max_new_tokens: int = 512,
     progress: Callable[[int], None] | None = None,

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import write_jsonl
+from bayling.engines import Engine
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
+from bayling.io import write_jsonl
 from bayling.progress import console, progress_bar
 
-EngineFn = Callable[[], Any]
+EngineFn = Callable[[], Engine]
 
 
 def run_benchmarks(cfg: EvalConfig, engine: EngineFn, out_dir: Path) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def judge_open_ended(cfg: EvalConfig, answers: dict[str, dict[str, Any]], out: P
     """Grade every system's answers (single) and tuned vs base (pairwise) with the configured judge."""
     from bayling.evaluate.judge import Judge
     from bayling.evaluate.openended import Question, judge_pairwise, judge_single
-    from bayling.evaluate.testsets import data_root
+    from bayling.records import data_root
 
     counts = {s: {k: len(v) for k, v in per.items()} for s, per in answers.items()}
     if cfg.judge is None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bayling.engines import Engine
 from bayling.errors import DataError
 from bayling.evaluate.mc import _hf_parts, encode_request, max_length, score_tokens
 
@@ -38,9 +39,8 @@ def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None
         lang: FLORES code or alias.
         heldout_file: the data stage's ``heldout.jsonl`` (``testset: heldout``).
     """
-    from bayling.data.parallel import load_parallel, read_jsonl_parallel
-    from bayling.evaluate.testsets import dataset_dir, read_flores_columns
     from bayling.languages import get_language
+    from bayling.records import dataset_dir, load_parallel, read_columns, read_jsonl_parallel
 
     code = get_language(lang).code
     if cfg.testset == "heldout":
@@ -53,7 +53,7 @@ def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None
         root = Path(cfg.testset).expanduser()
         if not root.is_dir():
             root = dataset_dir("flores200", cfg.data_dir, cfg.flores_dir)
-        texts = read_flores_columns(root, [code])[code]
+        texts = read_columns(root, [code])[code]
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise DataError(f"eval.perplexity_languages: no {code} text in test set {cfg.testset!r}")
@@ -78,7 +78,7 @@ def _windows(ids: list[int], prefix: int, limit: int) -> list[tuple[list[int], l
 
 
 def text_loglikelihoods(
-    engine: Any, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
+    engine: Engine, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
 ) -> list[tuple[float, int]]:
     """``(summed log-likelihood, number of tokens scored)`` of each text, as raw text after BOS."""
     model, tok, _ = _hf_parts(engine)
@@ -120,7 +120,7 @@ def perplexity_summary(texts: Sequence[str], scored: Sequence[tuple[float, int]]
 
 
 def score_perplexity(
-    engine: Any, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
+    engine: Engine, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Summary (:func:`perplexity_summary`) and per-text rows (``loglik``, ``tokens``) for one language."""
     scored = text_loglikelihoods(engine, texts, batch_size, progress)

@@ -27,8 +27,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import write_json
 from bayling.errors import DataError, require
+from bayling.io import write_json
 from bayling.languages import TIERS, get_language
 
 TIER_COLORS = {"high": "#2f6db5", "medium": "#e0902f", "low": "#3a9a5b"}
@@ -291,7 +291,7 @@ def _translation_table(metrics: dict[str, Any]) -> str:
 
 def _prompts_table(metrics: dict[str, Any]) -> str:
     """How each system was asked to translate (``metrics.json``'s ``prompts``)."""
-    from bayling.evaluate.fewshot import fewshot_prompt
+    from bayling.prompts import fewshot_prompt
 
     prompts = metrics.get("prompts") or {}
     if not prompts:

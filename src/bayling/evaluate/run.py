@@ -17,7 +17,6 @@ repeatable: evaluating the same model twice gives identical numbers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,11 +24,11 @@ from typing import Any
 
 from rich.table import Table
 
-from bayling.config import ModelConfig, to_dict
-from bayling.data.io import write_json
-from bayling.data.parallel import ParallelRecord, load_parallel, read_jsonl_parallel
+from bayling.config import to_dict
+from bayling.digest import digest
+from bayling.engines import Engine
 from bayling.errors import ConfigError, DataError
-from bayling.evaluate.cache import cached, digest, hypotheses_key, part_fingerprint
+from bayling.evaluate.cache import cached_part, hypotheses_key, part_fingerprint
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.systems import (
     PROMPTS,
@@ -39,9 +38,13 @@ from bayling.evaluate.systems import (
     resolve_prompt,
     weights_digest,
 )
-from bayling.evaluate.testsets import Bitext, load_bitexts
 from bayling.evaluate.translation import grid_directions, parse_direction, translate_and_score
+from bayling.io import write_json
+from bayling.models import ModelConfig
 from bayling.progress import console, progress_bar
+from bayling.records import ParallelRecord, load_parallel, read_jsonl_parallel
+from bayling.resume import cached, marked
+from bayling.testsets import Bitext, load_bitexts
 
 
 def eval_directions(cfg: EvalConfig) -> list[tuple[str, str]]:
@@ -83,6 +86,7 @@ def load_testset(cfg: EvalConfig, heldout_file: str | Path | None = None) -> lis
 def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
     """Fail before any model is loaded on what can be checked cheaply (names, modes, model references)."""
     from bayling.engines import ENGINES
+    from bayling.engines.factory import check_options
     from bayling.evaluate.benchmarks import BENCHMARKS
     from bayling.evaluate.interactive import TURN_TYPES
     from bayling.evaluate.metrics import METRICS, check_bleu_tokenize, spm_model_path
@@ -111,6 +115,7 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
             raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
     if cfg.fewshot_k < 0:
         raise ConfigError(f"eval.fewshot_k must be >= 0, got {cfg.fewshot_k}")
+    check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
     check_bleu_tokenize(cfg.bleu_tokenize)
     spm_model_path(cfg.spm_model)  # an explicit path must exist
     if cfg.judge and cfg.judge.mode != "single" and not ("tuned" in systems and baseline_system(systems)):
@@ -124,15 +129,15 @@ def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
 
 
 def _interactive_records(cfg: EvalConfig, heldout_file: str | Path | None, src: str, tgt: str) -> list[ParallelRecord]:
-    from bayling.evaluate.testsets import dataset_dir, read_flores_columns
     from bayling.languages import get_language
+    from bayling.records import dataset_dir, read_columns
 
     third = get_language(cfg.interactive_third).code
     if cfg.testset == "heldout":
         recs = _heldout_records(heldout_file, {src, tgt})
     else:
         codes = sorted({src, tgt, third})
-        cols = read_flores_columns(dataset_dir("flores200", cfg.data_dir, cfg.flores_dir), codes)
+        cols = read_columns(dataset_dir("flores200", cfg.data_dir, cfg.flores_dir), codes)
         n = len(cols[codes[0]])
         recs = [ParallelRecord(f"flores200-devtest-{i + 1}", {c: cols[c][i] for c in codes}) for i in range(n)]
     return recs[: cfg.interactive_limit] if cfg.interactive_limit > 0 else recs
@@ -141,10 +146,11 @@ def _interactive_records(cfg: EvalConfig, heldout_file: str | Path | None, src: 
 class _Lazy:
     """Builds the system's engine on first use, so a fully cached system never loads its model."""
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self.factory, self.engine = factory, None
+    def __init__(self, factory: Callable[[], Engine]) -> None:
+        self.factory: Callable[[], Engine] = factory
+        self.engine: Engine | None = None
 
-    def get(self) -> Any:
+    def get(self) -> Engine:
         if self.engine is None:
             self.engine = self.factory()
         return self.engine
@@ -171,7 +177,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     """Every configured part for one system; returns ``{"translation": ..., "benchmarks": ..., ...}``."""
     from bayling.evaluate import parts
 
-    lazy = _Lazy(lambda: make_engine(system, cfg.engine, model, cfg.batch_size, cfg.engine_options))
+    lazy = _Lazy(lambda: make_engine(system, cfg, model))
     weights = {"model": to_dict(model), "weights": weights_digest(system), "adapter": system.adapter}
     out: dict[str, Any] = {}
 
@@ -187,14 +193,11 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
         demos=fewshot,
         spm=_file_key(run.spm),
     )
-    cached_scores = sys_dir / "scores.json"
-    if cached_scores.is_file() and (sys_dir / "fingerprint").is_file() and (sys_dir / "fingerprint").read_text() == fp:
-        console.print(f"[dim]eval: {system.name} translation unchanged, using cached scores[/dim]")
-        out["translation"] = json.loads(cached_scores.read_text(encoding="utf-8"))
-    elif bitexts:
-        total = sum(len(b.sources) for b in bitexts)
-        with progress_bar(f"translating ({system.name})", total) as advance:
-            out["translation"] = translate_and_score(
+    scores, marker = sys_dir / "scores.json", sys_dir / "fingerprint"
+
+    def translate() -> dict[str, Any]:
+        with progress_bar(f"translating ({system.name})", sum(len(b.sources) for b in bitexts)) as advance:
+            return translate_and_score(
                 lazy.get,
                 bitexts,
                 sys_dir,
@@ -211,11 +214,16 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
                 spm=run.spm,
                 comet=run.comet,
             )
-        (sys_dir / "fingerprint").write_text(fp)
+
+    def unchanged() -> None:
+        console.print(f"[dim]eval: {system.name} translation unchanged, using cached scores[/dim]")
+
+    if bitexts or (scores.is_file() and marked(marker, fp) is not None):
+        out["translation"] = cached(scores, marker, fp, translate, unchanged)
 
     if cfg.benchmarks:
         fp = part_fingerprint(cfg, "benchmarks", **weights)
-        out["benchmarks"] = cached(
+        out["benchmarks"] = cached_part(
             sys_dir / "benchmarks",
             fp,
             f"{system.name} benchmarks",
@@ -224,7 +232,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
         )
     if cfg.open_ended:
         fp = part_fingerprint(cfg, "open_ended", **weights)
-        out["open_ended"] = cached(
+        out["open_ended"] = cached_part(
             sys_dir / "open_ended",
             fp,
             f"{system.name} open-ended answers",
@@ -234,7 +242,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     if cfg.interactive:
         heldout = Path(run.heldout_file) if run.heldout_file and Path(run.heldout_file).is_file() else None
         fp = part_fingerprint(cfg, "interactive", **weights, heldout=heldout and digest(heldout.read_text("utf-8")))
-        out["interactive"] = cached(
+        out["interactive"] = cached_part(
             sys_dir / "interactive",
             fp,
             f"{system.name} interactive",
@@ -251,7 +259,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
 
         texts = texts_by_language(cfg, run.heldout_file)
         fp = part_fingerprint(cfg, "perplexity", **weights, texts=digest(texts))
-        out["perplexity"] = cached(
+        out["perplexity"] = cached_part(
             sys_dir / "perplexity",
             fp,
             f"{system.name} perplexity",
@@ -308,34 +316,52 @@ def _prompts(
     return prompts, demos
 
 
+@dataclass
+class EvalResult:
+    """What the eval stage wrote.
+
+    Attributes:
+        out_dir: holds ``metrics.json``, ``table.md``, ``report.{json,html}`` and one directory per system.
+        metrics: what ``metrics.json`` holds (scores with signatures, prompts, benchmarks...).
+        report: the HTML report, when ``eval.report`` is on.
+    """
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    report: Path | None = None
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.out_dir / "metrics.json"
+
+
 def evaluate(
     cfg: EvalConfig,
     model: ModelConfig,
+    systems: dict[str, System],
     out_dir: str | Path,
-    adapter: str | Path | None = None,
     heldout_file: str | Path | None = None,
-    systems: dict[str, System] | None = None,
     name: str = "",
-) -> dict[str, Any]:
-    """Score the base model (if ``cfg.compare_base``) and the tuned one (if ``adapter``), or ``systems``.
+) -> EvalResult:
+    """Score ``systems`` (a run's: :func:`pipeline_systems`; an eval-only config's: its own) side by side.
 
     Args:
-        cfg: evaluation settings.
-        model: the base model config (chat format, dtype and device apply to every system).
+        cfg: evaluation settings (``cfg.seed`` None: seed 0, as when called outside a run).
+        model: the shared model config (chat format, dtype and device apply to every system).
+        systems: the models to compare, by name (``base-fewshot`` / ``tuned`` get the before/after columns).
         out_dir: where ``metrics.json``, ``table.md``, ``report.{json,html}`` and per-system outputs go.
-        adapter: trained adapter or full-model directory from the train stage.
         heldout_file: the data stage's ``heldout.jsonl`` (for ``testset: heldout``).
-        systems: explicit systems to compare instead of base/tuned (eval-only runs).
         name: run name shown in the report.
 
     Returns:
-        The metrics dict also written to ``out_dir/metrics.json``.
+        The output directory, the metrics also written to ``out_dir/metrics.json`` and the report's path.
     """
     from bayling.evaluate import parts
     from bayling.evaluate.metrics import CometModels, spm_model_path
 
     out = Path(out_dir)
-    systems = systems or pipeline_systems(model, adapter, cfg.compare_base, cfg.base_prompts)
+    if cfg.seed is None:  # called without a run: the default seed
+        cfg = replace(cfg, seed=0)
     validate(cfg, systems)
     full = full_testset(cfg, heldout_file)
     bitexts = [b.head(cfg.max_sentences) for b in full]
@@ -367,13 +393,14 @@ def evaluate(
         table, markdown = comparison_table(metrics, cfg.metrics)
         (out / "table.md").write_text(markdown, encoding="utf-8")
         console.print(table)
+    page = None
     if cfg.report:
         from bayling.evaluate.report import write_report
 
         extra = {k: metrics[k] for k in ("benchmarks", "open_ended", "interactive") if k in metrics}
         _, page = write_report(out, metrics, extra, name=name)
         console.print(f"report: {page}")
-    return metrics
+    return EvalResult(out, metrics, Path(page) if page else None)
 
 
 def _by_kind(per_system: dict[str, dict[str, Any]], part: str) -> dict[str, Any]:

@@ -11,13 +11,17 @@ Run as::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bayling.config import ModelConfig, load_config, save_config
+from bayling.config import load_config, save_config, stage_seed
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
+from bayling.models import ModelConfig
+
+if TYPE_CHECKING:
+    from bayling.evaluate.run import EvalResult
 
 
 @dataclass
@@ -31,6 +35,8 @@ class EvalRunConfig:
     """``{system name: model reference}``; a reference is a model (embedded alias, HF directory, ``.gguf``) or
     ``MODEL::ADAPTER``. How each is prompted to translate: ``eval.prompts`` / ``eval.prompt`` (by default few-shot
     for a base model, chat for an instruct model or an adapter)."""
+    seed: int = 0
+    """The run's one seed (few-shot demonstrations, sampling); ``eval.seed`` may repeat it, never differ."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Settings shared by every system (chat format, dtype, device); ``name_or_path`` is unused here."""
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -39,12 +45,13 @@ class EvalRunConfig:
         return Path(self.out_dir.replace("{name}", self.name))
 
 
-def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Load an :class:`EvalRunConfig` and evaluate its systems; returns the metrics."""
+def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> EvalResult:
+    """Load an :class:`EvalRunConfig` and evaluate its systems."""
     from bayling.evaluate.run import evaluate
     from bayling.evaluate.systems import System
 
     cfg = load_config(EvalRunConfig, path, overrides)
+    eval_cfg = replace(cfg.eval, seed=stage_seed(cfg.seed, cfg.eval.seed, "eval.seed"))
     if not cfg.systems:
         raise ConfigError(f"{path}: 'systems' must name at least one model")
     if cfg.eval.testset == "heldout":
@@ -53,4 +60,4 @@ def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, .
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     systems = {n: System.parse(n, ref) for n, ref in cfg.systems.items()}
-    return evaluate(cfg.eval, cfg.model, out, systems=systems, name=cfg.name)
+    return evaluate(eval_cfg, cfg.model, systems, out, name=cfg.name)

@@ -1,8 +1,8 @@
 """The systems an evaluation compares (base, tuned, or any named models) and their engines.
 
 A system is a model plus an optional adapter; :func:`make_engine` builds the configured engine for
-it (``transformers`` by default; ``llamacpp`` takes the GGUF and a GGUF LoRA; ``vllm`` the HF
-directory). :func:`weights_digest` fingerprints the weights so cached scores are reused only for the
+it through :func:`bayling.engines.load_engine` (``transformers`` by default; ``llamacpp`` takes the GGUF
+and a GGUF LoRA; ``vllm`` the HF directory). :func:`weights_digest` fingerprints the weights so cached scores are reused only for the
 same model. :func:`resolve_prompt` decides how a system is asked to translate: ``fewshot`` for a base
 model (no chat template of its own), ``chat`` for an instruct or tuned one.
 """
@@ -15,9 +15,13 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bayling.errors import ConfigError, ModelError
+from bayling.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bayling.engines import Engine
+    from bayling.models import ModelConfig
 
 
 @dataclass
@@ -71,49 +75,6 @@ def weights_digest(system: System) -> str:
         if ref and Path(ref).expanduser().exists():
             _digest_path(Path(ref).expanduser(), h)
     return h.hexdigest()[:16]
-
-
-def make_engine(system: System, engine: str, model_cfg: Any, batch_size: int, options: dict[str, Any]) -> Any:
-    """Build the named engine for ``system``.
-
-    Args:
-        system: what to load.
-        engine: ``transformers``, ``llamacpp`` or ``vllm``.
-        model_cfg: the shared :class:`~bayling.config.ModelConfig` (chat format, dtype, device).
-        batch_size: generation batch size (transformers).
-        options: extra engine arguments from ``eval.engine_options``.
-    """
-    from bayling.engines import engine_class
-    from bayling.models import EMBEDDED_ALIASES, resolve_model
-
-    cls = engine_class(engine)
-    adapter = Path(system.adapter).expanduser() if system.adapter else None
-    if engine == "llamacpp":
-        gguf: Path | None = None
-        if system.model not in EMBEDDED_ALIASES:
-            gguf = Path(system.model).expanduser() / (system.gguf_file or "")
-            if gguf.suffix != ".gguf":
-                raise ModelError(f"engine llamacpp needs a .gguf model; {system.model} is not one")
-        if adapter is not None and adapter.suffix != ".gguf":
-            raise ModelError(
-                f"engine llamacpp needs a GGUF LoRA adapter; {adapter} is not one "
-                "(use eval.engine=transformers for PEFT adapters)"
-            )
-        return cls(gguf, lora_path=adapter, chat_format=model_cfg.chat_format, model_name=system.name, **options)
-    if adapter is not None and (adapter / "config.json").is_file():  # a full fine-tune replaces the base
-        path, adapter = adapter, None
-    else:
-        path = resolve_model(system.model, system.gguf_file)
-    kwargs: dict[str, Any] = {
-        "adapter": adapter,
-        "chat_format": model_cfg.chat_format,
-        "dtype": model_cfg.dtype,
-        "device": model_cfg.device,
-        "model_name": system.name,
-    }
-    if engine == "transformers":
-        kwargs["batch_size"] = batch_size
-    return cls(path, **kwargs, **options)
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -206,6 +167,23 @@ def gguf_has_chat_template(path: Path) -> bool:
                 return True
             skip(vtype)
     return False
+
+
+def make_engine(system: System, cfg: Any, model_cfg: ModelConfig) -> Engine:
+    """The configured engine (``cfg.engine``, ``cfg.engine_options``, ``cfg.batch_size`` of an
+    :class:`~bayling.evaluate.config.EvalConfig`) for ``system``, named after it."""
+    from bayling.engines import load_engine
+
+    return load_engine(
+        system.model,
+        model_cfg,
+        cfg.engine,
+        adapter=system.adapter,
+        gguf_file=system.gguf_file,
+        name=system.name,
+        batch_size=cfg.batch_size,
+        options=cfg.engine_options,
+    )
 
 
 def baseline_system(names: Iterable[str]) -> str | None:

@@ -2,27 +2,26 @@
 
 Every direction's requests go to the engine as one list so it can batch by length. A system is
 prompted in one of two ways (``eval.prompt``): ``chat``, the canonical request
-:func:`bayling.data.templates.translation_prompt` (what the data stage trains on) rendered by the
+:func:`bayling.prompts.translation_prompt` (what the data stage trains on) rendered by the
 engine through :mod:`bayling.chat`; or ``fewshot``, a raw completion prompt with k demonstrations
-(:mod:`bayling.evaluate.fewshot`) continued by :meth:`~bayling.engines.Engine.complete` and cut at the
+(:func:`bayling.prompts.fewshot_prompt`, demonstrations from :mod:`bayling.evaluate.fewshot`) continued by :meth:`~bayling.engines.Engine.complete` and cut at the
 newline, which is how a base model is evaluated. Greedy decoding makes scores repeatable.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.data.io import write_json, write_jsonl
-from bayling.data.templates import translation_prompt
-from bayling.engines import GenerationParams
+from bayling.digest import digest
+from bayling.engines import Engine, GenerationParams
 from bayling.evaluate.metrics import CometModels, comet_scores, corpus_scores, sentence_bleu, sentence_chrf
-from bayling.evaluate.testsets import Bitext
-from bayling.languages import get_language, languages
+from bayling.io import write_json, write_jsonl
+from bayling.languages import expand_languages, get_language
+from bayling.prompts import fewshot_prompt, translation_prompt
+from bayling.resume import Journal
+from bayling.testsets import Bitext
 
 
 def parse_direction(d: str) -> tuple[str, str]:
@@ -35,21 +34,6 @@ def parse_direction(d: str) -> tuple[str, str]:
     return get_language(parts[0].strip()).code, get_language(parts[1].strip()).code
 
 
-def expand_languages(specs: Sequence[str]) -> list[str]:
-    """Language specs -> FLORES codes: codes/aliases, ``all``, ``flores101`` or ``tier:high|medium|low``."""
-    out: list[str] = []
-    for spec in specs:
-        if spec == "all":
-            out += [lang.code for lang in languages()]
-        elif spec == "flores101":
-            out += [lang.code for lang in languages(flores101_only=True)]
-        elif spec.startswith("tier:"):
-            out += [lang.code for lang in languages(tier=spec.split(":", 1)[1])]
-        else:
-            out.append(get_language(spec).code)
-    return list(dict.fromkeys(out))
-
-
 def grid_directions(grid: Sequence[str], pivot: str = "eng_Latn") -> list[tuple[str, str]]:
     """``pivot``->X for every X, then X->``pivot`` (the en->X and X->en FLORES grids)."""
     p = get_language(pivot).code
@@ -58,7 +42,7 @@ def grid_directions(grid: Sequence[str], pivot: str = "eng_Latn") -> list[tuple[
 
 
 def translate(
-    engine: Any,
+    engine: Engine,
     bitexts: Sequence[Bitext],
     max_new_tokens: int = 96,
     progress: Callable[[int], None] | None = None,
@@ -71,8 +55,6 @@ def translate(
         fewshot: ``{direction: [(source, target) demonstrations]}`` to prompt few-shot (raw completion, cut
             at the newline); None for the chat prompt.
     """
-    from bayling.evaluate.fewshot import fewshot_prompt
-
     requests, index = [], []
     for b in bitexts:
         for i, text in enumerate(b.sources):
@@ -138,30 +120,8 @@ def score_direction(
     return scores, rows
 
 
-def _journal_read(path: Path) -> dict[str, dict[str, Any]]:
-    """Finished directions from the hypothesis journal (a line cut short by a crash is ignored)."""
-    done: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                d = json.loads(line)
-                done[d["key"]] = d
-            except (ValueError, KeyError, TypeError):
-                continue
-    return done
-
-
-def _journal_append(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def translate_and_score(
-    engine: Any,
+    engine: Engine | Callable[[], Engine],
     bitexts: Sequence[Bitext],
     out_dir: str | Path,
     max_new_tokens: int = 96,
@@ -196,16 +156,15 @@ def translate_and_score(
         per-sentence rows go to ``out_dir/<direction>.jsonl`` and the scores to ``out_dir/scores.json``.
     """
     out = Path(out_dir)
-    journal = out / "hypotheses.journal.jsonl"
+    journal = Journal(out / "hypotheses.journal.jsonl", key="key")
     keys = {b.key for b in bitexts}
-    entries = _journal_read(journal)
     fresh = {
         k: d
-        for k, d in entries.items()
+        for k, d in journal.entries.items()
         if k in keys and d.get("tag") == journal_tag and d.get("sources") == _src_digest(bitexts, k)
     }
-    if len(fresh) != len(entries):  # drop lines of other settings, so the journal never grows stale
-        write_jsonl(journal, fresh.values())
+    if len(fresh) != len(journal):  # drop lines of other settings, so the journal never grows stale
+        journal.keep(fresh.values())
     done = {k: d["hyps"] for k, d in fresh.items()}
     if progress is not None and done:
         progress(sum(len(b.sources) for b in bitexts if b.key in done))
@@ -220,7 +179,7 @@ def translate_and_score(
                 {"key": x.key, "tag": journal_tag, "sources": _src_digest(bitexts, x.key), "hyps": hyps[x.key]}
                 for x in group
             ]
-            _journal_append(journal, rows)
+            journal.add(*rows)
             done.update(hyps)
             group = []
     results: dict[str, Any] = {}
@@ -235,4 +194,4 @@ def translate_and_score(
 
 def _src_digest(bitexts: Sequence[Bitext], key: str) -> str:
     b = next(x for x in bitexts if x.key == key)
-    return hashlib.sha256(json.dumps([b.ids, b.sources], ensure_ascii=False).encode()).hexdigest()[:16]
+    return digest([b.ids, b.sources], ensure_ascii=False)

@@ -6,6 +6,6 @@
 * :mod:`bayling.serve.protocol`  – OpenAI request/response/chunk/error shapes.
 * :mod:`bayling.serve.translate` – translation requests from the interactive-translation templates, batch
   translation with a resumable journal (``bayling translate``).
-* :mod:`bayling.serve.chat`      – ``load_engine_for`` (run dir or model -> engine) and ``bayling chat``.
+* :mod:`bayling.serve.chat`      – the terminal chat of ``bayling chat``.
 * ``static/index.html``          – the web page served at ``/`` (self-contained, works offline).
 """

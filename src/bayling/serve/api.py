@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import BaylingError, UnknownLanguageError, require
 from bayling.serve import protocol as P
 from bayling.serve.config import LOOPBACK, ServeConfig
@@ -56,7 +56,7 @@ from bayling.serve.scheduler import Busy, Overloaded, Scheduler
 log = logging.getLogger(__name__)
 
 
-def _count_prompt(engine: Any, conversation: list[dict[str, str]]) -> int:
+def _count_prompt(engine: Engine, conversation: list[dict[str, str]]) -> int:
     if hasattr(engine, "count_prompt_tokens"):
         return int(engine.count_prompt_tokens(conversation))
     from bayling.chat import render
@@ -64,7 +64,7 @@ def _count_prompt(engine: Any, conversation: list[dict[str, str]]) -> int:
     return len(render(conversation, "gemma", add_generation_prompt=True)) // 4  # a rough bound for foreign engines
 
 
-def _count_text(engine: Any, text: str) -> int:
+def _count_text(engine: Engine, text: str) -> int:
     return int(engine.count_tokens(text)) if hasattr(engine, "count_tokens") else len(text) // 4
 
 
@@ -165,11 +165,11 @@ class ClientGone(Exception):
     """The client disconnected before its answer was ready (nothing is sent; HTTP 499 in logs)."""
 
 
-def create_app(engine: Any, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
+def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
     """Build the FastAPI app serving ``engine``.
 
     Args:
-        engine: a loaded engine (see :func:`bayling.serve.chat.load_engine_for`).
+        engine: a loaded engine (see :func:`bayling.engines.load_engine`).
         config: limits, queue and auth settings.
         api_key: the key clients must send; default: the ``config.api_key_env`` environment variable
             (unset or empty = no authentication).
@@ -511,13 +511,15 @@ def serve(
         **overrides: any other :class:`ServeConfig` field.
     """
     uvicorn = require("uvicorn", "serve")
+    from bayling.engines import load_engine
+    from bayling.engines.factory import check_options
     from bayling.progress import console
-    from bayling.serve.chat import load_engine_for
 
     changes = {k: v for k, v in dict(engine=engine, host=host, port=port, **overrides).items() if v is not None}
     cfg = dataclasses.replace(config or ServeConfig(), **changes)
+    check_options(cfg.engine, cfg.engine_options, "serve.engine_options")  # before any model loads
     with console.status(f"loading {target} ({cfg.engine})"):
-        eng = load_engine_for(target, engine=cfg.engine, **cfg.engine_options)
+        eng = load_engine(target, engine=cfg.engine, options=cfg.engine_options)
     app = create_app(eng, cfg)
     auth = "on" if os.environ.get(cfg.api_key_env) else f"off (set {cfg.api_key_env} to require a key)"
     if not os.environ.get(cfg.api_key_env) and cfg.host not in LOOPBACK:

@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from bayling.engines import GenerationParams
+from bayling.engines import Engine, GenerationParams
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Busy(Exception):
     """The request waited too long, or the server is shutting down (HTTP 503)."""
 
 
-def generate_detailed(engine: Any, conversations: Sequence[Any], params: GenerationParams) -> list[dict[str, Any]]:
+def generate_detailed(engine: Engine, conversations: Sequence[Any], params: GenerationParams) -> list[dict[str, Any]]:
     """``engine.generate_detailed`` when the engine has it, else ``generate`` with estimated counts."""
     if hasattr(engine, "generate_detailed"):
         return engine.generate_detailed(conversations, params)
@@ -138,7 +138,7 @@ class Scheduler:
         queue_timeout_s: longest wait before a request is refused with :class:`Busy`.
     """
 
-    def __init__(self, engine: Any, max_queue: int = 32, max_batch_size: int = 8, queue_timeout_s: float = 120.0):
+    def __init__(self, engine: Engine, max_queue: int = 32, max_batch_size: int = 8, queue_timeout_s: float = 120.0):
         self.engine = engine
         self.max_queue = max_queue
         self.concurrent = bool(getattr(engine, "concurrent", False))

@@ -1,10 +1,12 @@
 """Translation requests built from the interactive-translation templates, and batch translation.
 
-The first turn is :func:`bayling.data.templates.translation_prompt` (the prompt evaluation scores and
+The first turn is :func:`bayling.prompts.translation_prompt` (the prompt evaluation scores and
 the data builder trains on). Glossary and style options are appended to it as the follow-up
-instructions of ``data/templates/interactive.yaml`` (``glossary``, ``formal``/``casual``/``short``),
+instructions of ``templates/interactive.yaml`` (``glossary``, ``formal``/``casual``/``short``),
 i.e. exactly the sentences a tuned model has seen as refinement turns; the web page uses the same
 sentences for its refine buttons (:func:`followup_templates`).
+
+Files (``bayling translate``): :func:`read_input`, :func:`parse_glossary` and :func:`translate_file`.
 
 Run as::
 
@@ -13,23 +15,20 @@ Run as::
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.data.templates import lang_name, load_templates, translation_prompt
-from bayling.engines import GenerationParams
+from bayling.digest import digest
+from bayling.engines import Engine, GenerationParams
 from bayling.errors import BaylingError
+from bayling.io import write_text
 from bayling.languages import get_language
+from bayling.prompts import lang_name, load_templates, translation_prompt
+from bayling.resume import Journal
 
 STYLES = ("formal", "casual", "short")
 """Register options: each maps to the follow-up of the same name in the templates."""
-
-log = logging.getLogger(__name__)
 
 REFINEMENTS = ("formal", "casual", "short", "glossary", "back_translate", "third_language")
 """Follow-up kinds the web page offers as refine buttons."""
@@ -119,11 +118,11 @@ def language_choices() -> list[dict[str, str]]:
 
 
 def _line_key(i: int, text: str) -> str:
-    return f"{i}:{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+    return f"{i}:{digest(text)}"
 
 
 def translate_lines(
-    engine: Any,
+    engine: Engine,
     lines: Sequence[str],
     src: str,
     tgt: str,
@@ -154,19 +153,8 @@ def translate_lines(
     """
     src, tgt = get_language(src).code, get_language(tgt).code
     params = params or GenerationParams()
-    done: dict[str, str] = {}
-    jpath = Path(journal) if journal else None
-    if jpath is not None and jpath.is_file():
-        raw = jpath.read_text(encoding="utf-8")
-        for n, line in enumerate(raw.splitlines(), 1):
-            try:
-                row = json.loads(line)
-                done[row["key"]] = row["text"]
-            except (ValueError, KeyError, TypeError):  # a line torn by a crash: translate that one again
-                log.warning("%s:%d: skipping a torn journal line", jpath, n)
-        if raw and not raw.endswith("\n"):
-            with jpath.open("a", encoding="utf-8") as f:
-                f.write("\n")
+    jrnl = Journal(journal, key="key") if journal else None
+    done = {k: str(e.get("text", "")) for k, e in jrnl.entries.items()} if jrnl is not None else {}
     out = [""] * len(lines)
     todo = []
     for i, line in enumerate(lines):
@@ -179,26 +167,99 @@ def translate_lines(
             todo.append(i)
     if progress is not None and len(lines) - len(todo):
         progress(len(lines) - len(todo))
-    if jpath is not None:
-        jpath.parent.mkdir(parents=True, exist_ok=True)
-    jfile = jpath.open("a", encoding="utf-8") if jpath is not None else None
-    try:
-        for start in range(0, len(todo), chunk_size):
-            idx = todo[start : start + chunk_size]
-            convs = [
-                [{"role": "user", "content": translation_request(lines[i], src, tgt, glossary, style)}] for i in idx
-            ]
-            replies = engine.generate(convs, params)
-            for i, reply in zip(idx, replies, strict=True):
-                out[i] = " ".join(reply.split("\n")).strip()
-                if jfile is not None:
-                    jfile.write(json.dumps({"key": _line_key(i, lines[i]), "text": out[i]}, ensure_ascii=False) + "\n")
-            if jfile is not None:
-                jfile.flush()
-                os.fsync(jfile.fileno())
-            if progress is not None:
-                progress(len(idx))
-    finally:
-        if jfile is not None:
-            jfile.close()
+    for start in range(0, len(todo), chunk_size):
+        idx = todo[start : start + chunk_size]
+        convs = [[{"role": "user", "content": translation_request(lines[i], src, tgt, glossary, style)}] for i in idx]
+        replies = engine.generate(convs, params)
+        for i, reply in zip(idx, replies, strict=True):
+            out[i] = " ".join(reply.split("\n")).strip()
+        if jrnl is not None:
+            jrnl.add(*({"key": _line_key(i, lines[i]), "text": out[i]} for i in idx))
+        if progress is not None:
+            progress(len(idx))
     return out
+
+
+# --- files (``bayling translate``) -----------------------------------------------------------------------
+
+
+def parse_glossary(items: Sequence[str]) -> dict[str, str]:
+    """``["Zug=train", ...]`` (``--glossary SRC=TGT``) -> ``{"Zug": "train"}``.
+
+    Raises:
+        BaylingError: an item without a term on both sides of ``=``.
+    """
+    glossary = {}
+    for item in items:
+        term, sep, target = item.partition("=")
+        if not sep or not term.strip() or not target.strip():
+            raise BaylingError(f"--glossary expects SRC=TGT, got {item!r}")
+        glossary[term.strip()] = target.strip()
+    return glossary
+
+
+def read_input(
+    path: str | Path | None, encoding: str = "utf-8", errors: str = "strict", stdin: Any = None
+) -> list[str]:
+    """The lines to translate, decoded before any model loads (a damaged input fails at once, naming line and byte).
+
+    Args:
+        path: the input file; None reads ``stdin`` (bytes from its ``buffer`` when it has one, decoded here).
+        encoding: the input's encoding; ``errors``: what to do with undecodable bytes (``strict`` fails).
+        stdin: the stream read when ``path`` is None (``sys.stdin`` by default).
+
+    Returns:
+        One entry per line; only ``"\n"`` ends a line, so there is one output line per input line whatever
+        else a line holds.
+    """
+    import sys
+
+    from bayling.errors import DataError
+    from bayling.validate import ENCODING_HINT, check_encoding, decode_text, read_text
+
+    check_encoding(encoding, errors)
+    stdin = stdin if stdin is not None else sys.stdin
+    try:
+        if path:
+            text = read_text(path, encoding, errors, what="input file")
+        else:
+            raw = getattr(stdin, "buffer", None)  # bytes, decoded here; a text stream (tests) is taken as is
+            text = decode_text(raw.read(), "<stdin>", encoding, errors) if raw else stdin.read()
+    except DataError as e:
+        raise DataError(f"{e}{ENCODING_HINT if 'not valid' in str(e) else ''}") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def translate_file(
+    engine: Engine,
+    lines: Sequence[str],
+    src: str,
+    tgt: str,
+    output: str | Path | None = None,
+    params: GenerationParams | None = None,
+    glossary: Mapping[str, str] | None = None,
+    style: str | None = None,
+    chunk_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Translate ``lines`` into the text of an output file (one line per input line).
+
+    With ``output``, finished lines are journaled beside it (``OUTPUT.journal.jsonl``) so a re-run resumes, and
+    the result is written atomically there, after which the journal is removed.
+
+    Returns:
+        The translated text (also written to ``output`` when given).
+    """
+    journal = Path(str(output) + ".journal.jsonl") if output else None
+    out = translate_lines(
+        engine, lines, src, tgt, params, glossary or None, style, chunk_size, journal=journal, progress=progress
+    )
+    result = "".join(line + "\n" for line in out)
+    if output:
+        write_text(Path(output), result)
+        if journal is not None:
+            journal.unlink(missing_ok=True)
+    return result

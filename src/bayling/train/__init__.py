@@ -1,4 +1,5 @@
-"""The training stage: ``bayling train`` (entry point :func:`bayling.train.orchestrator.train`).
+"""The training stage: ``bayling train`` (entry point :func:`train` -> :class:`TrainResult`, from
+:mod:`bayling.train.orchestrator`).
 
 Modules, top to bottom of the import graph (a module imports only those below it; no cycle):
     * ``orchestrator`` – :func:`train`: cpt -> sft -> preference -> merge/export -> ``summary.json``
@@ -18,3 +19,14 @@ Modules, top to bottom of the import graph (a module imports only those below it
 
 Heavy dependencies (torch, transformers, TRL, PEFT) are imported inside these modules, never here.
 """
+
+__all__ = ["TrainResult", "train"]
+
+
+def __getattr__(name: str) -> object:
+    """The stage's entry point, imported on first use: importing the package (its config) stays cheap."""
+    if name in __all__:
+        from bayling.train import orchestrator
+
+        return getattr(orchestrator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bayling import __version__
+from bayling.languages import expand_languages
+from bayling.layout import RunLayout
 
 EMBEDDED_BASE = "google/gemma-3-270m"
 """The Hub id of the embedded default (shipped as a GGUF quantisation of this model)."""
@@ -94,7 +96,7 @@ def iso_languages(codes: list[str]) -> list[str]:
 
 
 def _hub_datasets(cfg: Any) -> list[str]:
-    from bayling.data.hub import hub_dataset_ids
+    from bayling.hub_data import hub_dataset_ids
 
     return hub_dataset_ids([cfg.data.source, cfg.data.flores_dir or "", *cfg.data.instructions])
 
@@ -107,7 +109,7 @@ def eval_results(metrics: dict[str, Any], cfg: Any, system: str = "tuned") -> li
     if testset in _TESTSETS:
         ds_type, ds_name, split = _TESTSETS[testset]
     elif testset.startswith("hf:"):
-        from bayling.data.hub import parse_hf
+        from bayling.hub_data import parse_hf
 
         ref = parse_hf(testset)
         ds_type, ds_name, split = ref.repo_id, ref.repo_id, ref.split or "devtest"
@@ -212,8 +214,9 @@ def _body(
 ) -> str:
     from bayling.config import to_dict
 
-    stats = _read_json(run_dir / "data" / "stats.json")
-    summary = _read_json(run_dir / "train" / "summary.json")
+    layout = RunLayout(run_dir)
+    stats = _read_json(layout.data_stats)
+    summary = _read_json(layout.train_summary)
     t = cfg.train
     is_adapter = (model_dir / "adapter_config.json").is_file()
     where = repo_id or str(model_dir)
@@ -313,16 +316,10 @@ def build_card(
 
     is_adapter = (model_dir / "adapter_config.json").is_file()
     marker = _read_json(model_dir / "bayling_base_model.json")
-    summary = _read_json(run_dir / "train" / "summary.json")
+    summary = _read_json(RunLayout(run_dir).train_summary)
     resolved = marker.get("base_model") or summary.get("base_model")
     base_id = base_model_id(cfg.model.name_or_path, resolved)
-    langs = list(dict.fromkeys(cfg.data.languages + cfg.data.instruction_languages))
-    try:
-        language = iso_languages(langs)
-    except Exception:  # noqa: BLE001 - language sets such as "flores101" are expanded by the data stage
-        from bayling.data.plan import resolve_languages
-
-        language = iso_languages(resolve_languages(langs))
+    language = iso_languages(expand_languages(cfg.data.languages + cfg.data.instruction_languages))
     tags = ["bayling", "translation", "multilingual", "instruction-tuning", "trl", "sft", cfg.train.method]
     if base_id and is_adapter:
         tags.append(f"base_model:adapter:{base_id}")
@@ -346,7 +343,8 @@ def build_card(
 
 def card_dirs(run_dir: Path) -> list[Path]:
     """The model directories of a run that get a card: ``train/final`` and ``train/merged`` when present."""
-    return [d for d in (run_dir / "train" / "final", run_dir / "train" / "merged") if d.is_dir()]
+    layout = RunLayout(run_dir)
+    return [d for d in (layout.train_final, layout.train_merged) if d.is_dir()]
 
 
 def write_cards(
@@ -368,24 +366,13 @@ def write_cards(
     Returns:
         The card files written.
     """
-    from bayling.data.io import write_text
+    from bayling.io import write_text
 
     run_dir = Path(run_dir)
-    cmd = cmd or _read_json(run_dir / "train" / "_stage.json").get("command") or command()
+    cmd = cmd or _read_json(RunLayout(run_dir).stage_marker("train")).get("command") or command()
     out = []
     for d in card_dirs(run_dir):
         card = build_card(cfg, run_dir, d, metrics, cmd, repo_id)
         write_text(d / "README.md", str(card))
         out.append(d / "README.md")
     return out
-
-
-def current_metrics(cfg: Any, run_dir: Path) -> dict[str, Any] | None:
-    """``eval/metrics.json`` when the eval stage finished for the run's current config and model, else None."""
-    from bayling.pipeline import stage_fingerprints
-
-    marker = _read_json(run_dir / "eval" / "_stage.json")
-    if marker.get("fingerprint") != stage_fingerprints(cfg)["eval"]:
-        return None
-    metrics = _read_json(run_dir / "eval" / "metrics.json")
-    return metrics or None

@@ -16,15 +16,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bayling.config import to_dict
-from bayling.data.io import write_json
+from bayling.digest import file_digest, fingerprint
 from bayling.errors import require
+from bayling.io import write_json
 from bayling.train.args import sft_args
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, read_texts, tokenize_texts
 from bayling.train.distributed import is_main_process, release_zero3_init
 from bayling.train.model import load_for_training, lora_config
-from bayling.train.stage import clear_output, fingerprint, fit, last_checkpoint, stage_done
+from bayling.train.stage import clear_output, fit, last_checkpoint, stage_done
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,13 @@ def cpt_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -> Any:
 
 
 def run_cpt(
-    cfg: TrainConfig, model_path: Path, tokenizer: Any, stage_dir: Path, device: str, seed: int
+    cfg: TrainConfig,
+    model_path: Path,
+    tokenizer: Any,
+    stage_dir: Path,
+    device: str,
+    seed: int,
+    trust_remote_code: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Continue pre-training ``model_path`` on ``cfg.cpt.data``.
 
@@ -74,7 +80,7 @@ def run_cpt(
     data = Path(c.data)  # type: ignore[arg-type]
     output = stage_dir / "model"
     shared = {k: getattr(cfg, k) for k in _SHARED_FIELDS}  # what stage 1 takes from the SFT section
-    fp = fingerprint(to_dict(c), shared, str(model_path), data, seed)
+    fp = fingerprint(c, name="cpt", shared=shared, model=str(model_path), data=file_digest(data), seed=seed)
     done = stage_done(stage_dir, output, fp)
     if done:
         log.info("cpt: already finished in %s", stage_dir)
@@ -85,7 +91,7 @@ def run_cpt(
     total, _ = count_tokens(rows)
     args = cpt_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions the weights as they load
     resume = last_checkpoint(stage_dir, fp, cfg.resume)
-    model = load_for_training(model_path, c.method, cfg.bf16, device, cfg.attn_implementation)
+    model = load_for_training(model_path, c.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code)
     peft_config = None
     if c.method == "lora":
         peft_config = lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
@@ -107,7 +113,7 @@ def run_cpt(
         if is_main_process():
             from bayling.train.export import merge_adapter
 
-            merge_adapter(stage_dir / "adapter", model_path, output)
+            merge_adapter(stage_dir / "adapter", model_path, output, trust_remote_code=trust_remote_code)
     else:
         trainer.save_model(str(output))
         release_zero3_init()

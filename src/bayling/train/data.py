@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bayling.chat import ChatFormat, format_for_tokenizer, tokenize_conversation
-from bayling.data.io import read_jsonl
-from bayling.errors import DataError
+from bayling.errors import BaylingError, DataError
+from bayling.io import read_jsonl
 
 
 def tokenize_file(
@@ -36,7 +36,7 @@ def tokenize_file(
             raise DataError(f"{path}:{n}: expected a 'messages' list (chat JSONL)")
         try:
             row = tokenize_conversation(ex["messages"], fmt, tokenizer, max_length=max_length)
-        except Exception as e:  # a BaylingError from a malformed conversation: add the location
+        except BaylingError as e:  # a malformed conversation: add the location
             raise DataError(f"{path}:{n}: {e}") from None
         if 1 in row["assistant_masks"]:
             rows.append(row)

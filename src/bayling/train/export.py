@@ -40,7 +40,7 @@ _CONVERTER_PARTS = ("convert_lora_to_gguf.py", "convert_hf_to_gguf.py", "convers
 
 
 def _atomic_dir(out: Path) -> Path:
-    from bayling.data.io import atomic_temp_dir
+    from bayling.io import atomic_temp_dir
 
     return atomic_temp_dir(out)  # mode 0755 under the default umask (mkdtemp alone makes 0700)
 
@@ -64,7 +64,13 @@ def base_of(adapter_dir: str | Path) -> Path | None:
     return None
 
 
-def merge_adapter(adapter_dir: str | Path, base: str | Path, out_dir: str | Path, dtype: str = "auto") -> Path:
+def merge_adapter(
+    adapter_dir: str | Path,
+    base: str | Path,
+    out_dir: str | Path,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+) -> Path:
     """Fold a LoRA adapter into its base weights and save a plain safetensors model (atomically).
 
     Args:
@@ -72,6 +78,7 @@ def merge_adapter(adapter_dir: str | Path, base: str | Path, out_dir: str | Path
         base: the base model directory it was trained on.
         out_dir: where the merged model (weights, config, tokenizer) goes.
         dtype: ``auto`` keeps the base checkpoint's dtype; or ``bfloat16``/``float32``…
+        trust_remote_code: ``model.trust_remote_code`` (the base's own modelling code).
 
     Returns:
         ``out_dir``.
@@ -82,14 +89,14 @@ def merge_adapter(adapter_dir: str | Path, base: str | Path, out_dir: str | Path
 
     out = Path(out_dir)
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        str(base), dtype="auto" if dtype == "auto" else torch_dtype(dtype)
+        str(base), dtype="auto" if dtype == "auto" else torch_dtype(dtype), trust_remote_code=trust_remote_code
     )
     model = peft.PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     tmp = _atomic_dir(out)
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok_src = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").is_file() else base
-        load_tokenizer(tok_src).save_pretrained(tmp)
+        load_tokenizer(tok_src, trust_remote_code).save_pretrained(tmp)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -208,12 +215,19 @@ def lora_to_gguf(
     return out
 
 
-def export_all(kinds: list[str], final: Path, base: Path, out_dir: Path) -> dict[str, Path]:
+def export_all(
+    kinds: list[str], final: Path, base: Path, out_dir: Path, trust_remote_code: bool = False
+) -> dict[str, Path]:
     """Run the exports named in ``train.export`` for a finished ``final`` directory."""
     is_adapter = (final / "adapter_config.json").is_file()
     done: dict[str, Path] = {}
     if "merged" in kinds:
-        done["merged"] = merge_adapter(final, base_of(final) or base, out_dir / "merged") if is_adapter else final
+        merged = out_dir / "merged"
+        done["merged"] = (
+            merge_adapter(final, base_of(final) or base, merged, trust_remote_code=trust_remote_code)
+            if is_adapter
+            else final
+        )
     if "gguf" in kinds:
         if not is_adapter:
             raise BaylingError(f"{final} is a full model, not a LoRA adapter; GGUF export converts adapters only")

@@ -69,8 +69,10 @@ def load_for_training(
     bf16: bool,
     device: str,
     attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
 ) -> Any:
-    """Load a causal LM ready for ``method`` (``full``, ``lora`` or ``qlora``).
+    """Load a causal LM ready for ``method`` (``full``, ``lora`` or ``qlora``); ``trust_remote_code`` is
+    ``model.trust_remote_code``.
 
     LoRA freezes the base, so it is loaded in bf16 when ``bf16`` (PEFT keeps adapters in fp32); full
     fine-tuning keeps fp32 master weights and lets the trainer autocast to bf16 on GPU; QLoRA loads the
@@ -88,7 +90,9 @@ def load_for_training(
                 "train.method=qlora needs bitsandbytes: pip install 'bayling[qlora]'"
             ) from None
     kwargs = pretrained_kwargs(method, bf16, device, attn_implementation)
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(model_path), **kwargs)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(model_path), trust_remote_code=trust_remote_code, **kwargs
+    )
     model.config.use_cache = False
     if any(hasattr(p, "ds_id") for p in model.parameters()):  # what deepspeed.zero.Init leaves on each tensor
         log.info("loaded %s partitioned by DeepSpeed ZeRO-3 (each rank holds only its shard)", model_path)

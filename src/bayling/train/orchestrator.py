@@ -18,73 +18,85 @@ Sub-stages, each resumable from its own checkpoints and skipped when already fin
 
 This module is the only one that knows all three sub-stages; they share their bookkeeping through
 :mod:`bayling.train.stage` and never import each other. The result is ``OUT/final`` (a PEFT adapter, or
-a full model directory when the weights themselves changed) and ``OUT/summary.json``.
+a full model directory when the weights themselves changed) and ``OUT/summary.json``, returned together
+as a :class:`TrainResult`.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bayling.chat import format_for_tokenizer, jinja_template
-from bayling.data.io import write_json
 from bayling.errors import require
-from bayling.models import load_tokenizer, pick_device, resolve_model
+from bayling.io import write_json
+from bayling.models import ModelConfig, load_tokenizer, pick_device, resolve_model
+from bayling.resume import mark, marked
 from bayling.train.config import TrainConfig
 from bayling.train.distributed import barrier, is_main_process
 from bayling.train.sft import run_sft
 
-__all__ = ["train"]
+__all__ = ["TrainResult", "train"]
 
 
-def _merge_final(adapter: Path, base: Path, final: Path, fp: str) -> None:
+def _merge_final(adapter: Path, base: Path, final: Path, fp: str, trust_remote_code: bool = False) -> None:
     """Merge the last adapter into its (continued-pre-trained) base: consumers load adapters onto the
     *original* base, so a LoRA on new weights must ship as a full model. Skipped when already done."""
     from bayling.train.export import merge_adapter
 
     marker = final / "bayling_base_model.json"
-    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fp:
+    if marked(marker, fp) is not None:
         return
-    merge_adapter(adapter, base, final)
-    marker.write_text(
-        json.dumps({"base_model": str(base), "method": "merged", "adapter": str(adapter), "fingerprint": fp}),
-        encoding="utf-8",
-    )
+    merge_adapter(adapter, base, final, trust_remote_code=trust_remote_code)
+    mark(marker, fp, base_model=str(base), method="merged", adapter=str(adapter))
+
+
+@dataclass
+class TrainResult:
+    """What the train stage made.
+
+    Attributes:
+        final: ``OUT/final``: a PEFT adapter directory (LoRA on the original base) or a full model directory
+            (full fine-tuning, or LoRA merged into a continued-pre-trained base).
+        summary: what ``OUT/summary.json`` holds (steps, losses, seconds, tokens, per-stage numbers, exports);
+            empty on ranks other than the main process, which do not write it.
+    """
+
+    final: Path
+    summary: dict[str, Any]
+
+    @property
+    def exports(self) -> dict[str, str]:
+        """``train.export`` outputs by kind (``merged``, ``gguf``)."""
+        return dict(self.summary.get("exports") or {})
 
 
 def train(
     cfg: TrainConfig,
-    model_name_or_path: str,
+    model: ModelConfig,
     data_file: str | Path,
     out_dir: str | Path,
     seed: int = 0,
-    chat_format: str = "auto",
-    gguf_file: str | None = None,
-    device: str = "auto",
     callbacks: list[Any] | None = None,
     fresh: bool = False,
-) -> Path:
+) -> TrainResult:
     """Fine-tune a causal LM on a chat JSONL file (after optional CPT, before optional DPO/CPO).
 
     Args:
         cfg: training hyper-parameters.
-        model_name_or_path: model reference (see :func:`bayling.models.resolve_model`).
+        model: the model to start from and how to load it (reference, GGUF file, chat format, device, remote code).
         data_file: chat JSONL from the data stage.
         out_dir: where checkpoints, stage outputs and the final model/adapter go.
         seed: run seed (model init of adapters, data order, dropout).
-        chat_format: chat format name or ``auto``.
-        gguf_file: GGUF file inside ``model_name_or_path``, if any.
-        device: ``auto``, ``cpu``, ``cuda``…
         callbacks: extra ``transformers.TrainerCallback`` objects for the SFT stage.
         fresh: discard finished stages and checkpoints in ``out_dir`` and train from scratch (``--force``);
             otherwise finished stages are reused and an interrupted one resumes from its last checkpoint.
 
     Returns:
-        ``out_dir / "final"``: a PEFT adapter directory (LoRA on the original base) or a full model
-        directory (full fine-tuning, or LoRA merged into a continued-pre-trained base).
+        ``out_dir / "final"`` and the summary also written to ``out_dir / "summary.json"``.
     """
     torch = require("torch", "train")
     out = Path(out_dir)
@@ -96,10 +108,11 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(device)
-    original = resolve_model(model_name_or_path, gguf_file)
-    tokenizer = load_tokenizer(original)
-    fmt = format_for_tokenizer(chat_format, tokenizer)
+    device = pick_device(model.device)
+    trust = model.trust_remote_code
+    original = resolve_model(model.name_or_path, model.gguf_file)
+    tokenizer = load_tokenizer(original, trust)
+    fmt = format_for_tokenizer(model.chat_format, tokenizer)
     # The saved tokenizer carries the template of exactly what was trained (vLLM, llama.cpp --jinja, TRL).
     tokenizer.chat_template = jinja_template(fmt)
     stages: dict[str, Any] = {}
@@ -109,7 +122,7 @@ def train(
     if cfg.cpt.data:
         from bayling.train.cpt import run_cpt
 
-        base, stages["cpt"] = run_cpt(cfg, original, tokenizer, out / "cpt", device, seed)
+        base, stages["cpt"] = run_cpt(cfg, original, tokenizer, out / "cpt", device, seed, trust)
 
     final = out / "final"
     adapter_on_new_base = cfg.method != "full" and base != original
@@ -117,7 +130,7 @@ def train(
     sft_output = out / "sft" / "output" if (preference or adapter_on_new_base) else final
     base_fp = stages["cpt"]["fingerprint"] if "cpt" in stages else ""
     stages["sft"] = run_sft(
-        cfg, base, tokenizer, fmt, Path(data_file), out / "sft", sft_output, device, seed, callbacks, base_fp
+        cfg, base, tokenizer, fmt, Path(data_file), out / "sft", sft_output, device, seed, callbacks, base_fp, trust
     )
     last_output = sft_output
 
@@ -137,30 +150,30 @@ def train(
             device,
             seed,
             stages["sft"]["fingerprint"],
+            trust,
         )
         last_output = pref_output
 
     if adapter_on_new_base and is_main_process():
-        _merge_final(last_output, base, final, stages["preference" if preference else "sft"]["fingerprint"])
+        _merge_final(last_output, base, final, stages["preference" if preference else "sft"]["fingerprint"], trust)
     exports = {}
     if cfg.export and is_main_process():
         from bayling.train.export import export_all
 
-        exports = export_all(cfg.export, final, original, out)
+        exports = export_all(cfg.export, final, original, out, trust)
 
+    summary: dict[str, Any] = {}
     if is_main_process():
         sft = stages["sft"]
-        write_json(
-            out / "summary.json",
-            {
-                **{k: v for k, v in sft.items() if k != "log_history"},
-                "seconds": sft["seconds"],
-                "total_seconds": round(time.perf_counter() - t0, 2),
-                "base_model": str(original),
-                "stages": {k: {kk: vv for kk, vv in v.items() if kk != "log_history"} for k, v in stages.items()},
-                "exports": {k: str(v) for k, v in exports.items()},
-                "log_history": sft.get("log_history", []),
-            },
-        )
+        summary = {
+            **{k: v for k, v in sft.items() if k != "log_history"},
+            "seconds": sft["seconds"],
+            "total_seconds": round(time.perf_counter() - t0, 2),
+            "base_model": str(original),
+            "stages": {k: {kk: vv for kk, vv in v.items() if kk != "log_history"} for k, v in stages.items()},
+            "exports": {k: str(v) for k, v in exports.items()},
+            "log_history": sft.get("log_history", []),
+        }
+        write_json(out / "summary.json", summary)
     barrier()
-    return final
+    return TrainResult(final, summary)

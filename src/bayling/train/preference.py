@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from bayling.chat import ChatFormat, as_messages, jinja_template
-from bayling.config import to_dict
-from bayling.data.io import read_jsonl, write_json, write_jsonl
+from bayling.digest import file_digest, fingerprint
 from bayling.errors import DataError, require
+from bayling.io import read_jsonl, write_json, write_jsonl
+from bayling.resume import mark, marked
 from bayling.train.args import common_args
 from bayling.train.config import TrainConfig
 from bayling.train.distributed import check_launch, is_main_process, local_device, release_zero3_init
 from bayling.train.model import load_for_training
-from bayling.train.stage import clear_output, fingerprint, fit, last_checkpoint, save_output, stage_done
+from bayling.train.stage import clear_output, fit, last_checkpoint, save_output, stage_done
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,20 @@ def build_pairs(
     device: str,
     max_new_tokens: int,
     dtype: str,
+    trust_remote_code: bool = False,
 ) -> list[dict[str, Any]]:
     """Generate the SFT model's greedy answers and pair them with the references (identical ones dropped)."""
     from bayling.engines import GenerationParams
     from bayling.engines.hf import TransformersEngine
 
-    engine = TransformersEngine(model_path, adapter=adapter, chat_format=chat_format, dtype=dtype, device=device)
+    engine = TransformersEngine(
+        model_path,
+        adapter=adapter,
+        chat_format=chat_format,
+        dtype=dtype,
+        device=device,
+        trust_remote_code=trust_remote_code,
+    )
     outputs = engine.generate([it["prompt"] for it in items], GenerationParams(max_new_tokens=max_new_tokens))
     pairs = []
     for it, out in zip(items, outputs, strict=False):
@@ -107,6 +116,7 @@ def run_preference(
     device: str,
     seed: int,
     sft_fp: str = "",
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Tune the SFT result on preference pairs; writes ``output`` (same kind as the SFT output).
 
@@ -115,7 +125,9 @@ def run_preference(
     trl = require("trl", "train")
     datasets = require("datasets", "train")
     pc = cfg.preference
-    fp = fingerprint(to_dict(cfg.preference), sft_fp, data_file, seed, fmt.name)
+    fp = fingerprint(
+        cfg.preference, name="preference", sft=sft_fp, data=file_digest(data_file), seed=seed, chat_format=fmt.name
+    )
     done = stage_done(stage_dir, output, fp)
     if done:
         return done
@@ -124,7 +136,7 @@ def run_preference(
     pairs_fp = stage_dir / "pairs.fingerprint"
     if pc.data:
         pairs = read_pairs(Path(pc.data))
-    elif pairs_file.is_file() and pairs_fp.is_file() and pairs_fp.read_text(encoding="utf-8") == fp:
+    elif pairs_file.is_file() and marked(pairs_fp, fp) is not None:
         pairs = read_pairs(pairs_file)  # generation is the slow part: reuse it on resume
     else:
         items = translation_prompts(data_file, pc.max_pairs, seed)
@@ -139,16 +151,17 @@ def run_preference(
             local_device(device),  # every rank generates on its own GPU
             pc.max_new_tokens,
             "bfloat16" if cfg.bf16 else "float32",
+            trust_remote_code,
         )
         if not pairs:
             raise DataError("every model output equals its reference: nothing to prefer")
         if is_main_process():
             write_jsonl(pairs_file, pairs)
-            pairs_fp.write_text(fp, encoding="utf-8")
+            mark(pairs_fp, fp)
 
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
     args = preference_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads
-    model = _load_sft_model(cfg, base, sft_output, device)
+    model = _load_sft_model(cfg, base, sft_output, device, trust_remote_code)
     dataset = datasets.Dataset.from_list(_conversational(pairs))
     if pc.method == "dpo":
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -199,12 +212,12 @@ def preference_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -
     return check_launch(CPOConfig(**shared, beta=pc.beta, cpo_alpha=pc.cpo_alpha, max_length=cfg.max_length))
 
 
-def _load_sft_model(cfg: TrainConfig, base: Path, sft_output: Path, device: str) -> Any:
+def _load_sft_model(cfg: TrainConfig, base: Path, sft_output: Path, device: str, trust: bool = False) -> Any:
     """The SFT result, trainable: the full model, or the base with the SFT adapter (not a new one)."""
     if (sft_output / "config.json").is_file():
-        return load_for_training(sft_output, "full", cfg.bf16, device, cfg.attn_implementation)
+        return load_for_training(sft_output, "full", cfg.bf16, device, cfg.attn_implementation, trust)
     peft = require("peft", "train")
-    model = load_for_training(base, cfg.method, cfg.bf16, device, cfg.attn_implementation)
+    model = load_for_training(base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust)
     return peft.PeftModel.from_pretrained(model, str(sft_output), is_trainable=True)
 
 

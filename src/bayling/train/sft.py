@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from bayling.chat import ChatFormat
-from bayling.config import to_dict
-from bayling.data.io import write_json
+from bayling.digest import file_digest, fingerprint
 from bayling.errors import require
+from bayling.io import write_json
 from bayling.train.args import sft_args
 from bayling.train.config import TrainConfig
 from bayling.train.data import count_tokens, tokenize_file
 from bayling.train.distributed import is_main_process, release_zero3_init
 from bayling.train.model import load_for_training, lora_config
-from bayling.train.stage import clear_output, fingerprint, fit, last_checkpoint, save_output, stage_done
+from bayling.train.stage import clear_output, fit, last_checkpoint, save_output, stage_done
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_sft_trainer", "result_fields", "run_sft"]
+__all__ = ["NO_EFFECT", "build_sft_trainer", "run_sft"]
 
 
 def build_sft_trainer(
@@ -65,7 +65,7 @@ def build_sft_trainer(
     return trainer
 
 
-_NO_EFFECT = (
+NO_EFFECT = (
     "cpt",
     "label_only_loss",  # the same loss, computed with less work
     "preference",
@@ -77,11 +77,8 @@ _NO_EFFECT = (
     "save_steps",
     "save_total_limit",
 )
-
-
-def result_fields(cfg: TrainConfig) -> dict[str, Any]:
-    """The SFT fields that change its result (logging, checkpoint cadence and later stages do not)."""
-    return {k: v for k, v in to_dict(cfg).items() if k not in _NO_EFFECT}
+"""``train`` fields that cannot change the SFT result (logging, checkpoint cadence, later stages): left out of
+its fingerprint (:func:`bayling.digest.fingerprint`)."""
 
 
 def run_sft(
@@ -96,13 +93,23 @@ def run_sft(
     seed: int,
     callbacks: list[Any] | None = None,
     base_fp: str = "",
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Stage 2: supervised fine-tuning on chat data; writes ``output`` and ``stage_dir/summary.json``.
 
     ``base_fp`` is the fingerprint of the stage that produced ``model_path`` (CPT), so a new stage-1
     model retrains stage 2 even though its directory name is the same.
     """
-    fp = fingerprint(result_fields(cfg), str(model_path), base_fp, data_file, seed, fmt.name)
+    fp = fingerprint(
+        cfg,
+        NO_EFFECT,
+        name="sft",
+        model=str(model_path),
+        base=base_fp,
+        data=file_digest(data_file),
+        seed=seed,
+        chat_format=fmt.name,
+    )
     done = stage_done(stage_dir, output, fp)
     if done:
         log.info("sft: already finished in %s", stage_dir)
@@ -112,7 +119,7 @@ def run_sft(
     total, trained = count_tokens(rows)
     resume = last_checkpoint(stage_dir, fp, cfg.resume)
     args = sft_args(cfg, stage_dir, device, seed)  # first: ZeRO-3 partitions the weights as they load
-    model = load_for_training(model_path, cfg.method, cfg.bf16, device, cfg.attn_implementation)
+    model = load_for_training(model_path, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code)
     trainer = build_sft_trainer(cfg, model, tokenizer, rows, stage_dir, device, seed, callbacks, args)
     summary = fit(trainer, "sft", resume)
     save_output(trainer, tokenizer, output, model_path, cfg.method)

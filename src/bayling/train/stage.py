@@ -3,8 +3,9 @@
 The CPT, SFT and preference stages differ in their data and trainer, not in their bookkeeping, so that
 lives here once and each stage module imports it (they never import each other):
 
-* :func:`fingerprint` hashes what a stage's result depends on (configs, base model, input files by
-  content); a stage with the same fingerprint and its output in place is done (:func:`stage_done`).
+* a stage's fingerprint (:func:`bayling.digest.fingerprint`: its whole config section minus the fields
+  that cannot change its result, the base model, input files by content) with its output in place means
+  it is done (:func:`stage_done`); markers are :func:`bayling.resume.mark` files.
 * :func:`last_checkpoint` resumes only from complete checkpoints written under the same fingerprint,
   and :func:`clear_output` removes a stale output before a stage writes it.
 * :func:`fit` runs ``trainer.train`` with the console/tracker logging and returns the numbers every
@@ -15,7 +16,6 @@ Rank 0 edits the shared directories; the other ranks wait at :func:`bayling.trai
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -23,22 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bayling.resume import mark, marked
 from bayling.train.distributed import barrier, is_main_process
 
 log = logging.getLogger(__name__)
 
-__all__ = ["clear_output", "fingerprint", "fit", "last_checkpoint", "save_output", "stage_done"]
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short hash of configs and input files (files hashed by content)."""
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, Path) and p.is_file():
-            h.update(hashlib.sha256(p.read_bytes()).hexdigest().encode())
-        else:
-            h.update(json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
+__all__ = ["clear_output", "fit", "last_checkpoint", "save_output", "stage_done"]
 
 
 def last_checkpoint(stage_dir: Path, fp: str, resume: bool) -> str | None:
@@ -51,14 +41,13 @@ def last_checkpoint(stage_dir: Path, fp: str, resume: bool) -> str | None:
     """
     ckpt_dir = stage_dir / "checkpoints"
     marker = stage_dir / "fingerprint.json"
-    old = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") if marker.is_file() else None
     main = is_main_process()
-    if ckpt_dir.is_dir() and (old != fp or not resume) and main:
+    if ckpt_dir.is_dir() and (marked(marker, fp) is None or not resume) and main:
         log.info("discarding checkpoints in %s (config or data changed, or resume=false)", ckpt_dir)
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     if main:
         stage_dir.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"fingerprint": fp}), encoding="utf-8")
+        mark(marker, fp)
     barrier()
     if not resume or not ckpt_dir.is_dir():
         return None
@@ -78,11 +67,8 @@ def last_checkpoint(stage_dir: Path, fp: str, resume: bool) -> str | None:
 
 def stage_done(stage_dir: Path, output: Path, fp: str) -> dict[str, Any] | None:
     """The finished stage's summary when it ran with fingerprint ``fp`` and its output still exists."""
-    summary = stage_dir / "summary.json"
-    if not (summary.is_file() and output.is_dir()):
-        return None
-    data = json.loads(summary.read_text(encoding="utf-8"))
-    return data if data.get("fingerprint") == fp else None
+    summary = marked(stage_dir / "summary.json", fp)
+    return summary if summary is not None and output.is_dir() else None
 
 
 def clear_output(output: Path) -> None:

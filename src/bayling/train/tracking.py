@@ -99,7 +99,7 @@ def run_recorder(path: str | Path) -> Any:
                 if log_dir:
                     self.info["tensorboard"] = {"log_dir": str(Path(log_dir).resolve())}
             self.info["step"] = state.global_step
-            from bayling.data.io import write_json
+            from bayling.io import write_json
 
             write_json(self.path, self.info)
 

@@ -1,15 +1,20 @@
-"""Instruction templates (``templates/interactive.yaml``) and the canonical translation prompt.
+"""The wording of every translation request: the instruction templates, the canonical chat prompt, few-shot.
 
-Templates are data, not strings scattered in code: the YAML holds every turn type per instruction
-language. :func:`translation_prompt` is the request used by evaluation and serving; it is the first
-English template the data builder also trains on, so a tuned model is scored on a prompt it knows.
+Templates are data, not strings scattered in code: ``templates/interactive.yaml`` (beside this module) holds
+every turn type per instruction language: the translation requests, the follow-ups of interactive
+translation (register change, glossary term, explain a word...), the cross-lingual tasks and the language
+names. The data stage builds its dialogues from them; :func:`translation_prompt` is the request used by
+evaluation and serving: the first English template the data builder also trains on, so a tuned model is scored
+on a prompt it knows. :func:`fewshot_prompt` is the completion prompt a base model is evaluated with
+(lm-evaluation-harness' translation layout: ``"{src}: {text}\n{tgt}:"``, demonstrations joined by a blank line,
+cut at the newline), with the same language names.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,9 @@ import yaml
 
 from bayling.errors import DataError
 from bayling.languages import get_language
+
+TEMPLATES = Path(__file__).parent / "templates" / "interactive.yaml"
+"""The shipped templates (``data.templates`` replaces them for a build)."""
 
 DEFAULT_IL = "eng_Latn"
 ANSWER_KINDS = {"target", "third", "source", "explain", "source_language", "numbers", "teacher"}
@@ -60,7 +68,7 @@ def _check(data: dict[str, Any], src: Path) -> None:
 @lru_cache(maxsize=8)
 def load_templates(path: str | None = None) -> dict[str, Any]:
     """Load the template YAML (the shipped one by default) and check its structure."""
-    src = Path(path) if path else Path(str(resources.files("bayling.data") / "templates" / "interactive.yaml"))
+    src = Path(path) if path else TEMPLATES
     from bayling.validate import read_text
 
     try:
@@ -85,11 +93,6 @@ def pick(spec: dict[str, Any], il: str, rng: random.Random) -> str:
     """One template of ``spec`` in instruction language ``il`` (English when ``il`` has none)."""
     choices = spec.get(il) or spec[DEFAULT_IL]
     return rng.choice(choices) if isinstance(choices, list) else choices
-
-
-def has_language(spec: dict[str, Any], il: str) -> bool:
-    """Whether ``spec`` has templates written in ``il`` (no English fallback needed)."""
-    return bool(spec.get(il))
 
 
 def fill(tpl: str, **kw: str) -> str:
@@ -118,3 +121,27 @@ def translation_prompt(text: str, src: str, tgt: str, instruction_lang: str = "e
     choices = t["translate"].get(il) or t["translate"]["eng_Latn"]
     tpl = choices[variant % len(choices)]
     return tpl.format(src=lang_name(src, il, t), tgt=lang_name(tgt, il, t), text=text)
+
+
+# ----------------------------------------------------------------------------- few-shot completion
+
+STOP = ("\n",)
+"""Where a few-shot completion ends (the next line would start another example)."""
+
+SHOT = "{src}: {source}\n{tgt}: {target}"
+QUERY = "{src}: {source}\n{tgt}:"
+DELIMITER = "\n\n"
+
+
+def fewshot_prompt(text: str, src: str, tgt: str, demos: Sequence[tuple[str, str]]) -> str:
+    """The completion prompt for ``text``: demonstrations, then ``"{src}: {text}\\n{tgt}:"``.
+
+    Language names are the ones the chat prompt uses (:func:`lang_name`: "German", "Chinese").
+
+    Example:
+        >>> fewshot_prompt("Thank you.", "eng_Latn", "deu_Latn", [("Good morning.", "Guten Morgen.")])
+        'English: Good morning.\\nGerman: Guten Morgen.\\n\\nEnglish: Thank you.\\nGerman:'
+    """
+    s, t = lang_name(src, DEFAULT_IL), lang_name(tgt, DEFAULT_IL)
+    shots = [SHOT.format(src=s, tgt=t, source=a, target=b) for a, b in demos]
+    return DELIMITER.join([*shots, QUERY.format(src=s, tgt=t, source=text)])

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bayling.data.build import build, generate_teacher
+from bayling.data import build
+from bayling.data.builder import generate_teacher
 from bayling.data.config import DataConfig, FilterConfig, TeacherConfig
-from bayling.data.teacher import Journal
+from bayling.data.teacher import TeacherJournal
 from bayling.errors import DataError
 
 LANGS = ["eng_Latn", "zho_Hans", "deu_Latn", "fra_Latn", "spa_Latn"]
@@ -57,7 +58,7 @@ def _journal_ids(path: Path) -> list[str]:
 
 
 def test_teacher_build_survives_faults_and_validates(teacher_server, seed_instructions, tmp_path):
-    out = build(_cfg(teacher_server.url, seed_instructions), tmp_path / "a", seed=3)
+    out = build(_cfg(teacher_server.url, seed_instructions), tmp_path / "a", seed=3).out_dir
     stats = json.loads((out / "stats.json").read_text())
     t = stats["teacher"]
     assert t["jobs"] == 24 and t["failed"] == 0
@@ -156,14 +157,13 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(teacher_server, seed_in
 def test_torn_journal_line_is_cut_and_corrupt_line_is_reported(tmp_path):
     p = tmp_path / "journal.jsonl"
     p.write_text('{"id": "a", "status": "ok", "text": "x"}\n{"id": "b", "sta', encoding="utf-8")
-    j = Journal(p)
+    j = TeacherJournal(p)
     assert list(j.entries) == ["a"]
     j.add({"id": "c", "status": "ok", "text": "y"})
-    j.close()
     assert [json.loads(x)["id"] for x in p.read_text().splitlines()] == ["a", "c"]
     p.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"journal.jsonl:2: corrupt journal line"):
-        Journal(p)
+        TeacherJournal(p)
 
 
 def test_auth_error_fails_fast_with_server_message(teacher_server, seed_instructions, tmp_path):

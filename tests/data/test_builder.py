@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bayling.data import build as build_mod
-from bayling.data.build import build
+from bayling.data import build
+from bayling.data import builder as build_mod
 from bayling.data.config import ContaminationConfig, DataConfig, FilterConfig
 from bayling.errors import DataError
 
@@ -30,7 +30,7 @@ def _cfg(**kw) -> DataConfig:
 
 @pytest.fixture(scope="module")
 def sample_build(tmp_path_factory) -> Path:
-    return build(_cfg(formats=["chat", "sharegpt", "hf"]), tmp_path_factory.mktemp("b") / "out", seed=7)
+    return build(_cfg(formats=["chat", "sharegpt", "hf"]), tmp_path_factory.mktemp("b") / "out", seed=7).out_dir
 
 
 def test_outputs_and_stats_keys(sample_build):
@@ -103,18 +103,22 @@ def test_fix_turns_show_a_flawed_draft_and_answer_the_reference(sample_build):
 
 
 def test_same_seed_same_bytes_any_num_proc(tmp_path):
-    a = build(_cfg(), tmp_path / "a", seed=1)
-    b = build(_cfg(num_proc=2), tmp_path / "b", seed=1)
-    c = build(_cfg(), tmp_path / "c", seed=2)
+    result = build(_cfg(), tmp_path / "a", seed=1)
+    a = result.out_dir
+    # the stage's result carries what stats.json holds: the pipeline prints it without reading the file back
+    assert result.stats == json.loads((a / "stats.json").read_text()) and result.examples == result.stats["examples"]
+    assert result.train_file == a / "train.jsonl" and result.heldout_file.is_file()
+    b = build(_cfg(num_proc=2), tmp_path / "b", seed=1).out_dir
+    c = build(_cfg(), tmp_path / "c", seed=2).out_dir
     assert (a / "train.jsonl").read_bytes() == (b / "train.jsonl").read_bytes()
     assert (a / "heldout.jsonl").read_bytes() == (b / "heldout.jsonl").read_bytes()
     assert (a / "train.jsonl").read_bytes() != (c / "train.jsonl").read_bytes()
 
 
 def test_external_shuffle_buckets_keep_the_same_examples(tmp_path, monkeypatch):
-    one = _rows(build(_cfg(), tmp_path / "one", seed=3) / "train.jsonl")
+    one = _rows(build(_cfg(), tmp_path / "one", seed=3).out_dir / "train.jsonl")
     monkeypatch.setattr(build_mod, "BUCKET_SIZE", 64)  # ~9 buckets, merged one at a time
-    many = _rows(build(_cfg(), tmp_path / "many", seed=3) / "train.jsonl")
+    many = _rows(build(_cfg(), tmp_path / "many", seed=3).out_dir / "train.jsonl")
     assert len(many) == len(one) and sorted(r["id"] for r in many) == sorted(r["id"] for r in one)
     assert [r["id"] for r in many] != [r["id"] for r in one]
 
@@ -123,7 +127,7 @@ def test_total_and_mix_plan(tmp_path):
     cfg = _cfg(
         total=1000, mix={"general_zho_Hans": 0.4, "general_eng_Latn": 0.3, "crosslingual": 0.2, "interactive": 0.1}
     )
-    stats = json.loads((build(cfg, tmp_path / "m", seed=0) / "stats.json").read_text())
+    stats = json.loads((build(cfg, tmp_path / "m", seed=0).out_dir / "stats.json").read_text())
     req = stats["requested"]
     avail = stats["general_available"]
     assert req["general"] == {"zho_Hans": min(400, avail["zho_Hans"]), "eng_Latn": min(300, avail["eng_Latn"])}
@@ -154,7 +158,7 @@ def test_language_id_drops_mislabelled_text(tmp_path):
         general=0,
         crosslingual_tasks={"translate": 1.0},
     )
-    out = build(cfg, tmp_path / "o", seed=0)
+    out = build(cfg, tmp_path / "o", seed=0).out_dir
     stats = json.loads((out / "stats.json").read_text())
     assert stats["dropped"]["wrong_language"] > 10
     for r in _rows(out / "train.jsonl"):
@@ -164,20 +168,21 @@ def test_language_id_drops_mislabelled_text(tmp_path):
 
 
 def test_contamination_drop_report_fail(tmp_path):
-    from bayling.data.parallel import read_jsonl_parallel, sample_path
+    from bayling.data.parallel import sample_path
+    from bayling.records import read_jsonl_parallel
 
     leaked = read_jsonl_parallel(sample_path())[5].texts["eng_Latn"]
     evalf = tmp_path / "eval.en"
     evalf.write_text(
         leaked + "\nA sentence that appears nowhere in the training data at all, I hope.\n", encoding="utf-8"
     )
-    drop = build(_cfg(contamination=ContaminationConfig(extra_files=[str(evalf)])), tmp_path / "d", seed=0)
+    drop = build(_cfg(contamination=ContaminationConfig(extra_files=[str(evalf)])), tmp_path / "d", seed=0).out_dir
     st = json.loads((drop / "stats.json").read_text())
     assert st["dropped"]["contaminated"] > 0 and st["contamination"]["found"] == st["dropped"]["contaminated"]
     assert leaked not in (drop / "train.jsonl").read_text(encoding="utf-8")
     rep = build(
         _cfg(contamination=ContaminationConfig(extra_files=[str(evalf)], action="report")), tmp_path / "r", seed=0
-    )
+    ).out_dir
     st2 = json.loads((rep / "stats.json").read_text())
     assert "contaminated" not in st2["dropped"] and st2["contamination"]["found"] == st["contamination"]["found"]
     assert leaked in (rep / "train.jsonl").read_text(encoding="utf-8")
@@ -198,7 +203,7 @@ def test_skip_bad_lines_is_counted_in_stats(tmp_path):
     with pytest.raises(DataError, match=r"par\.jsonl:11: invalid JSON line"):
         build(cfg, tmp_path / "a", seed=0)
     cfg.skip_bad_lines = True
-    stats = json.loads((build(cfg, tmp_path / "b", seed=0) / "stats.json").read_text())
+    stats = json.loads((build(cfg, tmp_path / "b", seed=0).out_dir / "stats.json").read_text())
     assert stats["skipped_input"]["parallel"]["count"] == 1
     assert stats["skipped_input"]["parallel"]["first"][0].endswith(
         "par.jsonl:11: invalid JSON line (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
@@ -234,18 +239,20 @@ def test_near_duplicates_are_removed(tmp_path):
         max_followups=0,
         filters=FilterConfig(near_dedup=0.8),
     )
-    out = build(cfg, tmp_path / "n", seed=0)
+    out = build(cfg, tmp_path / "n", seed=0).out_dir
     stats = json.loads((out / "stats.json").read_text())
     rows = _rows(out / "train.jsonl")
     # 6 records x 2 directions: the rest only differ by the request template (or are exact copies).
     assert stats["dropped"]["near_duplicate"] > 10 and len(rows) <= 12 + 4
     assert len({(r["src"], r["tgt"], r["messages"][1]["content"]) for r in rows}) == len(rows)
-    exact_only = build(DataConfig(**{**cfg.__dict__, "filters": FilterConfig()}), tmp_path / "e", seed=0)
+    exact_only = build(DataConfig(**{**cfg.__dict__, "filters": FilterConfig()}), tmp_path / "e", seed=0).out_dir
     assert len(_rows(exact_only / "train.jsonl")) > len(rows) + 10
 
 
 def test_token_counts_and_fertility_with_a_tokenizer(tmp_path, tiny_llama, tiny_tokenizer):
-    out = build(_cfg(interactive=40, crosslingual=20, general=5, tokenizer=str(tiny_llama)), tmp_path / "t", seed=0)
+    out = build(
+        _cfg(interactive=40, crosslingual=20, general=5, tokenizer=str(tiny_llama)), tmp_path / "t", seed=0
+    ).out_dir
     stats = json.loads((out / "stats.json").read_text())
     rows = _rows(out / "train.jsonl")
     want = sum(

@@ -1,5 +1,6 @@
-"""Data sets from the Hugging Face Hub: ``hf:ORG/NAME[:CONFIG][@SPLIT]`` as parallel text, seed instructions
-or a FLORES-200 test set, loaded with ``datasets.load_dataset``.
+"""Data sets from the Hugging Face Hub: ``hf:ORG/NAME[:CONFIG][@SPLIT]`` references, loaded with
+``datasets.load_dataset`` (read as parallel text by :mod:`bayling.records`, as a FLORES-200 test set by
+:mod:`bayling.testsets`, as seed instructions by :mod:`bayling.data.instructions`).
 
 Syntax (the ``hf:`` prefix marks a data set; a path that exists locally keeps meaning that directory)::
 
@@ -22,15 +23,12 @@ need their terms accepted on the Hub and a token (``HF_TOKEN`` or ``hf auth logi
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from bayling.data.io import BadLines
 from bayling.errors import DataError, require
 
 STREAM_BYTES = int(os.environ.get("BAYLING_HF_STREAM_BYTES", 2_000_000_000))
@@ -108,11 +106,6 @@ def hub_dataset_ids(sources: list[str]) -> list[str]:
             if not ref.local and ref.repo_id not in out:
                 out.append(ref.repo_id)
     return out
-
-
-def is_hub_source(value: str | None) -> bool:
-    """True for an ``hf:`` reference that names a Hub data set rather than an existing local path."""
-    return bool(value) and str(value).startswith("hf:") and not parse_hf(str(value)).local
 
 
 # ----------------------------------------------------------------------------- loading
@@ -257,92 +250,3 @@ def flores_plus_columns(
                 f"{len(order)} of {configs[next(iter(configs))]} ({split})"
             )
     return order, rows
-
-
-def iter_flores_plus(ref: HfRef, configs: dict[str, str], split: str, bad: BadLines) -> Iterator[Any]:
-    """Parallel records from the FLORES+ layout; each carries its article URL where records keep documents."""
-    from bayling.data.parallel import ParallelRecord
-
-    order, rows = flores_plus_columns(ref, configs, split)
-    has_doc = "doc" in {f.name for f in dataclasses.fields(ParallelRecord)}
-    name = ref.repo_id.split("/")[-1]
-    for key in order:
-        texts = {code: str(rows[code][key]["text"] or "").strip() for code in configs}
-        empty = [c for c, t in texts.items() if not t]
-        if empty:
-            bad.error(f"{ref.text}:{configs[empty[0]]}: empty text for id {key}")
-            continue
-        first = rows[next(iter(configs))][key]
-        extra = {"doc": first.get("url")} if has_doc and first.get("url") else {}
-        yield ParallelRecord(id=f"{name}-{split}-{key}", texts=texts, **extra)
-
-
-# ----------------------------------------------------------------------------- readers
-
-
-def iter_hub_parallel(
-    source: str, languages: list[str] | None = None, flores_split: str = "devtest", bad: BadLines | None = None
-) -> Iterator[Any]:
-    """Parallel records of an ``hf:`` source (language-code columns, ``translation`` column, or FLORES+).
-
-    Args:
-        source: ``hf:ORG/NAME[:CONFIG][@SPLIT]`` or ``hf:LOCAL_PATH``.
-        languages: FLORES codes needed (selects the FLORES+ configs to read).
-        flores_split: split of a FLORES+-layout source when the reference names none.
-        bad: malformed-row policy.
-    """
-    from bayling.data.parallel import _lang_of, _record_from_obj
-
-    bad = bad or BadLines()
-    ref = parse_hf(source)
-    configs = flores_plus_configs(ref, list(languages or []))
-    if configs is not None:
-        yield from iter_flores_plus(ref, configs, flores_split, bad)
-        return
-    ds = load(ref)
-    stem = Path(ref.repo_id).name
-    for n, row in enumerate(ds, 1):
-        row = dict(row)
-        obj = dict(row.pop("translation", None) or {}, **row)
-        obj = {k: v for k, v in obj.items() if k in ("id", "domain") or _lang_of(k)}  # other columns: metadata
-        if n == 1 and not any(_lang_of(k) for k in obj):
-            raise DataError(
-                f"{ref.text}: no language-code columns (e.g. eng_Latn, en) or translation column; "
-                f"columns are {', '.join(row)}"
-            )
-        try:
-            yield _record_from_obj(obj, f"{ref.text}:{n}", f"{stem}-{n}")
-        except DataError as e:
-            bad.error(str(e))
-
-
-def iter_hub_instructions(source: str, bad: BadLines | None = None, lid: Any = None) -> Iterator[dict[str, Any]]:
-    """Instruction records of an ``hf:`` data set (Alpaca, ShareGPT ``conversations`` or OpenAI ``messages``)."""
-    from bayling.data.instructions import _record
-
-    bad = bad or BadLines()
-    ref = parse_hf(source)
-    stem = Path(ref.repo_id).name
-    for n, row in enumerate(load(ref), 1):
-        obj = {k: v for k, v in dict(row).items() if v is not None}
-        try:
-            yield _record(obj, f"{ref.text}:{n}", stem, lid)
-        except DataError as e:
-            bad.error(str(e))
-
-
-def load_flores_bitexts(source: str, directions: list[tuple[str, str]], split: str = "devtest") -> list[Any]:
-    """Test-set directions from a Hub FLORES (FLORES+ layout), in the form of a local FLORES-200 directory."""
-    from bayling.evaluate.testsets import Bitext
-    from bayling.languages import get_language
-
-    ref = parse_hf(source)
-    directions = [(get_language(s).code, get_language(t).code) for s, t in directions]
-    codes = sorted({c for d in directions for c in d})
-    configs = flores_plus_configs(ref, codes)
-    if configs is None:
-        raise DataError(f"{ref.text}: not a FLORES+-layout data set (one config per language, e.g. eng_Latn)")
-    order, rows = flores_plus_columns(ref, configs, ref.split or split)
-    cols = {c: [str(rows[c][k]["text"]).strip() for k in order] for c in codes}
-    ids = [f"flores200-{ref.split or split}-{i + 1}" for i in range(len(order))]
-    return [Bitext("flores200", s, t, cols[s], cols[t], ids) for s, t in directions]

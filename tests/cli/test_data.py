@@ -9,7 +9,7 @@ import pytest
 
 from bayling.cli import main
 from bayling.config import load_config
-from bayling.data.build import build
+from bayling.data import build
 from bayling.data.config import DataBuildConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,7 +144,7 @@ def test_flores_100_languages(shared_data_dir, tmp_path):
             f"{shared_data_dir / 'instruct' / 'alpaca_en_demo.json'}]",
         ],
     )
-    out = build(cfg.data, tmp_path / "f", seed=0)
+    out = build(cfg.data, tmp_path / "f", seed=0).out_dir
     stats = json.loads((out / "stats.json").read_text())
     assert stats["languages_count"] == 102 and stats["parallel_records"] == 1012
     # whole articles are held out until at least 200 sentences are (FLORES articles have at most 6)
@@ -176,7 +176,7 @@ def test_flores_languages_packed_in_the_tarball(shared_data_dir, tmp_path):
         crosslingual=40,
         general=0,
     )
-    stats = json.loads((build(cfg, tmp_path / "t", seed=0) / "stats.json").read_text())
+    stats = json.loads((build(cfg, tmp_path / "t", seed=0).out_dir / "stats.json").read_text())
     assert stats["languages"].keys() == {"eng_Latn", "zho_Hans", "ace_Latn", "yue_Hant"}
     # Han script settles Chinese, and Cantonese is in the zho macrolanguage: every language here is checked
     assert stats["lid"]["unchecked_languages"] == []

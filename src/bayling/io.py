@@ -1,4 +1,5 @@
-"""JSONL reading and writing with errors that name ``file:line`` (the checks themselves: :mod:`bayling.validate`).
+"""JSON and JSONL reading and writing for every stage, with errors that name ``file:line`` (the checks themselves:
+:mod:`bayling.validate`).
 
 Writes go to a temporary file renamed into place, so an interrupted build never leaves a
 half-written file that a later stage would mistake for a finished one. ``tempfile`` creates that file
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bayling.validate import BadLines, iter_jsonl_numbered  # the readers live in bayling.validate
+from bayling.validate import BadLines, iter_jsonl_numbered
 
 
 def _umask() -> int:
@@ -98,21 +99,6 @@ def write_text(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def stable_hash(text: str) -> int:
-    """A 64-bit hash that is the same in every process and run (Python's ``hash`` is salted)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI ``messages`` -> ShareGPT ``conversations`` (``human``/``gpt``/``system``), metadata kept."""
-    roles = {"user": "human", "assistant": "gpt", "system": "system"}
-    out = {k: v for k, v in example.items() if k != "messages"}
-    out["conversations"] = [{"from": roles[m["role"]], "value": m["content"]} for m in example["messages"]]
-    return out
 
 
 class JsonlWriter:

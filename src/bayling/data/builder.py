@@ -1,5 +1,5 @@
-"""The data stage: ``build(cfg, out_dir)`` writes ``train.jsonl``, ``heldout.jsonl``, ``fewshot.jsonl``,
-``split.json`` and ``stats.json``.
+"""The data stage: ``build(cfg, out_dir, seed) -> DataResult`` writes ``train.jsonl``, ``heldout.jsonl``,
+``fewshot.jsonl``, ``split.json`` and ``stats.json``.
 
 Run as::
 
@@ -32,20 +32,22 @@ from bayling.data.config import DataConfig
 from bayling.data.filters import Dedup, ExampleFilter
 from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, pilot_tokens, run_shard
 from bayling.data.interactive import Dialogue
-from bayling.data.io import BadLines, JsonlWriter, to_sharegpt, write_json, write_jsonl
-from bayling.data.parallel import ParallelRecord, iter_parallel
+from bayling.data.parallel import iter_parallel
 from bayling.data.plan import (
     TRANSLATION_KINDS,
     Counts,
     GeneralPool,
     calibrate_counts,
-    resolve_languages,
     select_general,
 )
 from bayling.data.split import Split, split_records
 from bayling.data.stats import Stats, TokenCounter, fertility
 from bayling.errors import ConfigError, DataError
+from bayling.io import JsonlWriter, write_json, write_jsonl
+from bayling.languages import expand_languages
 from bayling.progress import console
+from bayling.records import ParallelRecord
+from bayling.validate import BadLines
 
 BUCKET_SIZE = 50_000
 """Examples per shuffle bucket: the merge holds one bucket in memory."""
@@ -110,9 +112,9 @@ def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
     choose general instructions."""
     _check(cfg)
     seed = cfg.seed if cfg.seed is not None else seed
-    langs = resolve_languages(cfg.languages)
-    pivots = resolve_languages(cfg.pivot_languages)
-    ils = resolve_languages(cfg.instruction_languages)
+    langs = expand_languages(cfg.languages)
+    pivots = expand_languages(cfg.pivot_languages)
+    ils = expand_languages(cfg.instruction_languages)
     rng = random.Random(seed)
     docs = [
         r.doc for r in iter_parallel(cfg.source, langs, cfg.flores_dir, cfg.flores_split, BadLines(cfg.skip_bad_lines))
@@ -195,17 +197,52 @@ def run_teacher(
     )
 
 
-def generate_teacher(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
+@dataclass
+class DataResult:
+    """What the data stage made.
+
+    Attributes:
+        out_dir: holds ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl`` (the test records),
+            ``fewshot.jsonl`` (the demonstration pool; same record format), ``split.json`` (which documents and
+            records went where), ``stats.json`` and, when asked for, ``train.sharegpt.jsonl`` and ``hf/``.
+        stats: what ``stats.json`` holds (``examples``, ``tasks``, ``heldout_records``, ``dropped``...).
+    """
+
+    out_dir: Path
+    stats: dict[str, Any]
+
+    @property
+    def train_file(self) -> Path:
+        return self.out_dir / "train.jsonl"
+
+    @property
+    def heldout_file(self) -> Path:
+        return self.out_dir / "heldout.jsonl"
+
+    @property
+    def examples(self) -> int:
+        return int(self.stats["examples"])
+
+
+@dataclass
+class TeacherResult:
+    """The teacher part of a build alone: ``file`` (``OUT/teacher/teacher.jsonl``) and its ``stats``."""
+
+    file: Path
+    stats: dict[str, Any]
+
+
+def generate_teacher(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> TeacherResult:
     """Only the teacher part of a build: ``OUT/teacher/teacher.jsonl`` (+ journal); a later build reuses it."""
     out = Path(out_dir)
     if not cfg.teacher.examples:
         raise ConfigError("data.teacher.examples is 0: nothing for the teacher to do")
     _, info = run_teacher(cfg, out, prepare(cfg, out, seed))
     write_json(out / "teacher" / "stats.json", info)
-    return out / "teacher" / "teacher.jsonl"
+    return TeacherResult(out / "teacher" / "teacher.jsonl", info)
 
 
-def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
+def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
     """Build the training mix and the held-out split.
 
     Args:
@@ -214,9 +251,7 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
         seed: run seed (used when ``cfg.seed`` is None).
 
     Returns:
-        ``out_dir``, holding ``train.jsonl`` (chat ``messages`` per line), ``heldout.jsonl`` (the test records),
-        ``fewshot.jsonl`` (the demonstration pool; same record format), ``split.json`` (which documents and
-        records went where), ``stats.json`` and, when asked for, ``train.sharegpt.jsonl``.
+        The output directory and the statistics also written to ``stats.json``.
     """
     t0 = time.time()
     out = Path(out_dir)
@@ -355,6 +390,14 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> Path:
     if stats.counter is not None and p.heldout:
         info["fertility"] = fertility({c: [r.texts[c] for r in p.heldout[:200]] for c in p.langs}, stats.counter)
     write_json(out / "stats.json", info)
+    return DataResult(out, info)
+
+
+def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI ``messages`` -> ShareGPT ``conversations`` (``human``/``gpt``/``system``), metadata kept."""
+    roles = {"user": "human", "assistant": "gpt", "system": "system"}
+    out = {k: v for k, v in example.items() if k != "messages"}
+    out["conversations"] = [{"from": roles[m["role"]], "value": m["content"]} for m in example["messages"]]
     return out
 
 

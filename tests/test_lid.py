@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from bayling.errors import ConfigError
-from bayling.evaluate.testsets import Bitext, read_flores_columns
 from bayling.evaluate.translation import score_direction
 from bayling.languages import LANGUAGES, get_language
 from bayling.lid import (
@@ -31,6 +30,8 @@ from bayling.lid import (
     strip_non_language,
     wrong_language,
 )
+from bayling.records import read_columns
+from bayling.testsets import Bitext
 
 MIXED = Path(__file__).parent / "assets" / "lid_mixed.jsonl"
 CODES = sorted(LANGUAGES)
@@ -40,7 +41,7 @@ CODES = sorted(LANGUAGES)
 def flores(shared_data_dir):
     """All 204 languages (102 plain files + 102 from the .tar.xz) and the test-half line indices."""
     root = shared_data_dir / "flores200"
-    cols = read_flores_columns(root, CODES)
+    cols = read_columns(root, CODES)
     calib, test = flores_halves(root)
     return cols, test
 

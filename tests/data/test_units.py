@@ -8,9 +8,9 @@ import pytest
 
 from bayling.data.filters import ContaminationIndex, Dedup, effective_length, tokens
 from bayling.data.interactive import number_draft, numbers, omission_draft, shared_terms
-from bayling.data.templates import lang_name, load_templates, translation_prompt
 from bayling.errors import DataError
 from bayling.lid import LanguageID, calibration
+from bayling.prompts import lang_name, load_templates, translation_prompt
 
 
 def test_canonical_translation_prompt_is_pinned():
@@ -132,8 +132,8 @@ def test_exact_dedup_normalises_case_and_space():
 
 
 def test_read_jsonl_raises_with_file_line_or_skips_and_collects(tmp_path):
-    from bayling.data.io import read_jsonl
     from bayling.errors import DataError
+    from bayling.io import read_jsonl
 
     p = tmp_path / "x.jsonl"
     p.write_text('{"a": 1}\n\n{bad json\n[1, 2]\n{"a": 2}\n', encoding="utf-8")

@@ -8,9 +8,10 @@ import tarfile
 import pytest
 
 from bayling.data.instructions import iter_instructions
-from bayling.data.io import BadLines
-from bayling.data.parallel import iter_aligned, iter_parallel, load_parallel, read_flores
+from bayling.data.parallel import iter_parallel
 from bayling.errors import DataError
+from bayling.records import iter_aligned, load_parallel, read_flores
+from bayling.validate import BadLines
 
 
 def test_aligned_files_flores_and_moses_layouts(tmp_path):
