@@ -117,3 +117,17 @@ def test_bad_input_gives_one_clear_line(args, expected, capsys, tmp_path, monkey
     err = capsys.readouterr().err.strip()
     assert err.startswith("bayling: error: ") and expected in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_load_data_config_tells_a_data_preset_from_a_run_config(tmp_path, monkeypatch):
+    from bayling.pipeline import load_data_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "preset.yaml").write_text("name: p\nout_dir: built/{name}\nseed: 3\ndata:\n  total: 7\n")
+    (tmp_path / "run.yaml").write_text("name: r\nrun_dir: rr/{name}\nseed: 5\ndata:\n  total: 9\n")
+    data, out, seed = load_data_config("preset.yaml", ["data.total=8"])
+    assert (data.total, out, seed) == (8, Path("built/p"), 3)
+    assert "total: 8" in (out / "config.yaml").read_text()
+    data, out, seed = load_data_config("run.yaml")
+    assert (data.total, out, seed) == (9, Path("rr/r/data"), 5)
+    assert load_data_config("run.yaml", out=tmp_path / "elsewhere")[1] == tmp_path / "elsewhere"

@@ -227,6 +227,31 @@ def _stage_chat(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
 STAGE_FUNCS = {"data": _stage_data, "train": _stage_train, "eval": _stage_eval, "chat": _stage_chat}
 
 
+def load_data_config(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), out: str | Path | None = None
+) -> tuple[DataConfig, Path, int]:
+    """The ``data`` section, output directory and seed of a data-only preset or of a run config.
+
+    A file whose top-level keys are all among ``name``, ``out_dir``, ``seed``, ``data`` is a
+    :class:`~bayling.data.config.DataBuildConfig` (written to its ``out_dir``); anything else is a
+    :class:`RunConfig` (written to ``RUN_DIR/data``). ``out`` replaces either directory. The resolved config
+    is saved there as ``config.yaml`` (``bayling data build`` / ``bayling data teacher``).
+    """
+    from bayling.config import load_config, read_yaml
+    from bayling.data.config import DataBuildConfig
+
+    cfg: DataBuildConfig | RunConfig
+    if set(read_yaml(path)) <= {"name", "out_dir", "seed", "data"}:
+        cfg = load_config(DataBuildConfig, path, overrides)
+        target = Path(out or cfg.resolved_out_dir())
+    else:
+        cfg = load_config(RunConfig, path, overrides)
+        target = Path(out) if out else RunLayout(cfg.resolved_run_dir()).data_dir
+    target.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, target / "config.yaml")
+    return cfg.data, target, stage_seed(cfg.seed, cfg.data.seed, "data.seed")
+
+
 def current_metrics(cfg: RunConfig, run_dir: Path) -> dict[str, Any] | None:
     """``eval/metrics.json`` when the eval stage finished for the run's current config and model, else None."""
     layout = RunLayout(run_dir)

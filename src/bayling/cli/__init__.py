@@ -14,6 +14,10 @@ uses the local cache only. Verbosity (``-v``) never changes network behaviour.
 User errors (bad file, bad key, unknown language or model, a path that cannot be read or written) print one
 ``bayling: error:`` line and exit with status 2; Ctrl-C exits with 130 and keeps every finished stage.
 ``tests/cli/test_errors_table.py`` holds the damaged inputs of every command that this promise is tested on.
+
+Every command is a plain argparse subparser; ``data`` and ``eval`` have subcommands of their own and also take a
+run config as their first word (``bayling data CONFIG``): :func:`main` then inserts their hidden subcommand
+``stage`` (:func:`with_hidden_stage`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+CONFIG_FIRST = {"data": data, "eval": eval}
+"""Commands whose first word may be a run config instead of one of their subcommands."""
+
+
+def with_hidden_stage(argv: list[str]) -> tuple[list[str], int]:
+    """``argv`` with ``stage`` after ``data``/``eval`` when a run config follows, and the command's index.
+
+    The command is the first word that is not an option (the global options take no value); ``-1`` if none.
+    """
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), -1)
+    if at >= 0 and argv[at] in CONFIG_FIRST and CONFIG_FIRST[argv[at]].needs_stage(argv[at + 1 :]):
+        argv = [*argv[: at + 1], "stage", *argv[at + 1 :]]
+    return argv, at
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayling`` console script; returns the exit status."""
     parser = build_parser()
@@ -53,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     # parse their own arguments later
     cut = argv.index("--") if "--" in argv else len(argv)
     offline = "--offline" in argv[:cut]
-    args = parser.parse_args([a for a in argv[:cut] if a != "--offline"] + argv[cut:])
+    argv, at = with_hidden_stage([a for a in argv[:cut] if a != "--offline"] + argv[cut:])
+    args, extra = parser.parse_known_args(argv)
+    leaf = getattr(args, "leaf", None)  # the parser of a `data`/`eval` subcommand, which reports its own errors
+    if getattr(args, "intermixed", False):  # `data build CONFIG k=v -o OUT k2=v2`: overrides around options
+        vars(args).update(vars(leaf.parse_intermixed_args(argv[at + 2 :])))
+    elif extra:
+        (leaf or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     from bayling.hub import go_offline, is_offline
 
     if offline or is_offline():  # BAYLING_OFFLINE=1 must reach datasets/transformers too

@@ -9,9 +9,9 @@ Run as::
     bayling data check FILE [--flores DIR --languages ...] [--wmt DIR] [--eval-file F]   # contamination
 
 ``build``/``teacher`` take a data-only preset (``name``, ``out_dir``, ``seed``, ``data:``) or a run config
-(then they write into ``RUN_DIR/data``). The first form is kept so ``bayling data configs/quickstart.yaml``
-keeps working; argparse cannot mix a positional config with subcommands, so ``data`` takes its arguments
-verbatim and dispatches on the first word.
+(then they write into ``RUN_DIR/data``; :func:`bayling.pipeline.load_data_config` tells them apart). The
+first form is the hidden subcommand ``stage``: :func:`bayling.cli.main` inserts it when the word after
+``data`` is not a subcommand, so ``bayling data configs/quickstart.yaml`` keeps working.
 """
 
 from __future__ import annotations
@@ -26,6 +26,17 @@ from bayling.cli._common import add_config_args, run_stages
 SUBCOMMANDS = ("build", "teacher", "stats", "check")
 FORMS = "forms:\n" + __doc__.split("Run as::\n\n", 1)[1].split("\n\n", 1)[0]
 USAGE = "bayling data [-h] RUN_CONFIG [key=value ...] [--force] | bayling data {build,teacher,stats,check} ..."
+HELP = {
+    "build": "build a dataset from a data-only preset or a run config",
+    "teacher": "run only the teacher-LLM generation (resumes from its journal)",
+    "stats": "stats of a chat JSONL (messages) or ShareGPT file",
+    "check": "contamination of a training file against evaluation sets (exit 1 when found)",
+}
+
+
+def needs_stage(rest: list[str]) -> bool:
+    """Whether ``bayling data REST`` is the run-config form (then the hidden ``stage`` subcommand is meant)."""
+    return not rest or rest[0] not in (*SUBCOMMANDS, "-h", "--help")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,14 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=FORMS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--force", action="store_true", help="(run-config form) re-run the data stage even if current")
-    p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    p.set_defaults(func=lambda a: main(a.args + (["--force"] if a.force else [])))
+    cmds = p.add_subparsers(dest="data_command", required=True, metavar="{build,teacher,stats,check}")
+    stage = cmds.add_parser(  # no help=: hidden from the list (`bayling data CONFIG`, see needs_stage)
+        "stage", prog="bayling data", usage=USAGE, epilog=FORMS, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_config_args(stage).set_defaults(func=lambda a: run_stages(a, ["data"]) and 0, leaf=stage)
+    for cmd, func in (("build", _build), ("teacher", _teacher), ("stats", _stats), ("check", _check)):
+        sp = cmds.add_parser(cmd, prog=f"bayling data {cmd}", help=HELP[cmd], description=HELP[cmd])
+        _add_arguments(sp, cmd)
+        # build/teacher are parsed again with parse_intermixed_args, so `-o OUT` may sit between overrides
+        sp.set_defaults(func=func, leaf=sp, intermixed=cmd in ("build", "teacher"))
 
 
-def _subparser(cmd: str) -> argparse.ArgumentParser:
-    """The parser of one subcommand (parsed with ``parse_intermixed_args``, so ``-o OUT`` may sit anywhere)."""
-    sp = argparse.ArgumentParser(prog=f"bayling data {cmd}", description=HELP[cmd])
+def _add_arguments(sp: argparse.ArgumentParser, cmd: str) -> None:
     if cmd in ("build", "teacher"):
         sp.add_argument("config", help="configs/data/*.yaml (or a run config)")
         sp.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.total=5000 data.num_proc=2")
@@ -64,54 +80,13 @@ def _subparser(cmd: str) -> argparse.ArgumentParser:
         sp.add_argument("--eval-file", action="append", default=[], help="more evaluation files (text or JSONL)")
         sp.add_argument("--ngram", type=int, default=13)
         sp.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
-    return sp
-
-
-HELP = {
-    "build": "build a dataset from a data-only preset or a run config",
-    "teacher": "run only the teacher-LLM generation (resumes from its journal)",
-    "stats": "stats of a chat JSONL (messages) or ShareGPT file",
-    "check": "contamination of a training file against evaluation sets (exit 1 when found)",
-}
-
-
-def main(argv: list[str]) -> int:
-    """Dispatch ``bayling data ...``; returns the exit status."""
-    if argv and argv[0] in SUBCOMMANDS:
-        args = _subparser(argv[0]).parse_intermixed_args(argv[1:])
-        return {"build": _build, "teacher": _teacher, "stats": _stats, "check": _check}[argv[0]](args)
-    stage = add_config_args(
-        argparse.ArgumentParser(
-            prog="bayling data", usage=USAGE, epilog=FORMS, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-    )
-    run_stages(stage.parse_args(argv), ["data"])
-    return 0
-
-
-def _load(args: argparse.Namespace) -> tuple[Any, Path, int]:
-    """(DataConfig, output dir, seed) from a data-only preset or a run config."""
-    from bayling.config import load_config, read_yaml, save_config, stage_seed
-    from bayling.data.config import DataBuildConfig
-    from bayling.layout import RunLayout
-    from bayling.pipeline import RunConfig
-
-    keys = set(read_yaml(args.config))
-    if keys <= {"name", "out_dir", "seed", "data"}:
-        cfg = load_config(DataBuildConfig, args.config, args.overrides)
-        out = Path(args.out or cfg.resolved_out_dir())
-    else:
-        cfg = load_config(RunConfig, args.config, args.overrides)
-        out = Path(args.out) if args.out else RunLayout(cfg.resolved_run_dir()).data_dir
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    return cfg.data, out, stage_seed(cfg.seed, cfg.data.seed, "data.seed")
 
 
 def _build(args: argparse.Namespace) -> int:
     from bayling.data import build
+    from bayling.pipeline import load_data_config
 
-    data, out, seed = _load(args)
+    data, out, seed = load_data_config(args.config, args.overrides, args.out)
     result = build(data, out, seed)
     _print_summary(result.stats, result.out_dir)
     return 0
@@ -119,8 +94,9 @@ def _build(args: argparse.Namespace) -> int:
 
 def _teacher(args: argparse.Namespace) -> int:
     from bayling.data.builder import generate_teacher
+    from bayling.pipeline import load_data_config
 
-    data, out, seed = _load(args)
+    data, out, seed = load_data_config(args.config, args.overrides, args.out)
     result = generate_teacher(data, out, seed)
     print(json.dumps(result.stats, ensure_ascii=False, indent=2))
     print(result.file)

@@ -20,6 +20,18 @@ from bayling.validate import DECODE_ERRORS, ENCODING_HINT
 
 SUBCOMMANDS = ("run", "score", "report", "download")
 HELP = "evaluate: the eval stage of a run, eval-only runs, file scoring, reports, test-set downloads"
+DESCRIPTIONS = {
+    "run": "eval-only run: score the systems of an eval config (configs/eval/*.yaml)",
+    "score": "score a hypothesis file with sacreBLEU (BLEU with the target language's tokenizer, chrF++, TER)",
+    "report": "rebuild report.json and report.html of an evaluation directory",
+    "download": "download test sets from their original sources into the shared-data layout, and the FLORES-200 "
+    "SentencePiece model for spBLEU (flores200-spm) into sacreBLEU's cache",
+}
+
+
+def needs_stage(rest: list[str]) -> bool:
+    """Whether ``bayling eval REST`` is the run-config form (then the hidden ``stage`` subcommand is meant)."""
+    return bool(rest) and rest[0] not in (*SUBCOMMANDS, "-h", "--help")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,23 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="bayling eval {CONFIG,run,score,report,download} ...",
     )
-    p.add_argument("args", nargs=argparse.REMAINDER, help="CONFIG [overrides] or a subcommand and its arguments")
-    p.set_defaults(func=dispatch)
-
-
-def dispatch(a: argparse.Namespace) -> int:
-    """Route ``bayling eval X ...``: a known subcommand name, else a run config for the pipeline stage."""
-    argv = list(a.args)
-    if not argv:
-        raise_usage("a run config or a subcommand is required")
-    if argv[0] not in SUBCOMMANDS:
-        stage = add_config_args(argparse.ArgumentParser(prog="bayling eval", description="the eval stage of a run"))
-        args = stage.parse_args(argv)
-        run_stages(args, ["eval"])
-        return 0
-    parser = _subparser(argv[0])
-    args = parser.parse_args(argv[1:])
-    return int(args.run(args) or 0)
+    p.set_defaults(func=lambda a: raise_usage("a run config or a subcommand is required"))
+    cmds = p.add_subparsers(dest="eval_command", metavar="{run,score,report,download}")
+    stage = cmds.add_parser("stage", prog="bayling eval", description="the eval stage of a run")  # hidden: no help=
+    add_config_args(stage).set_defaults(func=lambda a: run_stages(a, ["eval"]) and 0, leaf=stage)
+    for name, func in (("run", _run), ("score", _score), ("report", _report), ("download", _download)):
+        sp = cmds.add_parser(
+            name, prog=f"bayling eval {name}", help=DESCRIPTIONS[name], description=DESCRIPTIONS[name]
+        )
+        _add_arguments(sp, name)
+        sp.set_defaults(func=func, leaf=sp)
 
 
 def raise_usage(msg: str) -> None:
@@ -55,17 +60,11 @@ def raise_usage(msg: str) -> None:
     raise ConfigError(f"{msg}; usage: bayling eval {{CONFIG,run,score,report,download}} ... (see bayling eval -h)")
 
 
-def _subparser(name: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"bayling eval {name}")
+def _add_arguments(p: argparse.ArgumentParser, name: str) -> None:
     if name == "run":
-        p.description = "eval-only run: score the systems of an eval config (configs/eval/*.yaml)"
         p.add_argument("config", help="eval config YAML")
         p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.max_sentences=5")
-        p.set_defaults(run=_run)
     elif name == "score":
-        p.description = (
-            "score a hypothesis file with sacreBLEU (BLEU with the target language's tokenizer, chrF++, TER)"
-        )
         p.add_argument("--hyp", required=True, help="system output, one segment per line")
         p.add_argument("--ref", required=True, action="append", help="reference file (repeat for several)")
         p.add_argument("--tgt-lang", required=True, help="target language (zh, ja, de, eng_Latn…)")
@@ -90,21 +89,12 @@ def _subparser(name: str) -> argparse.ArgumentParser:
             choices=DECODE_ERRORS,
             help="undecodable bytes: strict (fail naming line and byte, the default), replace (U+FFFD), ignore…",
         )
-        p.set_defaults(run=_score)
     elif name == "report":
-        p.description = "rebuild report.json and report.html of an evaluation directory"
         p.add_argument("eval_dir", help="directory holding metrics.json (e.g. runs/quickstart/eval)")
-        p.set_defaults(run=_report)
     else:
-        p.description = (
-            "download test sets from their original sources into the shared-data layout, and the FLORES-200 "
-            "SentencePiece model for spBLEU (flores200-spm) into sacreBLEU's cache"
-        )
         p.add_argument("names", nargs="+", choices=["flores200", "wmt22", "ntrex", "flores200-spm"])
         p.add_argument("--dest", help="data root (for the test sets); then set $BAYLING_EVAL_DATA to it")
         p.add_argument("--spm-dest", help="where to put flores200-spm (default: where sacreBLEU looks for it)")
-        p.set_defaults(run=_download)
-    return p
 
 
 def _run(args: argparse.Namespace) -> int:
