@@ -64,7 +64,7 @@ def main() -> None:
     if args.screenshot_only:
         screenshot(Path(args.screenshot_only))
         return
-    from bayling.evaluate.runner import run_eval_config
+    from bayling.evaluate.eval_only import run_eval_config
 
     t0 = time.time()
     m = run_eval_config(

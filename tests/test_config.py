@@ -92,7 +92,7 @@ def test_one_seed_reaches_every_stage():
 
 
 def test_eval_only_runs_have_one_seed_too(tmp_path):
-    from bayling.evaluate.runner import EvalRunConfig, run_eval_config
+    from bayling.evaluate.eval_only import EvalRunConfig, run_eval_config
 
     assert load_config(EvalRunConfig, None, ["seed=2"]).seed == 2
     with pytest.raises(ConfigError, match=r"eval\.seed=1 disagrees with seed=2"):

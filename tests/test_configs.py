@@ -10,7 +10,7 @@ import yaml
 
 from bayling.config import load_config
 from bayling.data.config import DataBuildConfig
-from bayling.evaluate.runner import EvalRunConfig
+from bayling.evaluate.eval_only import EvalRunConfig
 from bayling.pipeline import RunConfig
 from bayling.serve.config import ServeConfig
 

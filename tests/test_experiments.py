@@ -109,7 +109,7 @@ def test_each_ablation_preset_builds_and_trains(preset, tiny_llama, tmp_path):
 
 
 def test_flores_alignment_data_stage_on_real_flores(shared_data_dir, tiny_llama, tmp_path):
-    from bayling.evaluate.run import load_testset
+    from bayling.evaluate.stage import load_testset
 
     run_dir = tmp_path / "real"
     over = [

@@ -195,7 +195,7 @@ def _adapter(cfg: RunConfig, run: RunLayout) -> Path | None:
 
 def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     from bayling.evaluate import evaluate
-    from bayling.evaluate.run import pipeline_systems
+    from bayling.evaluate.stage import pipeline_systems
 
     section = cfg.eval_section()
     adapter = _adapter(cfg, run)

@@ -13,7 +13,7 @@ import pytest
 
 from bayling.evaluate.cache import NO_EFFECT, PARTS, READ_BY, part_fingerprint
 from bayling.evaluate.config import EvalConfig
-from bayling.evaluate.run import evaluate
+from bayling.evaluate.stage import evaluate
 from bayling.evaluate.systems import System
 from bayling.models import ModelConfig
 
@@ -72,20 +72,20 @@ def _testset(tmp_path: Path) -> str:
 
 
 def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch):
-    import bayling.evaluate.run as run
+    import bayling.evaluate.stage as stage
 
     model = ModelConfig(dtype="float32", device="cpu")
     systems = {"base": System("base", str(tiny_llama))}
     kw = dict(testset=_testset(tmp_path), directions=["en-de"], max_sentences=3, max_new_tokens=3, fewshot_k=2)
     first = evaluate(EvalConfig(**kw), model, systems, tmp_path / "out").metrics
     built = []
-    real = run.make_engine
+    real = stage.make_engine
 
     def counting(*a, **k):
         built.append(a[0].name)
         return real(*a, **k)
 
-    monkeypatch.setattr(run, "make_engine", counting)
+    monkeypatch.setattr(stage, "make_engine", counting)
     again = evaluate(EvalConfig(**kw, report=False, benchmark_limit=3), model, systems, tmp_path / "out").metrics
     assert built == [] and again["systems"] == first["systems"]  # no-effect and other-part fields: cached
     evaluate(Extended(**kw, new_knob=1), model, systems, tmp_path / "out")

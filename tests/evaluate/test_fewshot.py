@@ -13,7 +13,7 @@ from bayling.engines import GenerationParams, cut_at_stop
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.fewshot import Pool, demonstrations, load_pool, select_demos
-from bayling.evaluate.run import evaluate, pipeline_systems
+from bayling.evaluate.stage import evaluate, pipeline_systems
 from bayling.evaluate.systems import System, has_own_chat_template, resolve_prompt
 from bayling.models import ModelConfig
 from bayling.prompts import fewshot_prompt

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bayling.evaluate.config import EvalConfig
-from bayling.evaluate.run import evaluate
+from bayling.evaluate.stage import evaluate
 from bayling.evaluate.systems import System
 from bayling.models import ModelConfig
 

@@ -10,7 +10,7 @@ import pytest
 
 from bayling.evaluate.config import EvalConfig
 from bayling.evaluate.perplexity import _windows, perplexity_summary, text_loglikelihoods
-from bayling.evaluate.run import evaluate, pipeline_systems
+from bayling.evaluate.stage import evaluate, pipeline_systems
 from bayling.models import ModelConfig
 
 TEXTS = [
@@ -107,7 +107,7 @@ def test_eval_part_writes_metrics_per_system_and_caches(tiny_llama, tmp_path, mo
     def no_engine(*a, **k):
         raise AssertionError("cached perplexity must not load a model")
 
-    monkeypatch.setattr("bayling.evaluate.run.make_engine", no_engine)
+    monkeypatch.setattr("bayling.evaluate.stage.make_engine", no_engine)
     again = evaluate(
         cfg,
         model,

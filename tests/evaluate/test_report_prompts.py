@@ -7,7 +7,7 @@ import json
 
 from bayling.evaluate.fewshot import chat_record, fewshot_record
 from bayling.evaluate.report import deltas, heatmap_data, write_report
-from bayling.evaluate.run import comparison_table
+from bayling.evaluate.stage import comparison_table
 
 SIG = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
 CHRF_SIG = "nrefs:1|case:mixed|eff:yes|nc:6|nw:2|space:no|version:2.6.0"

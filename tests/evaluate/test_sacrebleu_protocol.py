@@ -196,7 +196,7 @@ def test_spbleu_from_a_configured_path_equals_sacrebleus_own(spm_model, sacreble
 
 def test_eval_run_reports_spbleu_and_na_with_signatures(tiny_llama, spm_model, tmp_path):
     from bayling.evaluate.config import EvalConfig
-    from bayling.evaluate.run import evaluate
+    from bayling.evaluate.stage import evaluate
     from bayling.evaluate.systems import System
     from bayling.models import ModelConfig
 

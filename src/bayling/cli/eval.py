@@ -98,7 +98,7 @@ def _add_arguments(p: argparse.ArgumentParser, name: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bayling.evaluate.runner import run_eval_config
+    from bayling.evaluate.eval_only import run_eval_config
 
     run_eval_config(args.config, args.overrides)
     return 0

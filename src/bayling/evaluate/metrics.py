@@ -212,7 +212,7 @@ def sentence_bleu(
 class CometModels:
     """COMET / CometKiwi checkpoints, each loaded on first use and then kept for the whole evaluation.
 
-    :func:`bayling.evaluate.run.evaluate` makes one and hands it to every system and direction, so a
+    :func:`bayling.evaluate.stage.evaluate` makes one and hands it to every system and direction, so a
     checkpoint (~2 GB, tens of seconds to load) is loaded once per run, not once per direction.
     """
 

@@ -1,4 +1,4 @@
-"""The non-translation parts of an evaluation, one function each, called by :mod:`bayling.evaluate.run`.
+"""The non-translation parts of an evaluation, one function each, called by :mod:`bayling.evaluate.stage`.
 
 Each takes the config, a callable returning the system's engine (built lazily, so cached parts
 never load a model) and the part's output directory, writes per-item JSONL beside its summary and

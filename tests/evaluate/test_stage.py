@@ -14,8 +14,8 @@ import pytest
 from bayling.cli import main
 from bayling.config import load_config
 from bayling.evaluate.config import EvalConfig
-from bayling.evaluate.run import evaluate
-from bayling.evaluate.runner import EvalRunConfig
+from bayling.evaluate.eval_only import EvalRunConfig
+from bayling.evaluate.stage import evaluate
 from bayling.evaluate.systems import System
 from bayling.models import ModelConfig
 
@@ -104,7 +104,7 @@ def test_rerun_is_fully_cached(full_run, monkeypatch):
     def no_engine(*a, **k):
         raise AssertionError("a cached evaluation must not load a model")
 
-    monkeypatch.setattr("bayling.evaluate.run.make_engine", no_engine)
+    monkeypatch.setattr("bayling.evaluate.stage.make_engine", no_engine)
     assert main(["eval", "run", str(REPO / "configs" / "eval" / "flores_grid.yaml"), *overrides]) == 0
     assert len(server.requests) == sent  # judge verdicts come from the cache
     assert (out / "base" / "scores.json").stat().st_mtime_ns == before

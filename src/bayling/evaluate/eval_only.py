@@ -21,7 +21,7 @@ from bayling.evaluate.config import EvalConfig
 from bayling.models import ModelConfig
 
 if TYPE_CHECKING:
-    from bayling.evaluate.run import EvalResult
+    from bayling.evaluate.stage import EvalResult
 
 
 @dataclass
@@ -47,7 +47,7 @@ class EvalRunConfig:
 
 def run_eval_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> EvalResult:
     """Load an :class:`EvalRunConfig` and evaluate its systems."""
-    from bayling.evaluate.run import evaluate
+    from bayling.evaluate.stage import evaluate
     from bayling.evaluate.systems import System
 
     cfg = load_config(EvalRunConfig, path, overrides)

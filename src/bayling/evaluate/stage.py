@@ -175,7 +175,7 @@ def _file_key(p: Path | None) -> Any:
 
 def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Path, run: _Run) -> dict[str, Any]:
     """Every configured part for one system; returns ``{"translation": ..., "benchmarks": ..., ...}``."""
-    from bayling.evaluate import parts
+    from bayling.evaluate import part_runners
 
     lazy = _Lazy(lambda: make_engine(system, cfg, model))
     weights = {"model": to_dict(model), "weights": weights_digest(system), "adapter": system.adapter}
@@ -227,7 +227,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             sys_dir / "benchmarks",
             fp,
             f"{system.name} benchmarks",
-            lambda: parts.run_benchmarks(cfg, lazy.get, sys_dir / "benchmarks"),
+            lambda: part_runners.run_benchmarks(cfg, lazy.get, sys_dir / "benchmarks"),
             run.memo,
         )
     if cfg.open_ended:
@@ -236,7 +236,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             sys_dir / "open_ended",
             fp,
             f"{system.name} open-ended answers",
-            lambda: parts.answer_open_ended(cfg, lazy.get, sys_dir / "open_ended"),
+            lambda: part_runners.answer_open_ended(cfg, lazy.get, sys_dir / "open_ended"),
             run.memo,
         )
     if cfg.interactive:
@@ -246,7 +246,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             sys_dir / "interactive",
             fp,
             f"{system.name} interactive",
-            lambda: parts.run_interactive(
+            lambda: part_runners.run_interactive(
                 cfg,
                 lazy.get,
                 sys_dir / "interactive",
@@ -263,7 +263,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             sys_dir / "perplexity",
             fp,
             f"{system.name} perplexity",
-            lambda: parts.run_perplexity(lazy.get, texts, cfg.batch_size, sys_dir / "perplexity"),
+            lambda: part_runners.run_perplexity(lazy.get, texts, cfg.batch_size, sys_dir / "perplexity"),
             run.memo,
         )
     return out
@@ -356,7 +356,7 @@ def evaluate(
     Returns:
         The output directory, the metrics also written to ``out_dir/metrics.json`` and the report's path.
     """
-    from bayling.evaluate import parts
+    from bayling.evaluate import part_runners
     from bayling.evaluate.metrics import CometModels, spm_model_path
 
     out = Path(out_dir)
@@ -387,7 +387,9 @@ def evaluate(
     if cfg.perplexity_languages:
         metrics["perplexity"] = {n: r["perplexity"] for n, r in results.items()}
     if cfg.open_ended:
-        metrics["open_ended"] = parts.judge_open_ended(cfg, {n: r["open_ended"] for n, r in results.items()}, out)
+        metrics["open_ended"] = part_runners.judge_open_ended(
+            cfg, {n: r["open_ended"] for n, r in results.items()}, out
+        )
     write_json(out / "metrics.json", metrics)
     if metrics["directions"]:
         table, markdown = comparison_table(metrics, cfg.metrics)
