@@ -18,7 +18,8 @@ def test_quickstart_preset_loads_with_types():
     assert cfg.name == "quickstart"
     assert cfg.model.name_or_path == "gemma-3-270m"
     assert cfg.train.method == "lora" and isinstance(cfg.train.learning_rate, float)
-    assert cfg.train.learning_rate == pytest.approx(3e-4)
+    assert cfg.train.learning_rate == pytest.approx(1e-3)
+    assert cfg.data.pairs == 600
     assert "eng_Latn-zho_Hans" in cfg.eval.directions and "deu_Latn-eng_Latn" in cfg.eval.directions
     assert cfg.resolved_run_dir() == Path("runs/quickstart")
 

@@ -44,6 +44,7 @@ def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path):
         f"run_dir={run_dir}",
         "data.heldout=8",
         "data.interactive=24",
+        "data.pairs=0",
         "data.crosslingual=12",
         "data.general=4",
         "train.max_steps=4",

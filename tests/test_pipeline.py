@@ -21,6 +21,7 @@ def _overrides(tiny_llama: Path, run_dir: Path) -> list[str]:
         "model.dtype=float32",
         "data.heldout=6",
         "data.interactive=24",
+        "data.pairs=0",
         "data.crosslingual=12",
         "data.general=4",
         "train.max_steps=4",

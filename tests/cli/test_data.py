@@ -32,6 +32,7 @@ def test_build_stats_and_check_commands(tmp_path, capsys, tiny_llama):
             "-o",
             str(out),
             "data.interactive=60",
+            "data.pairs=0",
             "data.crosslingual=40",
             "data.general=10",
         ]
@@ -78,6 +79,7 @@ def test_run_config_form_still_works(tmp_path):
             str(REPO / "configs" / "quickstart.yaml"),
             f"run_dir={tmp_path}/run",
             "data.interactive=20",
+            "data.pairs=0",
             "data.crosslingual=10",
             "data.general=4",
         ]

@@ -300,6 +300,7 @@ def test_pipeline_scores_base_fewshot_and_chat(tiny_llama, tmp_path):
         "model.dtype=float32",
         "data.heldout=7",
         "data.interactive=8",
+        "data.pairs=0",
         "data.crosslingual=4",
         "data.general=2",
         "eval.max_sentences=3",

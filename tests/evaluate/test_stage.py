@@ -196,6 +196,7 @@ def test_pipeline_stage_still_writes_the_before_after_table(tiny_llama, tmp_path
         "model.dtype=float32",
         "data.heldout=4",
         "data.interactive=8",
+        "data.pairs=0",
         "data.crosslingual=4",
         "data.general=2",
         "eval.max_sentences=2",

@@ -34,6 +34,7 @@ def overrides(run_dir: Path) -> list[str]:
         "data.instructions=[hf:bayling-test/tiny-instructions]",
         "data.heldout=6",
         "data.interactive=16",
+        "data.pairs=0",
         "data.crosslingual=8",
         "data.general=4",
         "train.max_steps=2",

@@ -239,6 +239,7 @@ def test_bayling_train_gives_the_same_loss_curve_with_the_switch_on_and_off(tiny
             "model.dtype=float32",
             "data.heldout=6",
             "data.interactive=24",
+            "data.pairs=0",
             "data.crosslingual=12",
             "data.general=4",
             "train.max_steps=4",
