@@ -209,10 +209,11 @@ def test_fake_matches_installed_vllm():
     assert {"lora_name", "lora_int_id", "lora_path"} <= set(inspect.signature(LoRARequest).parameters)
 
 
-def test_raw_completion_runs_as_concurrent_requests_with_the_stop_string(vllm_engine, fake_vllm):
+def test_raw_completion_runs_as_concurrent_requests_with_the_stop_string(vllm_engine, fake_vllm, monkeypatch):
     """Few-shot prompts of base models: raw text with the tokenizer's BOS, stop strings sent to vLLM."""
     llm = vllm_engine.llm
-    fake_vllm.AsyncLLM.step_s = 0.2  # 0.6 s a request: both are in flight together even on a busy machine
+    # 0.6 s a request: both are in flight together even on a busy machine
+    monkeypatch.setattr(fake_vllm.AsyncLLM, "step_s", 0.2)
     prompts = ["English: Hello.\nGerman: Hallo.\n\nEnglish: Good night.\nGerman:", "English: Yes.\nGerman:"]
     out = vllm_engine.complete(prompts, GenerationParams(max_new_tokens=3))
     ids = [vllm_engine.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
