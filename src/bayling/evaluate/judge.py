@@ -110,7 +110,9 @@ class Judge:
             base_url = self.cfg.base_url or os.environ.get("BAYLING_JUDGE_BASE_URL")
             key = os.environ.get(self.cfg.api_key_env)
             if not key and not base_url:
-                raise ConfigError(f"judge: set ${self.cfg.api_key_env} (or eval.judge.base_url for a local server)")
+                raise ConfigError(
+                    f"judge: set ${self.cfg.api_key_env} (or eval.open_ended.judge.base_url for a local server)"
+                )
             self._client = openai.OpenAI(
                 base_url=base_url, api_key=key or "none", timeout=self.cfg.timeout, max_retries=self.cfg.max_retries
             )
