@@ -239,6 +239,8 @@ def validate(cfg: EvalConfig, systems: Mapping[str, Any] | None = None) -> None:
 
     Raises:
         ConfigError: a value no part accepts, named by its dotted key.
+        UnknownLanguageError: a language or direction that is not in the language table.
+        ModelError: a system's model reference that does not resolve.
     """
     from bayling.engines import ENGINES
     from bayling.engines.factory import check_options
@@ -275,10 +277,11 @@ def validate(cfg: EvalConfig, systems: Mapping[str, Any] | None = None) -> None:
     check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
     check_bleu_tokenize(tr.bleu_tokenize)
     spm_model_path(tr.spm_model)  # an explicit path must exist
-    if tr.languages:
+    if tr.languages:  # the grid replaces the directions
         grid_directions(tr.languages, tr.pivot)
-    for d in [] if tr.languages else tr.directions:
-        parse_direction(d)
+    else:
+        for d in tr.directions:
+            parse_direction(d)
     if "refinement" in it.tasks:
         for d in it.directions:
             parse_direction(d)

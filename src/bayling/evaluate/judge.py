@@ -33,14 +33,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from bayling.digest import digest
 from bayling.errors import BaylingError, ConfigError, require
-from bayling.evaluate.config import JudgeConfig
 from bayling.resume import Journal
+
+if TYPE_CHECKING:  # typing only: the config module imports this one (through openended) to check settings
+    from bayling.evaluate.config import JudgeConfig
 
 
 @dataclass(frozen=True)
