@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random Llama with a few-kB tokenizer built offline, and data locations.
+"""Shared fixtures: a tiny random Llama with a few-kB tokenizer built offline, data locations, and the overrides
+that shrink the quickstart's data to a test's size (``tiny_data``).
 
 ``tiny_llama`` is a real ``LlamaForCausalLM`` (hidden 16, 2 layers) saved to a temp directory, so
 every code path that loads "a Hugging Face model directory" is exercised in seconds with no
@@ -128,3 +129,31 @@ def tiny_engine(tiny_llama):
 
     device = os.environ.get("BAYLING_TEST_DEVICE", "cpu")
     return TransformersEngine(tiny_llama, dtype="float32", device=device, model_name="tiny")
+
+
+TINY_DATA: dict[str, int] = {"heldout": 6, "interactive": 24, "pairs": 0, "crosslingual": 12, "general": 4}
+"""Every count of the data stage's ``data`` section, shrunk so a run finishes in seconds: the one place to add a
+count the data stage gains (a count a test leaves out would otherwise come at the preset's full size)."""
+
+
+def tiny_data_overrides(**counts: int | None) -> list[str]:
+    """``data.COUNT=N`` overrides for every count of :data:`TINY_DATA`, ``counts`` replacing some of them.
+
+    Args:
+        **counts: a test's own counts (``heldout=4``); None keeps the config's value for that count.
+
+    Example:
+        >>> tiny_data_overrides(heldout=None, general=2)
+        ['data.interactive=24', 'data.pairs=0', 'data.crosslingual=12', 'data.general=2']
+    """
+    unknown = set(counts) - set(TINY_DATA)
+    if unknown:
+        raise TypeError(f"not a data count of TINY_DATA: {', '.join(sorted(unknown))}")
+    merged = {**TINY_DATA, **counts}
+    return [f"data.{k}={v}" for k, v in merged.items() if v is not None]
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    """:func:`tiny_data_overrides`: ``tiny_data(heldout=4, interactive=8)`` -> the ``data.*`` overrides."""
+    return tiny_data_overrides

@@ -20,7 +20,10 @@ def test_quickstart_preset_loads_with_types():
     assert cfg.train.method == "lora" and isinstance(cfg.train.learning_rate, float)
     assert cfg.train.learning_rate == pytest.approx(1e-3)
     assert cfg.data.pairs == 600
-    assert "eng_Latn-zho_Hans" in cfg.eval.directions and "deu_Latn-eng_Latn" in cfg.eval.directions
+    assert (
+        "eng_Latn-zho_Hans" in cfg.eval.translation.directions
+        and "deu_Latn-eng_Latn" in cfg.eval.translation.directions
+    )
     assert cfg.resolved_run_dir() == Path("runs/quickstart")
 
 
@@ -31,13 +34,13 @@ def test_overrides_win_and_are_parsed_as_yaml():
         [
             "train.max_steps=7",
             "train.learning_rate=1e-5",
-            "eval.directions=[en-de]",
+            "eval.translation.directions=[en-de]",
             "data.languages=eng_Latn,deu_Latn",
         ],
     )
     assert cfg.train.max_steps == 7
     assert cfg.train.learning_rate == pytest.approx(1e-5)
-    assert cfg.eval.directions == ["en-de"]
+    assert cfg.eval.translation.directions == ["en-de"]
     assert cfg.data.languages == ["eng_Latn", "deu_Latn"]
 
 

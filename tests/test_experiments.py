@@ -36,7 +36,7 @@ def _tiny(tiny_llama: Path, run_dir: Path) -> list[str]:
         "train.logging_steps=1",
         "train.save_steps=0",
         "train.report_to=[]",  # no TensorBoard/MLflow files in the working directory
-        "eval.grid_languages=[zho_Hans,deu_Latn]",
+        "eval.translation.languages=[zho_Hans,deu_Latn]",
         "eval.max_sentences=2",
         "eval.max_new_tokens=4",
         "eval.batch_size=2",
@@ -48,8 +48,8 @@ def test_flores_alignment_covers_what_the_issue_asks():
     langs = [get_language(c) for c in expand_languages(cfg.data.languages)]
     assert len(langs) >= 30 and {lang.tier for lang in langs} == {"high", "medium", "low"}
     assert min(sum(lang.tier == t for lang in langs) for t in ("high", "medium", "low")) >= 10
-    evaluated = [get_language(c) for c in cfg.eval.grid_languages]
-    assert len(evaluated) >= 12 and cfg.eval.grid_pivot == "eng_Latn" and cfg.eval.testset == "heldout"
+    evaluated = [get_language(c) for c in cfg.eval.translation.languages]
+    assert len(evaluated) >= 12 and cfg.eval.translation.pivot == "eng_Latn" and cfg.eval.testset == "heldout"
     assert {lang.tier for lang in evaluated} == {"high", "medium", "low"}
     assert len({lang.script for lang in evaluated} - {"Latn"}) >= 4
     assert {lang.code for lang in evaluated} <= {lang.code for lang in langs}  # held-out records carry them
@@ -123,6 +123,6 @@ def test_flores_alignment_data_stage_on_real_flores(shared_data_dir, tiny_llama,
     assert stats["split"]["by"] == "document" and stats["heldout_records"] >= 300 and stats["fewshot_records"] >= 20
     assert stats["languages_count"] == len(cfg.data.languages)  # every language reaches the training data
     bitexts = load_testset(cfg.eval, run_dir / "data" / "heldout.jsonl")
-    assert len(bitexts) == 2 * len(cfg.eval.grid_languages) and all(len(b.sources) == 20 for b in bitexts)
+    assert len(bitexts) == 2 * len(cfg.eval.translation.languages) and all(len(b.sources) == 20 for b in bitexts)
     train_text = (run_dir / "data" / "train.jsonl").read_text(encoding="utf-8")
     assert not [s for b in bitexts for s in b.sources if s in train_text]  # no evaluated sentence was trained on

@@ -34,7 +34,7 @@ def test_converted_gemma_has_our_chat_template(gemma_dir):
     assert tok.convert_tokens_to_ids(["<bos>", "<start_of_turn>", "<end_of_turn>"]) == [2, 105, 106]
 
 
-def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path):
+def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path, tiny_data):
     from bayling.cli import main
 
     run_dir = tmp_path / "gemma"
@@ -42,17 +42,13 @@ def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path):
         "run",
         str(REPO / "configs" / "quickstart.yaml"),
         f"run_dir={run_dir}",
-        "data.heldout=8",
-        "data.interactive=24",
-        "data.pairs=0",
-        "data.crosslingual=12",
-        "data.general=4",
+        *tiny_data(heldout=8, interactive=24, crosslingual=12, general=4),
         "train.max_steps=4",
         "train.logging_steps=1",
         "train.max_length=128",
         "eval.max_sentences=2",
         "eval.max_new_tokens=24",
-        "eval.directions=[eng_Latn-zho_Hans,deu_Latn-eng_Latn]",
+        "eval.translation.directions=[eng_Latn-zho_Hans,deu_Latn-eng_Latn]",
         "chat.max_new_tokens=16",
     ]
     assert main(args) == 0

@@ -313,7 +313,7 @@ def test_non_string_alias_raises():
 
 
 def test_expand_languages_takes_every_set_name_once():
-    """One expansion for every language list (data.languages, eval.grid_languages, data check --languages): the
+    """One expansion for every language list (data.languages, eval.translation.languages, data check --languages): the
     data stage's ``flores101``/``all``/``flores200`` and evaluation's ``tier:`` sets in one vocabulary."""
     from bayling.languages import expand_languages, languages
 

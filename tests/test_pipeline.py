@@ -14,16 +14,12 @@ from bayling.pipeline import RunConfig
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _overrides(tiny_llama: Path, run_dir: Path) -> list[str]:
+def _overrides(tiny_llama: Path, run_dir: Path, tiny_data) -> list[str]:
     return [
         f"run_dir={run_dir}",
         f"model.name_or_path={tiny_llama}",
         "model.dtype=float32",
-        "data.heldout=6",
-        "data.interactive=24",
-        "data.pairs=0",
-        "data.crosslingual=12",
-        "data.general=4",
+        *tiny_data(heldout=6, interactive=24, crosslingual=12, general=4),
         "train.max_steps=4",
         "train.batch_size=2",
         "train.learning_rate=0.01",
@@ -35,9 +31,9 @@ def _overrides(tiny_llama: Path, run_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_llama, tmp_path_factory):
+def tiny_run(tiny_llama, tmp_path_factory, tiny_data):
     run_dir = tmp_path_factory.mktemp("run") / "tiny"
-    assert main(["run", str(REPO / "configs" / "quickstart.yaml"), *_overrides(tiny_llama, run_dir)]) == 0
+    assert main(["run", str(REPO / "configs" / "quickstart.yaml"), *_overrides(tiny_llama, run_dir, tiny_data)]) == 0
     return run_dir
 
 
@@ -79,11 +75,11 @@ def test_eval_metrics_have_both_systems_and_signatures(tiny_run):
     assert "| average |" in table and "Δ chrF++" in table and "Δ = tuned - base-fewshot" in table
 
 
-def test_rerun_uses_the_cache_and_eval_change_reruns_only_eval(tiny_run, tiny_llama, capsys):
+def test_rerun_uses_the_cache_and_eval_change_reruns_only_eval(tiny_run, tiny_llama, tiny_data, capsys):
     stamps = {s: (tiny_run / s / "_stage.json").stat().st_mtime_ns for s in ("data", "train", "eval")}
-    assert main(["run", str(REPO / "configs" / "quickstart.yaml"), *_overrides(tiny_llama, tiny_run)]) == 0
+    assert main(["run", str(REPO / "configs" / "quickstart.yaml"), *_overrides(tiny_llama, tiny_run, tiny_data)]) == 0
     assert {s: (tiny_run / s / "_stage.json").stat().st_mtime_ns for s in stamps} == stamps
-    over = _overrides(tiny_llama, tiny_run) + ["eval.max_sentences=2"]
+    over = _overrides(tiny_llama, tiny_run, tiny_data) + ["eval.max_sentences=2"]
     assert main(["eval", str(REPO / "configs" / "quickstart.yaml"), *over]) == 0
     assert (tiny_run / "train" / "_stage.json").stat().st_mtime_ns == stamps["train"]
     assert (tiny_run / "eval" / "_stage.json").stat().st_mtime_ns != stamps["eval"]

@@ -3,10 +3,11 @@
 YAML keys match dataclass field names one to one; an unknown or misspelt key (with a did-you-mean, also for
 names other tools use: ``lr``, ``per_device_train_batch_size``), a wrong type or a missing file is a
 :class:`~bayling.errors.ConfigError` naming the file and the dotted key, so a typo never silently falls back
-to a default. This module knows no config of its own: each stage owns its section's dataclass
-(``bayling.data.config``, ``bayling.train.config``, ``bayling.evaluate.config``, ``bayling.serve.config``),
-:class:`~bayling.models.ModelConfig` is shared, and :class:`~bayling.pipeline.RunConfig` composes them for
-``bayling run``.
+to a default. A key a section no longer takes (listed in that dataclass's ``RENAMED`` table, such as the flat
+``eval.benchmark_limit``) fails with its new name. This module knows no config of its own: each stage owns its
+section's dataclass (``bayling.data.config``, ``bayling.train.config``, ``bayling.evaluate.config``,
+``bayling.serve.config``), :class:`~bayling.models.ModelConfig` is shared, and :class:`~bayling.pipeline.RunConfig`
+composes them for ``bayling run``.
 
 Run as::
 
@@ -182,13 +183,34 @@ def suggest_key(key: Any, cls: Any) -> str | None:
     return None
 
 
+def _renamed(cls: Any, key: Any, value: Any, names: list[str], hints: dict[str, Any], where: str) -> str | None:
+    """The one-line error for an old key of ``cls`` (its ``RENAMED`` table: old key -> new dotted key relative to
+    the section), or None. A key that is a section now is old when given a value that is not a mapping."""
+    new = getattr(cls, "RENAMED", {}).get(key)
+    if new is None:
+        return None
+    dotted, prefix = (f"{where}.{key}" if where else str(key)), (f"{where}." if where else "")
+    if key not in names:
+        return f"{dotted} was renamed: use {prefix}{new}"
+    if dataclasses.is_dataclass(hints[key]) and not isinstance(value, dict):
+        return f"{dotted} is a section now: its list goes in {prefix}{new}"
+    return None
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a did-you-mean hint."""
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a did-you-mean hint.
+
+    A dataclass may list keys it no longer takes in a ``RENAMED`` class attribute (``{old key: new dotted key}``,
+    relative to it); such a key is rejected with its new name, never accepted silently.
+    """
     hints = typing.get_type_hints(cls)
     names = _fields(cls)
     kwargs = {}
     for key, value in data.items():
         dotted = f"{where}.{key}" if where else str(key)
+        moved = _renamed(cls, key, value, names, hints, where)
+        if moved is not None:
+            raise ConfigError(moved)
         if key not in names:
             hint = suggest_key(key, cls)
             if hint is not None:

@@ -53,7 +53,7 @@ locale tags and English names, case-insensitively. Codes and names that stand fo
 table rows (macrolanguages, languages written in two scripts) resolve through
 :data:`DEFAULT_ALIASES`, which is the single documented list of those choices.
 
-Language lists in configs (``data.languages``, ``eval.grid_languages``, ``bayling data check
+Language lists in configs (``data.languages``, ``eval.translation.languages``, ``bayling data check
 --languages``) go through :func:`expand_languages`, which also takes the named sets ``all`` /
 ``flores200`` (204), ``flores101`` (102) and ``tier:high|medium|low``.
 """

@@ -90,18 +90,19 @@ def _done(run_dir: Path, stage: str, fp: str) -> bool:
 
 
 def preflight(cfg: RunConfig, plan: list[str]) -> None:
-    """Fail before any work on what can be checked cheaply: languages, directions, the model reference."""
-    from bayling.evaluate.translation import parse_direction
+    """Fail before any work on what can be checked cheaply: languages, the ``eval`` section (when the eval stage
+    is planned), the model reference."""
+    from bayling.evaluate.config import validate
     from bayling.languages import expand_languages, get_language
     from bayling.models import check_model
 
     stage_seed(cfg.seed, cfg.data.seed, "data.seed")
-    cfg.eval_section()
+    section = cfg.eval_section()
     expand_languages(cfg.data.languages)  # also expands the sets `flores101` / `all`
     for code in cfg.data.pivot_languages + cfg.data.instruction_languages:
         get_language(code)
-    for d in cfg.eval.directions:
-        parse_direction(d)
+    if "eval" in plan:
+        validate(section)
     if any(s in plan for s in ("train", "eval", "chat")):
         check_model(cfg.model.name_or_path, cfg.model.gguf_file)
 

@@ -22,7 +22,7 @@ def test_every_data_preset_loads(preset):
     assert cfg.data.languages and cfg.resolved_out_dir()
 
 
-def test_build_stats_and_check_commands(tmp_path, capsys, tiny_llama):
+def test_build_stats_and_check_commands(tmp_path, capsys, tiny_llama, tiny_data):
     out = tmp_path / "s"
     rc = main(
         [
@@ -31,10 +31,7 @@ def test_build_stats_and_check_commands(tmp_path, capsys, tiny_llama):
             str(REPO / "configs" / "data" / "sample.yaml"),
             "-o",
             str(out),
-            "data.interactive=60",
-            "data.pairs=0",
-            "data.crosslingual=40",
-            "data.general=10",
+            *tiny_data(heldout=None, interactive=60, crosslingual=40, general=10),  # the preset's held-out count
         ]
     )
     assert rc == 0
@@ -72,16 +69,13 @@ def test_build_stats_and_check_commands(tmp_path, capsys, tiny_llama):
     assert json.loads(capsys.readouterr().out.split("\n}\n")[-2] + "\n}")["contaminated"] >= 1
 
 
-def test_run_config_form_still_works(tmp_path):
+def test_run_config_form_still_works(tmp_path, tiny_data):
     rc = main(
         [
             "data",
             str(REPO / "configs" / "quickstart.yaml"),
             f"run_dir={tmp_path}/run",
-            "data.interactive=20",
-            "data.pairs=0",
-            "data.crosslingual=10",
-            "data.general=4",
+            *tiny_data(heldout=None, interactive=20, crosslingual=10, general=4),
         ]
     )
     assert rc == 0

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from bayling.evaluate.cache import NO_EFFECT, PARTS, READ_BY, part_fingerprint
-from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.config import (
+    BenchmarksConfig,
+    EvalConfig,
+    InteractiveConfig,
+    OpenEndedConfig,
+    TranslationConfig,
+)
 from bayling.evaluate.stage import evaluate
 from bayling.evaluate.systems import System
 from bayling.models import ModelConfig
@@ -35,15 +41,33 @@ def test_an_unlisted_field_is_in_every_key(part):
 def test_listed_no_effect_fields_keep_the_key(part):
     base = part_fingerprint(EvalConfig(), part)
     assert part_fingerprint(EvalConfig(report=False, compare_base=False, base_prompts=["chat"]), part) == base
-    for name in NO_EFFECT:
-        assert hasattr(EvalConfig, name) or name in {f.name for f in dataclasses.fields(EvalConfig)}, name
+    for path in NO_EFFECT:
+        _field(path)
+
+
+def _field(path: str) -> object:
+    """The default of the ``eval`` field at a dotted path (fails on a path that names no field)."""
+    node: object = EvalConfig()
+    for part in path.split("."):
+        assert part in {f.name for f in dataclasses.fields(node)}, path
+        node = getattr(node, part)
+    return node
 
 
 def test_fields_of_other_parts_do_not_touch_a_part():
     t = part_fingerprint(EvalConfig(), "translation")
-    assert part_fingerprint(EvalConfig(benchmark_limit=7, open_ended_limit=3, interactive_limit=1), "translation") == t
-    assert part_fingerprint(EvalConfig(benchmark_limit=7), "benchmarks") != part_fingerprint(
+    others = EvalConfig(
+        benchmarks=BenchmarksConfig(limit=7),
+        open_ended=OpenEndedConfig(limit=3),
+        interactive=InteractiveConfig(limit=1),
+    )
+    assert part_fingerprint(others, "translation") == t
+    assert part_fingerprint(EvalConfig(benchmarks=BenchmarksConfig(limit=7)), "benchmarks") != part_fingerprint(
         EvalConfig(), "benchmarks"
+    )
+    assert part_fingerprint(EvalConfig(translation=TranslationConfig(metrics=["ter"])), "translation") != t
+    assert part_fingerprint(EvalConfig(translation=TranslationConfig(metrics=["ter"])), "interactive") == (
+        part_fingerprint(EvalConfig(), "interactive")
     )
     assert part_fingerprint(EvalConfig(max_sentences=3), "translation") != t
     assert part_fingerprint(EvalConfig(max_sentences=3), "benchmarks") == part_fingerprint(EvalConfig(), "benchmarks")
@@ -51,8 +75,8 @@ def test_fields_of_other_parts_do_not_touch_a_part():
         EvalConfig(), "interactive"
     )
     assert all(p in PARTS for parts in READ_BY.values() for p in parts)
-    known = {f.name for f in dataclasses.fields(EvalConfig)}
-    assert set(READ_BY) <= known and NO_EFFECT <= known
+    for path in [*READ_BY, *NO_EFFECT]:
+        _field(path)
 
 
 def test_batch_size_counts_only_where_the_engine_batches():
@@ -76,7 +100,8 @@ def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch
 
     model = ModelConfig(dtype="float32", device="cpu")
     systems = {"base": System("base", str(tiny_llama))}
-    kw = dict(testset=_testset(tmp_path), directions=["en-de"], max_sentences=3, max_new_tokens=3, fewshot_k=2)
+    tr = TranslationConfig(directions=["en-de"], fewshot_k=2)
+    kw = dict(testset=_testset(tmp_path), max_sentences=3, max_new_tokens=3, translation=tr)
     first = evaluate(EvalConfig(**kw), model, systems, tmp_path / "out").metrics
     built = []
     real = stage.make_engine
@@ -86,11 +111,15 @@ def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch
         return real(*a, **k)
 
     monkeypatch.setattr(stage, "make_engine", counting)
-    again = evaluate(EvalConfig(**kw, report=False, benchmark_limit=3), model, systems, tmp_path / "out").metrics
+    again = evaluate(
+        EvalConfig(**kw, report=False, benchmarks=BenchmarksConfig(limit=3)), model, systems, tmp_path / "out"
+    ).metrics
     assert built == [] and again["systems"] == first["systems"]  # no-effect and other-part fields: cached
     evaluate(Extended(**kw, new_knob=1), model, systems, tmp_path / "out")
     assert built == ["base"]  # a field nobody listed: recomputed, never a stale result
-    evaluate(EvalConfig(**{**kw, "fewshot_k": 1}), model, systems, tmp_path / "out")
+    evaluate(
+        EvalConfig(**{**kw, "translation": dataclasses.replace(tr, fewshot_k=1)}), model, systems, tmp_path / "out"
+    )
     assert built == ["base", "base"]
 
 
@@ -121,12 +150,14 @@ def test_comet_is_loaded_once_per_run(tiny_llama, tmp_path, monkeypatch):
         (tmp_path / name).write_bytes(b"")
     cfg = EvalConfig(
         testset=_testset(tmp_path),
-        directions=["en-de", "de-en"],
         max_sentences=2,
         max_new_tokens=3,
-        fewshot_k=2,
-        comet_model=str(tmp_path / "comet.ckpt"),
-        cometkiwi_model=str(tmp_path / "kiwi.ckpt"),
+        translation=TranslationConfig(
+            directions=["en-de", "de-en"],
+            fewshot_k=2,
+            comet_model=str(tmp_path / "comet.ckpt"),
+            cometkiwi_model=str(tmp_path / "kiwi.ckpt"),
+        ),
         report=False,
     )
     systems = {"base": System("base", str(tiny_llama)), "tuned": System("tuned", str(tiny_llama), prompt="chat")}

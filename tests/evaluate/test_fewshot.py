@@ -11,7 +11,7 @@ import pytest
 
 from bayling.engines import GenerationParams, cut_at_stop
 from bayling.errors import ConfigError
-from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.config import EvalConfig, TranslationConfig
 from bayling.evaluate.fewshot import Pool, demonstrations, load_pool, select_demos
 from bayling.evaluate.stage import evaluate, pipeline_systems
 from bayling.evaluate.systems import System, has_own_chat_template, resolve_prompt
@@ -81,17 +81,17 @@ def _write_jsonl(path: Path, recs: list[ParallelRecord]) -> Path:
 
 def test_pool_precedence(tmp_path):
     heldout = _write_jsonl(tmp_path / "heldout.jsonl", _records(8))
-    cfg = EvalConfig(testset="heldout", directions=["en-de"], max_sentences=5)
+    cfg = EvalConfig(testset="heldout", max_sentences=5, translation=TranslationConfig(directions=["en-de"]))
     b = Bitext("heldout", "eng_Latn", "deu_Latn", [], [], [])
     assert load_pool(cfg, [b], heldout).source.startswith("held-out records not scored")
     _write_jsonl(tmp_path / "fewshot.jsonl", _records(3))
     assert load_pool(cfg, [b], heldout).source == "the data stage's fewshot.jsonl"
     explicit = _write_jsonl(tmp_path / "mine.jsonl", _records(2))
-    cfg.fewshot_pool = str(explicit)
+    cfg.translation.fewshot_pool = str(explicit)
     pool = load_pool(cfg, [b], heldout)
-    assert pool.source.startswith("eval.fewshot_pool") and len(pool.records) == 2
-    cfg.fewshot_pool = str(tmp_path / "missing.jsonl")
-    with pytest.raises(ConfigError, match="eval.fewshot_pool"):
+    assert pool.source.startswith("eval.translation.fewshot_pool") and len(pool.records) == 2
+    cfg.translation.fewshot_pool = str(tmp_path / "missing.jsonl")
+    with pytest.raises(ConfigError, match="eval.translation.fewshot_pool"):
         load_pool(cfg, [b], heldout)
 
 
@@ -112,7 +112,10 @@ def test_flores_pool_is_dev_else_unscored_devtest_of_other_articles(tmp_path):
     from bayling.testsets import load_flores
 
     cfg = EvalConfig(
-        testset="flores200", flores_dir=str(_flores(tmp_path / "a", 10, dev=False)), max_sentences=3, fewshot_k=8
+        testset="flores200",
+        flores_dir=str(_flores(tmp_path / "a", 10, dev=False)),
+        max_sentences=3,
+        translation=TranslationConfig(fewshot_k=8),
     )
     full = load_flores(cfg.flores_dir, [("eng_Latn", "deu_Latn")])
     scored = [b.head(3) for b in full]
@@ -132,7 +135,7 @@ def test_flores_pool_is_dev_else_unscored_devtest_of_other_articles(tmp_path):
 
 
 def test_no_demonstration_left_fails_in_one_line(tmp_path):
-    cfg = EvalConfig(testset="heldout", directions=["en-de"], max_sentences=0)
+    cfg = EvalConfig(testset="heldout", max_sentences=0, translation=TranslationConfig(directions=["en-de"]))
     recs = _records(3)
     b = Bitext(
         "heldout",
@@ -287,7 +290,7 @@ def test_llamacpp_complete_on_the_embedded_gguf():
 # --- the pipeline: base-fewshot (and base-chat) vs tuned ------------------------------------------------------
 
 
-def test_pipeline_scores_base_fewshot_and_chat(tiny_llama, tmp_path):
+def test_pipeline_scores_base_fewshot_and_chat(tiny_llama, tiny_data, tmp_path):
     from bayling.cli import main
 
     run_dir = tmp_path / "run"
@@ -298,14 +301,10 @@ def test_pipeline_scores_base_fewshot_and_chat(tiny_llama, tmp_path):
         "stages=[data,eval]",
         f"model.name_or_path={tiny_llama}",
         "model.dtype=float32",
-        "data.heldout=7",
-        "data.interactive=8",
-        "data.pairs=0",
-        "data.crosslingual=4",
-        "data.general=2",
+        *tiny_data(heldout=7, interactive=8, crosslingual=4, general=2),
         "eval.max_sentences=3",
         "eval.max_new_tokens=4",
-        "eval.fewshot_k=3",
+        "eval.translation.fewshot_k=3",
         "eval.base_prompts=[fewshot,chat]",
     ]
     assert main(argv) == 0
@@ -332,11 +331,9 @@ def test_eval_only_prompts_per_system(tiny_llama, tmp_path):
     data = _write_jsonl(tmp_path / "test.jsonl", _records(9))
     cfg = EvalConfig(
         testset=str(data),
-        directions=["en-de"],
         max_sentences=4,
         max_new_tokens=3,
-        fewshot_k=2,
-        prompts={"b": "chat"},
+        translation=TranslationConfig(directions=["en-de"], fewshot_k=2, prompts={"b": "chat"}),
         report=False,
     )
     systems = {"a": System("a", str(tiny_llama)), "b": System("b", str(tiny_llama))}
@@ -346,6 +343,8 @@ def test_eval_only_prompts_per_system(tiny_llama, tmp_path):
     assert m["prompts"]["a"]["prompt"] == "fewshot" and m["prompts"]["b"]["prompt"] == "chat"
     assert m["prompts"]["a"]["pool"] == f"records of {data} not scored"
     assert all(int(i[1:]) >= 4 for i in m["prompts"]["a"]["demos"]["eng_Latn-deu_Latn"])
-    bad = EvalConfig(testset=str(data), directions=["en-de"], prompts={"nobody": "chat"})
-    with pytest.raises(ConfigError, match="eval.prompts"):
+    bad = EvalConfig(
+        testset=str(data), translation=TranslationConfig(directions=["en-de"], prompts={"nobody": "chat"})
+    )
+    with pytest.raises(ConfigError, match="eval.translation.prompts"):
         evaluate(bad, ModelConfig(), systems, tmp_path / "bad")

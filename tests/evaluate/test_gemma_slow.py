@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.config import EvalConfig, TranslationConfig
 from bayling.evaluate.stage import evaluate
 from bayling.evaluate.systems import System
 from bayling.models import ModelConfig
@@ -40,9 +40,9 @@ def test_flores_grid_on_gemma(shared_data_dir, tmp_path):
     cfg = EvalConfig(
         testset="flores200",
         data_dir=str(shared_data_dir),
-        grid_languages=GRID,
         max_sentences=2,
         max_new_tokens=32,
+        translation=TranslationConfig(languages=GRID),
         batch_size=8,
     )
     model = ModelConfig(dtype="bfloat16", device="cpu")
@@ -93,9 +93,9 @@ def test_llamacpp_engine_by_config(shared_data_dir, tmp_path):
     cfg = EvalConfig(
         testset="flores200",
         data_dir=str(shared_data_dir),
-        directions=["en-de", "de-en"],
         max_sentences=2,
         max_new_tokens=24,
+        translation=TranslationConfig(directions=["en-de", "de-en"]),
         engine="llamacpp",
         engine_options={"n_ctx": 1024},
     )
@@ -111,12 +111,11 @@ def test_fewshot_base_beats_chat_base_on_flores(shared_data_dir, tmp_path):
     cfg = EvalConfig(
         testset="flores200",
         data_dir=str(shared_data_dir),
-        directions=["en-de", "de-en"],
         max_sentences=4,
         max_new_tokens=64,
         engine=engine,
         engine_options={"n_ctx": 2048} if engine == "llamacpp" else {},
-        prompts={"chat": "chat"},
+        translation=TranslationConfig(directions=["en-de", "de-en"], prompts={"chat": "chat"}),
         report=False,
     )
     systems = {"fewshot": System("fewshot", "gemma-3-270m"), "chat": System("chat", "gemma-3-270m")}

@@ -1,5 +1,5 @@
 """Log-likelihood of held-out text: the numbers, the windows for long texts, lm-eval's rolling
-log-likelihood, and the ``eval.perplexity_languages`` part end to end (metrics.json, cache)."""
+log-likelihood, and the ``eval.perplexity.languages`` part end to end (metrics.json, cache)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.config import EvalConfig, PerplexityConfig, TranslationConfig
 from bayling.evaluate.perplexity import _windows, perplexity_summary, text_loglikelihoods
 from bayling.evaluate.stage import evaluate, pipeline_systems
 from bayling.models import ModelConfig
@@ -85,7 +85,12 @@ def test_eval_part_writes_metrics_per_system_and_caches(tiny_llama, tmp_path, mo
         ),
         encoding="utf-8",
     )
-    cfg = EvalConfig(directions=[], max_sentences=2, report=False, perplexity_languages=["en", "zho_Hans"])
+    cfg = EvalConfig(
+        max_sentences=2,
+        report=False,
+        translation=TranslationConfig(directions=[]),
+        perplexity=PerplexityConfig(languages=["en", "zho_Hans"]),
+    )
     model = ModelConfig(name_or_path=str(tiny_llama), dtype="float32", device="cpu")
     m = evaluate(
         cfg,

@@ -106,13 +106,13 @@ def test_language_tokenizers_stay(tgt, tok, monkeypatch, tmp_path):
 
 
 def test_unknown_or_missing_tokenizer_settings_fail(tmp_path):
-    with pytest.raises(ConfigError, match="eval.bleu_tokenize: unknown 'spm200'"):
+    with pytest.raises(ConfigError, match="eval.translation.bleu_tokenize: unknown 'spm200'"):
         bleu_tokenizer("de", "spm200")
     with pytest.raises(ConfigError, match="needs the FLORES-200 SentencePiece model"):
         bleu_tokenizer("de", "flores200", None)
     from bayling.evaluate.metrics import spm_model_path
 
-    with pytest.raises(ConfigError, match="eval.spm_model"):
+    with pytest.raises(ConfigError, match="eval.translation.spm_model"):
         spm_model_path(str(tmp_path / "none.model"))
 
 
@@ -195,7 +195,9 @@ def test_spbleu_from_a_configured_path_equals_sacrebleus_own(spm_model, sacreble
 
 
 def test_eval_run_reports_spbleu_and_na_with_signatures(tiny_llama, spm_model, tmp_path):
-    from bayling.evaluate.config import EvalConfig
+    from dataclasses import replace
+
+    from bayling.evaluate.config import EvalConfig, TranslationConfig
     from bayling.evaluate.stage import evaluate
     from bayling.evaluate.systems import System
     from bayling.models import ModelConfig
@@ -204,10 +206,14 @@ def test_eval_run_reports_spbleu_and_na_with_signatures(tiny_llama, spm_model, t
     data = tmp_path / "th.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     model, systems = ModelConfig(dtype="float32", device="cpu"), {"base": System("base", str(tiny_llama))}
-    common = dict(testset=str(data), directions=["en-th", "th-en"], max_sentences=3, max_new_tokens=3, fewshot_k=2)
-    m = evaluate(EvalConfig(**common, spm_model=str(spm_model)), model, systems, tmp_path / "sp").metrics
+    common = dict(testset=str(data), max_sentences=3, max_new_tokens=3)
+    tr = TranslationConfig(directions=["en-th", "th-en"], fewshot_k=2)
+    m = evaluate(
+        EvalConfig(**common, translation=replace(tr, spm_model=str(spm_model))), model, systems, tmp_path / "sp"
+    ).metrics
     assert "tok:flores200" in m["systems"]["base"]["eng_Latn-tha_Thai"]["bleu"]["signature"]
-    m = evaluate(EvalConfig(**common, spm_model=None, bleu_tokenize="wmt"), model, systems, tmp_path / "na").metrics
+    tr_wmt = replace(tr, spm_model=None, bleu_tokenize="wmt")
+    m = evaluate(EvalConfig(**common, translation=tr_wmt), model, systems, tmp_path / "na").metrics
     th = m["systems"]["base"]["eng_Latn-tha_Thai"]
     assert th["bleu"]["score"] is None and th["chrf"]["signature"].startswith("nrefs:1")
     assert "tok:13a" in m["systems"]["base"]["tha_Thai-eng_Latn"]["bleu"]["signature"]

@@ -13,7 +13,7 @@ import pytest
 
 from bayling.cli import main
 from bayling.config import load_config
-from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.config import EvalConfig, TranslationConfig
 from bayling.evaluate.eval_only import EvalRunConfig
 from bayling.evaluate.stage import evaluate
 from bayling.evaluate.systems import System
@@ -45,20 +45,20 @@ def full_run(tiny_llama, shared_data_dir, tmp_path_factory, module_judge_server)
         "model.dtype=float32",
         "model.device=cpu",
         f"eval.data_dir={shared_data_dir}",
-        f"eval.grid_languages=[{','.join(GRID)}]",
+        f"eval.translation.languages=[{','.join(GRID)}]",
         "eval.max_sentences=2",
         "eval.max_new_tokens=4",
-        "eval.benchmarks=[xcopa]",
-        "eval.benchmark_languages=[zh]",
-        "eval.benchmark_limit=2",
-        "eval.open_ended=[mt_bench]",
-        "eval.open_ended_limit=2",
-        "eval.open_ended_max_new_tokens=4",
-        f"eval.judge.base_url={server.url}",
-        "eval.judge.model=fair",
-        "eval.judge.mode=both",
-        "eval.interactive=[refinement,constrained]",
-        "eval.interactive_limit=2",
+        "eval.benchmarks.tasks=[xcopa]",
+        "eval.benchmarks.languages=[zh]",
+        "eval.benchmarks.limit=2",
+        "eval.open_ended.sets=[mt_bench]",
+        "eval.open_ended.limit=2",
+        "eval.open_ended.max_new_tokens=4",
+        f"eval.open_ended.judge.base_url={server.url}",
+        "eval.open_ended.judge.model=fair",
+        "eval.open_ended.judge.mode=both",
+        "eval.interactive.tasks=[refinement,constrained]",
+        "eval.interactive.limit=2",
     ]
     assert main(["eval", "run", str(REPO / "configs" / "eval" / "flores_grid.yaml"), *overrides]) == 0
     return out, overrides, server
@@ -165,10 +165,9 @@ def _grid_cfg(data_dir: Path) -> EvalConfig:
     return EvalConfig(
         testset="flores200",
         data_dir=str(data_dir),
-        grid_languages=GRID,
         max_sentences=2,
         max_new_tokens=4,
-        metrics=["bleu", "chrf"],
+        translation=TranslationConfig(languages=GRID, metrics=["bleu", "chrf"]),
         report=False,
     )
 
@@ -185,7 +184,7 @@ def test_same_model_twice_gives_identical_scores(tiny_llama, shared_data_dir, tm
         ).read_text()
 
 
-def test_pipeline_stage_still_writes_the_before_after_table(tiny_llama, tmp_path):
+def test_pipeline_stage_still_writes_the_before_after_table(tiny_llama, tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     argv = [
         "eval",
@@ -194,11 +193,7 @@ def test_pipeline_stage_still_writes_the_before_after_table(tiny_llama, tmp_path
         "stages=[data,eval]",
         f"model.name_or_path={tiny_llama}",
         "model.dtype=float32",
-        "data.heldout=4",
-        "data.interactive=8",
-        "data.pairs=0",
-        "data.crosslingual=4",
-        "data.general=2",
+        *tiny_data(heldout=4, interactive=8, crosslingual=4, general=2),
         "eval.max_sentences=2",
         "eval.max_new_tokens=4",
     ]
@@ -254,10 +249,10 @@ def test_interrupted_translation_resumes_from_the_journal(tiny_engine, shared_da
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("eval.benchmarks=[mmlu]", "eval.benchmarks: unknown mmlu"),
+        ("eval.benchmarks.tasks=[mmlu]", "eval.benchmarks.tasks: unknown mmlu"),
         ("eval.engine=onnx", "eval.engine: unknown onnx"),
         ("eval.engine_options.n_ctx=512", "eval.engine_options: the transformers engine has no option 'n_ctx'"),
-        ("eval.judge.mode=pairwise", "compares 'tuned' with 'base'"),
+        ("eval.open_ended.judge.mode=pairwise", "compares 'tuned' with 'base'"),
         ("systems.base=/no/such/model", "unknown model '/no/such/model'"),
     ],
 )

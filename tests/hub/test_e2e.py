@@ -25,24 +25,20 @@ def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
     )
 
 
-def overrides(run_dir: Path) -> list[str]:
+def overrides(run_dir: Path, tiny_data) -> list[str]:
     return [
         f"run_dir={run_dir}",
         f"model.name_or_path={MODEL}",
         "model.dtype=float32",
         "data.source=hf:bayling-test/tiny-parallel",
         "data.instructions=[hf:bayling-test/tiny-instructions]",
-        "data.heldout=6",
-        "data.interactive=16",
-        "data.pairs=0",
-        "data.crosslingual=8",
-        "data.general=4",
+        *tiny_data(heldout=6, interactive=16, crosslingual=8, general=4),
         "train.max_steps=2",
         "train.batch_size=2",
         "train.learning_rate=0.01",
         "train.logging_steps=1",
         "train.report_to=[tensorboard,mlflow]",
-        "eval.directions=[eng_Latn-zho_Hans,zho_Hans-eng_Latn]",
+        "eval.translation.directions=[eng_Latn-zho_Hans,zho_Hans-eng_Latn]",
         "eval.max_sentences=3",
         "eval.max_new_tokens=4",
         "eval.report=false",
@@ -51,12 +47,12 @@ def overrides(run_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hub_run(hub_env_module, hub_server, tmp_path_factory):
+def hub_run(hub_env_module, hub_server, tmp_path_factory, tiny_data):
     work = tmp_path_factory.mktemp("e2e")
     # MLflow 3 keeps its file store behind an opt-in (it prefers sqlite); the brief is a local file store
     mlflow = {"MLFLOW_TRACKING_URI": (work / "mlruns").as_uri(), "MLFLOW_ALLOW_FILE_STORE": "true"}
     env = dict(hub_env_module, **mlflow, BAYLING_NO_PROGRESS="1")
-    args = ["run", str(REPO / "configs" / "quickstart.yaml"), *overrides(work / "run")]
+    args = ["run", str(REPO / "configs" / "quickstart.yaml"), *overrides(work / "run", tiny_data)]
     hub_server.clear_log()
     result = cli(args, env, work)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -50,7 +50,9 @@ def test_serve_run_dir_reads_the_runs_serve_section(tmp_path, monkeypatch):
     run = tmp_path / "run"
     (run / "data").mkdir(parents=True)
     (run / "config.yaml").write_text(
-        "name: r\nserve:\n  max_queue: 5\n  port: 8123\n  engine_options: {batch_size: 2}\n", encoding="utf-8"
+        "name: r\nserve:\n  max_queue: 5\n  port: 8123\n  engine_options: {batch_size: 2}\n"
+        "eval:\n  directions: [en-de]\n",  # saved before the eval section was nested: only `serve` is read
+        encoding="utf-8",
     )
     (tmp_path / "serve.yaml").write_text("max_batch_size: 3\n", encoding="utf-8")
     seen = []

@@ -224,7 +224,9 @@ def test_unsupported_models_keep_trls_head(tiny_llama, tiny_tokenizer, tmp_path)
 # ----------------------------------------------------------------------------- a real `bayling train`
 
 
-def test_bayling_train_gives_the_same_loss_curve_with_the_switch_on_and_off(tiny_llama, tmp_path, monkeypatch):
+def test_bayling_train_gives_the_same_loss_curve_with_the_switch_on_and_off(
+    tiny_llama, tiny_data, tmp_path, monkeypatch
+):
     from bayling.cli import main
 
     calls = []
@@ -237,11 +239,7 @@ def test_bayling_train_gives_the_same_loss_curve_with_the_switch_on_and_off(tiny
             f"run_dir={run_dir}",
             f"model.name_or_path={tiny_llama}",
             "model.dtype=float32",
-            "data.heldout=6",
-            "data.interactive=24",
-            "data.pairs=0",
-            "data.crosslingual=12",
-            "data.general=4",
+            *tiny_data(heldout=6, interactive=24, crosslingual=12, general=4),
             "train.max_steps=4",
             "train.batch_size=1",
             "train.grad_accum=2",

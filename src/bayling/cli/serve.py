@@ -23,15 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bayling.config import load_config, to_dict
+    from bayling.config import from_dict, load_config, read_yaml, to_dict
+    from bayling.errors import ConfigError
     from bayling.layout import RunLayout
-    from bayling.pipeline import RunConfig
     from bayling.serve.api import serve
     from bayling.serve.config import ServeConfig
 
     base = None
     if RunLayout.is_run(args.target):  # a run directory: its own `serve:` section first
-        base = to_dict(load_config(RunConfig, RunLayout(args.target).config).serve)
+        path = RunLayout(args.target).config  # only that section: a run saved before other sections moved still serves
+        try:
+            base = to_dict(from_dict(ServeConfig, read_yaml(path).get("serve") or {}, "serve"))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
     cfg = load_config(ServeConfig, args.config, args.overrides, base=base)
     serve(args.target, engine=args.engine, host=args.host, port=args.port, config=cfg)
     return 0

@@ -1,17 +1,18 @@
 """Result caching of the evaluation parts, keyed on the whole ``eval`` section.
 
-Each part of a system's evaluation (translation, benchmarks, open-ended answers, interactive) is
-stored with a fingerprint of **every** ``eval`` field, minus the fields listed here as unable to
-change that part's results, plus the model weights and the test data. A field added to
-:class:`~bayling.evaluate.config.EvalConfig` later is therefore in every key until someone lists it:
-a new setting can cost a recomputation, never a stale result.
+Each part of a system's evaluation (translation, benchmarks, open-ended answers, interactive, perplexity) is
+stored with a fingerprint of **every** ``eval`` field, minus the fields listed here as unable to change that
+part's results, plus the model weights and the test data. Each part has a section of its own
+(``eval.translation``, ``eval.benchmarks.tasks``…), read by that part only; the top-level fields are in every part's
+key unless listed. A field added to :class:`~bayling.evaluate.config.EvalConfig` later is therefore in a key
+until someone lists it: a new setting can cost a recomputation, never a stale result.
 
-Fields that cannot change a part's results:
+Fields that cannot change a part's results (dotted paths inside ``eval``):
 
-* :data:`NO_EFFECT`: what no cached part reads (``report``; ``compare_base`` and the prompt
-  choices, which pick systems and prompts: the resolved prompt of a system is keyed instead;
-  ``judge``, whose verdicts are computed after the cached answers and cached by prompt);
-* :data:`READ_BY`: fields read by some parts only (``benchmark_limit`` never changes a translation);
+* :data:`NO_EFFECT`: what no cached part reads (``report``; ``compare_base``, ``base_prompts`` and the
+  translation prompt choices, which pick systems and prompts: the resolved prompt of a system is keyed
+  instead; ``open_ended.judge``, whose verdicts are computed after the cached answers and cached by prompt);
+* :data:`READ_BY`: fields and sections read by some parts only (``benchmarks`` never changes a translation);
 * ``batch_size`` where the engine ignores it (llama.cpp decodes one sequence at a time, vLLM schedules
   its own batches). The transformers engine keeps it in the key: a batch pads its prompts to one
   length, and padded rows can round differently, so greedy outputs may change with the batch size.
@@ -20,10 +21,11 @@ Fields that cannot change a part's results:
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from bayling.config import to_dict
 from bayling.digest import fingerprint
 from bayling.progress import console
 from bayling.resume import cached as resume_cached
@@ -31,47 +33,31 @@ from bayling.resume import marked
 
 PARTS = ("translation", "benchmarks", "open_ended", "interactive", "perplexity")
 
-NO_EFFECT = frozenset({"report", "compare_base", "prompt", "prompts", "base_prompts", "judge"})
+NO_EFFECT = frozenset(
+    {"report", "compare_base", "base_prompts", "translation.prompt", "translation.prompts", "open_ended.judge"}
+)
 
 READ_BY: dict[str, tuple[str, ...]] = {
-    "directions": ("translation",),
-    "grid_languages": ("translation",),
-    "grid_pivot": ("translation",),
-    "max_sentences": ("translation",),
-    "metrics": ("translation",),
-    "off_target": ("translation",),
-    "comet_model": ("translation",),
-    "cometkiwi_model": ("translation",),
-    "bleu_tokenize": ("translation",),
-    "spm_model": ("translation",),
-    "fewshot_k": ("translation",),
-    "fewshot_pool": ("translation",),
     "testset": ("translation", "interactive"),
     "flores_dir": ("translation", "interactive"),
+    "max_sentences": ("translation",),
     "max_new_tokens": ("translation", "interactive"),
+    "translation": ("translation",),
     "benchmarks": ("benchmarks",),
-    "benchmark_languages": ("benchmarks",),
-    "benchmark_limit": ("benchmarks",),
-    "mgsm_max_new_tokens": ("benchmarks",),
     "open_ended": ("open_ended",),
-    "open_ended_limit": ("open_ended",),
-    "open_ended_max_new_tokens": ("open_ended",),
     "interactive": ("interactive",),
-    "interactive_limit": ("interactive",),
-    "interactive_turns": ("interactive",),
-    "interactive_directions": ("interactive",),
-    "interactive_third": ("interactive",),
-    "perplexity_languages": ("perplexity",),
+    "perplexity": ("perplexity",),
 }
-"""Fields only some parts read; a field missing here (``seed``, ``engine``, ``data_dir``…, or a new one) is in
-every part's key."""
+"""Top-level fields and sections only some parts read; a field missing here (``seed``, ``engine``,
+``data_dir``…, or a new one) is in every part's key. Perplexity is keyed by the digest of its texts instead of
+the test-set fields that chose them."""
 
 BATCHLESS_ENGINES = ("llamacpp", "vllm")
 """Engines whose outputs do not depend on ``eval.batch_size`` (they ignore it)."""
 
 
 def no_effect(cfg: Any, part: str) -> frozenset[str]:
-    """The ``eval`` fields that cannot change ``part``'s results (left out of its fingerprint)."""
+    """The ``eval`` fields (dotted paths) that cannot change ``part``'s results (left out of its fingerprint)."""
     if part not in PARTS:
         raise ValueError(f"unknown evaluation part {part!r}")
     out = set(NO_EFFECT) | {name for name, parts in READ_BY.items() if part not in parts}
@@ -80,23 +66,36 @@ def no_effect(cfg: Any, part: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def _without(cfg: Any, paths: Iterable[str]) -> dict[str, Any]:
+    """``cfg`` as a nested dict without the fields at the dotted ``paths``."""
+    fields = to_dict(cfg)
+    for path in paths:
+        *parents, last = path.split(".")
+        node = fields
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return fields
+
+
 SELECTION_AND_SCORING = frozenset(
     {
-        "directions",
-        "grid_languages",
-        "grid_pivot",
+        "translation.directions",
+        "translation.languages",
+        "translation.pivot",
         "max_sentences",
         "testset",
         "data_dir",
         "flores_dir",
-        "fewshot_k",
-        "fewshot_pool",
-        "metrics",
-        "off_target",
-        "comet_model",
-        "cometkiwi_model",
-        "bleu_tokenize",
-        "spm_model",
+        "translation.fewshot_k",
+        "translation.fewshot_pool",
+        "translation.metrics",
+        "translation.off_target",
+        "translation.comet_model",
+        "translation.cometkiwi_model",
+        "translation.bleu_tokenize",
+        "translation.spm_model",
     }
 )
 """Translation fields that choose sentences (and demonstrations) or score hypotheses, but do not change the
@@ -106,12 +105,14 @@ each direction's sources itself and is given the demonstrations directly."""
 
 def hypotheses_key(cfg: Any, **context: Any) -> str:
     """Key of translated hypotheses (the resumable journal): every generation-relevant field plus ``context``."""
-    return fingerprint(cfg, no_effect(cfg, "translation") | SELECTION_AND_SCORING, name="hypotheses", **context)
+    return fingerprint(
+        _without(cfg, no_effect(cfg, "translation") | SELECTION_AND_SCORING), name="hypotheses", **context
+    )
 
 
 def part_fingerprint(cfg: Any, part: str, **context: Any) -> str:
     """Fingerprint of one part: its ``eval`` fields plus ``context`` (weights digest, test data, prompt)."""
-    return fingerprint(cfg, no_effect(cfg, part), name="eval", part=part, **context)
+    return fingerprint(_without(cfg, no_effect(cfg, part)), name="eval", part=part, **context)
 
 
 def cached_part(

@@ -1,23 +1,31 @@
 """Config of the evaluation stage (``bayling eval``) and of eval-only runs (``bayling eval run``).
 
-One :class:`EvalConfig` drives every part of the suite; each part is off unless its list is
-non-empty, so the quickstart's section (translation only) stays cheap:
+One :class:`EvalConfig` drives every part of the suite. Each part has its own section and is off unless
+its list is non-empty, so the quickstart's config (translation only) stays cheap:
 
-* translation: ``directions`` or a FLORES ``grid_languages`` grid, on ``testset``;
-* knowledge/understanding: ``benchmarks`` (multiple choice by log-likelihood, MGSM by exact match);
-* open-ended multi-turn: ``open_ended`` answered turn by turn, graded by ``judge``;
-* interactive translation: ``interactive`` (refinement dialogues, constrained translation);
-* held-out text log-likelihood: ``perplexity_languages`` (per token, character and byte).
+* ``translation``: ``directions`` or a FLORES grid (``languages`` around a ``pivot``), scored by sacreBLEU;
+* ``benchmarks``: knowledge/understanding ``tasks`` (multiple choice by log-likelihood, MGSM by exact match);
+* ``open_ended``: multi-turn question ``sets`` answered turn by turn, graded by a ``judge``;
+* ``interactive``: interactive-translation ``tasks`` (refinement dialogues, constrained translation);
+* ``perplexity``: held-out text log-likelihood in these ``languages`` (per token, character and byte).
 
-Test data is found under ``data_dir`` (the ``shared/data`` layout: ``flores200/``, ``wmt22/``,
-``ntrex128/``, ``xcopa/``…), or per-set paths; ``bayling eval download`` fetches the translation
-sets from their original sources into that layout.
+What several parts share sits at the top of the section: the test data (``testset``, ``data_dir``,
+``flores_dir``, ``max_sentences``), the generation limit of translations (``max_new_tokens``), the engine,
+the seed and which systems are compared. Test data is found under ``data_dir`` (the ``shared/data``
+layout: ``flores200/``, ``wmt22/``, ``ntrex128/``, ``xcopa/``…), or per-set paths; ``bayling eval
+download`` fetches the translation sets from their original sources into that layout.
+
+Keys of the flat layout before the sections (``eval.grid_languages``, ``eval.benchmark_limit``…) are
+rejected with their new name (:data:`RENAMED_KEYS`); :func:`validate` checks a section in one place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from bayling.errors import ConfigError
 
 
 @dataclass
@@ -47,31 +55,18 @@ class JudgeConfig:
 
 
 @dataclass
-class EvalConfig:
-    """Translation, benchmark, open-ended and interactive evaluation of the base and the tuned model."""
+class TranslationConfig:
+    """Translation of the test set's sentences, scored against their references (``eval.translation``)."""
 
     directions: list[str] = field(
         default_factory=lambda: ["eng_Latn-zho_Hans", "zho_Hans-eng_Latn", "eng_Latn-deu_Latn", "deu_Latn-eng_Latn"]
     )
-    """``src-tgt`` pairs of FLORES-200 codes (ISO aliases accepted: ``en-zh``). Ignored when ``grid_languages``
-    is set."""
-    grid_languages: list[str] = field(default_factory=list)
-    """FLORES grid: ``grid_pivot``->X and X->``grid_pivot`` for each X. Besides codes, ``flores101``, ``all`` and
+    """``src-tgt`` pairs of FLORES-200 codes (ISO aliases accepted: ``en-zh``). Ignored when ``languages`` is set."""
+    languages: list[str] = field(default_factory=list)
+    """A FLORES grid: ``pivot``->X and X->``pivot`` for each X. Besides codes, ``flores101``, ``all`` and
     ``tier:high|medium|low`` expand to those languages."""
-    grid_pivot: str = "eng_Latn"
-    testset: str = "heldout"
-    """``heldout`` (the data stage's held-out split), ``flores200``, ``wmt22``, ``ntrex``, or a FLORES-layout
-    directory / TSV / JSONL path."""
-    data_dir: str | None = None
-    """Root of the test data in the shared-data layout; default ``$BAYLING_EVAL_DATA``."""
-    flores_dir: str | None = None
-    """FLORES-200 directory (holding ``devtest/``); default ``DATA_DIR/flores200``, then ``$BAYLING_FLORES_DIR``."""
-    max_sentences: int = 40
-    """Sentences per direction (the first N of the test set); 0 = all."""
-    batch_size: int = 8
-    max_new_tokens: int = 96
-    compare_base: bool = True
-    """Also score the untuned base model, for the before/after table."""
+    pivot: str = "eng_Latn"
+    """The grid's pivot language."""
     metrics: list[str] = field(default_factory=lambda: ["bleu", "chrf"])
     """sacreBLEU metrics: ``bleu``, ``chrf`` (chrF++), ``ter``."""
     off_target: bool = True
@@ -80,12 +75,6 @@ class EvalConfig:
     """Local COMET checkpoint (e.g. wmt22-comet-da ``checkpoints/model.ckpt``); needs ``bayling[comet]``."""
     cometkiwi_model: str | None = None
     """Local CometKiwi checkpoint (reference-free)."""
-    engine: str = "transformers"
-    """Generation engine: ``transformers``, ``llamacpp`` (GGUF) or ``vllm``."""
-    engine_options: dict[str, Any] = field(default_factory=dict)
-    """Extra engine arguments (``n_ctx``, ``gpu_memory_utilization``…)."""
-    seed: int | None = None
-    """Few-shot demonstrations and sampling; None: the run's ``seed`` (a run has one seed)."""
     bleu_tokenize: str = "auto"
     """BLEU tokenizer: ``auto`` (FLORES-200 protocol: sacreBLEU's ``zh``/``ja-mecab``/``ko-mecab`` where they
     apply, else spBLEU (``flores200``) when its SentencePiece model is available, else ``13a``), ``wmt`` (13a for
@@ -94,7 +83,6 @@ class EvalConfig:
     spm_model: str | None = None
     """FLORES-200 SentencePiece model for spBLEU; default: sacreBLEU's copy (``~/.sacrebleu/models/
     flores200sacrebleuspm``, fetched by ``bayling eval download flores200-spm``) when present."""
-
     prompt: str = "auto"
     """How systems are asked to translate: ``chat`` (the canonical request in the model's chat format),
     ``fewshot`` (``fewshot_k`` demonstrations, completion style ``English: …\nGerman:``, cut at the newline:
@@ -103,46 +91,208 @@ class EvalConfig:
     other parts have their own protocols."""
     prompts: dict[str, str] = field(default_factory=dict)
     """Per-system ``prompt`` (``{system: chat|fewshot|auto}``), e.g. for eval-only runs."""
-    base_prompts: list[str] = field(default_factory=lambda: ["fewshot"])
-    """Pipeline runs: one base system ``base-<prompt>`` per entry (``[fewshot, chat]`` also scores the base
-    with the chat prompt); the tuned model is always prompted ``chat``."""
     fewshot_k: int = 5
     """Demonstrations per few-shot prompt (the same ones for every sentence of a direction)."""
     fewshot_pool: str | None = None
     """JSONL/TSV parallel file of demonstrations; default: the data stage's ``fewshot.jsonl``, else FLORES-200
     ``dev`` (FLORES/WMT22/NTREX test sets), else the test set's records that are not scored (after
-    ``max_sentences``). A scored sentence is never a demonstration."""
+    ``eval.max_sentences``). A scored sentence is never a demonstration."""
 
-    benchmarks: list[str] = field(default_factory=list)
+
+@dataclass
+class BenchmarksConfig:
+    """Knowledge and understanding benchmarks (``eval.benchmarks``)."""
+
+    tasks: list[str] = field(default_factory=list)
     """``belebele``, ``xcopa``, ``xnli``, ``agieval_gaokao``, ``mgsm``."""
-    benchmark_languages: list[str] = field(default_factory=list)
-    """Restrict benchmarks to these languages (empty: every language found)."""
-    benchmark_limit: int = 50
+    languages: list[str] = field(default_factory=list)
+    """Restrict the benchmarks to these languages (empty: every language found)."""
+    limit: int = 50
     """Items per benchmark and language; 0 = all."""
     mgsm_max_new_tokens: int = 256
+    """Tokens generated per MGSM answer (the other benchmarks are scored by log-likelihood)."""
 
-    open_ended: list[str] = field(default_factory=list)
+
+@dataclass
+class OpenEndedConfig:
+    """Open-ended multi-turn questions, answered turn by turn and graded by a judge (``eval.open_ended``)."""
+
+    sets: list[str] = field(default_factory=list)
     """``bayling80_en``, ``bayling80_zh`` (multi-turn), ``mt_bench``."""
-    open_ended_limit: int = 0
+    limit: int = 0
     """Questions per set; 0 = all."""
-    open_ended_max_new_tokens: int = 512
+    max_new_tokens: int = 512
     judge: JudgeConfig | None = None
-    """Grade the open-ended answers; without it answers are generated and saved only."""
+    """Grade the answers; without it answers are generated and saved only."""
 
-    interactive: list[str] = field(default_factory=list)
+
+@dataclass
+class InteractiveConfig:
+    """Interactive translation (``eval.interactive``)."""
+
+    tasks: list[str] = field(default_factory=list)
     """``refinement`` (multi-turn dialogues scored per turn) and/or ``constrained`` (BayLing's lexically
-    constrained sets: constraint hit-rate). Dialogues use the held-out records with ``testset: heldout``
-    (they carry glossary terms and register variants), else FLORES-200 (multi-parallel, for third-language turns)."""
-    interactive_limit: int = 20
+    constrained sets: constraint hit-rate). Dialogues use the held-out records with ``eval.testset: heldout``
+    (they carry glossary terms and register variants), else FLORES-200 (multi-parallel, for third-language turns).
+    Turns are translations: ``eval.max_new_tokens`` applies."""
+    limit: int = 20
     """Dialogues / constrained items per direction; 0 = all."""
-    interactive_turns: list[str] = field(default_factory=lambda: ["translate", "third_language", "back_translate"])
+    turns: list[str] = field(default_factory=lambda: ["translate", "third_language", "back_translate"])
     """Turn script of each refinement dialogue (turn types of ``templates/interactive.yaml``)."""
-    interactive_directions: list[str] = field(default_factory=lambda: ["eng_Latn-zho_Hans", "zho_Hans-eng_Latn"])
-    interactive_third: str = "deu_Latn"
+    directions: list[str] = field(default_factory=lambda: ["eng_Latn-zho_Hans", "zho_Hans-eng_Latn"])
+    """Directions of the refinement dialogues."""
+    third_language: str = "deu_Latn"
     """Language of ``third_language`` turns (when the direction's own languages do not include it)."""
+
+
+@dataclass
+class PerplexityConfig:
+    """Held-out text log-likelihood (``eval.perplexity``): what tuning cost in these languages."""
+
+    languages: list[str] = field(default_factory=list)
+    """Per-token log-likelihood (perplexity) of held-out text in these languages (``[eng_Latn, zho_Hans]``).
+    Texts: those of the test set (``heldout.jsonl`` or FLORES-200 devtest), first ``eval.max_sentences``; needs
+    ``eval.engine: transformers``."""
+
+
+RENAMED_KEYS: dict[str, str] = {
+    "directions": "translation.directions",
+    "grid_languages": "translation.languages",
+    "grid_pivot": "translation.pivot",
+    "metrics": "translation.metrics",
+    "off_target": "translation.off_target",
+    "comet_model": "translation.comet_model",
+    "cometkiwi_model": "translation.cometkiwi_model",
+    "bleu_tokenize": "translation.bleu_tokenize",
+    "spm_model": "translation.spm_model",
+    "prompt": "translation.prompt",
+    "prompts": "translation.prompts",
+    "fewshot_k": "translation.fewshot_k",
+    "fewshot_pool": "translation.fewshot_pool",
+    "benchmarks": "benchmarks.tasks",
+    "benchmark_languages": "benchmarks.languages",
+    "benchmark_limit": "benchmarks.limit",
+    "mgsm_max_new_tokens": "benchmarks.mgsm_max_new_tokens",
+    "open_ended": "open_ended.sets",
+    "open_ended_limit": "open_ended.limit",
+    "open_ended_max_new_tokens": "open_ended.max_new_tokens",
+    "judge": "open_ended.judge",
+    "interactive": "interactive.tasks",
+    "interactive_limit": "interactive.limit",
+    "interactive_turns": "interactive.turns",
+    "interactive_directions": "interactive.directions",
+    "interactive_third": "interactive.third_language",
+    "perplexity_languages": "perplexity.languages",
+}
+"""Keys of the flat ``eval`` section (before its parts had sections) -> their place now, relative to ``eval``.
+The loader rejects an old key with its new name; ``benchmarks``, ``open_ended`` and ``interactive`` are
+sections now, so a list given for one of them is an old key too."""
+
+
+@dataclass
+class EvalConfig:
+    """Translation, benchmark, open-ended, interactive and perplexity evaluation of the base and the tuned model."""
+
+    RENAMED: ClassVar[dict[str, str]] = RENAMED_KEYS
+
+    testset: str = "heldout"
+    """``heldout`` (the data stage's held-out split), ``flores200``, ``wmt22``, ``ntrex``, or a FLORES-layout
+    directory / TSV / JSONL path. Read by translation, perplexity and the interactive dialogues."""
+    data_dir: str | None = None
+    """Root of the test data in the shared-data layout; default ``$BAYLING_EVAL_DATA``."""
+    flores_dir: str | None = None
+    """FLORES-200 directory (holding ``devtest/``); default ``DATA_DIR/flores200``, then ``$BAYLING_FLORES_DIR``."""
+    max_sentences: int = 40
+    """Sentences per translation direction and texts per perplexity language (the first N of the test set);
+    0 = all."""
+    max_new_tokens: int = 96
+    """Tokens generated per translation: the translation part and the interactive turns (open-ended answers
+    and MGSM have their own limits)."""
+    batch_size: int = 8
+    engine: str = "transformers"
+    """Generation engine: ``transformers``, ``llamacpp`` (GGUF) or ``vllm``."""
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    """Extra engine arguments (``n_ctx``, ``gpu_memory_utilization``…)."""
+    seed: int | None = None
+    """Few-shot demonstrations and sampling; None: the run's ``seed`` (a run has one seed)."""
+    compare_base: bool = True
+    """Also score the untuned base model, for the before/after table."""
+    base_prompts: list[str] = field(default_factory=lambda: ["fewshot"])
+    """Pipeline runs: one base system ``base-<prompt>`` per entry (``[fewshot, chat]`` also scores the base
+    with the chat prompt); the tuned model is always prompted ``chat``."""
     report: bool = True
     """Write ``report.json`` and ``report.html`` beside ``metrics.json``."""
-    perplexity_languages: list[str] = field(default_factory=list)
-    """Per-token log-likelihood (perplexity) of held-out text in these languages (``[eng_Latn, zho_Hans]``): what
-    tuning cost there. Texts: those of the test set (``heldout.jsonl`` or FLORES-200 devtest), first
-    ``max_sentences``; needs ``engine: transformers``."""
+
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
+    benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
+    open_ended: OpenEndedConfig = field(default_factory=OpenEndedConfig)
+    interactive: InteractiveConfig = field(default_factory=InteractiveConfig)
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+
+
+def validate(cfg: EvalConfig, systems: Mapping[str, Any] | None = None) -> None:
+    """Check an ``eval`` section before any model is loaded: names, modes, languages, directions, options and,
+    given the ``systems`` to compare, their model references and what needs two of them.
+
+    A run checks its section up front (``systems`` None) and :func:`~bayling.evaluate.stage.evaluate` again with
+    its systems.
+
+    Raises:
+        ConfigError: a value no part accepts, named by its dotted key.
+        UnknownLanguageError: a language or direction that is not in the language table.
+        ModelError: a system's model reference that does not resolve.
+    """
+    from bayling.engines import ENGINES
+    from bayling.engines.factory import check_options
+    from bayling.evaluate.benchmarks import BENCHMARKS
+    from bayling.evaluate.interactive import TURN_TYPES
+    from bayling.evaluate.metrics import METRICS, check_bleu_tokenize, spm_model_path
+    from bayling.evaluate.openended import OPEN_ENDED
+    from bayling.evaluate.systems import PROMPTS, baseline_system
+    from bayling.evaluate.translation import grid_directions, parse_direction
+    from bayling.languages import get_language
+    from bayling.models import check_model
+
+    tr, it, judge = cfg.translation, cfg.interactive, cfg.open_ended.judge
+    checks: list[tuple[str, list[Any], tuple[str, ...]]] = [
+        ("eval.translation.metrics", tr.metrics, METRICS),
+        ("eval.benchmarks.tasks", cfg.benchmarks.tasks, BENCHMARKS),
+        ("eval.open_ended.sets", cfg.open_ended.sets, OPEN_ENDED),
+        ("eval.interactive.tasks", it.tasks, ("refinement", "constrained")),
+        ("eval.interactive.turns", it.turns if it.tasks else [], TURN_TYPES),
+        ("eval.engine", [cfg.engine], tuple(ENGINES)),
+        ("eval.open_ended.judge.mode", [judge.mode] if judge else [], ("single", "pairwise", "both")),
+        ("eval.translation.prompt", [tr.prompt], PROMPTS),
+        ("eval.translation.prompts", list(tr.prompts.values()), PROMPTS),
+        ("eval.base_prompts", cfg.base_prompts, PROMPTS),
+    ]
+    if systems is not None:
+        checks.append(("eval.translation.prompts (system)", list(tr.prompts), tuple(systems)))
+    for key, values, allowed in checks:
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
+    if tr.fewshot_k < 0:
+        raise ConfigError(f"eval.translation.fewshot_k must be >= 0, got {tr.fewshot_k}")
+    check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
+    check_bleu_tokenize(tr.bleu_tokenize)
+    spm_model_path(tr.spm_model)  # an explicit path must exist
+    if tr.languages:  # the grid replaces the directions
+        grid_directions(tr.languages, tr.pivot)
+    else:
+        for d in tr.directions:
+            parse_direction(d)
+    if "refinement" in it.tasks:
+        for d in it.directions:
+            parse_direction(d)
+        get_language(it.third_language)
+    for c in cfg.perplexity.languages:
+        get_language(c)
+    if systems is None:
+        return
+    if judge and judge.mode != "single" and not ("tuned" in systems and baseline_system(systems)):
+        raise ConfigError(
+            "eval.open_ended.judge.mode pairwise/both compares 'tuned' with 'base': both systems are needed"
+        )
+    for s in systems.values():
+        check_model(s.model, s.gguf_file)

@@ -109,7 +109,7 @@ def download_flores200_spm(dest: str | Path | None = None, url: str | None = Non
 
     Args:
         dest: target file; default ``$SACREBLEU/models/flores200sacrebleuspm`` (``~/.sacrebleu``), where both
-            sacreBLEU and bayling find it without further settings (else set ``eval.spm_model``).
+            sacreBLEU and bayling find it without further settings (else set ``eval.translation.spm_model``).
         url: source; default sacreBLEU's own URL (:func:`flores200_spm_url`).
 
     Returns:

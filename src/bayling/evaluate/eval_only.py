@@ -1,8 +1,9 @@
 """Eval-only runs: score any models without the data/train stages (``bayling eval run CONFIG``).
 
 The config names the systems to compare (``base``/``tuned`` get the before/after columns and the
-pairwise judge) and holds one :class:`~bayling.evaluate.config.EvalConfig` section. This is how the
-FLORES grids, the benchmark suites and judge runs in ``configs/eval/`` are launched.
+pairwise judge) and holds one :class:`~bayling.evaluate.config.EvalConfig` section, with the same sections
+as a run's (``eval.translation``, ``eval.benchmarks``…). This is how the FLORES grids, the benchmark suites
+and judge runs in ``configs/eval/`` are launched.
 
 Run as::
 
@@ -33,8 +34,9 @@ class EvalRunConfig:
     """Where metrics, tables, per-system outputs and the report go; ``{name}`` is replaced by ``name``."""
     systems: dict[str, str] = field(default_factory=lambda: {"base": "gemma-3-270m"})
     """``{system name: model reference}``; a reference is a model (embedded alias, HF directory, ``.gguf``) or
-    ``MODEL::ADAPTER``. How each is prompted to translate: ``eval.prompts`` / ``eval.prompt`` (by default few-shot
-    for a base model, chat for an instruct model or an adapter)."""
+    ``MODEL::ADAPTER``. How each is prompted to translate: ``eval.translation.prompts`` /
+    ``eval.translation.prompt`` (by default few-shot for a base model, chat for an instruct model or an
+    adapter)."""
     seed: int = 0
     """The run's one seed (few-shot demonstrations, sampling); ``eval.seed`` may repeat it, never differ."""
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -20,7 +20,7 @@ This is lm-eval's translation layout (``doc_to_text`` ``"{src}: {text}\\n{tgt}:"
 
 Demonstrations are never test sentences. The pool, first that applies (:func:`load_pool`):
 
-1. ``eval.fewshot_pool`` (a JSONL or TSV parallel file);
+1. ``eval.translation.fewshot_pool`` (a JSONL or TSV parallel file);
 2. the data stage's ``fewshot.jsonl`` beside ``heldout.jsonl`` (``testset: heldout``);
 3. FLORES-200 ``dev`` files when present (FLORES, WMT22 and NTREX test sets);
 4. the test set's own records that are not scored (after the first ``max_sentences``); on FLORES
@@ -124,12 +124,12 @@ def _read_pool_file(path: str) -> list[ParallelRecord]:
 
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ConfigError(f"eval.fewshot_pool: {p} not found")
+        raise ConfigError(f"eval.translation.fewshot_pool: {p} not found")
     if p.suffix == ".tsv":
         return list(iter_tsv_parallel(p))
     if p.suffix in (".jsonl", ".json"):
         return read_jsonl_parallel(p)
-    raise ConfigError(f"eval.fewshot_pool: {p} must be a .jsonl or .tsv parallel file")
+    raise ConfigError(f"eval.translation.fewshot_pool: {p} must be a .jsonl or .tsv parallel file")
 
 
 def _flores_articles(root: Path, split: str) -> dict[str, str]:
@@ -179,8 +179,9 @@ def load_pool(cfg: Any, bitexts: Sequence[Bitext], heldout_file: str | Path | No
     from bayling.records import load_parallel, read_jsonl_parallel
 
     codes = sorted({c for b in bitexts for c in (b.src, b.tgt)})
-    if cfg.fewshot_pool:
-        return Pool(_read_pool_file(cfg.fewshot_pool), f"eval.fewshot_pool {cfg.fewshot_pool}")
+    if cfg.translation.fewshot_pool:
+        pool_file = cfg.translation.fewshot_pool
+        return Pool(_read_pool_file(pool_file), f"eval.translation.fewshot_pool {pool_file}")
     if cfg.testset == "heldout":
         beside = Path(heldout_file).with_name("fewshot.jsonl") if heldout_file else None
         pool = read_jsonl_parallel(beside) if beside is not None and beside.is_file() else []
@@ -219,19 +220,19 @@ def demonstrations(
     texts: dict[str, list[tuple[str, str]]] = {}
     ids: dict[str, list[str]] = {}
     short: list[str] = []
+    k = cfg.translation.fewshot_k
     for b in scored:
-        demos = select_demos(pool, b, cfg.fewshot_k, cfg.seed, scored)
-        if cfg.fewshot_k > 0 and not demos:
+        demos = select_demos(pool, b, k, cfg.seed, scored)
+        if k > 0 and not demos:
             raise ConfigError(
-                f"eval.prompt=fewshot ({system}, {b.key}): no demonstrations outside the scored sentences in "
-                f"{pool.source}; set eval.fewshot_pool, add FLORES-200 dev files, or lower eval.max_sentences"
+                f"eval.translation.prompt=fewshot ({system}, {b.key}): no demonstrations outside the scored "
+                f"sentences in {pool.source}; set eval.translation.fewshot_pool, add FLORES-200 dev files, or "
+                "lower eval.max_sentences"
             )
-        if len(demos) < cfg.fewshot_k:
+        if len(demos) < k:
             short.append(f"{b.key} {len(demos)}")
         texts[b.key] = [(r.texts[b.src], r.texts[b.tgt]) for r in demos]
         ids[b.key] = [r.id for r in demos]
     if short:
-        console.print(
-            f"[yellow]eval: fewer than {cfg.fewshot_k} demonstrations in {pool.source}: {', '.join(short)}[/yellow]"
-        )
+        console.print(f"[yellow]eval: fewer than {k} demonstrations in {pool.source}: {', '.join(short)}[/yellow]")
     return texts, ids

@@ -98,7 +98,7 @@ def refinement_dialogues(
     from bayling.lid import is_copy, off_target_rates
 
     if not turns or turns[0] != "translate":
-        raise ConfigError("eval.interactive_turns must start with 'translate'")
+        raise ConfigError("eval.interactive.turns must start with 'translate'")
     unknown = [k for k in turns if k not in TURN_TYPES]
     if unknown:
         raise ConfigError(f"unknown interactive turn(s) {unknown}; choose from {', '.join(TURN_TYPES)}")

@@ -33,14 +33,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from bayling.digest import digest
 from bayling.errors import BaylingError, ConfigError, require
-from bayling.evaluate.config import JudgeConfig
 from bayling.resume import Journal
+
+if TYPE_CHECKING:  # typing only: the config module imports this one (through openended) to check settings
+    from bayling.evaluate.config import JudgeConfig
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,9 @@ class Judge:
             base_url = self.cfg.base_url or os.environ.get("BAYLING_JUDGE_BASE_URL")
             key = os.environ.get(self.cfg.api_key_env)
             if not key and not base_url:
-                raise ConfigError(f"judge: set ${self.cfg.api_key_env} (or eval.judge.base_url for a local server)")
+                raise ConfigError(
+                    f"judge: set ${self.cfg.api_key_env} (or eval.open_ended.judge.base_url for a local server)"
+                )
             self._client = openai.OpenAI(
                 base_url=base_url, api_key=key or "none", timeout=self.cfg.timeout, max_retries=self.cfg.max_retries
             )

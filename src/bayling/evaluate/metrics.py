@@ -1,7 +1,7 @@
 """Corpus metrics through sacreBLEU objects, always stored with their signatures.
 
 chrF++ (``CHRF(word_order=2)``) is computed for every target. BLEU's tokenizer is chosen per target
-language by :func:`bleu_tokenizer`, under one of two policies (``eval.bleu_tokenize``):
+language by :func:`bleu_tokenizer`, under one of two policies (``eval.translation.bleu_tokenize``):
 
 * ``auto`` (the FLORES-200 protocol, default of ``bayling eval``): sacreBLEU's language tokenizer where
   it has one (``zh``, ``ja-mecab``, ``ko-mecab``); else spBLEU, i.e. sacreBLEU's ``flores200``
@@ -13,7 +13,7 @@ Under both, a target written without spaces between words (Thai, Lao, Khmer, Bur
 Chinese or Japanese where sacreBLEU has no tokenizer for the variety, e.g. ``yue_Hant``) gets spBLEU
 when the model is available and otherwise **no BLEU**: ``{"score": None, "reason": ...}``, because
 ``13a`` would count whole phrases as words there. Any sacreBLEU tokenizer name forces that tokenizer
-for every target. The SentencePiece model is read from ``eval.spm_model`` or from where sacreBLEU
+for every target. The SentencePiece model is read from ``eval.translation.spm_model`` or from where sacreBLEU
 itself keeps it (``$SACREBLEU/models/flores200sacrebleuspm``, default ``~/.sacrebleu``);
 ``bayling eval download flores200-spm`` fetches it from the URL sacreBLEU uses.
 
@@ -34,7 +34,7 @@ from bayling.languages import get_language
 METRICS = ("bleu", "chrf", "ter")
 
 BLEU_POLICIES = ("auto", "wmt")
-"""``eval.bleu_tokenize`` values besides a sacreBLEU tokenizer name (see the module docstring)."""
+"""``eval.translation.bleu_tokenize`` values besides a sacreBLEU tokenizer name (see the module docstring)."""
 
 UNSPACED_SCRIPTS = frozenset({"Hans", "Hant", "Jpan", "Thai", "Laoo", "Khmr", "Mymr", "Tibt"})
 """ISO 15924 scripts of the FLORES-200 languages written without spaces between words."""
@@ -61,19 +61,21 @@ def spm_model_path(explicit: str | None = None) -> Path | None:
     if explicit:
         p = Path(explicit).expanduser()
         if not p.is_file():
-            raise ConfigError(f"eval.spm_model: {p} not found (get it with: bayling eval download flores200-spm)")
+            raise ConfigError(
+                f"eval.translation.spm_model: {p} not found (get it with: bayling eval download flores200-spm)"
+            )
         return p
     p = sacrebleu_spm_path()
     return p if p.is_file() and p.stat().st_size > 0 else None
 
 
 def check_bleu_tokenize(value: str) -> None:
-    """Reject an ``eval.bleu_tokenize`` that is neither a policy nor a sacreBLEU tokenizer."""
+    """Reject an ``eval.translation.bleu_tokenize`` that is neither a policy nor a sacreBLEU tokenizer."""
     import sacrebleu
 
     allowed = (*BLEU_POLICIES, *sacrebleu.BLEU.TOKENIZERS)
     if value not in allowed:
-        raise ConfigError(f"eval.bleu_tokenize: unknown {value!r}; choose from {', '.join(allowed)}")
+        raise ConfigError(f"eval.translation.bleu_tokenize: unknown {value!r}; choose from {', '.join(allowed)}")
 
 
 def bleu_tokenizer(tgt: str, policy: str = "auto", spm: Path | None = None) -> tuple[str | None, str]:
@@ -90,8 +92,8 @@ def bleu_tokenizer(tgt: str, policy: str = "auto", spm: Path | None = None) -> t
     if policy not in BLEU_POLICIES:
         if policy == "flores200" and spm is None:
             raise ConfigError(
-                "eval.bleu_tokenize=flores200 needs the FLORES-200 SentencePiece model: "
-                "bayling eval download flores200-spm, or set eval.spm_model"
+                "eval.translation.bleu_tokenize=flores200 needs the FLORES-200 SentencePiece model: "
+                "bayling eval download flores200-spm, or set eval.translation.spm_model"
             )
         return policy, ""
     lang = get_language(tgt)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from bayling.engines import Engine
-from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
 from bayling.io import write_jsonl
 from bayling.progress import console, progress_bar
@@ -22,20 +21,19 @@ EngineFn = Callable[[], Engine]
 
 def run_benchmarks(cfg: EvalConfig, engine: EngineFn, out_dir: Path) -> dict[str, Any]:
     """Multiple-choice accuracy and MGSM exact match per benchmark and language."""
-    from bayling.evaluate.benchmarks import BENCHMARKS, load_benchmark
+    from bayling.evaluate.benchmarks import load_benchmark
     from bayling.evaluate.mc import score_mc, score_mgsm
 
+    bc = cfg.benchmarks
     summary: dict[str, dict[str, Any]] = {}
-    for name in cfg.benchmarks:
-        if name not in BENCHMARKS:
-            raise ConfigError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
-        by_lang = load_benchmark(name, cfg.data_dir, cfg.benchmark_languages or None, cfg.benchmark_limit)
+    for name in bc.tasks:
+        by_lang = load_benchmark(name, cfg.data_dir, bc.languages or None, bc.limit)
         summary[name] = {}
         for lang, items in by_lang.items():
             total = len(items) if name == "mgsm" else sum(len(it.choices) for it in items)
             with progress_bar(f"{name} {lang}", total) as advance:
                 if name == "mgsm":
-                    s, rows = score_mgsm(engine(), items, cfg.mgsm_max_new_tokens, advance, cfg.seed)
+                    s, rows = score_mgsm(engine(), items, bc.mgsm_max_new_tokens, advance, cfg.seed)
                 else:
                     s, rows = score_mc(engine(), items, cfg.batch_size, progress=advance)
             summary[name][lang] = s
@@ -47,11 +45,12 @@ def answer_open_ended(cfg: EvalConfig, engine: EngineFn, out_dir: Path) -> dict[
     """Answers to every open-ended set, turn by turn; ``{set: [question + answers]}``."""
     from bayling.evaluate.openended import answer_questions, load_questions
 
+    oc = cfg.open_ended
     out: dict[str, Any] = {}
-    for name in cfg.open_ended:
-        qs = load_questions(name, cfg.data_dir, cfg.open_ended_limit)
+    for name in oc.sets:
+        qs = load_questions(name, cfg.data_dir, oc.limit)
         with progress_bar(f"answering {name}", sum(len(q.turns) for q in qs)) as advance:
-            answers = answer_questions(engine(), qs, cfg.open_ended_max_new_tokens, advance, cfg.seed)
+            answers = answer_questions(engine(), qs, oc.max_new_tokens, advance, cfg.seed)
         rows = [
             {"id": q.id, "category": q.category, "lang": q.lang, "turns": q.turns, "refs": q.refs, "answers": a}
             for q, a in zip(qs, answers, strict=True)
@@ -68,10 +67,10 @@ def judge_open_ended(cfg: EvalConfig, answers: dict[str, dict[str, Any]], out: P
     from bayling.records import data_root
 
     counts = {s: {k: len(v) for k, v in per.items()} for s, per in answers.items()}
-    if cfg.judge is None:
+    jc = cfg.open_ended.judge
+    if jc is None:
         console.print("[dim]eval: no judge configured; open-ended answers saved, not graded[/dim]")
         return {"answered": counts}
-    jc = cfg.judge
     prompts_file = jc.prompts
     root = data_root(cfg.data_dir)
     if prompts_file is None and root is not None and (root / "mt_bench" / "judge_prompts.jsonl").is_file():
@@ -97,9 +96,7 @@ def judge_open_ended(cfg: EvalConfig, answers: dict[str, dict[str, Any]], out: P
     if jc.mode in ("pairwise", "both"):
         from bayling.evaluate.systems import baseline_system
 
-        base = baseline_system(answers)
-        if base is None or "tuned" not in answers:
-            raise ConfigError("judge.mode pairwise compares 'tuned' with 'base': both systems are needed")
+        base = baseline_system(answers)  # validate() made sure 'tuned' and a base are both there
         result["pairwise"] = {}
         for name, rows in answers["tuned"].items():
             base_rows = answers[base][name]
@@ -121,25 +118,23 @@ def run_interactive(
     from bayling.evaluate.translation import parse_direction
     from bayling.languages import get_language
 
+    ic = cfg.interactive
     out: dict[str, Any] = {}
-    unknown = set(cfg.interactive) - {"refinement", "constrained"}
-    if unknown:
-        raise ConfigError(f"unknown eval.interactive part(s) {sorted(unknown)}; choose refinement, constrained")
-    if "refinement" in cfg.interactive:
+    if "refinement" in ic.tasks:
         out["refinement"] = {}
-        third = get_language(cfg.interactive_third).code
-        for d in cfg.interactive_directions:
+        third = get_language(ic.third_language).code
+        for d in ic.directions:
             s, t = parse_direction(d)
             recs = records(s, t)
-            with progress_bar(f"dialogues {s}-{t}", len(recs) * len(cfg.interactive_turns)) as adv:
+            with progress_bar(f"dialogues {s}-{t}", len(recs) * len(ic.turns)) as adv:
                 summ, rows = refinement_dialogues(
-                    engine(), recs, s, t, cfg.interactive_turns, third, cfg.max_new_tokens, adv, cfg.seed
+                    engine(), recs, s, t, ic.turns, third, cfg.max_new_tokens, adv, cfg.seed
                 )
             out["refinement"][f"{s}-{t}"] = summ
             write_jsonl(out_dir / f"refinement.{s}-{t}.jsonl", rows)
-    if "constrained" in cfg.interactive:
+    if "constrained" in ic.tasks:
         out["constrained"] = {}
-        for key, items in load_constrained(cfg.data_dir, cfg.interactive_limit).items():
+        for key, items in load_constrained(cfg.data_dir, ic.limit).items():
             s, t = key.split("-")
             with progress_bar(f"constrained {key}", len(items)) as adv:
                 summ, rows = constrained_translation(engine(), items, s, t, cfg.max_new_tokens, adv, cfg.seed)

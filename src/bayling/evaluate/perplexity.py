@@ -2,10 +2,10 @@
 
 Instruction tuning on translation dialogues can make a model worse at plain English or Chinese;
 the per-token negative log-likelihood of held-out monolingual text shows it without any prompt or
-judge. ``eval.perplexity_languages: [eng_Latn, zho_Hans]`` scores, per system and language, the
+judge. ``eval.perplexity.languages: [eng_Latn, zho_Hans]`` scores, per system and language, the
 texts of that language the translation evaluation uses (the data stage's ``heldout.jsonl`` with
-``testset: heldout``, the records of a ``.jsonl``/``.tsv`` test set, else FLORES-200 devtest; the
-first ``max_sentences``).
+``eval.testset: heldout``, the records of a ``.jsonl``/``.tsv`` test set, else FLORES-200 devtest; the
+first ``eval.max_sentences``).
 
 Each text is scored as raw text, no chat template, with the machinery of the multiple-choice scorer
 (:mod:`bayling.evaluate.mc`): an empty context, so the text is conditioned on BOS (EOS without
@@ -45,7 +45,7 @@ def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None
     code = get_language(lang).code
     if cfg.testset == "heldout":
         if heldout_file is None or not Path(heldout_file).is_file():
-            raise DataError("eval.perplexity_languages with testset=heldout needs the data stage's heldout.jsonl")
+            raise DataError("eval.perplexity.languages with eval.testset=heldout needs the data stage's heldout.jsonl")
         texts = [r.texts[code] for r in read_jsonl_parallel(heldout_file) if code in r.texts]
     elif Path(cfg.testset).suffix in (".jsonl", ".json", ".tsv"):
         texts = [r.texts[code] for r in load_parallel(cfg.testset, [code])]
@@ -56,15 +56,15 @@ def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None
         texts = read_columns(root, [code])[code]
     texts = [t for t in texts if t.strip()]
     if not texts:
-        raise DataError(f"eval.perplexity_languages: no {code} text in test set {cfg.testset!r}")
+        raise DataError(f"eval.perplexity.languages: no {code} text in test set {cfg.testset!r}")
     return texts[: cfg.max_sentences] if cfg.max_sentences > 0 else texts
 
 
 def texts_by_language(cfg: Any, heldout_file: str | Path | None = None) -> dict[str, list[str]]:
-    """``{FLORES code: texts}`` for every language of ``cfg.perplexity_languages``."""
+    """``{FLORES code: texts}`` for every language of ``cfg.perplexity.languages``."""
     from bayling.languages import get_language
 
-    return {get_language(c).code: perplexity_texts(cfg, c, heldout_file) for c in cfg.perplexity_languages}
+    return {get_language(c).code: perplexity_texts(cfg, c, heldout_file) for c in cfg.perplexity.languages}
 
 
 def _windows(ids: list[int], prefix: int, limit: int) -> list[tuple[list[int], list[int]]]:

@@ -27,11 +27,10 @@ from rich.table import Table
 from bayling.config import to_dict
 from bayling.digest import digest
 from bayling.engines import Engine
-from bayling.errors import ConfigError, DataError
+from bayling.errors import DataError
 from bayling.evaluate.cache import cached_part, hypotheses_key, part_fingerprint
-from bayling.evaluate.config import EvalConfig
+from bayling.evaluate.config import EvalConfig, validate
 from bayling.evaluate.systems import (
-    PROMPTS,
     System,
     baseline_system,
     make_engine,
@@ -48,10 +47,12 @@ from bayling.testsets import Bitext, load_bitexts
 
 
 def eval_directions(cfg: EvalConfig) -> list[tuple[str, str]]:
-    """The directions to translate: the FLORES grid when ``grid_languages`` is set, else ``directions``."""
-    if cfg.grid_languages:
-        return grid_directions(cfg.grid_languages, cfg.grid_pivot)
-    return [parse_direction(d) for d in cfg.directions]
+    """The directions to translate: the FLORES grid when ``translation.languages`` is set, else
+    ``translation.directions``."""
+    tr = cfg.translation
+    if tr.languages:
+        return grid_directions(tr.languages, tr.pivot)
+    return [parse_direction(d) for d in tr.directions]
 
 
 def _heldout_records(heldout_file: str | Path | None, langs: set[str]) -> list[ParallelRecord]:
@@ -83,56 +84,11 @@ def load_testset(cfg: EvalConfig, heldout_file: str | Path | None = None) -> lis
     return [b.head(cfg.max_sentences) for b in full_testset(cfg, heldout_file)]
 
 
-def validate(cfg: EvalConfig, systems: dict[str, System]) -> None:
-    """Fail before any model is loaded on what can be checked cheaply (names, modes, model references)."""
-    from bayling.engines import ENGINES
-    from bayling.engines.factory import check_options
-    from bayling.evaluate.benchmarks import BENCHMARKS
-    from bayling.evaluate.interactive import TURN_TYPES
-    from bayling.evaluate.metrics import METRICS, check_bleu_tokenize, spm_model_path
-    from bayling.evaluate.openended import OPEN_ENDED
-    from bayling.languages import get_language
-    from bayling.models import check_model
-
-    checks: list[tuple[str, list[Any], tuple[str, ...]]] = [
-        ("eval.metrics", cfg.metrics, METRICS),
-        ("eval.benchmarks", cfg.benchmarks, BENCHMARKS),
-        ("eval.open_ended", cfg.open_ended, OPEN_ENDED),
-        ("eval.interactive", cfg.interactive, ("refinement", "constrained")),
-        ("eval.interactive_turns", cfg.interactive_turns if cfg.interactive else [], TURN_TYPES),
-        ("eval.engine", [cfg.engine], tuple(ENGINES)),
-        ("eval.judge.mode", [cfg.judge.mode] if cfg.judge else [], ("single", "pairwise", "both")),
-    ]
-    checks += [
-        ("eval.prompt", [cfg.prompt], PROMPTS),
-        ("eval.prompts", list(cfg.prompts.values()), PROMPTS),
-        ("eval.base_prompts", cfg.base_prompts, PROMPTS),
-        ("eval.prompts (system)", list(cfg.prompts), tuple(systems)),
-    ]
-    for key, values, allowed in checks:
-        bad = [v for v in values if v not in allowed]
-        if bad:
-            raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
-    if cfg.fewshot_k < 0:
-        raise ConfigError(f"eval.fewshot_k must be >= 0, got {cfg.fewshot_k}")
-    check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
-    check_bleu_tokenize(cfg.bleu_tokenize)
-    spm_model_path(cfg.spm_model)  # an explicit path must exist
-    if cfg.judge and cfg.judge.mode != "single" and not ("tuned" in systems and baseline_system(systems)):
-        raise ConfigError("eval.judge.mode pairwise/both compares 'tuned' with 'base': both systems are needed")
-    for d in cfg.interactive_directions if "refinement" in cfg.interactive else []:
-        parse_direction(d)
-    for c in cfg.perplexity_languages:
-        get_language(c)
-    for s in systems.values():
-        check_model(s.model, s.gguf_file)
-
-
 def _interactive_records(cfg: EvalConfig, heldout_file: str | Path | None, src: str, tgt: str) -> list[ParallelRecord]:
     from bayling.languages import get_language
     from bayling.records import dataset_dir, read_columns
 
-    third = get_language(cfg.interactive_third).code
+    third = get_language(cfg.interactive.third_language).code
     if cfg.testset == "heldout":
         recs = _heldout_records(heldout_file, {src, tgt})
     else:
@@ -140,7 +96,7 @@ def _interactive_records(cfg: EvalConfig, heldout_file: str | Path | None, src: 
         cols = read_columns(dataset_dir("flores200", cfg.data_dir, cfg.flores_dir), codes)
         n = len(cols[codes[0]])
         recs = [ParallelRecord(f"flores200-devtest-{i + 1}", {c: cols[c][i] for c in codes}) for i in range(n)]
-    return recs[: cfg.interactive_limit] if cfg.interactive_limit > 0 else recs
+    return recs[: cfg.interactive.limit] if cfg.interactive.limit > 0 else recs
 
 
 class _Lazy:
@@ -202,15 +158,15 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
                 bitexts,
                 sys_dir,
                 cfg.max_new_tokens,
-                cfg.metrics,
+                cfg.translation.metrics,
                 advance,
-                cfg.off_target,
-                cfg.comet_model,
-                cfg.cometkiwi_model,
+                cfg.translation.off_target,
+                cfg.translation.comet_model,
+                cfg.translation.cometkiwi_model,
                 cfg.seed,
                 journal_tag=hypotheses_key(cfg, **weights, prompt=prompt, demos=fewshot),
                 fewshot=fewshot,
-                bleu_tokenize=cfg.bleu_tokenize,
+                bleu_tokenize=cfg.translation.bleu_tokenize,
                 spm=run.spm,
                 comet=run.comet,
             )
@@ -221,7 +177,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     if bitexts or (scores.is_file() and marked(marker, fp) is not None):
         out["translation"] = cached(scores, marker, fp, translate, unchanged)
 
-    if cfg.benchmarks:
+    if cfg.benchmarks.tasks:
         fp = part_fingerprint(cfg, "benchmarks", **weights)
         out["benchmarks"] = cached_part(
             sys_dir / "benchmarks",
@@ -230,7 +186,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             lambda: part_runners.run_benchmarks(cfg, lazy.get, sys_dir / "benchmarks"),
             run.memo,
         )
-    if cfg.open_ended:
+    if cfg.open_ended.sets:
         fp = part_fingerprint(cfg, "open_ended", **weights)
         out["open_ended"] = cached_part(
             sys_dir / "open_ended",
@@ -239,7 +195,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             lambda: part_runners.answer_open_ended(cfg, lazy.get, sys_dir / "open_ended"),
             run.memo,
         )
-    if cfg.interactive:
+    if cfg.interactive.tasks:
         heldout = Path(run.heldout_file) if run.heldout_file and Path(run.heldout_file).is_file() else None
         fp = part_fingerprint(cfg, "interactive", **weights, heldout=heldout and digest(heldout.read_text("utf-8")))
         out["interactive"] = cached_part(
@@ -254,7 +210,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             ),
             run.memo,
         )
-    if cfg.perplexity_languages:
+    if cfg.perplexity.languages:
         from bayling.evaluate.perplexity import texts_by_language
 
         texts = texts_by_language(cfg, run.heldout_file)
@@ -275,9 +231,6 @@ def pipeline_systems(
     """``base-<prompt>`` per base prompt (unless only the tuned model is wanted) and ``tuned`` (chat) when the
     train stage left an adapter."""
     systems = {}
-    bad = [p for p in base_prompts or [] if p not in PROMPTS]
-    if bad:
-        raise ConfigError(f"eval.base_prompts: unknown {', '.join(bad)}; choose from {', '.join(PROMPTS)}")
     if compare_base or adapter is None:
         for p in base_prompts or ["fewshot"]:
             base = System("base", model.name_or_path, gguf_file=model.gguf_file, prompt=p)
@@ -301,16 +254,16 @@ def _prompts(
 
     if not bitexts:
         return {}, None
-    kinds = {n: resolve_prompt(s, cfg.prompts.get(n, cfg.prompt)) for n, s in systems.items()}
-    demos, ids, source = None, {b.key: [] for b in bitexts}, "none (eval.fewshot_k=0)"
+    kinds = {n: resolve_prompt(s, cfg.translation.prompts.get(n, cfg.translation.prompt)) for n, s in systems.items()}
+    demos, ids, source = None, {b.key: [] for b in bitexts}, "none (eval.translation.fewshot_k=0)"
     if "fewshot" in kinds.values():
         demos = {b.key: [] for b in bitexts}
-        if cfg.fewshot_k > 0:
+        if cfg.translation.fewshot_k > 0:
             pool = load_pool(cfg, full, heldout_file)
             demos, ids = demonstrations(cfg, pool, bitexts, next(n for n, k in kinds.items() if k == "fewshot"))
             source = pool.source
     prompts = {
-        n: fewshot_record(cfg.fewshot_k, source, ids) if k == "fewshot" else chat_record(model.chat_format)
+        n: fewshot_record(cfg.translation.fewshot_k, source, ids) if k == "fewshot" else chat_record(model.chat_format)
         for n, k in kinds.items()
     }
     return prompts, demos
@@ -366,8 +319,8 @@ def evaluate(
     full = full_testset(cfg, heldout_file)
     bitexts = [b.head(cfg.max_sentences) for b in full]
     prompts, demos = _prompts(cfg, model, systems, full, bitexts, heldout_file)
-    spm = spm_model_path(cfg.spm_model)
-    if bitexts and spm is None and "bleu" in cfg.metrics and cfg.bleu_tokenize == "auto":
+    spm = spm_model_path(cfg.translation.spm_model)
+    if bitexts and spm is None and "bleu" in cfg.translation.metrics and cfg.translation.bleu_tokenize == "auto":
         console.print(
             "[dim]eval: no FLORES-200 SentencePiece model, so no spBLEU (bayling eval download flores200-spm)[/dim]"
         )
@@ -384,15 +337,15 @@ def evaluate(
     for part in ("benchmarks", "interactive"):
         if any(part in r for r in results.values()):
             metrics[part] = _by_kind({n: r[part] for n, r in results.items() if part in r}, part)
-    if cfg.perplexity_languages:
+    if cfg.perplexity.languages:
         metrics["perplexity"] = {n: r["perplexity"] for n, r in results.items()}
-    if cfg.open_ended:
+    if cfg.open_ended.sets:
         metrics["open_ended"] = part_runners.judge_open_ended(
             cfg, {n: r["open_ended"] for n, r in results.items()}, out
         )
     write_json(out / "metrics.json", metrics)
     if metrics["directions"]:
-        table, markdown = comparison_table(metrics, cfg.metrics)
+        table, markdown = comparison_table(metrics, cfg.translation.metrics)
         (out / "table.md").write_text(markdown, encoding="utf-8")
         console.print(table)
     page = None

@@ -34,8 +34,8 @@ class System:
         adapter: a PEFT adapter directory (transformers/vllm), a GGUF LoRA (llamacpp), or a full fine-tuned
             model directory, which then replaces ``model``.
         gguf_file: GGUF file name inside ``model`` when ``model`` is a directory of GGUF weights.
-        prompt: ``chat``, ``fewshot`` or ``auto`` for the translation prompt; None: ``eval.prompts`` /
-            ``eval.prompt`` decide (see :func:`resolve_prompt`).
+        prompt: ``chat``, ``fewshot`` or ``auto`` for the translation prompt; None: ``eval.translation.prompts`` /
+            ``eval.translation.prompt`` decide (see :func:`resolve_prompt`).
     """
 
     name: str
@@ -92,7 +92,9 @@ def resolve_prompt(system: System, requested: str = "auto") -> str:
 
     choice = system.prompt or requested
     if choice not in PROMPTS:
-        raise ConfigError(f"eval.prompt for {system.name}: unknown {choice!r}; choose from {', '.join(PROMPTS)}")
+        raise ConfigError(
+            f"eval.translation.prompt for {system.name}: unknown {choice!r}; choose from {', '.join(PROMPTS)}"
+        )
     if choice != "auto":
         return choice
     if system.adapter:

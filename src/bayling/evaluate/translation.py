@@ -1,7 +1,7 @@
 """Translation evaluation: generate with an engine, score with sacreBLEU, save per-sentence outputs.
 
 Every direction's requests go to the engine as one list so it can batch by length. A system is
-prompted in one of two ways (``eval.prompt``): ``chat``, the canonical request
+prompted in one of two ways (``eval.translation.prompt``): ``chat``, the canonical request
 :func:`bayling.prompts.translation_prompt` (what the data stage trains on) rendered by the
 engine through :mod:`bayling.chat`; or ``fewshot``, a raw completion prompt with k demonstrations
 (:func:`bayling.prompts.fewshot_prompt`, demonstrations from :mod:`bayling.evaluate.fewshot`) continued by :meth:`~bayling.engines.Engine.complete` and cut at the
