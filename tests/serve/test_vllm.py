@@ -9,6 +9,7 @@ is installed (the GPU machine; ``bench/serve_gpu.py`` runs the real engine there
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import inspect
 import json
@@ -75,6 +76,23 @@ def test_blocking_api_sends_a_list_as_concurrent_requests(vllm_engine):
         time.sleep(0.01)
     (rid,) = [r for r, s in llm.sampling.items() if s.max_tokens == 200]
     assert rid in llm.aborted and llm.generated.get(rid, 0) < 200
+
+
+def test_streams_read_to_the_end_are_not_aborted_and_raise_a_failed_requests_error(vllm_engine):
+    """Both stream loops (blocking ``stream`` and the server's ``astream``): a stream read to its end leaves its
+    request alone; a request vLLM refuses raises vLLM's error to the reader and is not aborted either."""
+    llm = vllm_engine.llm
+
+    async def read_async(params):
+        return [piece async for piece in vllm_engine.astream(MSG, params)]
+
+    for read in (lambda params: list(vllm_engine.stream(MSG, params)), lambda params: asyncio.run(read_async(params))):
+        pieces = read(GenerationParams(max_new_tokens=3))
+        assert len(pieces) == 3 and "".join(pieces).strip() == expected_text(vllm_engine, MSG, 3)
+        with pytest.raises(ValueError, match="exceed max_model_len 512"):
+            read(GenerationParams(max_new_tokens=600))
+    vllm_engine._call(asyncio.sleep(0.05))  # an abort sent by mistake would have run by now
+    assert len(llm.prompts) == 2 and len(llm.finished) == 2 and llm.aborted == [] and llm.internal_aborts == []
 
 
 def test_eight_concurrent_streams_are_in_flight_at_once(vllm_engine, make_server, fake_vllm):
