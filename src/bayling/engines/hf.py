@@ -13,19 +13,19 @@ the model busy until ``max_new_tokens``).
 
 from __future__ import annotations
 
-import copy
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import conversation_ids, format_for_tokenizer, render, stop_token_ids
+from bayling.chat import conversation_ids, render
 from bayling.engines import GenerationParams
+from bayling.engines.common import Conversations, HFTokenizerEngine, Progress
 from bayling.errors import require
-from bayling.models import load_model, load_tokenizer
+from bayling.models import load_model
 
 
-class TransformersEngine:
+class TransformersEngine(HFTokenizerEngine):
     """Generate with a Hugging Face causal LM (optionally with a LoRA adapter).
 
     Args:
@@ -53,16 +53,11 @@ class TransformersEngine:
         model_name: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
-        self.tokenizer = load_tokenizer(model_path, trust_remote_code)
+        self._load_tokenizer(model_path, adapter, chat_format, model_name, trust_remote_code)
         self.tokenizer.padding_side = "left"
         self.model = load_model(model_path, dtype, device, adapter, trust_remote_code)
-        self.format = format_for_tokenizer(chat_format, self.tokenizer)
-        self.stop_ids = stop_token_ids(self.format, self.tokenizer)
         self.batch_size = batch_size
-        self.model_name = model_name or Path(str(adapter or model_path)).name
         self._lock = threading.Lock()  # one generate() at a time on a shared model
-        self._count_lock = threading.Lock()
-        self._count_tokenizer: Any = None  # made on first use (the server's token limits), see count_tokens
 
     @property
     def device(self) -> Any:
@@ -99,75 +94,37 @@ class TransformersEngine:
         """Left-padded ``input_ids`` + ``attention_mask`` tensors on the model's device."""
         return self.tokenizer.pad({"input_ids": list(ids)}, padding=True, return_tensors="pt").to(self.device)
 
-    def count_tokens(self, text: str) -> int:
-        """Number of tokens in ``text`` (special tokens written as text count as one).
+    def _generate_ids(
+        self, ids: Sequence[list[int]], params: GenerationParams, kw: dict[str, Any], progress: Progress
+    ) -> list[list[int]]:
+        """The new token ids after each prompt (``model.generate(**kw)``), in input order.
 
-        Safe to call from another thread while a generation runs: it uses a private copy of the
-        tokenizer, because a fast tokenizer switching padding on and off in two threads at once fails with
-        "Already borrowed".
-        """
-        with self._count_lock:
-            if self._count_tokenizer is None:
-                self._count_tokenizer = copy.deepcopy(self.tokenizer)
-            return len(self._count_tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def count_prompt_tokens(self, conversation: Sequence[dict[str, Any]]) -> int:
-        """Number of tokens of the prompt for ``conversation`` (thread-safe, like :meth:`count_tokens`)."""
-        with self._count_lock:
-            if self._count_tokenizer is None:
-                self._count_tokenizer = copy.deepcopy(self.tokenizer)
-            return len(conversation_ids(conversation, self.format, self._count_tokenizer))
-
-    def generate(
-        self,
-        conversations: Sequence[Sequence[dict[str, Any]]],
-        params: GenerationParams | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> list[str]:
-        """Answer each conversation; batches are formed from prompts of similar length.
-
-        Args:
-            conversations: OpenAI-style message lists ending with a user turn.
-            params: generation parameters (greedy by default).
-            progress: called with the number of conversations finished after each batch.
-
-        Returns:
-            One reply per conversation, in input order, stop string removed.
-        """
-        return [r["text"] for r in self.generate_detailed(conversations, params, progress)]
-
-    def generate_detailed(
-        self,
-        conversations: Sequence[Sequence[dict[str, Any]]],
-        params: GenerationParams | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Like :meth:`generate`, with what an OpenAI response reports about each reply.
-
-        Returns:
-            One dict per conversation: ``text``, ``prompt_tokens``, ``completion_tokens`` and
-            ``finish_reason`` (``stop`` when the model ended its turn, ``length`` when it ran into
-            ``max_new_tokens``).
+        Batches are formed from prompts of similar length (left-padded); ``progress(n)`` is called after each
+        batch of ``n``. ``params.seed`` seeds torch once, with the model held.
         """
         torch = require("torch", "train")
-        params = params or GenerationParams()
-        prompts = self.prompt_ids(conversations)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        out: list[dict[str, Any]] = [{} for _ in prompts]
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[list[int]] = [[] for _ in ids]
         with self._lock, torch.inference_mode():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                enc = self._batch([prompts[i] for i in idx])
-                gen = self.model.generate(**enc, **self._gen_kwargs(params))
-                new = gen[:, enc["input_ids"].shape[1] :]
-                n_prompt = enc["attention_mask"].sum(dim=1).tolist()
-                for i, row, n in zip(idx, new, n_prompt, strict=True):
-                    out[i] = self._finish(row.tolist(), int(n))
+                enc = self._batch([ids[i] for i in idx])
+                gen = self.model.generate(**enc, **kw)
+                for i, row in zip(idx, gen[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
+                    out[i] = row
                 if progress is not None:
                     progress(len(idx))
         return out
+
+    def _answer(
+        self, conversations: Conversations, params: GenerationParams, progress: Progress
+    ) -> list[dict[str, Any]]:
+        """Replies generated in batches of prompts of similar length, cut at the format's stop token."""
+        prompts = self.prompt_ids(conversations)
+        new = self._generate_ids(prompts, params, self._gen_kwargs(params), progress)
+        return [self._finish(row, len(p)) for row, p in zip(new, prompts, strict=True)]
 
     def _finish(self, ids: list[int], n_prompt: int) -> dict[str, Any]:
         reason = "length"
@@ -177,9 +134,6 @@ class TransformersEngine:
                 break
         text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return {"text": text, "prompt_tokens": n_prompt, "completion_tokens": len(ids), "finish_reason": reason}
-
-    def _decode(self, ids: list[int]) -> str:
-        return self._finish(ids, 0)["text"]
 
     def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
         """Yield text pieces of the reply as they are generated (transformers' TextIteratorStreamer).
@@ -229,43 +183,22 @@ class TransformersEngine:
             raise failure[0]
 
     # -- raw-text completion (few-shot prompts of base models; no chat template) -------------------------
-    def complete(
-        self,
-        prompts: Sequence[str],
-        params: GenerationParams | None = None,
-        stop: Sequence[str] = ("\n",),
-        progress: Callable[[int], None] | None = None,
+    def _continue(
+        self, prompts: Sequence[str], params: GenerationParams, stop: list[str], progress: Progress
     ) -> list[str]:
-        """Continue each raw text prompt, cut at the first ``stop`` string (batched like :meth:`generate`).
+        """Continuations batched like :meth:`generate`.
 
         The prompt is tokenized with the tokenizer's own special tokens (``add_special_tokens=True``): BOS
         where the model's tokenizer adds one (Gemma, Llama), none where it does not (Qwen), i.e. the way the
         model saw text in pre-training. A row stops at EOS, at the chat format's stop token, or at a ``stop``
         string (transformers' ``stop_strings``).
-
-        Returns:
-            One continuation per prompt, in input order, without the stop string, stripped.
         """
-        from bayling.engines import cut_at_stop
-
-        torch = require("torch", "train")
-        params = params or GenerationParams()
         kw = self._gen_kwargs(params)
         kw["eos_token_id"] = sorted({*self.stop_ids, self.tokenizer.eos_token_id} - {None})
         if stop:
-            kw.update(stop_strings=list(stop), tokenizer=self.tokenizer)
-        out = [""] * len(prompts)
-        with self._lock, torch.inference_mode():
-            ids = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
-            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(self.device)
-                gen = self.model.generate(**enc, **kw)
-                for i, row in zip(idx, gen[:, enc["input_ids"].shape[1] :], strict=True):
-                    out[i] = cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), stop)
-                if progress is not None:
-                    progress(len(idx))
-        return out
+            kw.update(stop_strings=stop, tokenizer=self.tokenizer)
+        ids = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        return [
+            self.tokenizer.decode(row, skip_special_tokens=True)
+            for row in self._generate_ids(ids, params, kw, progress)
+        ]

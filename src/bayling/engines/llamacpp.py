@@ -15,12 +15,13 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from bayling.chat import FORMATS, ChatFormat, conversation_ids, get_format
 from bayling.engines import GenerationParams
+from bayling.engines.common import Conversations, EngineBase, Progress
 from bayling.errors import ModelError, require
 
 
@@ -38,7 +39,7 @@ class LlamaTokens:
         return ids[0] if len(ids) == 1 and self.encode_text(text) != ids else None
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(EngineBase):
     """Generate with a GGUF model through llama-cpp-python.
 
     Args:
@@ -139,23 +140,24 @@ class LlamaCppEngine:
             "seed": (self.seed if params.seed is None else params.seed) & 0xFFFFFFFF,  # llama.cpp seeds are uint32
         }
 
-    def generate_detailed(
-        self,
-        conversations: Sequence[Sequence[dict[str, Any]]],
-        params: GenerationParams | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Answer each conversation (one after another: llama.cpp keeps the shared prompt prefix cached).
-
-        Returns:
-            One dict per conversation: ``text``, ``prompt_tokens``, ``completion_tokens``, ``finish_reason``.
-        """
-        params = params or GenerationParams()
+    def _one_by_one(self, prompts: Iterable[list[int]], kw: dict[str, Any], progress: Progress) -> list[Any]:
+        """llama.cpp's completion of each prompt (token ids), one after another (llama.cpp keeps the shared
+        prompt prefix cached); ``progress(1)`` after each."""
         out = []
-        for conv in conversations:
-            ids = self._prompt_ids(conv)
+        for ids in prompts:
             with self._lock:
-                r = self.llm.create_completion(ids, **self._completion_kwargs(params))
+                out.append(self.llm.create_completion(ids, **kw))
+            if progress is not None:
+                progress(1)
+        return out
+
+    def _answer(
+        self, conversations: Conversations, params: GenerationParams, progress: Progress
+    ) -> list[dict[str, Any]]:
+        """Replies one after another, with llama.cpp's own token counts."""
+        prompts = (self._prompt_ids(conv) for conv in conversations)
+        out = []
+        for r in self._one_by_one(prompts, self._completion_kwargs(params), progress):
             choice, usage = r["choices"][0], r["usage"]
             out.append(
                 {
@@ -165,18 +167,7 @@ class LlamaCppEngine:
                     "finish_reason": choice["finish_reason"] or "stop",
                 }
             )
-            if progress is not None:
-                progress(1)
         return out
-
-    def generate(
-        self,
-        conversations: Sequence[Sequence[dict[str, Any]]],
-        params: GenerationParams | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> list[str]:
-        """Answer each conversation; returns the replies in input order, stop string removed."""
-        return [r["text"] for r in self.generate_detailed(conversations, params, progress)]
 
     def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
         """Yield pieces of the reply; closing the iterator stops llama.cpp at the next token."""
@@ -197,32 +188,15 @@ class LlamaCppEngine:
                 chunks.close()
 
     # -- raw-text completion (few-shot prompts of base models; no chat template) -------------------------
-    def complete(
-        self,
-        prompts: Sequence[str],
-        params: GenerationParams | None = None,
-        stop: Sequence[str] = ("\n",),
-        progress: Callable[[int], None] | None = None,
+    def _continue(
+        self, prompts: Sequence[str], params: GenerationParams, stop: list[str], progress: Progress
     ) -> list[str]:
-        """Continue each raw text prompt, cut at the first ``stop`` string (one prompt after another).
+        """Continuations one prompt after another.
 
         ``tokenize(add_bos=True, special=False)`` adds BOS only when the GGUF says the model wants one
         (``tokenizer.ggml.add_bos_token``), the same rule as the transformers engine's
         ``add_special_tokens=True``; text that looks like a special token stays text.
-
-        Returns:
-            One continuation per prompt, in input order, without the stop string, stripped.
         """
-        from bayling.engines import cut_at_stop
-
-        params = params or GenerationParams()
-        kw = {**self._completion_kwargs(params), "stop": list(stop)}
-        out = []
-        for prompt in prompts:
-            ids = self.llm.tokenize(prompt.encode(), add_bos=True, special=False)
-            with self._lock:
-                r = self.llm.create_completion(ids, **kw)
-            out.append(cut_at_stop(r["choices"][0]["text"], stop))
-            if progress is not None:
-                progress(1)
-        return out
+        ids = (self.llm.tokenize(p.encode(), add_bos=True, special=False) for p in prompts)
+        kw = {**self._completion_kwargs(params), "stop": stop}
+        return [r["choices"][0]["text"] for r in self._one_by_one(ids, kw, progress)]

@@ -25,7 +25,6 @@ context length.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import queue
 import threading
@@ -35,13 +34,20 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import conversation_ids, format_for_tokenizer, stop_token_ids
+from bayling.chat import conversation_ids
 from bayling.engines import GenerationParams
+from bayling.engines.common import Conversations, HFTokenizerEngine, Progress
 from bayling.errors import ModelError, require
 
 log = logging.getLogger(__name__)
 
 _END = object()
+"""What a request's stream gets after its last piece (a failed request's gets the error instead)."""
+
+
+def _last(item: Any) -> bool:
+    """Whether a stream ``item`` ends the stream (``_END`` or the request's error)."""
+    return item is _END or isinstance(item, BaseException)
 
 
 def _async_engine_class(vllm: Any) -> Any:
@@ -54,7 +60,7 @@ def _async_engine_class(vllm: Any) -> Any:
         return vllm.AsyncLLMEngine
 
 
-class VLLMEngine:
+class VLLMEngine(HFTokenizerEngine):
     """Generate with vLLM's async engine (continuous batching on one or more GPUs).
 
     Args:
@@ -95,21 +101,14 @@ class VLLMEngine:
         if device == "cpu":
             raise ModelError("the vLLM engine runs on GPUs; use --engine transformers or llamacpp on CPU")
         vllm = require("vllm", "vllm")
-        from bayling.models import load_tokenizer
-
         self._vllm = vllm
-        self.tokenizer = load_tokenizer(model_path, trust_remote_code)
-        self.format = format_for_tokenizer(chat_format, self.tokenizer)
-        self.stop_ids = stop_token_ids(self.format, self.tokenizer)
+        self._load_tokenizer(model_path, adapter, chat_format, model_name, trust_remote_code)
         self.lora = None
         if adapter is not None:
             from vllm.lora.request import LoRARequest
 
             self.lora = LoRARequest("adapter", 1, str(adapter))
-        self.model_name = model_name or Path(str(adapter or model_path)).name
         self.seed = seed
-        self._count_lock = threading.Lock()
-        self._count_tokenizer: Any = None
         args = vllm.AsyncEngineArgs(
             model=str(model_path),
             tokenizer=str(model_path),
@@ -169,24 +168,10 @@ class VLLMEngine:
         config = getattr(self.llm, "model_config", None) or self.llm.engine.model_config
         return int(config.max_model_len)
 
-    def _counting_tokenizer(self) -> Any:
-        if self._count_tokenizer is None:
-            self._count_tokenizer = copy.deepcopy(self.tokenizer)
-        return self._count_tokenizer
-
-    def count_tokens(self, text: str) -> int:
-        """Token count, on a private tokenizer copy (safe next to a running generation; see the hf engine)."""
-        with self._count_lock:
-            return len(self._counting_tokenizer()(text, add_special_tokens=False)["input_ids"])
-
-    def count_prompt_tokens(self, conversation: Sequence[dict[str, Any]]) -> int:
-        with self._count_lock:
-            return len(conversation_ids(conversation, self.format, self._counting_tokenizer()))
-
     def prompt_ids(self, conversation: Sequence[dict[str, Any]]) -> list[int]:
         """The prompt's token ids (thread-safe; message text as plain text)."""
-        with self._count_lock:
-            return conversation_ids(conversation, self.format, self._counting_tokenizer())
+        with self._private.borrow() as tokenizer:
+            return conversation_ids(conversation, self.format, tokenizer)
 
     def _sampling(self, params: GenerationParams, stop: list[str] | None = None) -> Any:
         return self._vllm.SamplingParams(
@@ -268,6 +253,29 @@ class VLLMEngine:
         """Abort ``request_id`` (from any thread; returns at once)."""
         return asyncio.run_coroutine_threadsafe(self._abort(request_id, running), self._loop)
 
+    def _end_stream(self, item: Any, request_id: str, running: Future) -> None:
+        """After a stream's last ``item``: raise the request's error, or abort the request when the reader
+        left before its end (the stream closed, the task cancelled)."""
+        if isinstance(item, BaseException):
+            raise item
+        if item is not _END:
+            self._abort_soon(request_id, running)
+
+    def _results(self, jobs: list[tuple[str, Future]], progress: Progress) -> list[dict[str, Any]]:
+        """Wait for the submitted requests' replies, in order, ``progress(1)`` after each; the requests
+        still running when the wait is interrupted are aborted (free the GPU for whoever comes next)."""
+        results = []
+        try:
+            for _, running in jobs:
+                results.append(running.result())
+                if progress is not None:
+                    progress(1)
+        finally:
+            for request_id, running in jobs:
+                if not running.done():
+                    self._abort_soon(request_id, running)
+        return results
+
     # -- for the server's event loop ---------------------------------------------------------------
     async def astream(
         self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None
@@ -281,20 +289,12 @@ class VLLMEngine:
             params or GenerationParams(),
             lambda item: caller.call_soon_threadsafe(pieces.put_nowait, item),
         )
-        finished = False
+        item: Any = None
         try:
-            while True:
-                item = await pieces.get()
-                if item is _END:
-                    finished = True
-                    return
-                if isinstance(item, BaseException):
-                    finished = True
-                    raise item
+            while not _last(item := await pieces.get()):
                 yield item
         finally:
-            if not finished:
-                self._abort_soon(request_id, running)
+            self._end_stream(item, request_id, running)
 
     async def agenerate(
         self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None
@@ -309,85 +309,32 @@ class VLLMEngine:
             raise
 
     # -- blocking API (evaluation, bayling chat) ---------------------------------------------------
-    def generate_detailed(
-        self,
-        conversations: Sequence[Sequence[dict[str, Any]]],
-        params: GenerationParams | None = None,
-        progress: Callable[[int], None] | None = None,
+    def _answer(
+        self, conversations: Conversations, params: GenerationParams, progress: Progress
     ) -> list[dict[str, Any]]:
-        """Answer all conversations as concurrent vLLM requests; dicts as in the transformers engine."""
-        params = params or GenerationParams()
-        jobs = [self._submit(self.prompt_ids(c), params, None) for c in conversations]
-        results = []
-        try:
-            for _, running in jobs:
-                results.append(running.result())
-                if progress is not None:
-                    progress(1)
-        finally:
-            for request_id, running in jobs:
-                if not running.done():  # interrupted: free the GPU for whoever comes next
-                    self._abort_soon(request_id, running)
-        return results
-
-    def generate(
-        self,
-        conversations: Sequence[Sequence[dict[str, Any]]],
-        params: GenerationParams | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> list[str]:
-        """Answer each conversation; returns the replies in input order."""
-        return [r["text"] for r in self.generate_detailed(conversations, params, progress)]
+        """All conversations as concurrent vLLM requests."""
+        return self._results([self._submit(self.prompt_ids(c), params, None) for c in conversations], progress)
 
     def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
         """Yield pieces of one reply (blocking); closing the iterator aborts the request."""
         pieces: queue.Queue = queue.Queue()
         request_id, running = self._submit(self.prompt_ids(conversation), params or GenerationParams(), pieces.put)
-        finished = False
+        item: Any = None
         try:
-            while True:
-                item = pieces.get()
-                if item is _END:
-                    finished = True
-                    return
-                if isinstance(item, BaseException):
-                    finished = True
-                    raise item
+            while not _last(item := pieces.get()):
                 yield item
         finally:
-            if not finished:
-                self._abort_soon(request_id, running)
+            self._end_stream(item, request_id, running)
 
     # -- raw-text completion (few-shot prompts of base models; no chat template) -------------------------
-    def complete(
-        self,
-        prompts: Sequence[str],
-        params: GenerationParams | None = None,
-        stop: Sequence[str] = ("\n",),
-        progress: Callable[[int], None] | None = None,
+    def _continue(
+        self, prompts: Sequence[str], params: GenerationParams, stop: list[str], progress: Progress
     ) -> list[str]:
-        """Continue all raw text prompts as concurrent vLLM requests, cut at the first ``stop`` string.
+        """All prompts as concurrent vLLM requests.
 
         Token ids come from the tokenizer with its own special tokens (``add_special_tokens=True``: BOS
         where the model's tokenizer adds one), as in the transformers engine.
-
-        Returns:
-            One continuation per prompt, in input order, without the stop string, stripped.
         """
-        from bayling.engines import cut_at_stop
-
-        params = params or GenerationParams()
-        with self._count_lock:
-            ids = [self._counting_tokenizer()(p, add_special_tokens=True)["input_ids"] for p in prompts]
-        jobs = [self._submit(x, params, None, stop=list(stop)) for x in ids]
-        texts = []
-        try:
-            for _, running in jobs:
-                texts.append(cut_at_stop(running.result()["text"], stop))
-                if progress is not None:
-                    progress(1)
-        finally:
-            for request_id, running in jobs:
-                if not running.done():
-                    self._abort_soon(request_id, running)
-        return texts
+        with self._private.borrow() as tokenizer:
+            ids = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        return [r["text"] for r in self._results([self._submit(x, params, None, stop=stop) for x in ids], progress)]
