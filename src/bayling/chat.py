@@ -105,6 +105,16 @@ _BAYLING_V1_SYSTEM = (
     "Below is a dialog consisting of instructions and responses. Write a response that completes the request.\n"
 )
 
+_LLAMA3 = ChatFormat(
+    name="llama3",
+    bos="<|begin_of_text|>",
+    system="<|start_header_id|>system<|end_header_id|>\n\n{content}<|eot_id|>",
+    user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
+    assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
+    stop="<|eot_id|>",
+    markers=("<|start_header_id|>", "<|end_header_id|>"),
+)
+
 FORMATS: dict[str, ChatFormat] = {
     "gemma": ChatFormat(
         name="gemma",
@@ -116,24 +126,9 @@ FORMATS: dict[str, ChatFormat] = {
         assistant_after_stop="\n",
         markers=("<start_of_turn>",),
     ),
-    "llama3": ChatFormat(
-        name="llama3",
-        bos="<|begin_of_text|>",
-        system="<|start_header_id|>system<|end_header_id|>\n\n{content}<|eot_id|>",
-        user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
-        assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
-        stop="<|eot_id|>",
-        markers=("<|start_header_id|>", "<|end_header_id|>"),
-    ),
-    "bayling3": ChatFormat(
-        name="bayling3",
-        bos="<|begin_of_text|>",
-        system="<|start_header_id|>system<|end_header_id|>\n\n{content}<|eot_id|>",
-        user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
-        assistant_prefix="<|start_header_id|>assistant<|end_header_id|>\n\n",
-        stop="<|eot_id|>",
-        markers=("<|start_header_id|>", "<|end_header_id|>"),
-        default_system="I am BayLing developed by the NLP Group of ICT/CAS.",
+    "llama3": _LLAMA3,
+    "bayling3": dataclasses.replace(
+        _LLAMA3, name="bayling3", default_system="I am BayLing developed by the NLP Group of ICT/CAS."
     ),
     "chatml": ChatFormat(
         name="chatml",

@@ -4,7 +4,8 @@ Every engine takes conversations (lists of ``{"role", "content"}``), turns them 
 :func:`bayling.chat.conversation_ids` (message text as plain text), and returns the assistant's reply.
 Engines are looked up by name and imported lazily so that a missing optional extra only matters when that
 engine is asked for; they are built in one place, :mod:`bayling.engines.factory` (:func:`load_engine` for a
-model reference, :func:`load_run` for a run's trained model). An engine that runs many requests at once by itself (vLLM's async engine) also sets
+model reference, :func:`load_run` for a run's trained model); what they do alike is written once in
+:mod:`bayling.engines.common`. An engine that runs many requests at once by itself (vLLM's async engine) also sets
 ``concurrent = True`` and offers ``astream``/``agenerate`` coroutines; the server then gives it one request
 per generation instead of a worker thread (:mod:`bayling.serve.scheduler`).
 """
