@@ -177,50 +177,36 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     if bitexts or (scores.is_file() and marked(marker, fp) is not None):
         out["translation"] = cached(scores, marker, fp, translate, unchanged)
 
+    def part(name: str, label: str, compute: Callable[[Path], Any], **inputs: Any) -> None:
+        """``out[name]``: the part computed into ``sys_dir/name``, or its cached result; ``inputs`` join its
+        fingerprint."""
+        part_dir = sys_dir / name
+        fp = part_fingerprint(cfg, name, **weights, **inputs)
+        out[name] = cached_part(part_dir, fp, f"{system.name} {label}", lambda: compute(part_dir), run.memo)
+
     if cfg.benchmarks.tasks:
-        fp = part_fingerprint(cfg, "benchmarks", **weights)
-        out["benchmarks"] = cached_part(
-            sys_dir / "benchmarks",
-            fp,
-            f"{system.name} benchmarks",
-            lambda: part_runners.run_benchmarks(cfg, lazy.get, sys_dir / "benchmarks"),
-            run.memo,
-        )
+        part("benchmarks", "benchmarks", lambda d: part_runners.run_benchmarks(cfg, lazy.get, d))
     if cfg.open_ended.sets:
-        fp = part_fingerprint(cfg, "open_ended", **weights)
-        out["open_ended"] = cached_part(
-            sys_dir / "open_ended",
-            fp,
-            f"{system.name} open-ended answers",
-            lambda: part_runners.answer_open_ended(cfg, lazy.get, sys_dir / "open_ended"),
-            run.memo,
-        )
+        part("open_ended", "open-ended answers", lambda d: part_runners.answer_open_ended(cfg, lazy.get, d))
     if cfg.interactive.tasks:
         heldout = Path(run.heldout_file) if run.heldout_file and Path(run.heldout_file).is_file() else None
-        fp = part_fingerprint(cfg, "interactive", **weights, heldout=heldout and digest(heldout.read_text("utf-8")))
-        out["interactive"] = cached_part(
-            sys_dir / "interactive",
-            fp,
-            f"{system.name} interactive",
-            lambda: part_runners.run_interactive(
-                cfg,
-                lazy.get,
-                sys_dir / "interactive",
-                lambda s, t: _interactive_records(cfg, run.heldout_file, s, t),
+        part(
+            "interactive",
+            "interactive",
+            lambda d: part_runners.run_interactive(
+                cfg, lazy.get, d, lambda s, t: _interactive_records(cfg, run.heldout_file, s, t)
             ),
-            run.memo,
+            heldout=heldout and digest(heldout.read_text("utf-8")),
         )
     if cfg.perplexity.languages:
         from bayling.evaluate.perplexity import texts_by_language
 
         texts = texts_by_language(cfg, run.heldout_file)
-        fp = part_fingerprint(cfg, "perplexity", **weights, texts=digest(texts))
-        out["perplexity"] = cached_part(
-            sys_dir / "perplexity",
-            fp,
-            f"{system.name} perplexity",
-            lambda: part_runners.run_perplexity(lazy.get, texts, cfg.batch_size, sys_dir / "perplexity"),
-            run.memo,
+        part(
+            "perplexity",
+            "perplexity",
+            lambda d: part_runners.run_perplexity(lazy.get, texts, cfg.batch_size, d),
+            texts=digest(texts),
         )
     return out
 
