@@ -18,8 +18,10 @@ def test_quickstart_preset_loads_with_types():
     assert cfg.name == "quickstart"
     assert cfg.model.name_or_path == "gemma-3-270m"
     assert cfg.train.method == "lora" and isinstance(cfg.train.learning_rate, float)
-    assert cfg.train.learning_rate == pytest.approx(1e-3)
-    assert cfg.data.pairs == 600
+    assert cfg.train.learning_rate == pytest.approx(5e-4)
+    assert cfg.train.epochs == 2
+    assert cfg.data.pairs == 800
+    assert cfg.data.pivot_languages == ["eng_Latn"]
     assert (
         "eng_Latn-zho_Hans" in cfg.eval.translation.directions
         and "deu_Latn-eng_Latn" in cfg.eval.translation.directions
