@@ -27,8 +27,9 @@ sys.path.insert(0, str(REPO / "src"))
 from bayling.languages import get_language  # noqa: E402
 
 
-def load_system(run: Path, system: str) -> dict:
-    """``systems.<system>`` of ``run/eval/metrics.json``: ``{direction: {chrf, off_target, copy, ...}}``."""
+def load_system(run: Path, system: str) -> tuple[dict, dict]:
+    """``systems.<system>`` of ``run/eval/metrics.json`` (``{direction: {chrf, off_target, copy, ...}}``, the
+    ``average`` row left out), and the whole metrics for the run-level fields."""
     metrics = json.loads((run / "eval" / "metrics.json").read_text(encoding="utf-8"))
     return {d: v for d, v in metrics["systems"][system].items() if "-" in d}, metrics
 
