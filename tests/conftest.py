@@ -84,7 +84,7 @@ def build_tiny_tokenizer(out_dir: Path, chat_format: str = "gemma"):
     return fast
 
 
-def build_tiny_llama(out_dir: Path, chat_format: str = "gemma", seed: int = 0) -> Path:
+def build_tiny_llama(out_dir: Path, chat_format: str = "gemma", seed: int = 0, hidden_size: int = 16) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -92,8 +92,8 @@ def build_tiny_llama(out_dir: Path, chat_format: str = "gemma", seed: int = 0) -
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -111,6 +111,13 @@ def build_tiny_llama(out_dir: Path, chat_format: str = "gemma", seed: int = 0) -
 def tiny_llama(tmp_path_factory) -> Path:
     """Directory of a random tiny Llama whose tokenizer uses Gemma's turn tokens."""
     return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(scope="session")
+def wide_llama(tmp_path_factory) -> Path:
+    """The tiny Llama at hidden size 256: wide enough that bf16 matmuls round differently with the batch shape
+    (greedy outputs then depend on the batch size, as Gemma's do), still ~2 MB."""
+    return build_tiny_llama(tmp_path_factory.mktemp("wide_llama"), hidden_size=256)
 
 
 @pytest.fixture(scope="session")

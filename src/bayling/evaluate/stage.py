@@ -33,6 +33,7 @@ from bayling.evaluate.config import EvalConfig, validate
 from bayling.evaluate.systems import (
     System,
     baseline_system,
+    engine_dtype,
     make_engine,
     resolve_prompt,
     weights_digest,
@@ -134,7 +135,12 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     from bayling.evaluate import part_runners
 
     lazy = _Lazy(lambda: make_engine(system, cfg, model))
-    weights = {"model": to_dict(model), "weights": weights_digest(system), "adapter": system.adapter}
+    weights = {
+        "model": to_dict(model),
+        "weights": weights_digest(system),
+        "adapter": system.adapter,
+        "dtype": engine_dtype(cfg, model),  # what it computes in (float32 on CPU): outputs depend on it
+    }
     out: dict[str, Any] = {}
 
     # translation keeps the foundation's layout: OUT/<system>/scores.json + fingerprint + <direction>.jsonl
