@@ -59,3 +59,34 @@ def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path, tiny_data):
     assert metrics["systems"]["tuned"]["eng_Latn-zho_Hans"]["n"] == 2
     chat = json.loads((run_dir / "chat" / "chat.json").read_text())
     assert chat["messages"][-1]["role"] == "assistant"
+
+
+@pytest.mark.timeout(1200)  # ~3 min alone; training Gemma is slow on a busy machine
+def test_eval_engine_llamacpp_scores_the_tuned_lora_through_its_gguf_export(gemma_dir, tmp_path, tiny_data):
+    """``eval.engine=llamacpp`` on a run: the tuned system is the embedded GGUF plus the LoRA exported to GGUF
+    (once, into train/adapter.gguf), with no ``train.export`` needed."""
+    pytest.importorskip("llama_cpp")
+    from bayling.cli import main
+
+    run_dir = tmp_path / "gemma-llamacpp"
+    args = [
+        "run",
+        str(REPO / "configs" / "quickstart.yaml"),
+        f"run_dir={run_dir}",
+        *tiny_data(heldout=8, interactive=24, crosslingual=12, general=4),
+        "train.max_steps=2",
+        "train.max_length=128",
+        "eval.max_sentences=2",
+        "eval.max_new_tokens=24",
+        "eval.engine=llamacpp",
+        "eval.compare_base=false",
+        "eval.engine_options={n_ctx: 2048}",
+        "eval.translation.directions=[eng_Latn-deu_Latn]",
+        "stages=[data,train,eval]",
+    ]
+    assert main(args) == 0
+    gguf = run_dir / "train" / "adapter.gguf"
+    assert gguf.is_file() and gguf.stat().st_size > 100_000
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert set(metrics["systems"]) == {"tuned"}
+    assert metrics["systems"]["tuned"]["eng_Latn-deu_Latn"]["n"] == 2

@@ -194,12 +194,30 @@ def _adapter(cfg: RunConfig, run: RunLayout) -> Path | None:
     return run.train_final if "train" in cfg.stages and run.train_final.is_dir() else None
 
 
+def _eval_adapter(cfg: RunConfig, run: RunLayout, engine: str) -> Path | None:
+    """What the tuned system loads: ``train/final``, or with ``eval.engine=llamacpp`` that LoRA as a GGUF
+    adapter, exported once into ``train/adapter.gguf`` when the train stage did not export it (llama.cpp
+    applies it on top of the embedded Q4_K_M GGUF, as ``bayling serve --engine llamacpp`` does)."""
+    adapter = _adapter(cfg, run)
+    if adapter is None or engine != "llamacpp" or (adapter / "config.json").is_file():
+        return adapter  # a full fine-tune: the factory explains that llama.cpp cannot load it
+    from bayling.engines.factory import exported_adapter_gguf
+
+    found = exported_adapter_gguf(run)
+    if found is not None:
+        return found
+    from bayling.train.export import lora_to_gguf
+
+    console.print("eval: exporting the LoRA adapter to GGUF for the llama.cpp engine (train/adapter.gguf)")
+    return lora_to_gguf(adapter, run.train_dir / "adapter.gguf")
+
+
 def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     from bayling.evaluate import evaluate
     from bayling.evaluate.stage import pipeline_systems
 
     section = cfg.eval_section()
-    adapter = _adapter(cfg, run)
+    adapter = _eval_adapter(cfg, run, section.engine)
     systems = pipeline_systems(cfg.model, adapter, section.compare_base, section.base_prompts)
     result = evaluate(section, cfg.model, systems, run.eval_dir, heldout_file=run.heldout, name=cfg.name)
     if adapter is not None:  # the run's own model: card with these scores, same tracker run

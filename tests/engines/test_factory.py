@@ -43,6 +43,25 @@ def test_llamacpp_run_dir_needs_exported_adapter(tmp_path):
         load_run(_fake_run(tmp_path), engine="llamacpp")
 
 
+def test_a_gguf_export_older_than_the_adapter_is_stale(tmp_path):
+    """After training again, the old ``adapter.gguf`` must not be served or evaluated in place of the new adapter."""
+    import os
+
+    from bayling.engines.factory import exported_adapter_gguf
+    from bayling.layout import RunLayout
+
+    layout = RunLayout(_fake_run(tmp_path))
+    weights = layout.train_final / "adapter_model.safetensors"
+    weights.write_bytes(b"new weights")
+    assert exported_adapter_gguf(layout) is None  # nothing exported yet
+    gguf = layout.train_dir / "adapter.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert exported_adapter_gguf(layout) == gguf  # exported after training
+    t = weights.stat().st_mtime_ns
+    os.utime(gguf, ns=(t - 10**9, t - 10**9))  # exported before the last training
+    assert exported_adapter_gguf(layout) is None
+
+
 def test_llamacpp_needs_a_gguf_model(tiny_llama):
     from bayling.engines import load_engine
 

@@ -213,16 +213,26 @@ def load_run(
     return _build(engine, base_dir, {**settings, "adapter": final}, options)
 
 
-def _adapter_gguf(layout: RunLayout) -> Path:
-    """The run's LoRA adapter exported to GGUF (``train.export: [gguf]``), or a clear error."""
+def exported_adapter_gguf(layout: RunLayout) -> Path | None:
+    """The run's LoRA adapter exported to GGUF (``train.export: [gguf]``, or an earlier llama.cpp evaluation),
+    or None; an export older than ``train/final``'s weights is stale (trained again since) and not returned."""
+    found: list[Path] = []
     if layout.train_summary.is_file():
         summary = json.loads(layout.train_summary.read_text(encoding="utf-8"))
         exported = (summary.get("exports") or {}).get("gguf")
         if exported and Path(exported).is_file():
-            return Path(exported)
-    found = sorted(layout.train_dir.rglob("*.gguf"))
-    if found:
-        return found[0]
+            found.append(Path(exported))
+    found += sorted(layout.train_dir.rglob("*.gguf"))
+    weights = layout.train_final / "adapter_model.safetensors"
+    newest = weights.stat().st_mtime_ns if weights.is_file() else 0
+    return next((p for p in found if p.stat().st_mtime_ns >= newest), None)
+
+
+def _adapter_gguf(layout: RunLayout) -> Path:
+    """The run's LoRA adapter exported to GGUF (:func:`exported_adapter_gguf`), or a clear error."""
+    found = exported_adapter_gguf(layout)
+    if found is not None:
+        return found
     raise ModelError(
         f"{layout.run_dir}: the LoRA adapter has not been exported to GGUF for llama.cpp; export it with "
         f"`bayling train {layout.config} train.export=[gguf]` (or serve it with --engine transformers)"
