@@ -10,6 +10,11 @@ directions of each group) plus a JSON file, so the README's table is recomputed 
         --arm a=runs/ablation_a --arm b=runs/ablation_b --arm c=runs/flores_alignment \\
         --json bench/results/ablation.json
 
+``--per-direction`` prints instead the README's per-direction table of the first arm (base-fewshot, base-chat when
+``--base`` scored it, tuned, Δ, tuned off-target / copy)::
+
+    python bench/ablation_table.py --base runs/flores_alignment --arm c=runs/flores_alignment --per-direction
+
 The base system (``base-fewshot``) is read from ``--base``: the ablation presets do not score the base again.
 Arms whose run is missing are left out with a note, so a partial ablation still prints what was measured.
 """
@@ -57,12 +62,41 @@ def mean(system: dict, ks: list[str], key: str) -> float:
     return sum(vals) / len(vals)
 
 
+def per_direction(base: dict, base_metrics: dict, tuned: dict, directions: list[str], pivot: str) -> None:
+    """The per-direction Markdown table (chrF++, Δ vs few-shot, tuned off-target / copy), then the averages."""
+    chat = {d: v for d, v in base_metrics["systems"].get("base-chat", {}).items() if "-" in d}
+    cols = ["base-fewshot"] + (["base-chat"] if chat else []) + ["tuned"]
+    head = ["direction", "tier"] + [f"chrF++ {c}" for c in cols] + ["Δ vs few-shot", "tuned off-target / copy"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    systems = {"base-fewshot": base, "base-chat": chat, "tuned": tuned}
+
+    def chrf(c: str, d: str) -> float:
+        return systems[c][d]["chrf"]["score"]
+
+    for d in directions:
+        src, tgt = d.split("-")
+        delta = chrf("tuned", d) - chrf("base-fewshot", d)
+        cells = [d, get_language(tgt if src == pivot else src).tier[:4].replace("medi", "mid")]
+        cells += [f"{chrf(c, d):.1f}" for c in cols]
+        cells += [f"{delta:+.1f}" if delta >= 0 else f"**−{-delta:.1f}**"]
+        cells += [f"{tuned[d]['off_target']:.0f} % / {tuned[d]['copy']:.0f} %"]
+        print("| " + " | ".join(cells) + " |")
+    avg = [f"{mean(systems[c], directions, 'chrf'):.1f}" for c in cols]
+    delta = mean(tuned, directions, "chrf") - mean(base, directions, "chrf")
+    off, cp = mean(tuned, directions, "off_target"), mean(tuned, directions, "copy")
+    print(f"| average ({len(directions)}) | | " + " | ".join(avg) + f" | {delta:+.1f} | {off:.1f} % / {cp:.1f} % |")
+    wins = sum(chrf("tuned", d) > chrf("base-fewshot", d) for d in directions)
+    print(f"\ntuned ahead of base-fewshot in {wins} of {len(directions)} directions")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, required=True, help="run directory that scored base-fewshot")
     ap.add_argument("--arm", action="append", default=[], help="NAME=RUN_DIR, in table order")
     ap.add_argument("--pivot", default="eng_Latn")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
+    ap.add_argument("--per-direction", action="store_true", help="one row per direction for the first arm")
     args = ap.parse_args(argv)
 
     base, base_metrics = load_system(args.base, "base-fewshot")
@@ -80,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if not directions:
         raise SystemExit("no direction scored by the base and every arm")
     n = base_metrics.get("sentences_per_direction")
+    if args.per_direction:
+        per_direction(base, base_metrics, arms[next(iter(arms))], directions, args.pivot)
+        return 0
 
     names = list(arms)
     head = ["group", "directions", "chrF++ base-fewshot"] + [f"chrF++ ({a})" for a in names]

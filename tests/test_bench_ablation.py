@@ -67,3 +67,16 @@ def test_groups_by_tier_and_side_and_averages(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "| all 3 | 3 | 24.7 | 26.3 |" in printed.out
     assert "arm b" in printed.err  # a missing arm is named, not silently dropped
+
+
+def test_per_direction_table_marks_losses_and_averages(tmp_path, capsys):
+    base = _run(
+        tmp_path, "base", "base-fewshot", {"eng_Latn-deu_Latn": (30.0, 0, 0), "eng_Latn-yor_Latn": (4.0, 0, 0)}
+    )
+    arm = _run(tmp_path, "c", "tuned", {"eng_Latn-deu_Latn": (27.5, 5.0, 0.0), "eng_Latn-yor_Latn": (6.0, 40.0, 10.0)})
+    assert _script().main(["--base", str(base), "--arm", f"c={arm}", "--per-direction"]) == 0
+    out = capsys.readouterr().out
+    assert "| eng_Latn-deu_Latn | high | 30.0 | 27.5 | **−2.5** | 5 % / 0 % |" in out  # a loss is bold
+    assert "| eng_Latn-yor_Latn | low | 4.0 | 6.0 | +2.0 | 40 % / 10 % |" in out
+    assert "| average (2) | | 17.0 | 16.8 | -0.2 | 22.5 % / 5.0 % |" in out
+    assert "ahead of base-fewshot in 1 of 2 directions" in out
