@@ -34,23 +34,32 @@ def test_converted_gemma_has_our_chat_template(gemma_dir):
     assert tok.convert_tokens_to_ids(["<bos>", "<start_of_turn>", "<end_of_turn>"]) == [2, 105, 106]
 
 
-def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path, tiny_data):
-    from bayling.cli import main
-
-    run_dir = tmp_path / "gemma"
-    args = [
+def _tiny_quickstart(run_dir: Path, tiny_data, *overrides: str) -> list[str]:
+    """``bayling run`` arguments for the quickstart on a few examples (short rows, 2 sentences scored)."""
+    return [
         "run",
         str(REPO / "configs" / "quickstart.yaml"),
         f"run_dir={run_dir}",
         *tiny_data(heldout=8, interactive=24, crosslingual=12, general=4),
-        "train.max_steps=4",
-        "train.logging_steps=1",
         "train.max_length=128",
         "eval.max_sentences=2",
         "eval.max_new_tokens=24",
+        *overrides,
+    ]
+
+
+def test_quickstart_pipeline_on_gemma(gemma_dir, tmp_path, tiny_data):
+    from bayling.cli import main
+
+    run_dir = tmp_path / "gemma"
+    args = _tiny_quickstart(
+        run_dir,
+        tiny_data,
+        "train.max_steps=4",
+        "train.logging_steps=1",
         "eval.translation.directions=[eng_Latn-zho_Hans,deu_Latn-eng_Latn]",
         "chat.max_new_tokens=16",
-    ]
+    )
     assert main(args) == 0
     summary = json.loads((run_dir / "train" / "summary.json").read_text())
     assert summary["steps"] == 4 and math.isfinite(summary["last_loss"])
@@ -69,21 +78,16 @@ def test_eval_engine_llamacpp_scores_the_tuned_lora_through_its_gguf_export(gemm
     from bayling.cli import main
 
     run_dir = tmp_path / "gemma-llamacpp"
-    args = [
-        "run",
-        str(REPO / "configs" / "quickstart.yaml"),
-        f"run_dir={run_dir}",
-        *tiny_data(heldout=8, interactive=24, crosslingual=12, general=4),
+    args = _tiny_quickstart(
+        run_dir,
+        tiny_data,
         "train.max_steps=2",
-        "train.max_length=128",
-        "eval.max_sentences=2",
-        "eval.max_new_tokens=24",
         "eval.engine=llamacpp",
         "eval.compare_base=false",
         "eval.engine_options={n_ctx: 2048}",
         "eval.translation.directions=[eng_Latn-deu_Latn]",
         "stages=[data,train,eval]",
-    ]
+    )
     assert main(args) == 0
     gguf = run_dir / "train" / "adapter.gguf"
     assert gguf.is_file() and gguf.stat().st_size > 100_000
