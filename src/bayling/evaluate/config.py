@@ -210,7 +210,8 @@ class EvalConfig:
     and MGSM have their own limits)."""
     batch_size: int = 16
     """Prompts per forward batch (transformers engine). On CPU in float32 (the default there, see
-    ``engine_options``) greedy outputs do not depend on it: the same 320 hypotheses at 8 and 16."""
+    ``engine_options``) greedy outputs do not depend on it: the same 320 quickstart hypotheses at 8, 16 and 32,
+    the same 1440 FLORES ones (``flores_alignment``) at 16 and 32."""
     engine: str = "transformers"
     """Generation engine: ``transformers``, ``llamacpp`` (GGUF) or ``vllm``."""
     engine_options: dict[str, Any] = field(default_factory=dict)
