@@ -27,11 +27,32 @@ class GenerationParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    max_new_tokens_each: tuple[int, ...] | None = None
+    """A limit per request (in the order of the requests), each at most ``max_new_tokens``; None: ``max_new_tokens``
+    for every request. The evaluation scales a translation's limit with its source's length, so a row that rambles
+    stops early on every engine alike."""
 
     def __post_init__(self) -> None:
         # logits / 1e-80 overflow to inf and sampling fails (an HTTP 500); a temperature that small is greedy anyway
         if 0 < self.temperature < 1e-3:
             self.temperature = 0.0
+        if self.max_new_tokens_each is not None:
+            self.max_new_tokens_each = tuple(min(int(n), self.max_new_tokens) for n in self.max_new_tokens_each)
+
+    def limits(self, n: int) -> list[int]:
+        """The token limit of each of ``n`` requests."""
+        if self.max_new_tokens_each is None:
+            return [self.max_new_tokens] * n
+        if len(self.max_new_tokens_each) != n:
+            raise ValueError(f"max_new_tokens_each has {len(self.max_new_tokens_each)} limits for {n} requests")
+        return list(self.max_new_tokens_each)
+
+    def per_request(self, n: int) -> list[GenerationParams]:
+        """One set of parameters per request, each with its own limit as ``max_new_tokens`` (for engines that
+        run requests one by one or each with its own sampling parameters)."""
+        from dataclasses import replace
+
+        return [replace(self, max_new_tokens=k, max_new_tokens_each=None) for k in self.limits(n)]
 
 
 class Engine(Protocol):

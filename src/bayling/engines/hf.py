@@ -24,6 +24,9 @@ from bayling.engines.common import Conversations, HFTokenizerEngine, Progress
 from bayling.errors import require
 from bayling.models import load_model
 
+DECODERS = ("fast", "generate")
+"""The transformers engine's decoding paths for greedy requests (``engine_options: {decode: ...}``)."""
+
 
 class TransformersEngine(HFTokenizerEngine):
     """Generate with a Hugging Face causal LM (optionally with a LoRA adapter).
@@ -37,6 +40,9 @@ class TransformersEngine(HFTokenizerEngine):
         batch_size: conversations per forward batch in :meth:`generate`.
         model_name: the name reported to clients (default: the adapter's or model's directory name).
         trust_remote_code: let transformers run the model's own code (``model.trust_remote_code``).
+        decode: ``fast`` (greedy requests go through :func:`bayling.engines.decode.greedy_generate`: shared
+            prompt prefixes computed once, finished rows leave the batch; same greedy outputs) or ``generate``
+            (always ``model.generate``, the path before it, kept to measure against).
     """
 
     batched = True
@@ -52,11 +58,17 @@ class TransformersEngine(HFTokenizerEngine):
         batch_size: int = 8,
         model_name: str | None = None,
         trust_remote_code: bool = False,
+        decode: str = "fast",
     ) -> None:
+        from bayling.errors import ConfigError
+
+        if decode not in DECODERS:
+            raise ConfigError(f"transformers engine: decode={decode!r}; choose from {', '.join(DECODERS)}")
         self._load_tokenizer(model_path, adapter, chat_format, model_name, trust_remote_code)
         self.tokenizer.padding_side = "left"
         self.model = load_model(model_path, dtype, device, adapter, trust_remote_code)
         self.batch_size = batch_size
+        self.decode = decode
         self._lock = threading.Lock()  # one generate() at a time on a shared model
 
     @property
@@ -95,25 +107,49 @@ class TransformersEngine(HFTokenizerEngine):
         return self.tokenizer.pad({"input_ids": list(ids)}, padding=True, return_tensors="pt").to(self.device)
 
     def _generate_ids(
-        self, ids: Sequence[list[int]], params: GenerationParams, kw: dict[str, Any], progress: Progress
+        self,
+        ids: Sequence[list[int]],
+        params: GenerationParams,
+        kw: dict[str, Any],
+        progress: Progress,
+        stop: Sequence[str] = (),
     ) -> list[list[int]]:
-        """The new token ids after each prompt (``model.generate(**kw)``), in input order.
+        """The new token ids after each prompt, in input order, each at most its limit (``params.limits``).
 
-        Batches are formed from prompts of similar length (left-padded); ``progress(n)`` is called after each
-        batch of ``n``. ``params.seed`` seeds torch once, with the model held.
+        Greedy requests take :func:`~bayling.engines.decode.greedy_generate` when the model allows it (``decode``
+        ``fast``); the rest ``model.generate(**kw)`` on batches of prompts of similar length (left-padded), run to
+        the batch's largest limit and cut to each row's own (greedy tokens do not depend on the limit).
+        ``progress(n)`` is called after each batch of ``n``. ``params.seed`` seeds torch once, with the model held.
         """
         torch = require("torch", "train")
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out: list[list[int]] = [[] for _ in ids]
+        from bayling.engines import decode
+
+        limits = params.limits(len(ids))
         with self._lock, torch.inference_mode():
             if params.seed is not None:
                 torch.manual_seed(params.seed)
+            if params.temperature == 0 and self.decode == "fast" and decode.supports(self.model):
+                return decode.greedy_generate(
+                    self.model,
+                    ids,
+                    limits,
+                    set(kw["eos_token_id"]),
+                    self.tokenizer.pad_token_id,
+                    self.batch_size,
+                    self.tokenizer,
+                    stop,
+                    progress,
+                )
+            if stop:
+                kw = {**kw, "stop_strings": list(stop), "tokenizer": self.tokenizer}
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+            out: list[list[int]] = [[] for _ in ids]
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 enc = self._batch([ids[i] for i in idx])
-                gen = self.model.generate(**enc, **kw)
+                gen = self.model.generate(**enc, **{**kw, "max_new_tokens": max(limits[i] for i in idx)})
                 for i, row in zip(idx, gen[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
-                    out[i] = row
+                    out[i] = row[: limits[i]]
                 if progress is not None:
                     progress(len(idx))
         return out
@@ -195,10 +231,8 @@ class TransformersEngine(HFTokenizerEngine):
         """
         kw = self._gen_kwargs(params)
         kw["eos_token_id"] = sorted({*self.stop_ids, self.tokenizer.eos_token_id} - {None})
-        if stop:
-            kw.update(stop_strings=stop, tokenizer=self.tokenizer)
         ids = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
         return [
             self.tokenizer.decode(row, skip_special_tokens=True)
-            for row in self._generate_ids(ids, params, kw, progress)
+            for row in self._generate_ids(ids, params, kw, progress, stop)
         ]

@@ -140,11 +140,13 @@ class LlamaCppEngine(EngineBase):
             "seed": (self.seed if params.seed is None else params.seed) & 0xFFFFFFFF,  # llama.cpp seeds are uint32
         }
 
-    def _one_by_one(self, prompts: Iterable[list[int]], kw: dict[str, Any], progress: Progress) -> list[Any]:
-        """llama.cpp's completion of each prompt (token ids), one after another (llama.cpp keeps the shared
-        prompt prefix cached); ``progress(1)`` after each."""
+    def _one_by_one(
+        self, prompts: Iterable[list[int]], kws: Iterable[dict[str, Any]], progress: Progress
+    ) -> list[Any]:
+        """llama.cpp's completion of each prompt (token ids) with its own keyword arguments, one after another
+        (llama.cpp keeps the shared prompt prefix cached); ``progress(1)`` after each."""
         out = []
-        for ids in prompts:
+        for ids, kw in zip(prompts, kws, strict=True):
             with self._lock:
                 out.append(self.llm.create_completion(ids, **kw))
             if progress is not None:
@@ -156,8 +158,9 @@ class LlamaCppEngine(EngineBase):
     ) -> list[dict[str, Any]]:
         """Replies one after another, with llama.cpp's own token counts."""
         prompts = (self._prompt_ids(conv) for conv in conversations)
+        kws = (self._completion_kwargs(p) for p in params.per_request(len(conversations)))
         out = []
-        for r in self._one_by_one(prompts, self._completion_kwargs(params), progress):
+        for r in self._one_by_one(prompts, kws, progress):
             choice, usage = r["choices"][0], r["usage"]
             out.append(
                 {
@@ -198,5 +201,5 @@ class LlamaCppEngine(EngineBase):
         ``add_special_tokens=True``; text that looks like a special token stays text.
         """
         ids = (self.llm.tokenize(p.encode(), add_bos=True, special=False) for p in prompts)
-        kw = {**self._completion_kwargs(params), "stop": stop}
-        return [r["choices"][0]["text"] for r in self._one_by_one(ids, kw, progress)]
+        kws = ({**self._completion_kwargs(p), "stop": stop} for p in params.per_request(len(prompts)))
+        return [r["choices"][0]["text"] for r in self._one_by_one(ids, kws, progress)]

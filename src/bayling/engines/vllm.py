@@ -313,7 +313,8 @@ class VLLMEngine(HFTokenizerEngine):
         self, conversations: Conversations, params: GenerationParams, progress: Progress
     ) -> list[dict[str, Any]]:
         """All conversations as concurrent vLLM requests."""
-        return self._results([self._submit(self.prompt_ids(c), params, None) for c in conversations], progress)
+        each = params.per_request(len(conversations))
+        return self._results([self._submit(self.prompt_ids(c), p, None) for c, p in zip(conversations, each, strict=True)], progress)
 
     def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
         """Yield pieces of one reply (blocking); closing the iterator aborts the request."""
@@ -337,4 +338,6 @@ class VLLMEngine(HFTokenizerEngine):
         """
         with self._private.borrow() as tokenizer:
             ids = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
-        return [r["text"] for r in self._results([self._submit(x, params, None, stop=stop) for x in ids], progress)]
+        each = params.per_request(len(ids))
+        running = [self._submit(x, p, None, stop=stop) for x, p in zip(ids, each, strict=True)]
+        return [r["text"] for r in self._results(running, progress)]

@@ -93,6 +93,13 @@ class TranslationConfig:
     """Per-system ``prompt`` (``{system: chat|fewshot|auto}``), e.g. for eval-only runs."""
     fewshot_k: int = 5
     """Demonstrations per few-shot prompt (the same ones for every sentence of a direction)."""
+    max_new_tokens_per_source_token: float = 3.0
+    """Each translation's generation limit scales with its source: ``min(eval.max_new_tokens,
+    max_new_tokens_per_source_token x source tokens + max_new_tokens_offset)``, counted with the system's
+    tokenizer, the same rule for every system; 0 keeps ``eval.max_new_tokens`` alone. A row still going at three
+    times its source's length is rambling or looping, and it holds up its whole batch."""
+    max_new_tokens_offset: int = 16
+    """Tokens added to the source-scaled limit (short sources, scripts that take more tokens than the source)."""
     fewshot_pool: str | None = None
     """JSONL/TSV parallel file of demonstrations; default: the data stage's ``fewshot.jsonl``, else FLORES-200
     ``dev`` (FLORES/WMT22/NTREX test sets), else the test set's records that are not scored (after

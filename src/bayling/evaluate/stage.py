@@ -175,6 +175,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
                 bleu_tokenize=cfg.translation.bleu_tokenize,
                 spm=run.spm,
                 comet=run.comet,
+                length_rule=(cfg.translation.max_new_tokens_per_source_token, cfg.translation.max_new_tokens_offset),
             )
 
     def unchanged() -> None:

@@ -41,6 +41,22 @@ def grid_directions(grid: Sequence[str], pivot: str = "eng_Latn") -> list[tuple[
     return [(p, c) for c in others] + [(c, p) for c in others]
 
 
+LengthRule = tuple[float, int]
+"""``(per_source_token, offset)``: a translation may run to ``per_source_token x source tokens + offset`` new
+tokens (capped by ``max_new_tokens``); ``(0, 0)`` keeps the cap alone."""
+
+
+def token_limits(engine: Engine, sources: Sequence[str], cap: int, rule: LengthRule | None) -> list[int]:
+    """Each source's generation limit: ``min(cap, per_source_token x tokens(source) + offset)``, counted with
+    ``engine``'s tokenizer (so systems sharing a tokenizer get the same limits). A translation runs to about the
+    source's length; a row still going at three times that is rambling or looping, and its tail is never scored
+    well, yet it costs the most time (every step is paid by the whole batch on CPU)."""
+    if rule is None or rule[0] <= 0:
+        return [cap] * len(sources)
+    scale, offset = rule
+    return [max(1, min(cap, int(scale * engine.count_tokens(s)) + offset)) for s in sources]
+
+
 def translate(
     engine: Engine,
     bitexts: Sequence[Bitext],
@@ -48,14 +64,16 @@ def translate(
     progress: Callable[[int], None] | None = None,
     seed: int = 0,
     fewshot: dict[str, list[tuple[str, str]]] | None = None,
+    length_rule: LengthRule | None = None,
 ) -> dict[str, list[str]]:
     """Translate every direction's sources with ``engine`` in one call; returns ``{direction: hypotheses}``.
 
     Args:
         fewshot: ``{direction: [(source, target) demonstrations]}`` to prompt few-shot (raw completion, cut
             at the newline); None for the chat prompt.
+        length_rule: scales each request's limit with its source (:func:`token_limits`); None: ``max_new_tokens``.
     """
-    requests, index = [], []
+    requests, index, sources = [], [], []
     for b in bitexts:
         for i, text in enumerate(b.sources):
             if fewshot is not None:
@@ -63,7 +81,9 @@ def translate(
             else:
                 requests.append([{"role": "user", "content": translation_prompt(text, b.src, b.tgt)}])
             index.append((b.key, i))
-    params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed)
+            sources.append(text)
+    limits = token_limits(engine, sources, max_new_tokens, length_rule)
+    params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed, max_new_tokens_each=tuple(limits))
     if not requests:
         hyps = []
     elif fewshot is not None:
@@ -137,6 +157,7 @@ def translate_and_score(
     bleu_tokenize: str = "auto",
     spm: Path | None = None,
     comet: CometModels | None = None,
+    length_rule: LengthRule | None = None,
 ) -> dict[str, Any]:
     """Translate ``bitexts`` with ``engine`` and score each direction, resuming after a crash.
 
@@ -150,6 +171,7 @@ def translate_and_score(
         fewshot: demonstrations per direction for a few-shot prompt (see :func:`translate`); None for chat.
         bleu_tokenize: BLEU tokenizer policy; ``spm`` the FLORES-200 SentencePiece model (or None).
         comet: the run's loaded COMET checkpoints (loaded once per run, not per direction).
+        length_rule: each request's generation limit scales with its source (:func:`token_limits`).
 
     Returns:
         ``{"eng_Latn-zho_Hans": {"bleu": {...}, "chrf": {...}, "off_target": ..., "n": 40}, ...}``;
@@ -174,7 +196,7 @@ def translate_and_score(
         group.append(b)
         if sum(len(x.sources) for x in group) >= group_size or i == len(todo) - 1:
             eng = engine() if callable(engine) and not hasattr(engine, "generate") else engine
-            hyps = translate(eng, group, max_new_tokens, progress, seed, fewshot)
+            hyps = translate(eng, group, max_new_tokens, progress, seed, fewshot, length_rule)
             rows = [
                 {"key": x.key, "tag": journal_tag, "sources": _src_digest(bitexts, x.key), "hyps": hyps[x.key]}
                 for x in group

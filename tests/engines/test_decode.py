@@ -1,0 +1,137 @@
+"""The transformers engine's own greedy loop (:mod:`bayling.engines.decode`): shared prefixes computed once and
+rows that leave the batch give the same greedy outputs as ``model.generate``, byte for byte, at any batch size.
+
+Two tiny random models: the Llama of the other engine tests, and a Gemma-3 layout (sliding-window and full layers,
+window 16) whose prompts and shared prefixes are longer than the window, so the cache layout of a shared prefix
+under left padding is tested where the sliding mask cuts into it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bayling.engines import GenerationParams
+from bayling.engines.decode import prefix_groups
+
+DEMOS = [
+    "English: Hello world! How are you?\nGerman: Das Wetter ist heute schön.\n\n"
+    "English: The weather is nice today.\nGerman: Übersetze den folgenden Text.\n\n",
+    "English: Make it more formal.\nChinese: 今天天气很好。\n\n"
+    "English: Can you make it shorter?\nChinese: 我们明天早上九点在火车站见面。\n\n",
+]
+SOURCES = [
+    "Hello world!",
+    "Now translate it into German. 1 2 3",
+    "The weather is nice today, so we meet at 9.",
+    "How are you?",
+    "Make it more formal. Can you make it shorter? Now translate it into Chinese.",
+]
+
+
+def _prompts() -> list[str]:
+    """Few-shot prompts of two 'directions' (a long shared prefix each) and two prompts sharing nothing."""
+    out = [f"{d}English: {s}\n{'German' if i == 0 else 'Chinese'}:" for i, d in enumerate(DEMOS) for s in SOURCES]
+    return out + ["Übersetze den folgenden Text.", "1 2 3 4 5 6 7 8 9 0"]
+
+
+def _conversations() -> list[list[dict[str, str]]]:
+    return [[{"role": "user", "content": f"Translate the following English text into German.\n{s}"}] for s in SOURCES]
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma3(tmp_path_factory):
+    """A random Gemma-3 text model (2 sliding-window layers of window 16, 1 full layer) with the tiny tokenizer."""
+    import torch
+    from tests.conftest import build_tiny_tokenizer
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    out = tmp_path_factory.mktemp("tiny_gemma3")
+    tok = build_tiny_tokenizer(out)
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        sliding_window=16,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    Gemma3ForCausalLM(config).save_pretrained(out)
+    return out
+
+
+def _engine(path, decode: str, batch_size: int):
+    from bayling.engines.hf import TransformersEngine
+
+    return TransformersEngine(path, dtype="float32", device="cpu", batch_size=batch_size, decode=decode)
+
+
+def test_prefix_groups_find_each_direction_and_leave_the_rest():
+    prompts = [[1] * 40 + [2, i] for i in range(3)] + [[1] * 10 + [3]] + [[5] * 40 + [i] for i in range(2)] + [[7]]
+    groups = prefix_groups(prompts, min_prefix=32)
+    assert groups == [(41, [0, 1, 2]), (40, [4, 5]), (0, [3, 6])]
+    assert prefix_groups(list(reversed(prompts)), 32) == [(41, [6, 5, 4]), (40, [2, 1]), (0, [0, 3])]
+    # identical prompts: the shared prefix stops one short of the shortest (its last token must be fed)
+    assert prefix_groups([[4] * 40, [4] * 40], 32) == [(39, [0, 1])]
+    assert prefix_groups([], 32) == []
+
+
+@pytest.mark.parametrize("model", ["wide_llama", "tiny_gemma3"])
+def test_fast_decode_matches_generate_across_batch_sizes(model, request):
+    path = request.getfixturevalue(model)
+    prompts = _prompts()
+    plain = _engine(path, "generate", 4)
+    limits = tuple(5 + 3 * (i % 7) for i in range(len(prompts)))  # rows stop at different steps and leave
+    params = GenerationParams(max_new_tokens=24, max_new_tokens_each=limits)
+    want = plain.complete(prompts, params, stop=())
+    assert [len(plain.tokenizer(w, add_special_tokens=False)["input_ids"]) > 0 for w in want].count(True) > 5
+    # a stop string that occurs mid-output for several rows, so rows also leave the batch on a stop string
+    chars = [c for w in want for c in set(w[1:-1]) if c.strip()]
+    stop = max(set(chars), key=chars.count)
+    want_stop = plain.complete(prompts, params, stop=(stop,))
+    assert sum(stop in w for w in want) >= 3 and want_stop != want
+    want_chat = plain.generate_detailed(_conversations(), GenerationParams(max_new_tokens=12))
+    for batch_size in (1, 3, 16):
+        fast = _engine(path, "fast", batch_size)
+        assert fast.complete(prompts, params, stop=()) == want
+        assert fast.complete(prompts, params, stop=(stop,)) == want_stop
+        assert fast.generate_detailed(_conversations(), GenerationParams(max_new_tokens=12)) == want_chat
+
+
+def test_fast_decode_computes_each_shared_prefix_once(wide_llama):
+    """The two few-shot 'directions' cost one prefix pass each: far fewer prompt tokens reach the model."""
+    prompts = _prompts()
+    counted = {}
+    for decode in ("generate", "fast"):
+        engine = _engine(wide_llama, decode, 4)
+        seen: list[int] = []
+
+        def count(module, args, output, seen=seen):
+            seen.append(args[0].numel())
+
+        hook = engine.model.model.embed_tokens.register_forward_hook(count)
+        engine.complete(prompts, GenerationParams(max_new_tokens=1), stop=())
+        hook.remove()
+        counted[decode] = sum(seen)
+    prefix = len(engine.tokenizer(DEMOS[0])["input_ids"])
+    assert counted["fast"] < counted["generate"] - 6 * prefix, counted
+
+
+def test_per_request_limits_cut_every_engine_path(tiny_engine):
+    convs = _conversations()
+    params = GenerationParams(max_new_tokens=9, max_new_tokens_each=(1, 2, 3, 9, 9))
+    got = tiny_engine.generate_detailed(convs, params)
+    full = tiny_engine.generate_detailed(convs, GenerationParams(max_new_tokens=9))
+    for r, f, k in zip(got, full, params.limits(5), strict=True):
+        assert r["completion_tokens"] == min(k, f["completion_tokens"])
+        assert f["text"].startswith(r["text"].rstrip())
+    with pytest.raises(ValueError, match="2 limits for 5 requests"):
+        tiny_engine.generate(convs, GenerationParams(max_new_tokens_each=(1, 2)))
+    assert GenerationParams(max_new_tokens=4, max_new_tokens_each=(1, 9)).limits(2) == [1, 4]  # capped
