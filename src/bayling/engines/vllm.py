@@ -314,7 +314,9 @@ class VLLMEngine(HFTokenizerEngine):
     ) -> list[dict[str, Any]]:
         """All conversations as concurrent vLLM requests."""
         each = params.per_request(len(conversations))
-        return self._results([self._submit(self.prompt_ids(c), p, None) for c, p in zip(conversations, each, strict=True)], progress)
+        return self._results(
+            [self._submit(self.prompt_ids(c), p, None) for c, p in zip(conversations, each, strict=True)], progress
+        )
 
     def stream(self, conversation: Sequence[dict[str, Any]], params: GenerationParams | None = None) -> Iterator[str]:
         """Yield pieces of one reply (blocking); closing the iterator aborts the request."""
