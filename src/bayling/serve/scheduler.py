@@ -186,7 +186,7 @@ class Scheduler:
         self.max_running = max_batch_size if self.concurrent else 1
         self.queue_timeout_s = queue_timeout_s
         self.generation_timeout_s = generation_timeout_s
-        self._batch_started: float | None = None  # when the worker's current engine call began
+        self._progress_at: float | None = None  # the worker's last sign of life in its current job
         self._cv = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
         self._running: set[Job] = set()
@@ -217,10 +217,11 @@ class Scheduler:
             self._thread.join(timeout)
 
     def snapshot(self) -> dict[str, Any]:
-        """Queue state and counters, for ``/health``; ``stalled``: the worker's engine call has run longer
-        than ``generation_timeout_s`` (its clients were answered 504; it goes on until the engine returns)."""
+        """Queue state and counters, for ``/health``; ``stalled``: the worker's engine call has shown no progress
+        (a plain batch: its end; a stream: a piece) for ``generation_timeout_s`` (its clients were answered 504;
+        the worker goes on when the engine returns)."""
         with self._cv:
-            began = self._batch_started
+            began = self._progress_at
             return {
                 "waiting": len(self._pending),
                 "running": len(self._running),
@@ -277,6 +278,11 @@ class Scheduler:
     def _count(self, name: str, n: int = 1) -> None:
         with self._cv:
             self.stats[name] += n
+
+    def _alive(self) -> None:
+        """The worker's job made progress (see ``stalled`` in :meth:`snapshot`)."""
+        with self._cv:
+            self._progress_at = time.monotonic()
 
     def _forget(self, job: Job) -> None:
         """A cancelled job leaves the wait queue at once (it no longer counts against ``max_queue``)."""
@@ -360,8 +366,7 @@ class Scheduler:
                 self._count("cancelled", len(batch) - len(live))
                 for j in live:
                     j._resolve(j.started)
-                with self._cv:
-                    self._batch_started = time.monotonic()
+                self._alive()
                 if live and live[0].kind == "stream":
                     self._run_stream(live[0])
                 elif live:
@@ -378,16 +383,15 @@ class Scheduler:
                     if j.kind == "stream" and failure is not None:
                         j.push(error)
                 with self._cv:
-                    self._batch_started = None
+                    self._progress_at = None
                     self._running.difference_update(batch)
 
     def _run_generate(self, jobs: list[Job]) -> None:
         """Answer ``jobs`` in one engine call; if it fails and there were several, each again on its own."""
         try:
-            results = generate_detailed(self.engine, [j.conversation for j in jobs], jobs[0].params)
-            if not isinstance(results, list) or len(results) != len(jobs):
-                got = f"{len(results)} results" if isinstance(results, list) else type(results).__name__
-                raise EngineFailure(f"the engine returned {got} for {len(jobs)} conversations")
+            results = list(generate_detailed(self.engine, [j.conversation for j in jobs], jobs[0].params))
+            if len(results) != len(jobs):
+                raise EngineFailure(f"the engine returned {len(results)} results for {len(jobs)} conversations")
         except Exception as e:
             if len(jobs) > 1:  # one bad request (or a batch too big for memory) must not fail its batch-mates
                 log.warning("a batch of %d failed (%r); answering each on its own", len(jobs), e)
@@ -416,6 +420,7 @@ class Scheduler:
                         self.stats["cancelled_streams"] += 1
                     break
                 job.push(piece)
+                self._alive()
             else:
                 with self._cv:
                     self.stats["completed"] += 1
