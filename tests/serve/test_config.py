@@ -31,6 +31,8 @@ def test_presets_exist():
         (["port=70000"], "port must be 1..65535"),
         (["max_qeue=3"], "did you mean 'max_queue'"),
         (["max_batch_size=zero"], "expected an integer"),
+        (["generation_timeout_s=0"], r"generation_timeout_s must be > 0 seconds, got 0"),
+        (["queue_timeout_s=-1"], r"queue_timeout_s must be > 0 seconds, got -1"),
     ],
 )
 def test_bad_values(overrides, needle):

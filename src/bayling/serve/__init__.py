@@ -1,7 +1,7 @@
 """Serving: the OpenAI-compatible HTTP API, the interactive-translation page, terminal chat, batch translation.
 
 * :mod:`bayling.serve.api`       – ``create_app`` / ``serve`` (FastAPI + uvicorn), ``bayling serve``.
-* :mod:`bayling.serve.scheduler` – bounded queue (429), timeouts (503), cancellation on disconnect; blocking
+* :mod:`bayling.serve.scheduler` – bounded queue (429), timeouts (503, 504), cancellation on disconnect; blocking
   engines on one worker thread with batching, vLLM's async engine with one request per generation.
 * :mod:`bayling.serve.protocol`  – OpenAI request/response/chunk/error shapes.
 * :mod:`bayling.serve.translate` – translation requests from the interactive-translation templates, batch

@@ -10,7 +10,11 @@ Routes:
 Engines run behind :class:`~bayling.serve.scheduler.Scheduler` (bounded queue -> 429, queue timeout -> 503;
 blocking engines on one worker thread with batching of waiting requests, vLLM's async engine with one
 request per generation); the event loop only parses, validates and relays. A client that disconnects
-(mid-stream, or while its plain request waits or runs) has its generation cancelled.
+mid-stream has its generation stopped at the next piece; one whose plain request still waits has it taken
+out of the queue (it never reaches the engine). A plain request already running in a blocking engine's
+batch runs to its end and its row is dropped; vLLM aborts it. Every request is answered: a generation
+over ``generation_timeout_s`` is a 504, and an internal failure a 500 that names only a request id (the
+exception, with that id, goes to the server log).
 
 What the server enforces on every request, before any route runs (:class:`RequestGuard`):
 
@@ -25,7 +29,7 @@ What the server enforces on every request, before any route runs (:class:`Reques
 When the environment variable named by ``ServeConfig.api_key_env`` (``BAYLING_API_KEY``) is set, ``/v1/*``,
 ``/docs`` and ``/openapi.json`` need ``Authorization: Bearer <key>``. Request bounds (message count, prompt
 tokens, ``max_tokens``, stop strings, ``n``, unknown fields) are in :mod:`bayling.serve.protocol` and
-:func:`create_app`'s ``prepare``.
+``_Served.prepare``.
 
 Run as::
 
@@ -48,10 +52,10 @@ from importlib import resources
 from typing import Any
 
 from bayling.engines import Engine, GenerationParams
-from bayling.errors import BaylingError, UnknownLanguageError, require
+from bayling.errors import BaylingError, MissingDependencyError, ModelError, UnknownLanguageError, require
 from bayling.serve import protocol as P
 from bayling.serve.config import LOOPBACK, ServeConfig
-from bayling.serve.scheduler import Busy, Overloaded, Scheduler
+from bayling.serve.scheduler import Busy, GenerationTimeout, Overloaded, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +73,34 @@ def _count_text(engine: Engine, text: str) -> int:
 
 
 def _error_for(exc: Exception) -> P.APIError:
+    """The answer to a failed generation: the client's fault is a 400 saying what; the server's is a 5xx."""
     if isinstance(exc, Overloaded):
         return P.APIError(
             429, str(exc), type="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": "1"}
         )
     if isinstance(exc, Busy):
         return P.APIError(503, str(exc), type="server_error", code="server_busy", headers={"Retry-After": "5"})
-    if isinstance(exc, BaylingError):
-        return P.APIError(400, str(exc))
-    log.error("generation failed: %r", exc)
-    return P.APIError(500, f"generation failed: {type(exc).__name__}: {exc}", type="server_error")
+    if isinstance(exc, GenerationTimeout):
+        return P.APIError(504, str(exc), type="server_error", code="generation_timeout", headers={"Retry-After": "5"})
+    if isinstance(exc, BaylingError) and not isinstance(exc, MissingDependencyError | ModelError):
+        return P.APIError(400, str(exc))  # a missing extra or an unloadable model is the server's fault
+    return _internal_error(exc, "generation")
+
+
+def _internal_error(exc: BaseException, where: str) -> P.APIError:
+    """A 500 that tells the client only a request id; the exception, under that id, goes to the server log.
+
+    Exception text can carry paths, model names or other clients' input: it stays on the server.
+    """
+    rid = P.new_id("req")
+    log.error("%s failed; request id %s", where, rid, exc_info=exc)
+    return P.APIError(
+        500,
+        f"internal server error; request id {rid} (the server log has the details)",
+        type="server_error",
+        code="internal_error",
+        headers={"X-Request-Id": rid},
+    )
 
 
 def _host_name(host: str) -> str:
@@ -165,111 +187,76 @@ class ClientGone(Exception):
     """The client disconnected before its answer was ready (nothing is sent; HTTP 499 in logs)."""
 
 
-def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
-    """Build the FastAPI app serving ``engine``.
+class _Served:
+    """What every route shares: the engine behind its scheduler, the limits, the name and key it serves under.
 
-    Args:
-        engine: a loaded engine (see :func:`bayling.engines.load_engine`).
-        config: limits, queue and auth settings.
-        api_key: the key clients must send; default: the ``config.api_key_env`` environment variable
-            (unset or empty = no authentication).
-
-    Returns:
-        The ASGI app; its scheduler starts and stops with the app's lifespan.
+    One per app. The routes come in groups by what they serve (:func:`_openai_routes`,
+    :func:`_translation_routes`, :func:`_docs_routes`, :func:`_health_routes`, :func:`_page_routes`), each a
+    small router over this object, and :func:`create_app` only assembles them.
     """
-    fastapi = require("fastapi", "serve")
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-    from starlette.background import BackgroundTask
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-    from starlette.middleware.cors import CORSMiddleware
 
-    cfg = config or ServeConfig()
-    key = api_key if api_key is not None else os.environ.get(cfg.api_key_env, "")
-    model_name = cfg.model_name or getattr(engine, "model_name", "bayling")
-    context = int(getattr(engine, "context_length", cfg.max_input_tokens + cfg.max_new_tokens))
-    scheduler = Scheduler(engine, cfg.max_queue, cfg.max_batch_size, cfg.queue_timeout_s)
-    started_at = int(time.time())
-    page = (resources.files("bayling.serve") / "static" / "index.html").read_text(encoding="utf-8")
+    def __init__(self, engine: Engine, cfg: ServeConfig, api_key: str | None) -> None:
+        self.engine, self.cfg = engine, cfg
+        self.key = api_key if api_key is not None else os.environ.get(cfg.api_key_env, "")
+        self.model_name = cfg.model_name or getattr(engine, "model_name", "bayling")
+        self.context = int(getattr(engine, "context_length", cfg.max_input_tokens + cfg.max_new_tokens))
+        self.scheduler = Scheduler(
+            engine, cfg.max_queue, cfg.max_batch_size, cfg.queue_timeout_s, cfg.generation_timeout_s
+        )
+        self.started_at = int(time.time())
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        if hasattr(engine, "count_tokens"):  # build the counting tokenizer now, not on the first request
-            await asyncio.to_thread(engine.count_tokens, "warm-up")
-        scheduler.start()
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        """The scheduler runs while the app does."""
+        if hasattr(self.engine, "count_tokens"):  # build the counting tokenizer now, not on the first request
+            await asyncio.to_thread(self.engine.count_tokens, "warm-up")
+        self.scheduler.start()
         try:
             yield
         finally:
-            scheduler.close()
+            self.scheduler.close()
 
-    app = fastapi.FastAPI(
-        title="bayling", version="1", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
-    )
-    app.state.scheduler, app.state.engine, app.state.config = scheduler, engine, cfg
-    # added last = runs first: the guard refuses before CORS headers are added to anything
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=list(cfg.cors_origins),
-        allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type"],
-        max_age=600,
-    )
-    app.add_middleware(RequestGuard, hosts=cfg.host_allow_list(), origins=frozenset(cfg.cors_origins))
+    def auth(self) -> Any:
+        """The dependency that checks ``Authorization: Bearer <key>`` (nothing when no key is set)."""
+        import fastapi
 
-    @app.exception_handler(P.APIError)
-    async def _api_error(request: Any, exc: P.APIError) -> Any:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        def check_auth(request: fastapi.Request) -> None:
+            if not self.key:
+                return
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.key.encode()):
+                raise P.APIError(
+                    401, "missing or invalid API key; send 'Authorization: Bearer <key>'", code="invalid_api_key"
+                )
 
-    @app.exception_handler(ClientGone)
-    async def _gone(request: Any, exc: ClientGone) -> Any:
-        return JSONResponse(P.APIError(499, "client closed the request", code="client_closed").body(), 499)
+        return fastapi.Depends(check_auth)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Any, exc: StarletteHTTPException) -> Any:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return JSONResponse(
-            P.APIError(exc.status_code, str(exc.detail), code=code).body(), status_code=exc.status_code
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Any, exc: Exception) -> Any:
-        log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-        body = P.APIError(500, f"internal error: {type(exc).__name__}", type="server_error").body()
-        return JSONResponse(body, status_code=500)
-
-    def check_auth(request: fastapi.Request) -> None:
-        if not key:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise P.APIError(
-                401, "missing or invalid API key; send 'Authorization: Bearer <key>'", code="invalid_api_key"
-            )
-
-    router = fastapi.APIRouter(prefix="/v1", dependencies=[fastapi.Depends(check_auth)])
-
-    async def read_body(request: Any) -> bytes:
+    async def read_body(self, request: Any) -> bytes:
+        limit = self.cfg.max_request_bytes
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > cfg.max_request_bytes:
-            raise P.APIError(413, f"request body over {cfg.max_request_bytes} bytes", code="request_too_large")
+        if length and length.isdigit() and int(length) > limit:
+            raise P.APIError(413, f"request body over {limit} bytes", code="request_too_large")
         buf = bytearray()
         async for part in request.stream():
             buf += part
-            if len(buf) > cfg.max_request_bytes:
-                raise P.APIError(413, f"request body over {cfg.max_request_bytes} bytes", code="request_too_large")
+            if len(buf) > limit:
+                raise P.APIError(413, f"request body over {limit} bytes", code="request_too_large")
         return bytes(buf)
 
-    def check_model(name: str | None) -> None:
-        if name and name != model_name:
+    def check_model(self, name: str | None) -> None:
+        if name and name != self.model_name:
             raise P.APIError(
                 404,
-                f"model {name!r} is not served here; available: {model_name}",
+                f"model {name!r} is not served here; available: {self.model_name}",
                 param="model",
                 code="model_not_found",
             )
 
+    def model_card(self) -> dict[str, Any]:
+        return {"id": self.model_name, "object": "model", "created": self.started_at, "owned_by": "bayling"}
+
     async def prepare(
+        self,
         conv: list[dict[str, str]],
         max_tokens: int | None,
         temperature: float | None,
@@ -277,6 +264,7 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
         seed: int | None,
     ) -> tuple[GenerationParams, int]:
         """Per-request limits; returns the generation parameters and the prompt's token count."""
+        cfg = self.cfg
         if len(conv) > cfg.max_messages:
             raise P.APIError(400, f"too many messages: {len(conv)} > {cfg.max_messages}", param="messages")
         n_new = cfg.default_max_tokens if max_tokens is None else max_tokens
@@ -288,15 +276,15 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
                 code="max_tokens_too_large",
             )
         try:  # in a thread: tokenizing a long prompt must not stall every other client
-            n_prompt = await asyncio.to_thread(_count_prompt, engine, conv)
+            n_prompt = await asyncio.to_thread(_count_prompt, self.engine, conv)
         except BaylingError as e:
             raise P.APIError(400, str(e), param="messages") from None
-        limit = min(cfg.max_input_tokens, context - n_new)
+        limit = min(cfg.max_input_tokens, self.context - n_new)
         if n_prompt > limit:
             raise P.APIError(
                 400,
                 f"the prompt has {n_prompt} tokens; this server accepts at most {limit} "
-                f"(max_input_tokens={cfg.max_input_tokens}, context {context} minus max_tokens {n_new})",
+                f"(max_input_tokens={cfg.max_input_tokens}, context {self.context} minus max_tokens {n_new})",
                 param="messages",
                 code="context_length_exceeded",
             )
@@ -306,10 +294,11 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
         return params, n_prompt
 
     async def answer(
-        request: Any, conv: list[dict[str, str]], params: GenerationParams, stops: list[str]
+        self, request: Any, conv: list[dict[str, str]], params: GenerationParams, stops: list[str]
     ) -> dict[str, Any]:
+        """One plain reply, cut at ``stops``; cancelled if the client disconnects first."""
         try:
-            r = await _unless_gone(request, scheduler.generate(conv, params))
+            r = await _unless_gone(request, self.scheduler.generate(conv, params))
         except ClientGone:
             raise
         except Exception as e:
@@ -318,6 +307,7 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
         return {**r, "text": text, "finish_reason": "stop" if hit else r["finish_reason"]}
 
     async def stream(
+        self,
         request: Any,
         conv: list[dict[str, str]],
         params: GenerationParams,
@@ -325,6 +315,11 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
         stops: list[str],
         include_usage: bool,
     ) -> Any:
+        """The reply as OpenAI chat-completion chunks over SSE; errors after the headers are sent go in-band."""
+        from fastapi.responses import StreamingResponse
+        from starlette.background import BackgroundTask
+
+        scheduler, engine, model_name = self.scheduler, self.engine, self.model_name
         try:
             job = scheduler.submit("stream", conv, params)
         except Exception as e:
@@ -378,50 +373,77 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
             background=BackgroundTask(cancel),  # also when the client left before the first event
         )
 
+
+def _openai_routes(svc: _Served) -> Any:
+    """``/v1/chat/completions`` and ``/v1/models``: what the official ``openai`` client calls."""
+    from fastapi import APIRouter, Request
+
+    router = APIRouter(prefix="/v1", dependencies=[svc.auth()])
+
     @router.post("/chat/completions")
-    async def chat_completions(request: fastapi.Request) -> Any:
-        req = P.parse_body(await read_body(request), P.ChatCompletionRequest)
-        check_model(req.model)
+    async def chat_completions(request: Request) -> Any:
+        req = P.parse_body(await svc.read_body(request), P.ChatCompletionRequest)
+        svc.check_model(req.model)
         conv = [m.as_dict() for m in req.messages]
         max_tokens = req.max_completion_tokens or req.max_tokens
-        params, n_prompt = await prepare(conv, max_tokens, req.temperature, req.top_p, req.seed)
+        params, n_prompt = await svc.prepare(conv, max_tokens, req.temperature, req.top_p, req.seed)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
-            return await stream(request, conv, params, n_prompt, req.stop, include)
-        r = await answer(request, conv, params, req.stop)
-        use = P.usage(r["prompt_tokens"] or n_prompt, r["completion_tokens"] or _count_text(engine, r["text"]))
-        return P.completion(P.new_id(), model_name, r["text"], r["finish_reason"], use)
+            return await svc.stream(request, conv, params, n_prompt, req.stop, include)
+        r = await svc.answer(request, conv, params, req.stop)
+        use = P.usage(r["prompt_tokens"] or n_prompt, r["completion_tokens"] or _count_text(svc.engine, r["text"]))
+        return P.completion(P.new_id(), svc.model_name, r["text"], r["finish_reason"], use)
 
-    def translation_conversation(req: P.TranslationRequest) -> tuple[list[dict[str, str]], str, str]:
-        from bayling.languages import get_language
-        from bayling.serve.translate import translation_request
+    @router.get("/models")
+    async def models() -> Any:
+        return {"object": "list", "data": [svc.model_card()]}
 
-        codes = []
-        for param in ("source_lang", "target_lang", "instruction_lang"):
-            try:
-                codes.append(get_language(getattr(req, param)).code)
-            except UnknownLanguageError as e:
-                raise P.APIError(400, f"{param}: {e}", param=param, code="unknown_language") from None
+    @router.get("/models/{model_id:path}")
+    async def model(model_id: str) -> Any:
+        svc.check_model(model_id)
+        return svc.model_card()
+
+    return router
+
+
+def _translation_conversation(req: P.TranslationRequest) -> tuple[list[dict[str, str]], str, str]:
+    """The one-turn conversation asking for ``req``'s translation, and its source and target codes."""
+    from bayling.languages import get_language
+    from bayling.serve.translate import translation_request
+
+    codes = []
+    for param in ("source_lang", "target_lang", "instruction_lang"):
         try:
-            content = translation_request(req.text, codes[0], codes[1], req.glossary, req.style, codes[2])
-        except BaylingError as e:
-            raise P.APIError(400, str(e)) from None
-        return [{"role": "user", "content": content}], codes[0], codes[1]
+            codes.append(get_language(getattr(req, param)).code)
+        except UnknownLanguageError as e:
+            raise P.APIError(400, f"{param}: {e}", param=param, code="unknown_language") from None
+    try:
+        content = translation_request(req.text, codes[0], codes[1], req.glossary, req.style, codes[2])
+    except BaylingError as e:
+        raise P.APIError(400, str(e)) from None
+    return [{"role": "user", "content": content}], codes[0], codes[1]
+
+
+def _translation_routes(svc: _Served) -> Any:
+    """``/v1/translate``, its prompt and its options: what the web page (and any translation client) calls."""
+    from fastapi import APIRouter, Request
+
+    router = APIRouter(prefix="/v1", dependencies=[svc.auth()])
 
     @router.post("/translate")
-    async def translate(request: fastapi.Request) -> Any:
-        req = P.parse_body(await read_body(request), P.TranslationRequest)
-        check_model(req.model)
-        conv, src, tgt = translation_conversation(req)
-        params, n_prompt = await prepare(conv, req.max_tokens, req.temperature, None, req.seed)
+    async def translate(request: Request) -> Any:
+        req = P.parse_body(await svc.read_body(request), P.TranslationRequest)
+        svc.check_model(req.model)
+        conv, src, tgt = _translation_conversation(req)
+        params, n_prompt = await svc.prepare(conv, req.max_tokens, req.temperature, None, req.seed)
         if req.stream:
-            return await stream(request, conv, params, n_prompt, [], False)
-        r = await answer(request, conv, params, [])
+            return await svc.stream(request, conv, params, n_prompt, [], False)
+        r = await svc.answer(request, conv, params, [])
         return {
             "id": P.new_id("translation"),
             "object": "translation",
             "created": int(time.time()),
-            "model": model_name,
+            "model": svc.model_name,
             "source_lang": src,
             "target_lang": tgt,
             "translation": r["text"],
@@ -431,10 +453,10 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
         }
 
     @router.post("/translate/prompt")
-    async def translate_prompt(request: fastapi.Request) -> Any:
-        req = P.parse_body(await read_body(request), P.TranslationRequest)
-        conv, src, tgt = translation_conversation(req)
-        await prepare(conv, req.max_tokens, req.temperature, None, req.seed)
+    async def translate_prompt(request: Request) -> Any:
+        req = P.parse_body(await svc.read_body(request), P.TranslationRequest)
+        conv, src, tgt = _translation_conversation(req)
+        await svc.prepare(conv, req.max_tokens, req.temperature, None, req.seed)
         return {"messages": conv, "source_lang": src, "target_lang": tgt}
 
     @router.get("/translate/options")
@@ -447,48 +469,131 @@ def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str |
             "followups": followup_templates(),
             "default_source": "eng_Latn",
             "default_target": "zho_Hans",
-            "model": model_name,
-            "max_tokens": cfg.default_max_tokens,
+            "model": svc.model_name,
+            "max_tokens": svc.cfg.default_max_tokens,
         }
 
-    def model_card() -> dict[str, Any]:
-        return {"id": model_name, "object": "model", "created": started_at, "owned_by": "bayling"}
+    return router
 
-    @router.get("/models")
-    async def models() -> Any:
-        return {"object": "list", "data": [model_card()]}
 
-    @router.get("/models/{model_id:path}")
-    async def model(model_id: str) -> Any:
-        check_model(model_id)
-        return model_card()
+def _docs_routes(svc: _Served) -> Any:
+    """``/openapi.json`` and ``/docs`` (Swagger UI), behind the API key like ``/v1``."""
+    from fastapi import APIRouter, Request
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import JSONResponse
 
-    app.include_router(router)
+    router = APIRouter(dependencies=[svc.auth()])
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=[fastapi.Depends(check_auth)])
-    async def openapi() -> Any:
-        return JSONResponse(app.openapi())
+    @router.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> Any:
+        return JSONResponse(request.app.openapi())
 
-    @app.get("/docs", include_in_schema=False, dependencies=[fastapi.Depends(check_auth)])
+    @router.get("/docs", include_in_schema=False)
     async def docs() -> Any:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="bayling API")
 
-    @app.get("/health")
+    return router
+
+
+def _health_routes(svc: _Served) -> Any:
+    """``/health``: the model, whether a key is required, and the scheduler's queue and counters."""
+    from fastapi import APIRouter
+
+    router = APIRouter()
+
+    @router.get("/health")
     async def health() -> Any:
         return {
             "status": "ok",
-            "model": model_name,
-            "engine": type(engine).__name__,
-            "auth": bool(key),
-            "queue": scheduler.snapshot(),
+            "model": svc.model_name,
+            "engine": type(svc.engine).__name__,
+            "auth": bool(svc.key),
+            "queue": svc.scheduler.snapshot(),
         }
 
-    if cfg.web:
+    return router
 
-        @app.get("/", response_class=HTMLResponse)
-        async def index() -> Any:
-            return HTMLResponse(page)
 
+def _page_routes() -> Any:
+    """``/``: the interactive-translation page (one self-contained file, read once)."""
+    from fastapi import APIRouter
+    from fastapi.responses import HTMLResponse
+
+    page = (resources.files("bayling.serve") / "static" / "index.html").read_text(encoding="utf-8")
+    router = APIRouter()
+
+    @router.get("/", response_class=HTMLResponse)
+    async def index() -> Any:
+        return HTMLResponse(page)
+
+    return router
+
+
+def _add_guards(app: Any, cfg: ServeConfig) -> None:
+    """The request guard and CORS, in the order that makes the guard refuse before CORS adds any header."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    # added last = runs first
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cfg.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    app.add_middleware(RequestGuard, hosts=cfg.host_allow_list(), origins=frozenset(cfg.cors_origins))
+
+
+def _add_error_handlers(app: Any) -> None:
+    """Every error in OpenAI's shape; an unexpected one as a 500 that names only a request id."""
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(P.APIError)
+    async def _api_error(request: Any, exc: P.APIError) -> Any:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Any, exc: ClientGone) -> Any:
+        return JSONResponse(P.APIError(499, "client closed the request", code="client_closed").body(), 499)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Any, exc: StarletteHTTPException) -> Any:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return JSONResponse(
+            P.APIError(exc.status_code, str(exc.detail), code=code).body(), status_code=exc.status_code
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Any, exc: Exception) -> Any:
+        err = _internal_error(exc, f"{request.method} {request.url.path}")
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+def create_app(engine: Engine, config: ServeConfig | None = None, api_key: str | None = None) -> Any:
+    """Build the FastAPI app serving ``engine``.
+
+    Args:
+        engine: a loaded engine (see :func:`bayling.engines.load_engine`).
+        config: limits, queue and auth settings.
+        api_key: the key clients must send; default: the ``config.api_key_env`` environment variable
+            (unset or empty = no authentication).
+
+    Returns:
+        The ASGI app; its scheduler starts and stops with the app's lifespan.
+    """
+    fastapi = require("fastapi", "serve")
+    svc = _Served(engine, config or ServeConfig(), api_key)
+    app = fastapi.FastAPI(
+        title="bayling", version="1", lifespan=svc.lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.scheduler, app.state.engine, app.state.config = svc.scheduler, engine, svc.cfg
+    _add_guards(app, svc.cfg)
+    _add_error_handlers(app)
+    for router in (_openai_routes(svc), _translation_routes(svc), _docs_routes(svc), _health_routes(svc)):
+        app.include_router(router)
+    if svc.cfg.web:
+        app.include_router(_page_routes())
     return app
 
 

@@ -51,6 +51,9 @@ class ServeConfig:
     """Waiting non-streaming requests with the same sampling settings answered in one engine call."""
     queue_timeout_s: float = 120.0
     """A request still waiting after this long is answered 503 instead of hanging."""
+    generation_timeout_s: float = 600.0
+    """A plain request whose generation runs longer than this (a stream silent this long) is answered 504; a
+    hung engine then costs each client one bounded wait, and ``/health`` reports ``stalled``."""
     api_key_env: str = "BAYLING_API_KEY"
     """Environment variable holding the API key; when it is set, ``/v1/*``, ``/docs`` and ``/openapi.json``
     need ``Authorization: Bearer``."""
@@ -71,6 +74,9 @@ class ServeConfig:
         for name in ("max_new_tokens", "default_max_tokens", "max_input_tokens", "max_messages", "max_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("queue_timeout_s", "generation_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"serve.{name} must be > 0 seconds, got {getattr(self, name)}")
         if self.max_queue < 0:
             raise ConfigError(f"serve.max_queue must be >= 0, got {self.max_queue}")
         if self.default_max_tokens > self.max_new_tokens:

@@ -18,9 +18,17 @@ In both:
   of an ever-growing backlog.
 * **Queue timeout.** A request that waited ``queue_timeout_s`` without starting raises :class:`Busy`
   (503) rather than hanging its client.
-* **Cancellation.** :meth:`Job.cancel` (the client went away) drops a waiting job from the queue at once;
-  a running stream stops at its next piece (blocking engines stop generating when their iterator is
-  closed), and a concurrent engine's request is cancelled, which aborts it inside the engine.
+* **Generation timeout.** A plain generation not answered within ``generation_timeout_s`` of its start, or a
+  stream silent for that long, raises :class:`GenerationTimeout` (504) and is abandoned: a hung engine
+  costs each client one bounded wait, never a hang, and ``/health`` shows it (``stalled``).
+* **Every job is answered.** Whatever goes wrong on the worker (the engine raises, returns the wrong number
+  of results, the worker's own bookkeeping fails), every job of the batch gets its result or an error; a
+  batch that raised is answered again row by row, so one bad request fails alone, not its batch-mates.
+* **Cancellation.** :meth:`Job.cancel` (the client went away) drops a waiting job from the queue at once,
+  so it never reaches the engine; a running stream stops at its next piece (blocking engines stop
+  generating when their iterator is closed), and a concurrent engine's request is cancelled, which aborts
+  it inside the engine. A blocking engine's running plain batch cannot be interrupted (its ``generate``
+  call has no stop hook): it runs to its end and a gone client's row is dropped.
 """
 
 from __future__ import annotations
@@ -46,6 +54,14 @@ class Overloaded(Exception):
 
 class Busy(Exception):
     """The request waited too long, or the server is shutting down (HTTP 503)."""
+
+
+class GenerationTimeout(Exception):
+    """The engine did not answer (or, streaming, produced nothing) within ``generation_timeout_s`` (HTTP 504)."""
+
+
+class EngineFailure(RuntimeError):
+    """The engine broke its contract (wrong number of results) or the worker failed outside the engine."""
 
 
 def generate_detailed(engine: Engine, conversations: Sequence[Any], params: GenerationParams) -> list[dict[str, Any]]:
@@ -78,6 +94,7 @@ class Job:
         self.cancelled = threading.Event()
         self.task: asyncio.Task | None = None  # the driving task (concurrent engines)
         self._scheduler = scheduler
+        self.timeout = scheduler.generation_timeout_s if scheduler is not None else None
 
     def cancel(self) -> None:
         """Mark the job abandoned: dropped if still waiting, stopped (and aborted in the engine) if running.
@@ -106,14 +123,26 @@ class Job:
         self._call(self.pieces.put_nowait, item)
 
     async def stream(self) -> AsyncIterator[str]:
-        """Yield the pieces of a stream job; raises the engine's error if generation failed."""
+        """Yield the pieces of a stream job; raises the engine's error if generation failed, and
+        :class:`GenerationTimeout` (cancelling the job) when no piece came for ``timeout`` seconds."""
         while True:
-            item = await self.pieces.get()
+            try:
+                item = await asyncio.wait_for(self.pieces.get(), self.timeout)
+            except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
+                self.cancel()
+                if self._scheduler is not None:
+                    self._scheduler._count("timed_out_generations")
+                raise GenerationTimeout(f"the engine produced nothing for {self.timeout:g} s") from None
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+
+def _as_error(e: BaseException) -> Exception:
+    """An exception a waiting coroutine may receive (a ``SystemExit`` raised into it would stop the server)."""
+    return e if isinstance(e, Exception) else EngineFailure(f"engine worker error: {type(e).__name__}")
 
 
 def _settle(fut: asyncio.Future, value: Any = None, error: BaseException | None = None) -> None:
@@ -136,9 +165,18 @@ class Scheduler:
         max_batch_size: blocking engines: plain requests answered together in one ``generate`` call;
             concurrent engines: requests generating at the same time.
         queue_timeout_s: longest wait before a request is refused with :class:`Busy`.
+        generation_timeout_s: longest a plain generation may run (a stream: stay silent) before its client is
+            answered :class:`GenerationTimeout`.
     """
 
-    def __init__(self, engine: Engine, max_queue: int = 32, max_batch_size: int = 8, queue_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        engine: Engine,
+        max_queue: int = 32,
+        max_batch_size: int = 8,
+        queue_timeout_s: float = 120.0,
+        generation_timeout_s: float = 600.0,
+    ):
         self.engine = engine
         self.max_queue = max_queue
         self.concurrent = bool(getattr(engine, "concurrent", False))
@@ -147,6 +185,8 @@ class Scheduler:
         self.max_batch_size = max_batch_size if getattr(engine, "batched", True) else 1
         self.max_running = max_batch_size if self.concurrent else 1
         self.queue_timeout_s = queue_timeout_s
+        self.generation_timeout_s = generation_timeout_s
+        self._progress_at: float | None = None  # the worker's last sign of life in its current job
         self._cv = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
         self._running: set[Job] = set()
@@ -177,12 +217,16 @@ class Scheduler:
             self._thread.join(timeout)
 
     def snapshot(self) -> dict[str, Any]:
-        """Queue state and counters, for ``/health``."""
+        """Queue state and counters, for ``/health``; ``stalled``: the worker's engine call has shown no progress
+        (a plain batch: its end; a stream: a piece) for ``generation_timeout_s`` (its clients were answered 504;
+        the worker goes on when the engine returns)."""
         with self._cv:
+            began = self._progress_at
             return {
                 "waiting": len(self._pending),
                 "running": len(self._running),
                 "busy": bool(self._running),
+                "stalled": began is not None and time.monotonic() - began > self.generation_timeout_s,
                 "max_queue": self.max_queue,
                 "max_running": self.max_running,
                 **self.stats,
@@ -216,13 +260,29 @@ class Scheduler:
             raise Busy(f"no capacity within {self.queue_timeout_s:g} s; retry later") from None
 
     async def generate(self, conversation: Any, params: GenerationParams) -> dict[str, Any]:
-        """Answer one conversation (possibly batched with others); see :func:`generate_detailed`."""
+        """Answer one conversation (possibly batched with others); see :func:`generate_detailed`.
+
+        Raises :class:`GenerationTimeout` when the answer is not there ``generation_timeout_s`` after the start.
+        """
         job = self.submit("generate", conversation, params)
         try:
             await self.wait_started(job)
-            return await asyncio.shield(job.done)
+            try:
+                return await asyncio.wait_for(asyncio.shield(job.done), self.generation_timeout_s)
+            except (TimeoutError, asyncio.TimeoutError):
+                self._count("timed_out_generations")
+                raise GenerationTimeout(f"no answer from the engine within {self.generation_timeout_s:g} s") from None
         finally:
             job.cancel()  # no-op once done; if the caller was cancelled, the job is dropped or aborted
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._cv:
+            self.stats[name] += n
+
+    def _alive(self) -> None:
+        """The worker's job made progress (see ``stalled`` in :meth:`snapshot`)."""
+        with self._cv:
+            self._progress_at = time.monotonic()
 
     def _forget(self, job: Job) -> None:
         """A cancelled job leaves the wait queue at once (it no longer counts against ``max_queue``)."""
@@ -300,31 +360,48 @@ class Scheduler:
             batch = self._take()
             if batch is None:
                 return
+            failure: BaseException | None = None
             try:
                 live = [j for j in batch if not j.cancelled.is_set()]
-                with self._cv:
-                    self.stats["cancelled"] += len(batch) - len(live)
+                self._count("cancelled", len(batch) - len(live))
                 for j in live:
                     j._resolve(j.started)
+                self._alive()
                 if live and live[0].kind == "stream":
                     self._run_stream(live[0])
                 elif live:
                     self._run_generate(live)
-            except BaseException:  # never let the worker die: every later request would hang
+            except BaseException as e:  # never let the worker die: every later request would hang
                 log.exception("engine worker error")
+                failure = e
             finally:
+                # whatever happened above, nobody is left waiting: a job already answered ignores this
+                error = _as_error(failure) if failure is not None else EngineFailure("the engine worker lost this job")
+                for j in batch:
+                    j._resolve(j.started, error=error)
+                    j._resolve(j.done, error=error)
+                    if j.kind == "stream" and failure is not None:
+                        j.push(error)
                 with self._cv:
+                    self._progress_at = None
                     self._running.difference_update(batch)
 
     def _run_generate(self, jobs: list[Job]) -> None:
+        """Answer ``jobs`` in one engine call; if it fails and there were several, each again on its own."""
         try:
-            results = generate_detailed(self.engine, [j.conversation for j in jobs], jobs[0].params)
+            results = list(generate_detailed(self.engine, [j.conversation for j in jobs], jobs[0].params))
+            if len(results) != len(jobs):
+                raise EngineFailure(f"the engine returned {len(results)} results for {len(jobs)} conversations")
         except Exception as e:
+            if len(jobs) > 1:  # one bad request (or a batch too big for memory) must not fail its batch-mates
+                log.warning("a batch of %d failed (%r); answering each on its own", len(jobs), e)
+                for j in jobs:
+                    if not j.cancelled.is_set():
+                        self._run_generate([j])
+                return
             log.exception("generation failed")
-            with self._cv:
-                self.stats["errors"] += len(jobs)
-            for j in jobs:
-                j._resolve(j.done, error=e)
+            self._count("errors")
+            jobs[0]._resolve(jobs[0].done, error=e)
             return
         with self._cv:
             self.stats["batches"] += 1
@@ -343,6 +420,7 @@ class Scheduler:
                         self.stats["cancelled_streams"] += 1
                     break
                 job.push(piece)
+                self._alive()
             else:
                 with self._cv:
                     self.stats["completed"] += 1
