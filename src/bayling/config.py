@@ -201,12 +201,17 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a did-you-mean hint.
 
     A dataclass may list keys it no longer takes in a ``RENAMED`` class attribute (``{old key: new dotted key}``,
-    relative to it); such a key is rejected with its new name, never accepted silently.
+    relative to it); such a key is rejected with its new name, never accepted silently. Older names it still
+    takes are in an ``ALIASES`` class attribute (``{old key: field}``); given beside the field, the old key is
+    unknown.
     """
     hints = typing.get_type_hints(cls)
     names = _fields(cls)
     kwargs = {}
+    aliases = getattr(cls, "ALIASES", {})
     for key, value in data.items():
+        if key in aliases and aliases[key] not in data:  # an older name still accepted for a field
+            key = aliases[key]
         dotted = f"{where}.{key}" if where else str(key)
         moved = _renamed(cls, key, value, names, hints, where)
         if moved is not None:

@@ -12,6 +12,7 @@ whose fingerprint is unchanged, so an interrupted run resumes at the first unfin
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bayling.card import process_command
 from bayling.config import save_config, stage_seed, to_dict
 from bayling.data.config import DataConfig
 from bayling.digest import fingerprint
@@ -107,13 +109,15 @@ def preflight(cfg: RunConfig, plan: list[str]) -> None:
         check_model(cfg.model.name_or_path, cfg.model.gguf_file)
 
 
-def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) -> Path:
+def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False, command: str | None = None) -> Path:
     """Run ``stages`` (default: ``cfg.stages``), first completing any earlier stage they need.
 
     Args:
         cfg: the run config.
         stages: stage names to run; upstream stages from ``cfg.stages`` run too when not yet done.
         force: re-run the requested stages even when their outputs are current.
+        command: the command line that started the run (the CLI's), recorded by the train stage for the model
+            card; default: this process's arguments.
 
     Returns:
         The run directory.
@@ -131,6 +135,7 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
     save_config(cfg, run.config)
     _setup_logging(run)
     fps = stage_fingerprints(cfg)
+    funcs = dict(STAGE_FUNCS, train=functools.partial(_stage_train, command=command or process_command()))
     console.print(f"[bold]bayling run[/bold] {cfg.name} -> {run_dir}  (stages: {', '.join(plan)}, seed {cfg.seed})")
     for stage in plan:
         if _done(run_dir, stage, fps[stage]) and not (force and stage in wanted):
@@ -138,7 +143,7 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False) ->
             continue
         console.rule(f"[bold]{stage}")
         t0 = time.time()
-        info = STAGE_FUNCS[stage](cfg, run)
+        info = funcs[stage](cfg, run)
         elapsed = round(time.time() - t0, 1)
         log.info("stage %s finished in %.1fs", stage, elapsed)
         mark(run.stage_marker(stage), fps[stage], seconds=elapsed, **info)
@@ -158,9 +163,9 @@ def _stage_data(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     return {"examples": data.examples}
 
 
-def _stage_train(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
+def _stage_train(cfg: RunConfig, run: RunLayout, command: str) -> dict[str, Any]:
+    from bayling.card import write_cards
     from bayling.train import train
-    from bayling.train.card import command, write_cards
     from bayling.train.distributed import is_main_process
     from bayling.train.tracking import run_recorder
 
@@ -178,12 +183,12 @@ def _stage_train(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     )
     if not is_main_process():  # under accelerate/torchrun: ranks > 0 leave once the distributed work is done
         raise SystemExit(0)
-    write_cards(cfg, run.run_dir, metrics=None, cmd=command())  # rewritten with the scores by the eval stage
+    write_cards(cfg, run.run_dir, metrics=None, cmd=command)  # rewritten with the scores by the eval stage
     s = result.summary
     console.print(
         f"train: {s['steps']} steps, loss {_num(s.get('first_loss'))} -> {_num(s.get('last_loss'))}, {s['seconds']}s"
     )
-    return {"output": str(result.final), "command": command()}
+    return {"output": str(result.final), "command": command}
 
 
 def _num(x: Any) -> str:
@@ -221,7 +226,7 @@ def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     systems = pipeline_systems(cfg.model, adapter, section.compare_base, section.base_prompts)
     result = evaluate(section, cfg.model, systems, run.eval_dir, heldout_file=run.heldout, name=cfg.name)
     if adapter is not None:  # the run's own model: card with these scores, same tracker run
-        from bayling.train.card import write_cards
+        from bayling.card import write_cards
         from bayling.train.tracking import log_eval_metrics
 
         write_cards(cfg, run.run_dir, metrics=result.metrics)

@@ -93,7 +93,7 @@ def test_set_summaries(judge_server, tmp_path):
         Question(f"q{i}", cat, [f"{t} (#{i})" for t in TURNS], "eng_Latn")
         for i, cat in enumerate(["knowledge", "knowledge", "roleplay"])
     ]
-    judge = _judge(judge_server, tmp_path, workers=3)
+    judge = _judge(judge_server, tmp_path, concurrency=3)
     summary, rows = judge_single(judge, qs, [GOOD, BAD, GOOD])
     assert summary["n"] == 6 and summary["by_turn"] == {
         "turn1": pytest.approx(20 / 3, abs=1e-3),

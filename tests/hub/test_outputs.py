@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bayling.card import base_license, base_model_id, eval_results, iso_languages
 from bayling.errors import ConfigError
 from bayling.io import JsonlWriter, atomic_temp_dir, write_json, write_jsonl, write_text
-from bayling.train.card import base_license, base_model_id, eval_results, iso_languages
 from bayling.train.config import TrainConfig
 
 
@@ -118,8 +118,8 @@ def test_no_stray_temp_files(tmp_path):
 def test_merged_model_card_is_a_transformers_fine_tune(tmp_path):
     from huggingface_hub import ModelCard
 
+    from bayling.card import write_cards
     from bayling.pipeline import RunConfig
-    from bayling.train.card import write_cards
 
     cfg = RunConfig()
     cfg.model.name_or_path = "gemma-3-270m"

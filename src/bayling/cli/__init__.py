@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from bayling import __version__
@@ -65,15 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayling`` console script; returns the exit status."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    from bayling.train.card import set_command
-
-    set_command(["bayling", *argv])
+    command_line = shlex.join(["bayling", *argv])  # for the model card's "how it was made"
     # --offline is accepted anywhere (`bayling run CONFIG --offline`), also after stage subcommands that
     # parse their own arguments later
     cut = argv.index("--") if "--" in argv else len(argv)
     offline = "--offline" in argv[:cut]
     argv, at = with_hidden_stage([a for a in argv[:cut] if a != "--offline"] + argv[cut:])
     args, extra = parser.parse_known_args(argv)
+    args.command_line = command_line
     leaf = getattr(args, "leaf", None)  # the parser of a `data`/`eval` subcommand, which reports its own errors
     if getattr(args, "intermixed", False):  # `data build CONFIG k=v -o OUT k2=v2`: overrides around options
         vars(args).update(vars(leaf.parse_intermixed_args(argv[at + 2 :])))

@@ -19,6 +19,6 @@ def run_stages(args: argparse.Namespace, stages: list[str] | None) -> Path:
     from bayling.pipeline import RunConfig, run
 
     cfg = load_config(RunConfig, args.config, args.overrides)
-    run_dir = run(cfg, stages=stages, force=args.force)
+    run_dir = run(cfg, stages=stages, force=args.force, command=args.command_line)
     print(run_dir)
     return run_dir

@@ -59,7 +59,7 @@ def _operations(folder, cfg) -> list:
 
     from huggingface_hub import CommitOperationAdd
 
-    from bayling.train.card import base_model_id
+    from bayling.card import base_model_id
 
     marker = folder / "bayling_base_model.json"
     resolved = json.loads(marker.read_text(encoding="utf-8")).get("base_model") if marker.is_file() else None
@@ -90,13 +90,13 @@ def push_run(
     from huggingface_hub import get_token
 
     from bayling import hub
+    from bayling.card import write_cards
     from bayling.config import load_config
     from bayling.errors import BaylingError
     from bayling.layout import RunLayout
     from bayling.models import HUB_ID
     from bayling.pipeline import RunConfig, current_metrics
     from bayling.progress import console
-    from bayling.train.card import write_cards
 
     if not HUB_ID.match(repo_id) or "@" in repo_id:
         raise BaylingError(f"repository id {repo_id!r}: expected ORG/NAME")

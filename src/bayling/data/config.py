@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bayling.endpoint import EndpointConfig
+
 
 @dataclass
 class FilterConfig:
@@ -56,8 +58,12 @@ class ContaminationConfig:
 
 
 @dataclass
-class TeacherConfig:
-    """Teacher-LLM generation over any OpenAI-compatible endpoint (resumable, see ``bayling.data.teacher``)."""
+class TeacherConfig(EndpointConfig):
+    """Teacher-LLM generation over any OpenAI-compatible endpoint (resumable, see ``bayling.data.teacher``).
+
+    The endpoint settings (``model``, ``base_url``, ``api_key_env``, ``temperature``, ``max_tokens``,
+    ``timeout_s``, ``max_retries``, ``concurrency``) are :class:`bayling.endpoint.EndpointConfig`'s, shared with
+    the evaluation's judge; retries back off exponentially from ``backoff_s``."""
 
     examples: int = 0
     """Number of teacher jobs (each yields at most one example); 0 = no teacher generation."""
@@ -65,23 +71,9 @@ class TeacherConfig:
     """Job kinds, used round-robin: ``crosslingual_instruction`` (a seed instruction, translated into language A
     by the teacher, answered by the teacher in language B) and ``interactive`` (a template dialogue whose
     follow-up replies are written by the teacher)."""
-    model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    """Endpoint; default ``$OPENAI_BASE_URL`` (then the OpenAI API)."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """Name of the environment variable holding the API key (the key itself never goes in a config)."""
-    base_url_env: str = "OPENAI_BASE_URL"
-    concurrency: int = 8
-    """Requests in flight at once."""
-    max_retries: int = 6
-    """Retries per request on 429, 5xx, timeouts and connection errors (exponential backoff)."""
     backoff_s: float = 1.0
     """First backoff delay; doubles each retry (plus jitter), capped at ``max_backoff_s``; ``Retry-After`` wins."""
     max_backoff_s: float = 60.0
-    timeout_s: float = 60.0
-    """Per-request timeout."""
-    temperature: float = 0.7
-    max_tokens: int = 512
     price_input_per_mtok: float = 0.0
     """USD per million prompt tokens, for the cost report."""
     price_output_per_mtok: float = 0.0

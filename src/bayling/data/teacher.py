@@ -16,7 +16,6 @@ Run as part of a build (``data.teacher.examples > 0``) or alone::
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 
 from bayling.data.config import TeacherConfig
 from bayling.digest import digest
-from bayling.errors import ConfigError, require
+from bayling.endpoint import connection
+from bayling.errors import require
 from bayling.resume import Journal
 
 
@@ -69,12 +69,7 @@ class BudgetReached(Exception):
 def make_client(cfg: TeacherConfig) -> Any:
     """An ``openai.AsyncOpenAI`` for the configured endpoint, with the SDK's own retries off (ours count)."""
     openai = require("openai", "data")
-    base_url = cfg.base_url or os.environ.get(cfg.base_url_env) or None
-    key = os.environ.get(cfg.api_key_env)
-    if not key:
-        if base_url is None:
-            raise ConfigError(f"teacher: set ${cfg.api_key_env} (or data.teacher.base_url for a local server)")
-        key = "not-needed"  # local OpenAI-compatible servers usually ignore the key
+    base_url, key = connection(cfg, "data.teacher")
     return openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=cfg.timeout_s)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from bayling.config import to_dict
 from bayling.digest import fingerprint
+from bayling.evaluate.config import EvalConfig
 from bayling.progress import console
 from bayling.resume import cached as resume_cached
 from bayling.resume import marked
@@ -56,7 +57,7 @@ BATCHLESS_ENGINES = ("llamacpp", "vllm")
 """Engines whose outputs do not depend on ``eval.batch_size`` (they ignore it)."""
 
 
-def no_effect(cfg: Any, part: str) -> frozenset[str]:
+def no_effect(cfg: EvalConfig, part: str) -> frozenset[str]:
     """The ``eval`` fields (dotted paths) that cannot change ``part``'s results (left out of its fingerprint)."""
     if part not in PARTS:
         raise ValueError(f"unknown evaluation part {part!r}")
@@ -66,7 +67,7 @@ def no_effect(cfg: Any, part: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def _without(cfg: Any, paths: Iterable[str]) -> dict[str, Any]:
+def _without(cfg: EvalConfig, paths: Iterable[str]) -> dict[str, Any]:
     """``cfg`` as a nested dict without the fields at the dotted ``paths``."""
     fields = to_dict(cfg)
     for path in paths:
@@ -103,14 +104,14 @@ hypothesis for a given source and prompt: left out of the key of the resumable h
 each direction's sources itself and is given the demonstrations directly."""
 
 
-def hypotheses_key(cfg: Any, **context: Any) -> str:
+def hypotheses_key(cfg: EvalConfig, **context: Any) -> str:
     """Key of translated hypotheses (the resumable journal): every generation-relevant field plus ``context``."""
     return fingerprint(
         _without(cfg, no_effect(cfg, "translation") | SELECTION_AND_SCORING), name="hypotheses", **context
     )
 
 
-def part_fingerprint(cfg: Any, part: str, **context: Any) -> str:
+def part_fingerprint(cfg: EvalConfig, part: str, **context: Any) -> str:
     """Fingerprint of one part: its ``eval`` fields plus ``context`` (weights digest, test data, prompt)."""
     return fingerprint(_without(cfg, no_effect(cfg, part)), name="eval", part=part, **context)
 

@@ -26,32 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from bayling.errors import ConfigError
-
-
-@dataclass
-class JudgeConfig:
-    """An OpenAI-compatible judge (FastChat MT-Bench prompts, single-answer and pairwise grading)."""
-
-    base_url: str | None = None
-    """API root, e.g. ``http://127.0.0.1:8000/v1``; default ``$BAYLING_JUDGE_BASE_URL``, else OpenAI's."""
-    model: str = "gpt-4o"
-    """Judge model name sent in each request."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """Environment variable holding the key (keys never live in configs)."""
-    mode: str = "single"
-    """``single`` (1-10 rating per turn), ``pairwise`` (tuned vs base, both orders) or ``both``."""
-    cache: str | None = None
-    """Verdict cache (JSONL keyed by a hash of the judge prompt); default ``OUT_DIR/judge_cache.jsonl``."""
-    prompts: str | None = None
-    """FastChat-format ``judge_prompts.jsonl``; default: the copy shipped with bayling."""
-    wrong_language_score: float = 1.0
-    """Rating given, without asking the judge, to an answer not in the question's language."""
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    timeout: float = 120.0
-    max_retries: int = 3
-    workers: int = 4
-    """Judge requests in flight at once."""
+from bayling.evaluate.judge import JudgeConfig
 
 
 @dataclass
@@ -196,6 +171,11 @@ The loader rejects an old key with its new name; ``benchmarks``, ``open_ended`` 
 sections now, so a list given for one of them is an old key too."""
 
 
+BATCH_SIZE = 16
+"""Prompts (or scored sequences) per forward batch unless a caller says otherwise: ``eval.batch_size``'s default,
+and the default of the log-likelihood scorers (:mod:`bayling.evaluate.mc`, :mod:`bayling.evaluate.perplexity`)."""
+
+
 @dataclass
 class EvalConfig:
     """Translation, benchmark, open-ended, interactive and perplexity evaluation of the base and the tuned model."""
@@ -215,7 +195,7 @@ class EvalConfig:
     max_new_tokens: int = 96
     """Tokens generated per translation: the translation part and the interactive turns (open-ended answers
     and MGSM have their own limits)."""
-    batch_size: int = 16
+    batch_size: int = BATCH_SIZE
     """Prompts per forward batch (transformers engine). On CPU in float32 (the default there, see
     ``engine_options``) greedy outputs do not depend on it: the same 320 quickstart hypotheses at 8, 16 and 32,
     the same 1440 FLORES ones (``flores_alignment``) at 16 and 32."""

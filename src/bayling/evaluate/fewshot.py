@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bayling.errors import ConfigError, DataError
+from bayling.evaluate.config import EvalConfig
 from bayling.prompts import DELIMITER, QUERY, SHOT, STOP, load_templates
 from bayling.records import ParallelRecord
 from bayling.testsets import Bitext
@@ -154,7 +155,7 @@ def _flores_pool(root: Path, codes: Sequence[str], split: str) -> Pool:
     return Pool(recs, f"FLORES-200 {split} sentences not scored, {where}", articles)
 
 
-def _flores_root(cfg: Any) -> Path | None:
+def _flores_root(cfg: EvalConfig) -> Path | None:
     from bayling.records import dataset_dir
 
     if cfg.testset not in ("flores200", "wmt22", "ntrex"):
@@ -166,7 +167,7 @@ def _flores_root(cfg: Any) -> Path | None:
         return None
 
 
-def load_pool(cfg: Any, bitexts: Sequence[Bitext], heldout_file: str | Path | None = None) -> Pool:
+def load_pool(cfg: EvalConfig, bitexts: Sequence[Bitext], heldout_file: str | Path | None = None) -> Pool:
     """The demonstration pool for ``cfg`` (an :class:`~bayling.evaluate.config.EvalConfig`), by the order
     in the module docstring.
 
@@ -208,7 +209,7 @@ def load_pool(cfg: Any, bitexts: Sequence[Bitext], heldout_file: str | Path | No
 
 
 def demonstrations(
-    cfg: Any, pool: Pool, scored: Sequence[Bitext], system: str = "fewshot"
+    cfg: EvalConfig, pool: Pool, scored: Sequence[Bitext], system: str = "fewshot"
 ) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[str]]]:
     """Demonstrations for every scored direction: ``({direction: [(source, target)]}, {direction: [ids]})``.
 

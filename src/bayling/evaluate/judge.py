@@ -25,7 +25,6 @@ The API key is read from the environment variable named by ``api_key_env`` (neve
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -33,16 +32,41 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import yaml
 
 from bayling.digest import digest
+from bayling.endpoint import EndpointConfig, connection
 from bayling.errors import BaylingError, ConfigError, require
 from bayling.resume import Journal
 
-if TYPE_CHECKING:  # typing only: the config module imports this one (through openended) to check settings
-    from bayling.evaluate.config import JudgeConfig
+
+@dataclass
+class JudgeConfig(EndpointConfig):
+    """An OpenAI-compatible judge (``eval.open_ended.judge``; FastChat MT-Bench prompts, single-answer and pairwise
+    grading). The endpoint settings are :class:`bayling.endpoint.EndpointConfig`'s, shared with the data stage's
+    teacher, at a judge's defaults (temperature 0, a longer timeout); the API root defaults to
+    ``$BAYLING_JUDGE_BASE_URL``."""
+
+    ALIASES: ClassVar[dict[str, str]] = {"timeout": "timeout_s", "workers": "concurrency"}
+    """The judge's own names for two endpoint settings, from before they were shared; still accepted."""
+
+    model: str = "gpt-4o"
+    base_url_env: str = "BAYLING_JUDGE_BASE_URL"
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    timeout_s: float = 120.0
+    max_retries: int = 3
+    concurrency: int = 4
+    mode: str = "single"
+    """``single`` (1-10 rating per turn), ``pairwise`` (tuned vs base, both orders) or ``both``."""
+    cache: str | None = None
+    """Verdict cache (JSONL keyed by a hash of the judge prompt); default ``OUT_DIR/judge_cache.jsonl``."""
+    prompts: str | None = None
+    """FastChat-format ``judge_prompts.jsonl``; default: the copy shipped with bayling."""
+    wrong_language_score: float = 1.0
+    """Rating given, without asking the judge, to an answer not in the question's language."""
 
 
 @dataclass(frozen=True)
@@ -109,14 +133,9 @@ class Judge:
     def _api(self) -> Any:
         if self._client is None:
             openai = require("openai", "serve")
-            base_url = self.cfg.base_url or os.environ.get("BAYLING_JUDGE_BASE_URL")
-            key = os.environ.get(self.cfg.api_key_env)
-            if not key and not base_url:
-                raise ConfigError(
-                    f"judge: set ${self.cfg.api_key_env} (or eval.open_ended.judge.base_url for a local server)"
-                )
+            base_url, key = connection(self.cfg, "eval.open_ended.judge")
             self._client = openai.OpenAI(
-                base_url=base_url, api_key=key or "none", timeout=self.cfg.timeout, max_retries=self.cfg.max_retries
+                base_url=base_url, api_key=key, timeout=self.cfg.timeout_s, max_retries=self.cfg.max_retries
             )
         return self._client
 
@@ -164,7 +183,7 @@ class Judge:
     def map(
         self, fn: Callable[[Any], Any], jobs: Sequence[Any], progress: Callable[[int], None] | None = None
     ) -> list:
-        """Run ``fn`` over ``jobs`` with ``cfg.workers`` requests in flight; results in input order."""
+        """Run ``fn`` over ``jobs`` with ``cfg.concurrency`` requests in flight; results in input order."""
 
         def run(job: Any) -> Any:
             r = fn(job)
@@ -172,7 +191,7 @@ class Judge:
                 progress(1)
             return r
 
-        with ThreadPoolExecutor(max_workers=max(1, self.cfg.workers)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, self.cfg.concurrency)) as pool:
             return list(pool.map(run, jobs))
 
 

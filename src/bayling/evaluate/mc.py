@@ -50,6 +50,7 @@ from typing import Any
 from bayling.engines import Engine, GenerationParams
 from bayling.errors import ConfigError, require
 from bayling.evaluate.benchmarks import GenItem, MCItem
+from bayling.evaluate.config import BATCH_SIZE
 
 MC_PROTOCOL = (
     "lm-eval 0.4 multiple_choice: loglikelihood of target_delimiter+choice after the context "
@@ -130,7 +131,7 @@ def encode_request(tokenizer: Any, context: str, continuation: str) -> tuple[lis
 def score_tokens(
     engine: Engine,
     requests: Sequence[tuple[list[int], list[int]]],
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Summed log-probability of each continuation's tokens after its context's tokens.
@@ -186,7 +187,7 @@ def _chat_context(fmt: Any, context: str) -> str:
 def loglikelihoods(
     engine: Engine,
     requests: Sequence[tuple[str, str]],
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     chat: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> list[float]:
@@ -207,7 +208,7 @@ def loglikelihoods(
 def score_mc(
     engine: Engine,
     items: Sequence[MCItem],
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     chat: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:

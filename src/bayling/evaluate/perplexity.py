@@ -28,10 +28,11 @@ from typing import Any
 
 from bayling.engines import Engine
 from bayling.errors import DataError
+from bayling.evaluate.config import BATCH_SIZE, EvalConfig
 from bayling.evaluate.mc import _hf_parts, encode_request, max_length, score_tokens
 
 
-def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None) -> list[str]:
+def perplexity_texts(cfg: EvalConfig, lang: str, heldout_file: str | Path | None = None) -> list[str]:
     """The held-out texts of ``lang`` the evaluation uses, first ``cfg.max_sentences`` (0 = all).
 
     Args:
@@ -60,7 +61,7 @@ def perplexity_texts(cfg: Any, lang: str, heldout_file: str | Path | None = None
     return texts[: cfg.max_sentences] if cfg.max_sentences > 0 else texts
 
 
-def texts_by_language(cfg: Any, heldout_file: str | Path | None = None) -> dict[str, list[str]]:
+def texts_by_language(cfg: EvalConfig, heldout_file: str | Path | None = None) -> dict[str, list[str]]:
     """``{FLORES code: texts}`` for every language of ``cfg.perplexity.languages``."""
     from bayling.languages import get_language
 
@@ -78,7 +79,7 @@ def _windows(ids: list[int], prefix: int, limit: int) -> list[tuple[list[int], l
 
 
 def text_loglikelihoods(
-    engine: Engine, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
+    engine: Engine, texts: Sequence[str], batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None
 ) -> list[tuple[float, int]]:
     """``(summed log-likelihood, number of tokens scored)`` of each text, as raw text after BOS."""
     model, tok, _ = _hf_parts(engine)
@@ -120,7 +121,7 @@ def perplexity_summary(texts: Sequence[str], scored: Sequence[tuple[float, int]]
 
 
 def score_perplexity(
-    engine: Engine, texts: Sequence[str], batch_size: int = 8, progress: Callable[[int], None] | None = None
+    engine: Engine, texts: Sequence[str], batch_size: int = BATCH_SIZE, progress: Callable[[int], None] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Summary (:func:`perplexity_summary`) and per-text rows (``loglik``, ``tokens``) for one language."""
     scored = text_loglikelihoods(engine, texts, batch_size, progress)

@@ -6,6 +6,11 @@ bayling writes the card when training finishes and rewrites it after the eval st
 holds exactly the tuned system's numbers from ``eval/metrics.json``, each with its sacreBLEU signature,
 test set, split and sentence count. The body adds the base-vs-tuned table, the data mix, the training
 configuration and the exact command that made the model. ``bayling push`` uploads the card with the model.
+
+It sits beside :mod:`bayling.pipeline`, on top of the stages: a card reads the whole run (its config, the data
+stage's stats, the training summary, the eval stage's metrics), and only the pipeline and ``bayling push`` write
+one. The command that made the model is given by the caller (the CLI passes its command line to
+:func:`bayling.pipeline.run`, which records it in the train stage's marker).
 """
 
 from __future__ import annotations
@@ -14,16 +19,18 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bayling import __version__
 from bayling.languages import expand_languages
 from bayling.layout import RunLayout
 
+if TYPE_CHECKING:  # the pipeline imports this module (lazily) to write cards
+    from bayling.pipeline import RunConfig
+
 EMBEDDED_BASE = "google/gemma-3-270m"
 """The Hub id of the embedded default (shipped as a GGUF quantisation of this model)."""
 
-_COMMAND: list[str] | None = None
 _METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF++", "ter": "TER"}
 _METHODS = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning"}
 _TESTSETS = {  # eval.testset -> (model-index dataset type, display name, split)
@@ -33,15 +40,9 @@ _TESTSETS = {  # eval.testset -> (model-index dataset type, display name, split)
 }
 
 
-def set_command(argv: list[str]) -> None:
-    """Record the command line of this process (the CLI calls it), for the card's "how it was made"."""
-    global _COMMAND
-    _COMMAND = list(argv)
-
-
-def command() -> str:
-    """The command that is running: what the CLI recorded, else this interpreter's argv."""
-    return shlex.join(_COMMAND if _COMMAND is not None else [Path(sys.argv[0]).name, *sys.argv[1:]])
+def process_command() -> str:
+    """This process's command line, for a card whose caller gave none (a library call, not the CLI)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -95,13 +96,13 @@ def iso_languages(codes: list[str]) -> list[str]:
     return out
 
 
-def _hub_datasets(cfg: Any) -> list[str]:
+def _hub_datasets(cfg: RunConfig) -> list[str]:
     from bayling.hub_data import hub_dataset_ids
 
     return hub_dataset_ids([cfg.data.source, cfg.data.flores_dir or "", *cfg.data.instructions])
 
 
-def eval_results(metrics: dict[str, Any], cfg: Any, system: str = "tuned") -> list[Any]:
+def eval_results(metrics: dict[str, Any], cfg: RunConfig, system: str = "tuned") -> list[Any]:
     """``model-index`` entries for one system of ``eval/metrics.json`` (translation and benchmark scores)."""
     from huggingface_hub import EvalResult
 
@@ -203,7 +204,7 @@ def _eval_table(metrics: dict[str, Any]) -> list[str]:
 
 
 def _body(
-    cfg: Any,
+    cfg: RunConfig,
     run_dir: Path,
     model_dir: Path,
     base_id: str | None,
@@ -295,7 +296,7 @@ def _body(
 
 
 def build_card(
-    cfg: Any,
+    cfg: RunConfig,
     run_dir: Path,
     model_dir: Path,
     metrics: dict[str, Any] | None,
@@ -337,7 +338,7 @@ def build_card(
         **base_license(base_id, resolved),
     )
     base_ref = base_id or str(cfg.model.name_or_path)
-    text = _body(cfg, run_dir, model_dir, base_id, base_ref, metrics, cmd or command(), repo_id)
+    text = _body(cfg, run_dir, model_dir, base_id, base_ref, metrics, cmd or process_command(), repo_id)
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{text}")
 
 
@@ -348,7 +349,7 @@ def card_dirs(run_dir: Path) -> list[Path]:
 
 
 def write_cards(
-    cfg: Any,
+    cfg: RunConfig,
     run_dir: str | Path,
     metrics: dict[str, Any] | None = None,
     cmd: str | None = None,
@@ -369,7 +370,7 @@ def write_cards(
     from bayling.io import write_text
 
     run_dir = Path(run_dir)
-    cmd = cmd or _read_json(RunLayout(run_dir).stage_marker("train")).get("command") or command()
+    cmd = cmd or _read_json(RunLayout(run_dir).stage_marker("train")).get("command") or process_command()
     out = []
     for d in card_dirs(run_dir):
         card = build_card(cfg, run_dir, d, metrics, cmd, repo_id)
