@@ -60,7 +60,8 @@ class Engine(Protocol):
 
     model_name: str
     batched: bool
-    """True when :meth:`generate` runs several conversations in one forward batch."""
+    """True when :meth:`generate` runs several conversations in one forward batch of the ``batch_size`` its
+    constructor takes (derived from the constructor by :class:`~bayling.engines.common.EngineBase`)."""
 
     @property
     def context_length(self) -> int:

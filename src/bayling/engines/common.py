@@ -23,14 +23,38 @@ from typing import Any
 from bayling.chat import conversation_ids, format_for_tokenizer, stop_token_ids
 from bayling.engines import GenerationParams, cut_at_stop
 
+
+def takes_batch_size(engine_class: type) -> bool:
+    """Whether an engine class runs requests in batches of a ``batch_size`` its constructor takes."""
+    import inspect
+
+    return "batch_size" in inspect.signature(engine_class.__init__).parameters
+
+
 Conversations = Sequence[Sequence[dict[str, Any]]]
 """OpenAI-style message lists (``{"role", "content"}``), each ending with a user turn."""
 Progress = Callable[[int], None] | None
 """Called with the number of conversations (or prompts) finished, as they finish."""
 
 
+DEFAULT_BATCH_SIZE = 16
+"""Prompts (or scored sequences) per forward batch unless a config says otherwise: the transformers engine's
+default, ``eval.batch_size``'s, and the log-likelihood scorers' (``bayling.evaluate.mc``, ``.perplexity``)."""
+
+
 class EngineBase:
-    """The public generation methods of every engine, on top of its ``_answer`` and ``_continue``."""
+    """The public generation methods of every engine, on top of its ``_answer`` and ``_continue``.
+
+    ``batched`` is derived, never declared: an engine batches by ``batch_size`` exactly when its constructor takes
+    ``batch_size`` (the factory passes it only then, and the evaluation's cache keys ``eval.batch_size`` only then,
+    since only then can a greedy output depend on it).
+    """
+
+    batched: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.batched = takes_batch_size(cls)
 
     def _answer(
         self, conversations: Conversations, params: GenerationParams, progress: Progress

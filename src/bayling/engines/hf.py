@@ -20,7 +20,7 @@ from typing import Any
 
 from bayling.chat import conversation_ids, render
 from bayling.engines import GenerationParams
-from bayling.engines.common import Conversations, HFTokenizerEngine, Progress
+from bayling.engines.common import DEFAULT_BATCH_SIZE, Conversations, HFTokenizerEngine, Progress
 from bayling.errors import require
 from bayling.models import load_model
 
@@ -45,9 +45,6 @@ class TransformersEngine(HFTokenizerEngine):
             (always ``model.generate``, the path before it, kept to measure against).
     """
 
-    batched = True
-    """``generate`` runs several conversations through the model together."""
-
     def __init__(
         self,
         model_path: str | Path,
@@ -55,7 +52,7 @@ class TransformersEngine(HFTokenizerEngine):
         chat_format: str = "auto",
         dtype: str = "bfloat16",
         device: str = "auto",
-        batch_size: int = 8,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         model_name: str | None = None,
         trust_remote_code: bool = False,
         decode: str = "fast",

@@ -56,9 +56,6 @@ class LlamaCppEngine(EngineBase):
         seed: sampling seed used when a request gives none.
     """
 
-    batched = False
-    """``generate`` answers a list one conversation at a time (one llama.cpp sequence)."""
-
     def __init__(
         self,
         model_path: str | Path | None = None,

@@ -78,8 +78,6 @@ class VLLMEngine(HFTokenizerEngine):
         trust_remote_code: let vLLM and transformers run the model's own code (``model.trust_remote_code``).
     """
 
-    batched = True
-    """``generate`` runs several conversations through the model together."""
     concurrent = True
     """Requests run as separate generations at the same time (the server does not serialise them)."""
 

@@ -53,16 +53,15 @@ READ_BY: dict[str, tuple[str, ...]] = {
 ``data_dir``…, or a new one) is in every part's key. Perplexity is keyed by the digest of its texts instead of
 the test-set fields that chose them."""
 
-BATCHLESS_ENGINES = ("llamacpp", "vllm")
-"""Engines whose outputs do not depend on ``eval.batch_size`` (they ignore it)."""
-
 
 def no_effect(cfg: EvalConfig, part: str) -> frozenset[str]:
     """The ``eval`` fields (dotted paths) that cannot change ``part``'s results (left out of its fingerprint)."""
     if part not in PARTS:
         raise ValueError(f"unknown evaluation part {part!r}")
     out = set(NO_EFFECT) | {name for name, parts in READ_BY.items() if part not in parts}
-    if cfg.engine in BATCHLESS_ENGINES:
+    from bayling.engines.factory import engine_class
+
+    if not engine_class(cfg.engine).batched:  # llama.cpp decodes one sequence at a time, vLLM its own batches
         out.add("batch_size")
     return frozenset(out)
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bayling.engines.common import DEFAULT_BATCH_SIZE
 from bayling.errors import ConfigError
 from bayling.evaluate.judge import JudgeConfig
 
@@ -171,9 +172,10 @@ The loader rejects an old key with its new name; ``benchmarks``, ``open_ended`` 
 sections now, so a list given for one of them is an old key too."""
 
 
-BATCH_SIZE = 16
+BATCH_SIZE = DEFAULT_BATCH_SIZE
 """Prompts (or scored sequences) per forward batch unless a caller says otherwise: ``eval.batch_size``'s default,
-and the default of the log-likelihood scorers (:mod:`bayling.evaluate.mc`, :mod:`bayling.evaluate.perplexity`)."""
+and the default of the log-likelihood scorers (:mod:`bayling.evaluate.mc`, :mod:`bayling.evaluate.perplexity`);
+the engines' own default (:data:`bayling.engines.common.DEFAULT_BATCH_SIZE`)."""
 
 
 @dataclass

@@ -182,7 +182,8 @@ class Scheduler:
         self.concurrent = bool(getattr(engine, "concurrent", False))
         # engines that answer a list one by one anyway (llama.cpp) gain nothing from batching, and their
         # first caller would wait for the whole batch
-        self.max_batch_size = max_batch_size if getattr(engine, "batched", True) else 1
+        # a blocking engine that does not batch answers one request per call; a concurrent one runs up to this many
+        self.max_batch_size = max_batch_size if self.concurrent or getattr(engine, "batched", True) else 1
         self.max_running = max_batch_size if self.concurrent else 1
         self.queue_timeout_s = queue_timeout_s
         self.generation_timeout_s = generation_timeout_s
