@@ -205,9 +205,12 @@ def mmlu_context(question: str, options: list[str], before_d: str = "\n") -> str
 
 
 def hub_rows(source: Any) -> list[tuple[str, dict[str, Any]]]:
-    """``(where, row)`` for every row of one config and split of a Hub (or local ``hf:``) data set."""
+    """``(where, row)`` for every row of one config and split of a Hub (or local ``hf:``) data set (an ``HfRef``),
+    or of a JSONL file holding such rows."""
     from bayling.hub_data import load
 
+    if isinstance(source, Path):
+        return [(f"{source}:{n}", obj) for n, obj in _jsonl(source)]
     ds = load(source)
     return [(f"{source.text}:{n}", dict(row)) for n, row in enumerate(ds, 1)]
 
