@@ -13,6 +13,12 @@ asked in a chat turn with bayling's instruction and answers extracted with lm-ev
   ``premise, right? Yes|Also|No, hypothesis``;
 * AGIEval v1 GaoKao (``agieval_v1/gaokao-*.jsonl``, single-answer items) -> question + options, choices A-D;
 * MGSM (``mgsm/mgsm_LANG.tsv``: question, number; no header, unbalanced quotes) -> generation items.
+* Global-MMLU(-Lite), INCLUDE and MMLU-ProX-Lite (Hub data sets, one config per language, or a local copy
+  under the data root) -> lm-eval's MMLU-family prompt ``question\nA. …\nD. …\nAnswer:`` (INCLUDE: with its
+  per-domain description; MMLU-ProX: up to ten options, scored by log-likelihood where lm-eval generates).
+
+Each benchmark is one :class:`Benchmark` entry of :data:`REGISTRY` (files, reader, scorer, metric), as lm-eval
+keeps a task as one YAML entry; ``docs/datasets.md`` lists them with their licences.
 """
 
 from __future__ import annotations
