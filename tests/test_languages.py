@@ -329,3 +329,48 @@ def test_expand_languages_takes_every_set_name_once():
         expand_languages(["tier:huge"])
     with pytest.raises(UnknownLanguageError):
         expand_languages(["klingon"])
+
+
+# ----------------------------------------------------------------------------- the languages the Hub sets name
+
+WMT24PP_LOCALES = {
+    "ar_EG": "arb_Arab", "ar_SA": "arb_Arab", "bg_BG": "bul_Cyrl", "bn_IN": "ben_Beng", "ca_ES": "cat_Latn",
+    "cs_CZ": "ces_Latn", "da_DK": "dan_Latn", "de_DE": "deu_Latn", "el_GR": "ell_Grek", "es_MX": "spa_Latn",
+    "et_EE": "est_Latn", "fa_IR": "pes_Arab", "fi_FI": "fin_Latn", "fil_PH": "tgl_Latn", "fr_CA": "fra_Latn",
+    "fr_FR": "fra_Latn", "gu_IN": "guj_Gujr", "he_IL": "heb_Hebr", "hi_IN": "hin_Deva", "hr_HR": "hrv_Latn",
+    "hu_HU": "hun_Latn", "id_ID": "ind_Latn", "is_IS": "isl_Latn", "it_IT": "ita_Latn", "ja_JP": "jpn_Jpan",
+    "kn_IN": "kan_Knda", "ko_KR": "kor_Hang", "lt_LT": "lit_Latn", "lv_LV": "lvs_Latn", "ml_IN": "mal_Mlym",
+    "mr_IN": "mar_Deva", "nl_NL": "nld_Latn", "no_NO": "nob_Latn", "pa_IN": "pan_Guru", "pl_PL": "pol_Latn",
+    "pt_BR": "por_Latn", "pt_PT": "por_Latn", "ro_RO": "ron_Latn", "ru_RU": "rus_Cyrl", "sk_SK": "slk_Latn",
+    "sl_SI": "slv_Latn", "sr_RS": "srp_Cyrl", "sv_SE": "swe_Latn", "sw_KE": "swh_Latn", "sw_TZ": "swh_Latn",
+    "ta_IN": "tam_Taml", "te_IN": "tel_Telu", "th_TH": "tha_Thai", "tr_TR": "tur_Latn", "uk_UA": "ukr_Cyrl",
+    "ur_PK": "urd_Arab", "vi_VN": "vie_Latn", "zh_CN": "zho_Hans", "zh_TW": "zho_Hant", "zu_ZA": "zul_Latn",
+}  # fmt: skip
+"""The 55 WMT24++ target locales (its card's LANGUAGE_PAIRS) and the FLORES code each resolves to."""
+INCLUDE_NAMES = (
+    "Albanian Arabic Armenian Azerbaijani Basque Belarusian Bengali Bulgarian Chinese Croatian Dutch Estonian "
+    "Finnish French Georgian German Greek Hebrew Hindi Hungarian Indonesian Italian Japanese Kazakh Korean "
+    "Lithuanian Malay Malayalam Nepali Persian Polish Portuguese Russian Serbian Spanish Tagalog Tamil Telugu "
+    "Turkish Ukrainian Urdu Uzbek Vietnamese"
+).split() + ["North Macedonian"]
+"""INCLUDE-base-44's config names (lm-eval's ``dataset_name`` values)."""
+ISO_CONFIGS = (
+    "am ar bn cs de el en es fa fil fr ha he hi id ig it ja ky ko lt mg ms ne nl ny pl pt ro ru si sn so sr sv sw te "
+    "tr uk vi yo zh af hu mr th ur wo zu"
+).split()
+"""Global-MMLU(-Lite) and MMLU-ProX(-Lite) config names (ISO 639-1 codes, ``fil``)."""
+
+
+def test_the_hub_sets_languages_resolve():
+    assert {loc: get_language(loc).code for loc in WMT24PP_LOCALES} == WMT24PP_LOCALES
+    assert len(WMT24PP_LOCALES) == 55 and len(INCLUDE_NAMES) == 44
+    for name in INCLUDE_NAMES + ISO_CONFIGS + ["Farsi", "Mandarin", "Filipino", "Slovenian"]:  # WMT24++ names too
+        get_language(name)
+    assert get_language("North Macedonian").code == "mkd_Cyrl" and get_language("fil").code == "tgl_Latn"
+
+
+def test_a_misspelt_set_language_gets_a_did_you_mean():
+    with pytest.raises(UnknownLanguageError, match=r"unknown language 'North Macedonain' \(did you mean: .*mac"):
+        get_language("North Macedonain")
+    with pytest.raises(UnknownLanguageError, match=r"did you mean: .*Tagalog"):
+        get_language("Tagalgo")

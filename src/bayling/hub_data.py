@@ -158,11 +158,11 @@ def load(ref: HfRef, split: str | None = None, config: str | None = None) -> Any
         try:
             if (p / "state.json").is_file() or (p / "dataset_dict.json").is_file():
                 ds = datasets.load_from_disk(str(p))
-            else:
-                ds = datasets.load_dataset(str(p))
+            else:  # data files, or a local copy of a Hub repository (its card's configs apply)
+                ds = datasets.load_dataset(str(p), ref.config or config)
         except (FileNotFoundError, ValueError) as e:
             raise DataError(f"hf:{ref.repo_id}: cannot load dataset ({e})") from None
-        return _pick_split(ds, split, ref)
+        return _pick_split(ds, ref.split or split, ref)
     if hub.is_offline():
         hub.go_offline()  # BAYLING_OFFLINE alone: datasets must not go online either
     streaming = _stream_by_size(ref)

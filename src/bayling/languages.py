@@ -262,6 +262,7 @@ DEFAULT_ALIASES: Mapping[str, str] = MappingProxyType(
         "flemish": "nld_Latn",
         "valencian": "cat_Latn",
         "cape verdean creole": "kea_Latn",
+        "north macedonian": "mkd_Cyrl",  # INCLUDE's config name
     }
 )
 

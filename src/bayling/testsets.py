@@ -10,19 +10,31 @@ public layouts (``bayling eval download`` fetches them, see :mod:`bayling.evalua
 * WMT22: ``wmt22/generaltest2022.SRC-TGT.src.SRC`` and ``...ref.A.TGT`` (reference A, which is what
   BayLing scored against; B where a direction has no A);
 * NTREX-128: ``ntrex128/newstest2019-src.eng.txt`` and ``newstest2019-ref.CODE.txt`` (English source;
-  X->en uses the reference as source, as the NTREX authors allow).
+  X->en uses the reference as source, as the NTREX authors allow);
+* WMT24++ (``google/wmt24pp``, or its local copy ``DATA_DIR/wmt24pp``): one config per English->locale pair
+  (``en-de_DE``), split ``train``, columns ``lp``, ``domain``, ``document_id``, ``segment_id``,
+  ``is_bad_source``, ``source``, ``target`` (the post-edit, the reference) and ``original_target``. Rows
+  flagged ``is_bad_source`` are dropped and counted (``Bitext.dropped``), as its authors did in the paper.
+  A locale resolves to its FLORES code (``de_DE`` -> ``deu_Latn``, ``zh_TW`` -> ``zho_Hant``) for language
+  ID and BLEU's tokenizer; results stay per locale (``eng_Latn-pt_BR``, ``eng_Latn-pt_PT``): a direction
+  names a language, and each of its WMT24++ locales is scored.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bayling.errors import DataError, UnknownLanguageError
 from bayling.languages import get_language
 from bayling.records import dataset_dir, flores_source, read_columns
 from bayling.validate import read_lines
+
+if TYPE_CHECKING:
+    from bayling.hub_data import HfRef
 
 WMT22_DIRECTIONS = (
     "zh-en", "en-zh", "de-en", "en-de", "cs-en", "en-cs", "ja-en",
@@ -30,7 +42,12 @@ WMT22_DIRECTIONS = (
 )  # fmt: skip
 """The 14 WMT22 general-task directions of BayLing's released outputs."""
 
-TESTSETS = ("flores200", "wmt22", "ntrex")
+TESTSETS = ("flores200", "wmt22", "ntrex", "wmt24pp")
+
+WMT24PP = "google/wmt24pp"
+"""WMT24++ on the Hub (55 English->locale pairs, post-edited references)."""
+WMT24PP_PAIR = re.compile(r"^en-([a-z]{2,3}_[A-Z]{2})$")
+"""A WMT24++ config name (``en-de_DE``); the group is the target locale."""
 
 
 @dataclass
@@ -43,16 +60,21 @@ class Bitext:
     sources: list[str]
     refs: list[str]
     ids: list[str]
+    locale: str = ""
+    """The target's locale where a set has several of one language (WMT24++ ``pt_BR``/``pt_PT``); it names the
+    direction (``eng_Latn-pt_BR``), while ``tgt`` (the FLORES code) drives language ID and BLEU's tokenizer."""
+    dropped: int = 0
+    """Rows of the set left out before scoring (WMT24++ bad sources)."""
 
     @property
     def key(self) -> str:
-        return f"{self.src}-{self.tgt}"
+        return f"{self.src}-{self.locale or self.tgt}"
 
     def head(self, n: int) -> Bitext:
         """The first ``n`` segments (all when ``n <= 0``)."""
         if n <= 0:
             return self
-        return Bitext(self.testset, self.src, self.tgt, self.sources[:n], self.refs[:n], self.ids[:n])
+        return replace(self, sources=self.sources[:n], refs=self.refs[:n], ids=self.ids[:n])
 
 
 def _aligned(testset: str, src_path: Path, ref_path: Path, src: str, tgt: str) -> Bitext:
@@ -161,12 +183,87 @@ def load_ntrex(root: str | Path, directions: Iterable[tuple[str, str]]) -> list[
     return out
 
 
+# ----------------------------------------------------------------------------- WMT24++
+
+
+def wmt24pp_locales(ref: HfRef) -> dict[str, str]:
+    """``{locale: config}`` of a data set in the WMT24++ layout (empty when it is not one)."""
+    from bayling.hub_data import config_names
+
+    names = [ref.config] if ref.config else config_names(ref)
+    return {m.group(1): c for c in names if (m := WMT24PP_PAIR.match(c))}
+
+
+def load_wmt24pp(source: str, directions: Iterable[tuple[str, str]]) -> list[Bitext]:
+    """One :class:`Bitext` per WMT24++ locale of each direction's target, bad sources dropped.
+
+    Args:
+        source: ``hf:google/wmt24pp`` (``hf:ORG/NAME:en-de_DE`` keeps one locale) or ``hf:LOCAL_COPY``.
+        directions: English -> X pairs (codes or aliases); ``en-pt`` scores ``pt_BR`` and ``pt_PT``.
+    """
+    from bayling.hub_data import HfRef, load, parse_hf
+    from bayling.progress import console
+    from bayling.validate import check
+
+    ref = parse_hf(source)
+    locales = wmt24pp_locales(ref)
+    if not locales:
+        raise DataError(f"{ref.text}: not in the WMT24++ layout (one config per pair such as en-de_DE)")
+    by_code: dict[str, list[str]] = {}
+    for loc in locales:
+        by_code.setdefault(get_language(loc).code, []).append(loc)
+    out, dropped = [], []
+    for src, tgt in dict.fromkeys((get_language(s).code, get_language(t).code) for s, t in directions):
+        if src != "eng_Latn":
+            raise DataError(f"WMT24++ translates from English only; {src}-{tgt} is not in it")
+        if tgt not in by_code:
+            have = ", ".join(sorted(locales))
+            raise DataError(f"{ref.text}: no locale of {tgt} ({get_language(tgt).name}); it has {have}")
+        for loc in by_code[tgt]:
+            config = locales[loc]
+            rows = load(HfRef(ref.repo_id, config, ref.split or "train", ref.revision, local=ref.local))
+            kept, n = [], 0
+            for n, row in enumerate(rows, 1):
+                where = f"{ref.text}:{config}:{n}"
+                for k in ("source", "target"):
+                    check(row.get(k), str, f"{where}: {k}")
+                if row.get("lp", config) != config:
+                    raise DataError(f"{where}: lp is {row['lp']!r}, expected {config!r}")
+                if not isinstance(row.get("is_bad_source"), bool):
+                    raise DataError(f"{where}: is_bad_source must be true or false, got {row.get('is_bad_source')!r}")
+                if not row["is_bad_source"]:
+                    kept.append((row.get("segment_id", n), row))
+            ids = [f"wmt24pp-{loc}-{sid}" for sid, _ in kept]
+            sources, refs = [r["source"] for _, r in kept], [r["target"] for _, r in kept]
+            b = Bitext("wmt24pp", src, tgt, sources, refs, ids, locale=loc, dropped=n - len(kept))
+            out.append(b)
+            dropped.append(f"{loc} {b.dropped}")
+    console.print(f"[dim]wmt24pp: bad-source rows dropped: {', '.join(dropped)}[/dim]")
+    return out
+
+
+def wmt24pp_source(data_dir: str | None = None) -> str:
+    """``hf:DATA_DIR/wmt24pp`` when a local copy of the Hub repository is there, else ``hf:google/wmt24pp``."""
+    from bayling.records import data_root
+
+    root = data_root(data_dir)
+    local = root / "wmt24pp" if root is not None else None
+    return f"hf:{local}" if local is not None and local.is_dir() else f"hf:{WMT24PP}"
+
+
 def load_bitexts(
     testset: str, directions: Sequence[tuple[str, str]], data_dir: str | None = None, flores_dir: str | None = None
 ) -> list[Bitext]:
-    """Load ``directions`` of a named set (``flores200``, ``wmt22``, ``ntrex``), a FLORES-layout directory or an
-    ``hf:`` FLORES+ copy."""
+    """Load ``directions`` of a named set (``flores200``, ``wmt22``, ``ntrex``, ``wmt24pp``), a FLORES-layout
+    directory or an ``hf:`` data set in the FLORES+ or WMT24++ layout."""
+    if testset == "wmt24pp":
+        return load_wmt24pp(wmt24pp_source(data_dir), directions)
     if testset.startswith("hf:"):
+        from bayling.hub_data import parse_hf
+
+        ref = parse_hf(testset)
+        if (ref.config and WMT24PP_PAIR.match(ref.config)) or (not ref.config and wmt24pp_locales(ref)):
+            return load_wmt24pp(testset, directions)
         return load_flores_hub(testset, list(directions))
     if testset == "flores200":
         found = flores_source(flores_dir, data_dir)

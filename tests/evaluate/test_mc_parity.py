@@ -193,3 +193,49 @@ def test_empty_context_without_bos_is_conditioned_on_eos(variants):
     assert encode_request(with_bos, "", " Hello world")[0] == [with_bos.bos_token_id]
     assert encode_request(with_bos, "Hello", " world")[0][0] == with_bos.bos_token_id
     assert encode_request(with_bos, "Hello ", "world") == encode_request(with_bos, "Hello", " world")
+
+
+GLOBAL_MMLU_DE = [
+    {"sample_id": "geo/0", "question": " Was ist die Hauptstadt von Frankreich? ", "option_a": "Berlin",
+     "option_b": "Paris", "option_c": "Rom", "option_d": "Madrid", "answer": "B", "cultural_sensitivity_label": "CA",
+     "subject_category": "Social Sciences"},
+    {"sample_id": "misc/1", "question": "Wie viele Bundesländer hat Deutschland?", "option_a": "12", "option_b": "14",
+     "option_c": "16", "option_d": "18", "answer": "C", "cultural_sensitivity_label": "CS",
+     "subject_category": "Other"},
+]  # fmt: skip
+INCLUDE_GERMAN_STEM = [
+    {"question": "Was ist die Ableitung von x²?", "option_a": "x", "option_b": "2x", "option_c": "x²", "option_d": "2",
+     "answer": 1, "domain": "STEM", "language": "German"},
+    {"question": "Wie viele Seiten hat ein Würfel?", "option_a": "4", "option_b": "6", "option_c": "8",
+     "option_d": "12", "answer": 1, "domain": "STEM", "language": "German"},
+]  # fmt: skip
+
+
+def test_hub_set_prompts_and_scores_equal_lm_eval(variants, tmp_path):
+    """Global-MMLU(-Lite) and INCLUDE rows: lm-eval's stock ``global_mmlu_de`` and ``include_base_44_german_stem``
+    prompt fields (INCLUDE's description and folded ``"\\n D."`` included) give the same requests and scores."""
+    from bayling.engines.hf import TransformersEngine
+
+    files = {}
+    for name, kind, lang, docs in (
+        ("global_mmlu_de", "global_mmlu", "de", GLOBAL_MMLU_DE),
+        ("include_german_stem", "include", "German", INCLUDE_GERMAN_STEM),
+    ):
+        path = tmp_path / "bayling" / f"{name}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+        files[name] = (kind, lang, path)
+        par.write_task(tmp_path / "tasks", name, kind, lang, par.hub_docs(kind, path))
+    lm = par.lmeval_model(variants["bos_added"], batch_size=4)
+    engine = TransformersEngine(variants["bos_added"], dtype="float32", device="cpu")
+    lmeval = par.run_lmeval(lm, tmp_path / "tasks", list(files), batch_size=4)
+    for name, (kind, lang, path) in files.items():
+        items = par.bayling_items(kind, path, lang)
+        reqs = [[[it.context, it.target_delimiter + c] for c in it.choices] for it in items]
+        assert reqs == lmeval[name]["requests"], name
+        got = par.compare(score_mc(engine, items, batch_size=3), lmeval[name])
+        assert got["max_abs_loglik_diff"] < 1e-4 and got["same_predictions"] and got["n"] == 2, (name, got)
+        assert got["bayling"]["acc"] == got["lm_eval"]["acc"], (name, got)
+    assert lmeval["include_german_stem"]["requests"][0][0][0].startswith(
+        "The following is multiple-choice question about STEM.Was ist"
+    )

@@ -1,13 +1,9 @@
 """Data sets named ``hf:ORG/NAME[:CONFIG][@SPLIT]``: parallel text, instructions and a FLORES+-layout FLORES,
-loaded by ``datasets`` from the stand-in Hub (in a fresh interpreter, since ``datasets`` reads HF_ENDPOINT
-when imported), plus the reference syntax."""
+loaded by ``datasets`` from the stand-in Hub (in a fresh interpreter: the ``run_py`` fixture), plus the reference syntax."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -39,16 +35,7 @@ def test_bad_references_and_local_paths(tmp_path):
     assert hub_dataset_ids(["sample", "hf:a/b@train", f"hf:{tmp_path}", "hf:a/b:x"]) == ["a/b"]
 
 
-def run_py(code: str, env: dict[str, str]) -> dict:
-    """Run ``code`` in a fresh interpreter with ``env``; it prints one JSON object as its last line."""
-    r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def test_hub_sources_for_parallel_text_instructions_and_streaming(hub_env, hub_server):
+def test_hub_sources_for_parallel_text_instructions_and_streaming(hub_env, hub_server, run_py):
     out = run_py(
         """
         import json
@@ -77,7 +64,7 @@ def _sample_path():
     return sample_path()
 
 
-def test_flores_plus_layout_is_a_flores_source_for_data_and_evaluation(hub_env, hub_server):
+def test_flores_plus_layout_is_a_flores_source_for_data_and_evaluation(hub_env, hub_server, run_py):
     out = run_py(
         """
         import json
@@ -114,7 +101,7 @@ def test_flores_plus_layout_is_a_flores_source_for_data_and_evaluation(hub_env, 
         assert out["docs"][:4] == [f"https://en.wikinews.org/wiki/Article_{i // 3}" for i in range(4)]
 
 
-def test_dataset_errors_are_one_line(hub_env, hub_server):
+def test_dataset_errors_are_one_line(hub_env, hub_server, run_py):
     out = run_py(
         """
         import json, os

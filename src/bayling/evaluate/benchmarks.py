@@ -13,19 +13,24 @@ asked in a chat turn with bayling's instruction and answers extracted with lm-ev
   ``premise, right? Yes|Also|No, hypothesis``;
 * AGIEval v1 GaoKao (``agieval_v1/gaokao-*.jsonl``, single-answer items) -> question + options, choices A-D;
 * MGSM (``mgsm/mgsm_LANG.tsv``: question, number; no header, unbalanced quotes) -> generation items.
+* Global-MMLU(-Lite), INCLUDE and MMLU-ProX-Lite (Hub data sets, one config per language, or a local copy
+  under the data root) -> lm-eval's MMLU-family prompt ``question\nA. …\nD. …\nAnswer:`` (INCLUDE: with its
+  per-domain description; MMLU-ProX: up to ten options, scored by log-likelihood where lm-eval generates).
+
+Each benchmark is one :class:`Benchmark` entry of :data:`REGISTRY` (files, reader, scorer, metric), as lm-eval
+keeps a task as one YAML entry; ``docs/datasets.md`` lists them with their licences.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bayling.errors import DataError
 from bayling.records import dataset_dir
 from bayling.validate import BadLines, at, check, iter_jsonl_numbered, iter_tsv
-
-MC_BENCHMARKS = ("belebele", "xcopa", "xnli", "agieval_gaokao")
-BENCHMARKS = MC_BENCHMARKS + ("mgsm",)
 
 
 @dataclass
@@ -43,6 +48,8 @@ class MCItem:
     lang: str
     target_delimiter: str = " "
     """lm-eval's default ``target_delimiter``; GaoKao's Chinese layout uses none."""
+    subset: str = ""
+    """A part reported on its own besides the whole (Global-MMLU: ``CS`` culturally sensitive, ``CA`` agnostic)."""
 
 
 @dataclass
@@ -187,27 +194,188 @@ def read_mgsm(path: Path, lang: str) -> list[GenItem]:
     return items
 
 
-# ----------------------------------------------------------------------------- discovery
+# ----------------------------------------------------------------------------- Hub sets (MMLU layout)
+
+LETTERS = "ABCDEFGHIJ"
 
 
-def benchmark_files(name: str, data_dir: str | None = None) -> dict[str, Path]:
-    """``{language or subset: file}`` of a benchmark found under the data root."""
-    if name == "belebele":
-        root = dataset_dir("belebele_reformatted", data_dir)
-        return {p.stem: p for p in sorted(root.glob("*.jsonl"))}
-    if name == "xcopa":
-        root = dataset_dir("xcopa", data_dir)
-        return {p.parent.name: p for p in sorted(root.glob("*/test.*.jsonl"))}
-    if name == "xnli":
-        root = dataset_dir("xnli_dev", data_dir)
-        return {p.stem.split("-", 1)[1]: p for p in sorted(root.glob("dev-*.tsv"))}
-    if name == "agieval_gaokao":
-        root = dataset_dir("agieval_v1", data_dir)
-        return {p.stem: p for p in sorted(root.glob("gaokao-*.jsonl")) if p.stem != "gaokao-mathcloze"}
-    if name == "mgsm":
-        root = dataset_dir("mgsm", data_dir)
-        return {p.stem.split("_", 1)[1]: p for p in sorted(root.glob("mgsm_*.tsv"))}
-    raise DataError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+def mmlu_context(question: str, options: list[str], before_d: str = "\n") -> str:
+    """lm-eval's MMLU-family ``doc_to_text``: ``{question.strip()}\nA. {a}\nB. {b}…\nAnswer:``.
+
+    ``before_d`` precedes the ``D.`` line: INCLUDE's YAML folds its line break there into ``"\n "``.
+    """
+    text = question.strip()
+    for i, (letter, option) in enumerate(zip(LETTERS, options, strict=False)):
+        text += (before_d if i == 3 else "\n") + f"{letter}. {option}"
+    return text + "\nAnswer:"
+
+
+def hub_rows(source: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` for every row of one config and split of a Hub (or local ``hf:``) data set (an ``HfRef``),
+    or of a JSONL file holding such rows."""
+    from bayling.hub_data import load
+
+    if isinstance(source, Path):
+        return [(f"{source}:{n}", obj) for n, obj in _jsonl(source)]
+    ds = load(source)
+    return [(f"{source.text}:{n}", dict(row)) for n, row in enumerate(ds, 1)]
+
+
+def read_global_mmlu(source: Any, lang: str) -> list[MCItem]:
+    """Global-MMLU(-Lite) rows (``question``, ``option_a..d``, ``answer`` letter, ``cultural_sensitivity_label``).
+
+    The prompt is lm-eval's ``global_mmlu`` one; ``subset`` carries the CS/CA label so the two halves are
+    reported separately, as the Global-MMLU authors do.
+    """
+    items = []
+    for where, row in hub_rows(source):
+        _need(row, ("question", "answer"), where)
+        _need(row, tuple(f"option_{x}" for x in "abcd"), where, str)
+        if row["answer"] not in ("A", "B", "C", "D"):
+            raise DataError(f"{where}: answer must be A, B, C or D, got {row['answer']!r}")
+        options = [row[f"option_{x}"] for x in "abcd"]
+        ctx = mmlu_context(row["question"], options)
+        label = str(row.get("cultural_sensitivity_label") or "")
+        rid = row.get("sample_id") or where.rsplit(":", 1)[1]
+        label_index = "ABCD".index(row["answer"])
+        items.append(MCItem(f"global_mmlu-{lang}-{rid}", ctx, list("ABCD"), label_index, lang, " ", label))
+    return items
+
+
+def read_include(source: Any, lang: str) -> list[MCItem]:
+    """INCLUDE rows (``question``, ``option_a..d``, ``answer`` 0-3, ``domain``), lm-eval's ``include_base_44``
+    prompt: the domain's description glued to the question (lm-eval puts no delimiter after a description in
+    a 0-shot context) and its folded ``"\n D."`` line."""
+    items = []
+    for where, row in hub_rows(source):
+        _need(row, ("question", "domain"), where)
+        _need(row, tuple(f"option_{x}" for x in "abcd"), where, str)
+        _need(row, ("answer",), where, int)
+        if row["answer"] not in range(4):
+            raise DataError(f"{where}: answer must be 0-3, got {row['answer']!r}")
+        options = [row[f"option_{x}"] for x in "abcd"]
+        ctx = INCLUDE_DESCRIPTION.format(domain=row["domain"]) + mmlu_context(row["question"], options, "\n ")
+        items.append(MCItem(f"include-{lang}-{where.rsplit(':', 1)[1]}", ctx, list("ABCD"), row["answer"], lang))
+    return items
+
+
+INCLUDE_DESCRIPTION = "The following is multiple-choice question about {domain}."
+"""lm-eval's per-domain ``description`` of ``include_base_44_*`` (one task per ``domain`` value)."""
+
+
+def read_mmlu_prox(source: Any, lang: str) -> list[MCItem]:
+    """MMLU-ProX(-Lite) rows (``question``, ``option_0..9`` (None when absent), ``answer`` letter).
+
+    lm-eval has only a generative chain-of-thought task for MMLU-ProX; bayling scores it by log-likelihood
+    in lm-eval's MMLU multiple-choice layout (the ``global_mmlu`` prompt with up to ten options A-J).
+    """
+    items = []
+    for where, row in hub_rows(source):
+        _need(row, ("question", "answer"), where)
+        options = [row[f"option_{i}"] for i in range(10) if row.get(f"option_{i}") not in (None, "")]
+        letters = LETTERS[: len(options)]
+        if len(options) < 2 or row["answer"] not in letters:
+            raise DataError(f"{where}: answer {row['answer']!r} is not one of the {len(options)} options")
+        rid = row.get("question_id", where.rsplit(":", 1)[1])
+        ctx = mmlu_context(row["question"], options)
+        items.append(MCItem(f"mmlu_prox-{lang}-{rid}", ctx, list(letters), letters.index(row["answer"]), lang))
+    return items
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def _glob(folder: str, pattern: str, key: Callable[[Path], str], skip: tuple[str, ...] = ()) -> Callable:
+    """``files`` of a benchmark kept as files under the data root: ``{key(path): path}``."""
+
+    def files(data_dir: str | None) -> dict[str, Any]:
+        root = dataset_dir(folder, data_dir)
+        return {key(p): p for p in sorted(root.glob(pattern)) if p.stem not in skip}
+
+    return files
+
+
+def _hub(repo: str, folder: str, split: str) -> Callable:
+    """``files`` of a Hub data set with one config per language: ``{config: HfRef(config, split)}``, read from
+    ``DATA_DIR/folder`` when a local copy (``hf download --repo-type dataset --local-dir``) is there."""
+
+    def files(data_dir: str | None) -> dict[str, Any]:
+        from bayling.hub_data import HfRef, config_names, parse_hf
+        from bayling.records import data_root
+
+        root = data_root(data_dir)
+        local = root / folder if root is not None and (root / folder).is_dir() else None
+        ref = parse_hf(f"hf:{local}") if local is not None else HfRef(repo)
+        return {c: HfRef(ref.repo_id, c, split, local=ref.local) for c in config_names(ref)}
+
+    return files
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark as data, the way lm-eval keeps a task as a YAML entry: where its files are, how a file
+    becomes items, how items are scored and which number is its headline.
+
+    Adding a benchmark is one entry in :data:`REGISTRY` plus its reader.
+    """
+
+    name: str
+    files: Callable[[str | None], dict[str, Any]]
+    """data root -> ``{subset key (a language or a GaoKao subject): source}``; a source is a file or an ``HfRef``."""
+    read: Callable[[Any, str], list]
+    """``(source, language)`` -> items (:class:`MCItem` or :class:`GenItem`)."""
+    scorer: str = "multiple_choice"
+    """``multiple_choice`` (log-likelihood, :func:`bayling.evaluate.mc.score_mc`) or ``generate``
+    (greedy answer, exact match of the final number: :func:`bayling.evaluate.mc.score_mgsm`)."""
+    metric: str = "acc"
+    """The headline number of its summary (``acc``, ``exact_match``)."""
+    language: Callable[[str], str] = str
+    """subset key -> the language it is in (an alias :func:`bayling.languages.get_language` accepts)."""
+    source: str = ""
+    """Where it comes from: a Hub id or the data-root folder (docs/datasets.md lists them all)."""
+
+
+REGISTRY: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("belebele", _glob("belebele_reformatted", "*.jsonl", lambda p: p.stem), read_belebele,
+                  source="belebele_reformatted/"),
+        Benchmark("xcopa", _glob("xcopa", "*/test.*.jsonl", lambda p: p.parent.name), read_xcopa, source="xcopa/"),
+        Benchmark("xnli", _glob("xnli_dev", "dev-*.tsv", lambda p: p.stem.split("-", 1)[1]), read_xnli,
+                  source="xnli_dev/"),
+        Benchmark("agieval_gaokao", _glob("agieval_v1", "gaokao-*.jsonl", lambda p: p.stem, ("gaokao-mathcloze",)),
+                  read_agieval, language=lambda key: "zh", source="agieval_v1/"),
+        Benchmark("global_mmlu_lite", _hub("CohereLabs/Global-MMLU-Lite", "global_mmlu_lite", "test"),
+                  read_global_mmlu, source="CohereLabs/Global-MMLU-Lite"),
+        Benchmark("global_mmlu", _hub("CohereLabs/Global-MMLU", "global_mmlu", "test"), read_global_mmlu,
+                  source="CohereLabs/Global-MMLU"),
+        Benchmark("include", _hub("CohereLabs/include-base-44", "include_base_44", "test"), read_include,
+                  source="CohereLabs/include-base-44"),
+        Benchmark("mmlu_prox_lite", _hub("li-lab/MMLU-ProX-Lite", "mmlu_prox_lite", "test"), read_mmlu_prox,
+                  source="li-lab/MMLU-ProX-Lite"),
+        Benchmark("mgsm", _glob("mgsm", "mgsm_*.tsv", lambda p: p.stem.split("_", 1)[1]), read_mgsm,
+                  scorer="generate", metric="exact_match", source="mgsm/"),
+    )
+}  # fmt: skip
+"""Every benchmark bayling runs, by the name ``eval.benchmarks.tasks`` uses."""
+
+BENCHMARKS = tuple(REGISTRY)
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The registry entry of ``name``; an unknown name fails with the closest ones."""
+    import difflib
+
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(name, BENCHMARKS, n=3)
+        hint = f" (did you mean: {', '.join(close)}?)" if close else ""
+        raise DataError(f"unknown benchmark {name!r}{hint}; choose from {', '.join(BENCHMARKS)}")
+    return REGISTRY[name]
+
+
+def benchmark_files(name: str, data_dir: str | None = None) -> dict[str, Any]:
+    """``{language or subset: source}`` of a benchmark (a file under the data root, or a Hub config)."""
+    return get_benchmark(name).files(data_dir)
 
 
 def load_benchmark(
@@ -223,21 +391,14 @@ def load_benchmark(
     """
     from bayling.languages import get_language
 
+    task = get_benchmark(name)
     want = {get_language(x).code for x in languages} if languages else None
-    readers = {
-        "belebele": read_belebele,
-        "xcopa": read_xcopa,
-        "xnli": read_xnli,
-        "agieval_gaokao": read_agieval,
-        "mgsm": read_mgsm,
-    }
     out: dict[str, list] = {}
-    for key, path in benchmark_files(name, data_dir).items():
-        lang_key = "zh" if name == "agieval_gaokao" else key
-        code = get_language(lang_key).code
-        if want is not None and code not in want:
+    for key, source in task.files(data_dir).items():
+        lang = task.language(key)
+        if want is not None and get_language(lang).code not in want:
             continue
-        items = readers[name](path, lang_key if name != "belebele" else key)
+        items = task.read(source, lang)
         out[key] = items[:limit] if limit > 0 else items
     if not out:
         raise DataError(f"{name}: no files for the requested languages under the data root")

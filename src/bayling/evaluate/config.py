@@ -87,7 +87,8 @@ class BenchmarksConfig:
     """Knowledge and understanding benchmarks (``eval.benchmarks``)."""
 
     tasks: list[str] = field(default_factory=list)
-    """``belebele``, ``xcopa``, ``xnli``, ``agieval_gaokao``, ``mgsm``."""
+    """Names in :data:`bayling.evaluate.benchmarks.REGISTRY`: ``belebele``, ``xcopa``, ``xnli``, ``agieval_gaokao``,
+    ``global_mmlu_lite``, ``global_mmlu``, ``include``, ``mmlu_prox_lite`` (the Hub sets) and ``mgsm``."""
     languages: list[str] = field(default_factory=list)
     """Restrict the benchmarks to these languages (empty: every language found)."""
     limit: int = 50

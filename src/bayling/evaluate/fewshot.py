@@ -22,7 +22,7 @@ Demonstrations are never test sentences. The pool, first that applies (:func:`lo
 
 1. ``eval.translation.fewshot_pool`` (a JSONL or TSV parallel file);
 2. the data stage's ``fewshot.jsonl`` beside ``heldout.jsonl`` (``testset: heldout``);
-3. FLORES-200 ``dev`` files when present (FLORES, WMT22 and NTREX test sets);
+3. FLORES-200 ``dev`` files when present (FLORES, WMT22, NTREX and WMT24++ test sets);
 4. the test set's own records that are not scored (after the first ``max_sentences``); on FLORES
    devtest only those from articles with no scored sentence (``metadata_devtest.tsv``).
 
@@ -157,8 +157,9 @@ def _flores_pool(root: Path, codes: Sequence[str], split: str) -> Pool:
 
 def _flores_root(cfg: EvalConfig) -> Path | None:
     from bayling.records import dataset_dir
+    from bayling.testsets import TESTSETS
 
-    if cfg.testset not in ("flores200", "wmt22", "ntrex"):
+    if cfg.testset not in TESTSETS:
         p = Path(cfg.testset).expanduser()
         return p if p.is_dir() else None
     try:
@@ -198,7 +199,7 @@ def load_pool(cfg: EvalConfig, bitexts: Sequence[Bitext], heldout_file: str | Pa
         try:
             return _flores_pool(root, codes, "dev")
         except DataError:
-            if cfg.testset not in ("wmt22", "ntrex"):  # FLORES itself: its unscored devtest sentences
+            if cfg.testset not in ("wmt22", "ntrex", "wmt24pp"):  # FLORES itself: its unscored devtest
                 return _flores_pool(root, codes, "devtest")
     recs = [
         ParallelRecord(i, {b.src: s, b.tgt: r})

@@ -24,7 +24,15 @@ from typing import Any
 from bayling.errors import DataError, require
 from bayling.evaluate import benchmarks as bm
 
-KINDS = ("xcopa", "xnli", "belebele")
+KINDS = ("xcopa", "xnli", "belebele", "global_mmlu", "include")
+STOCK = {
+    "global_mmlu": ("global_mmlu/default/{lang}/_{lang}_template_yaml", None),
+    "include": (
+        "include/default/{lang}/_{low}_template_yaml",
+        "include/default/{lang}/include_base_44_{low}_{dom}.yaml",
+    ),
+}
+"""lm-eval's stock task files of the Hub sets (template, and INCLUDE's per-domain task with its description)."""
 
 
 def hub_docs(kind: str, path: Path) -> list[dict[str, Any]]:
@@ -35,6 +43,8 @@ def hub_docs(kind: str, path: Path) -> list[dict[str, Any]]:
         with path.open(encoding="utf-8", newline="") as f:
             rows = [r for r in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if r]
         return [{"premise": p, "hypothesis": h, "label": bm.XNLI_LABELS[lab]} for p, h, lab in rows]
+    if kind in ("global_mmlu", "include"):  # already Hub rows: a JSONL of them
+        return [obj for _, obj in bm._jsonl(path)]
     if kind == "belebele":
         docs = []
         for _, obj in bm._jsonl(path):
@@ -55,7 +65,13 @@ def hub_docs(kind: str, path: Path) -> list[dict[str, Any]]:
 
 def bayling_items(kind: str, path: Path, lang: str) -> list[bm.MCItem]:
     """The same file read by bayling's own reader."""
-    reader = {"xcopa": bm.read_xcopa, "xnli": bm.read_xnli, "belebele": bm.read_belebele}[kind]
+    reader = {
+        "xcopa": bm.read_xcopa,
+        "xnli": bm.read_xnli,
+        "belebele": bm.read_belebele,
+        "global_mmlu": bm.read_global_mmlu,
+        "include": bm.read_include,
+    }[kind]
     return reader(path, lang)
 
 
@@ -63,7 +79,8 @@ def _stock_yaml(rel: str) -> dict[str, Any]:
     import lm_eval.tasks
     import yaml
 
-    return yaml.safe_load((Path(lm_eval.tasks.__file__).parent / rel).read_text(encoding="utf-8"))
+    text = (Path(lm_eval.tasks.__file__).parent / rel).read_text(encoding="utf-8")
+    return yaml.safe_load(text.replace("!function", ""))  # the Python hooks are not prompt fields
 
 
 def write_task(task_dir: Path, name: str, kind: str, lang: str, docs: list[dict[str, Any]]) -> None:
@@ -84,12 +101,16 @@ def write_task(task_dir: Path, name: str, kind: str, lang: str, docs: list[dict[
     else:
         if kind == "xnli":
             stock = _stock_yaml("xnli/xnli_common_yaml") | _stock_yaml(f"xnli/xnli_{lang}.yaml")
+        elif kind in STOCK:
+            template, task = STOCK[kind]
+            low, dom = lang.lower().replace(" ", "_"), docs[0].get("domain", "").lower().replace(" & ", "_")
+            stock = _stock_yaml(template.format(lang=lang, low=low))
+            if task:  # INCLUDE: one task per domain, whose description is part of the prompt
+                stock |= _stock_yaml(task.format(lang=lang, low=low, dom=dom.replace(" ", "_")))
         else:
             stock = _stock_yaml("belebele/_default_template_yaml")
-        fields = "".join(
-            f"{k}: {json.dumps(stock[k], ensure_ascii=False)}\n"
-            for k in ("doc_to_text", "doc_to_choice", "doc_to_target")
-        )
+        keys = ("doc_to_text", "doc_to_choice", "doc_to_target", "description")
+        fields = "".join(f"{k}: {json.dumps(stock[k], ensure_ascii=False)}\n" for k in keys if k in stock)
     (task_dir / f"{name}.yaml").write_text(
         f"task: {name}\n"
         "dataset_path: json\n"

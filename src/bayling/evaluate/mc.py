@@ -228,14 +228,26 @@ def score_mc(
         rows.append(
             {"id": it.id, "label": it.label, "pred": pred, "pred_norm": pred_norm, "loglik": [round(v, 6) for v in ll]}
         )
+        if it.subset:
+            rows[-1]["subset"] = it.subset
+    summary: dict[str, Any] = {
+        **_accuracy(rows),
+        "protocol": MC_PROTOCOL + ("; chat layout (delimiter dropped)" if chat else ""),
+    }
+    subsets = sorted({r["subset"] for r in rows if "subset" in r})
+    if subsets:  # e.g. Global-MMLU's culturally sensitive (CS) and agnostic (CA) halves, reported on their own
+        summary["subsets"] = {s: _accuracy([r for r in rows if r.get("subset") == s]) for s in subsets}
+    return summary, rows
+
+
+def _accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``acc`` and ``acc_norm`` (%) and ``n`` of scored rows."""
     n = max(len(rows), 1)
-    summary = {
+    return {
         "acc": round(100.0 * sum(r["pred"] == r["label"] for r in rows) / n, 2),
         "acc_norm": round(100.0 * sum(r["pred_norm"] == r["label"] for r in rows) / n, 2),
         "n": len(rows),
-        "protocol": MC_PROTOCOL + ("; chat layout (delimiter dropped)" if chat else ""),
     }
-    return summary, rows
 
 
 # ----------------------------------------------------------------------------- MGSM
@@ -320,3 +332,25 @@ def score_mgsm(
     n = max(len(rows), 1)
     summary = {"exact_match": round(100.0 * sum(r["correct"] for r in rows) / n, 2), "n": len(rows)}
     return {**summary, "protocol": MGSM_PROTOCOL}, rows
+
+
+# ----------------------------------------------------------------------------- scorers by kind
+
+Scorer = Callable[
+    [Engine, Sequence[Any], Any, Callable[[int], None] | None], tuple[dict[str, Any], list[dict[str, Any]]]
+]
+
+
+def _multiple_choice(engine: Engine, items: Sequence[Any], cfg: Any, progress: Callable[[int], None] | None) -> Any:
+    return score_mc(engine, items, cfg.batch_size, progress=progress)
+
+
+def _generate(engine: Engine, items: Sequence[Any], cfg: Any, progress: Callable[[int], None] | None) -> Any:
+    return score_mgsm(engine, items, cfg.benchmarks.mgsm_max_new_tokens, progress, cfg.seed)
+
+
+SCORERS: dict[str, tuple[Scorer, Callable[[Sequence[Any]], int]]] = {
+    "multiple_choice": (_multiple_choice, lambda items: sum(len(it.choices) for it in items)),
+    "generate": (_generate, len),
+}
+"""``Benchmark.scorer`` -> (score ``(engine, items, EvalConfig, progress)``, progress total of ``items``)."""

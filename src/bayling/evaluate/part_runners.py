@@ -20,22 +20,19 @@ EngineFn = Callable[[], Engine]
 
 
 def run_benchmarks(cfg: EvalConfig, engine: EngineFn, out_dir: Path) -> dict[str, Any]:
-    """Multiple-choice accuracy and MGSM exact match per benchmark and language."""
-    from bayling.evaluate.benchmarks import load_benchmark
-    from bayling.evaluate.mc import score_mc, score_mgsm
+    """Each benchmark's summary per language (its registry entry says how it is read and scored)."""
+    from bayling.evaluate.benchmarks import get_benchmark, load_benchmark
+    from bayling.evaluate.mc import SCORERS
 
     bc = cfg.benchmarks
     summary: dict[str, dict[str, Any]] = {}
     for name in bc.tasks:
+        score, total = SCORERS[get_benchmark(name).scorer]
         by_lang = load_benchmark(name, cfg.data_dir, bc.languages or None, bc.limit)
         summary[name] = {}
         for lang, items in by_lang.items():
-            total = len(items) if name == "mgsm" else sum(len(it.choices) for it in items)
-            with progress_bar(f"{name} {lang}", total) as advance:
-                if name == "mgsm":
-                    s, rows = score_mgsm(engine(), items, bc.mgsm_max_new_tokens, advance, cfg.seed)
-                else:
-                    s, rows = score_mc(engine(), items, cfg.batch_size, progress=advance)
+            with progress_bar(f"{name} {lang}", total(items)) as advance:
+                s, rows = score(engine(), items, cfg, advance)
             summary[name][lang] = s
             write_jsonl(out_dir / f"{name}.{lang}.jsonl", rows)
     return {"summary": summary}

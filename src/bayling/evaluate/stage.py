@@ -324,6 +324,7 @@ def evaluate(
         "testset": cfg.testset,
         "sentences_per_direction": max((len(b.sources) for b in bitexts), default=0),
         "directions": [b.key for b in bitexts],
+        **({"dropped": {b.key: b.dropped for b in full if b.dropped}} if any(b.dropped for b in full) else {}),
         "systems": {n: r.get("translation", {}) for n, r in results.items()},
         "prompts": prompts,
     }

@@ -1,0 +1,244 @@
+"""Evaluation throughput: the transformers engine's old path (``model.generate``) against the new one, one run.
+
+The old path is the evaluation before issue 20: ``decode=generate`` (every few-shot prompt re-reads its
+demonstrations; a batch computes stopped rows until its longest row ends) with one token limit for every row
+(``eval.max_new_tokens``). The new path is today's default: ``decode=fast`` (:mod:`bayling.engines.decode`: a
+shared prompt prefix computed once per direction, finished rows leave the batch) with the source-scaled limit
+(``min(max_new_tokens, 3 x source tokens + 16)``). Both run :func:`bayling.evaluate.translation.translate`, the
+function the evaluation calls, on the same model object, sentences and demonstrations, in float32 (the eval dtype
+on CPU), at the same batch size.
+
+Two slices of the FLORES grid (FLORES-200 devtest; the demonstrations are sentences that are never scored):
+
+* ``fewshot``: the base model, ``--shots`` demonstrations, completion cut at the newline (``base-fewshot``);
+* ``chat``: the base model given the chat request (``base-chat``: the known-weak baseline that runs to the limit),
+  and with ``--adapter`` the tuned LoRA too (``tuned``).
+
+Reported per slice and path: hypotheses/s, output tokens/s (tokens of the returned hypotheses), the matmul FLOPs the
+path executed (every ``nn.Linear`` call counted by a hook: padding and stopped rows included, attention scores not)
+per second as a fraction of the fp32 matmul peak measured in the same run (``torch.matmul`` 2048^3, best of 5), and
+how many hypotheses are identical to the old path's, with every difference classified: ``limit`` (the new
+hypothesis is the old one cut by the source-scaled limit) or ``rounding`` (a different token: float rounding of a
+differently shaped computation), and the chrF++ of both paths per direction.
+
+Run as::
+
+    python bench/eval_throughput.py --out bench/results/eval_throughput_cpu_gemma.json
+    python bench/eval_throughput.py --adapter runs/quickstart/train/final --sentences 24   # + the tuned model
+    python bench/eval_throughput.py --model DIR --attn eager                               # also: eager attention
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from provenance import provenance  # noqa: E402
+
+DIRECTIONS = ["eng_Latn-deu_Latn", "eng_Latn-zho_Hans", "eng_Latn-heb_Hebr", "hin_Deva-eng_Latn"]
+"""A slice of the FLORES experiment's grid: high-, mid-resource and non-Latin targets, and one X->en direction."""
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 ``torch.matmul`` rate (GFLOP/s) of an ``n x n`` product on this process's torch threads."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+class LinearFlops:
+    """Counts the FLOPs of every ``nn.Linear`` call of a model while active (``2 x rows x in x out``)."""
+
+    def __init__(self, model: Any) -> None:
+        import torch
+
+        self.flops = 0
+        self._handles = [
+            m.register_forward_hook(self._count) for m in model.modules() if isinstance(m, torch.nn.Linear)
+        ]
+
+    def _count(self, module: Any, args: Any, output: Any) -> None:
+        self.flops += 2 * output.numel() * module.in_features
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def load_slice(flores: Path, directions: list[str], n: int, shots: int) -> tuple[list[Any], dict[str, list]]:
+    """The first ``n`` devtest sentences of each direction, and ``shots`` demonstrations drawn from sentences
+    900 onwards (never scored)."""
+    from bayling.evaluate.translation import parse_direction
+    from bayling.testsets import load_flores
+
+    full = load_flores(flores, [parse_direction(d) for d in directions])
+    demos = {b.key: list(zip(b.sources[900 : 900 + shots], b.refs[900 : 900 + shots], strict=True)) for b in full}
+    return [b.head(n) for b in full], demos
+
+
+def run_path(
+    engine: Any,
+    bitexts: list[Any],
+    demos: dict[str, list] | None,
+    decode: str,
+    rule: tuple[float, int] | None,
+    max_new_tokens: int,
+    attn: str,
+) -> dict[str, Any]:
+    """Translate the slice on one path; hypotheses, wall seconds and counted FLOPs."""
+    from bayling.evaluate.translation import translate
+
+    engine.decode = decode
+    engine.model.set_attn_implementation(attn)
+    counter = LinearFlops(engine.model)
+    t0 = time.perf_counter()
+    hyps = translate(engine, bitexts, max_new_tokens, seed=0, fewshot=demos, length_rule=rule)
+    wall = time.perf_counter() - t0
+    counter.close()
+    n = sum(len(h) for h in hyps.values())
+    out_tokens = sum(engine.count_tokens(h) for hs in hyps.values() for h in hs)
+    return {
+        "decode": decode,
+        "length_rule": list(rule) if rule else None,
+        "attn": attn,
+        "seconds": round(wall, 2),
+        "hypotheses": n,
+        "hypotheses_per_s": round(n / wall, 4),
+        "output_tokens": out_tokens,
+        "output_tokens_per_s": round(out_tokens / wall, 2),
+        "linear_gflop": round(counter.flops / 1e9, 1),
+        "linear_gflop_per_s": round(counter.flops / wall / 1e9, 2),
+        "hyps": hyps,
+    }
+
+
+def compare(old: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, Any]:
+    """Identical hypotheses, and the differences classified as ``limit`` (new = old cut short) or ``rounding``."""
+    same = limit = rounding = 0
+    examples = []
+    for key, hs in old.items():
+        for i, (a, b) in enumerate(zip(hs, new[key], strict=True)):
+            if a == b:
+                same += 1
+            elif a.startswith(b):
+                limit += 1
+            else:
+                rounding += 1
+                if len(examples) < 5:
+                    examples.append({"direction": key, "i": i, "old": a, "new": b})
+    return {"identical": same, "differ_limit": limit, "differ_rounding": rounding, "rounding_examples": examples}
+
+
+def chrf(bitexts: list[Any], hyps: dict[str, list[str]]) -> dict[str, float]:
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF(word_order=2)
+    return {b.key: round(metric.corpus_score(hyps[b.key], [b.refs]).score, 2) for b in bitexts}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default="gemma-3-270m", help="embedded alias or HF directory (default: Gemma-3-270M)")
+    p.add_argument("--adapter", default=None, help="a tuned LoRA: the chat slice also runs it (system 'tuned')")
+    p.add_argument("--flores-dir", default=None, help="FLORES-200 root (default: $BAYLING_FLORES_DIR, ../shared)")
+    p.add_argument("--directions", default=",".join(DIRECTIONS))
+    p.add_argument("--sentences", type=int, default=16, help="scored sentences per direction")
+    p.add_argument("--shots", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=128, help="the cap (the FLORES experiment's)")
+    p.add_argument("--attn", default="", help="extra attention implementations for the new path, e.g. eager")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=str(REPO / "bench/results/eval_throughput_cpu_gemma.json"))
+    a = p.parse_args()
+
+    import torch
+
+    from bayling.engines.hf import TransformersEngine
+    from bayling.models import resolve_model
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    load_start = os.getloadavg()
+    flores = Path(
+        a.flores_dir or os.environ.get("BAYLING_FLORES_DIR") or REPO.parent / "shared" / "data" / "flores200"
+    )
+    bitexts, demos = load_slice(flores, a.directions.split(","), a.sentences, a.shots)
+    peak = matmul_peak()
+    model_dir = resolve_model(a.model)
+    rule = (3.0, 16)
+    systems: list[tuple[str, str | None, bool]] = [("base-fewshot", None, True), ("base-chat", None, False)]
+    if a.adapter:
+        systems.append(("tuned", a.adapter, False))
+    slices = []
+    for name, adapter, fewshot in systems:
+        engine = TransformersEngine(model_dir, adapter=adapter, dtype="float32", device="cpu", batch_size=a.batch_size)
+        default_attn = engine.model.config._attn_implementation or "sdpa"
+        shots = demos if fewshot else None
+        paths = [
+            run_path(engine, bitexts, shots, "generate", None, a.max_new_tokens, default_attn),
+            run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, default_attn),
+        ]
+        for attn in filter(None, a.attn.split(",")):
+            paths.append(run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, attn))
+        old = paths[0]
+        for path in paths:
+            path["speedup_hypotheses_per_s"] = round(path["hypotheses_per_s"] / old["hypotheses_per_s"], 2)
+            path["fraction_of_matmul_peak"] = round(path["linear_gflop_per_s"] / peak, 3)
+            path["vs_old"] = compare(old["hyps"], path["hyps"])
+            path["chrf"] = chrf(bitexts, path["hyps"])
+        slices.append({"system": name, "prompt": "fewshot" if fewshot else "chat", "paths": paths})
+        del engine
+        for path in paths:
+            print(
+                f"{name:13s} {path['decode']:8s} {path['attn']:6s} {path['seconds']:8.1f} s  "
+                f"{path['hypotheses_per_s']:.3f} hyp/s (x{path['speedup_hypotheses_per_s']:.2f})  "
+                f"{path['output_tokens_per_s']:.1f} out tok/s  {path['linear_gflop_per_s']:.1f} GFLOP/s "
+                f"({100 * path['fraction_of_matmul_peak']:.0f} % of {peak:.0f})  identical "
+                f"{path['vs_old']['identical']}/{path['hypotheses']} (limit {path['vs_old']['differ_limit']}, "
+                f"rounding {path['vs_old']['differ_rounding']})"
+            )
+    for s in slices:
+        for path in s["paths"]:
+            path["hyps"] = {k: v for k, v in path["hyps"].items()}  # kept: the outputs behind every count
+    report = {
+        "benchmark": "eval_throughput",
+        **provenance(load_start),
+        "settings": {
+            "model": a.model,
+            "adapter": a.adapter,
+            "directions": a.directions.split(","),
+            "sentences_per_direction": a.sentences,
+            "shots": a.shots,
+            "batch_size": a.batch_size,
+            "max_new_tokens": a.max_new_tokens,
+            "new_length_rule": "min(max_new_tokens, 3 x source tokens + 16)",
+            "dtype": "float32",
+            "demonstrations": "FLORES-200 devtest sentences 900.. (never scored)",
+        },
+        "matmul_peak_gflop_per_s": round(peak, 1),
+        "versions": {"torch": torch.__version__, "transformers": sys.modules["transformers"].__version__},
+        "slices": slices,
+    }
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
