@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bayling.config import save_config, stage_seed, to_dict
+from bayling.config import Seed, save_config, stage_seed, to_dict
 from bayling.data.config import DataConfig
 from bayling.digest import fingerprint
 from bayling.errors import ConfigError
@@ -44,7 +44,7 @@ class RunConfig:
     name: str = "run"
     run_dir: str = "runs/{name}"
     """Where every stage writes; ``{name}`` is replaced by ``name``."""
-    seed: int = 0
+    seed: Seed = 0
     """The run's one seed: data sampling and split, training, few-shot demonstrations and generation
     (``data.seed`` / ``eval.seed`` may repeat it, never differ)."""
     stages: list[str] = field(default_factory=lambda: ["data", "train", "eval", "chat"])

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bayling.config import check_bounds
 from bayling.data.config import DataConfig
 from bayling.data.filters import Dedup, ExampleFilter
 from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, pilot_tokens, run_shard
@@ -66,11 +67,8 @@ def _check(cfg: DataConfig) -> None:
     unknown = set(cfg.formats) - {"chat", "sharegpt", "hf"}
     if unknown:
         raise ConfigError(f"data.formats: unknown format(s) {sorted(unknown)}; use chat, sharegpt and/or hf")
-    if cfg.num_proc < 1:
-        raise ConfigError("data.num_proc must be at least 1")
+    check_bounds(cfg, "data")  # a config built in Python (the loader checks what it reads)
     if cfg.token_budget is not None:
-        if cfg.token_budget <= 0:
-            raise ConfigError(f"data.token_budget must be a positive number of tokens, got {cfg.token_budget}")
         if cfg.total is not None:
             raise ConfigError("data.token_budget and data.total both size the build: set one of them")
         if not cfg.tokenizer:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+from bayling.config import Count, Positive, PositiveFloat, Seed, Temperature, between, check_bounds
 from bayling.errors import ConfigError
 
 
@@ -44,13 +45,13 @@ class JudgeConfig:
     """Verdict cache (JSONL keyed by a hash of the judge prompt); default ``OUT_DIR/judge_cache.jsonl``."""
     prompts: str | None = None
     """FastChat-format ``judge_prompts.jsonl``; default: the copy shipped with bayling."""
-    wrong_language_score: float = 1.0
+    wrong_language_score: Annotated[float, between(0, 10)] = 1.0
     """Rating given, without asking the judge, to an answer not in the question's language."""
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    timeout: float = 120.0
-    max_retries: int = 3
-    workers: int = 4
+    temperature: Temperature = 0.0
+    max_tokens: Positive = 1024
+    timeout: PositiveFloat = 120.0
+    max_retries: Count = 3
+    workers: Positive = 4
     """Judge requests in flight at once."""
 
 
@@ -91,7 +92,7 @@ class TranslationConfig:
     other parts have their own protocols."""
     prompts: dict[str, str] = field(default_factory=dict)
     """Per-system ``prompt`` (``{system: chat|fewshot|auto}``), e.g. for eval-only runs."""
-    fewshot_k: int = 5
+    fewshot_k: Count = 5
     """Demonstrations per few-shot prompt (the same ones for every sentence of a direction)."""
     fewshot_pool: str | None = None
     """JSONL/TSV parallel file of demonstrations; default: the data stage's ``fewshot.jsonl``, else FLORES-200
@@ -107,9 +108,9 @@ class BenchmarksConfig:
     """``belebele``, ``xcopa``, ``xnli``, ``agieval_gaokao``, ``mgsm``."""
     languages: list[str] = field(default_factory=list)
     """Restrict the benchmarks to these languages (empty: every language found)."""
-    limit: int = 50
+    limit: Count = 50
     """Items per benchmark and language; 0 = all."""
-    mgsm_max_new_tokens: int = 256
+    mgsm_max_new_tokens: Positive = 256
     """Tokens generated per MGSM answer (the other benchmarks are scored by log-likelihood)."""
 
 
@@ -119,9 +120,9 @@ class OpenEndedConfig:
 
     sets: list[str] = field(default_factory=list)
     """``bayling80_en``, ``bayling80_zh`` (multi-turn), ``mt_bench``."""
-    limit: int = 0
+    limit: Count = 0
     """Questions per set; 0 = all."""
-    max_new_tokens: int = 512
+    max_new_tokens: Positive = 512
     judge: JudgeConfig | None = None
     """Grade the answers; without it answers are generated and saved only."""
 
@@ -135,7 +136,7 @@ class InteractiveConfig:
     constrained sets: constraint hit-rate). Dialogues use the held-out records with ``eval.testset: heldout``
     (they carry glossary terms and register variants), else FLORES-200 (multi-parallel, for third-language turns).
     Turns are translations: ``eval.max_new_tokens`` applies."""
-    limit: int = 20
+    limit: Count = 20
     """Dialogues / constrained items per direction; 0 = all."""
     turns: list[str] = field(default_factory=lambda: ["translate", "third_language", "back_translate"])
     """Turn script of each refinement dialogue (turn types of ``templates/interactive.yaml``)."""
@@ -202,13 +203,13 @@ class EvalConfig:
     """Root of the test data in the shared-data layout; default ``$BAYLING_EVAL_DATA``."""
     flores_dir: str | None = None
     """FLORES-200 directory (holding ``devtest/``); default ``DATA_DIR/flores200``, then ``$BAYLING_FLORES_DIR``."""
-    max_sentences: int = 40
+    max_sentences: Count = 40
     """Sentences per translation direction and texts per perplexity language (the first N of the test set);
     0 = all."""
-    max_new_tokens: int = 96
+    max_new_tokens: Positive = 96
     """Tokens generated per translation: the translation part and the interactive turns (open-ended answers
     and MGSM have their own limits)."""
-    batch_size: int = 16
+    batch_size: Positive = 16
     """Prompts per forward batch (transformers engine). On CPU in float32 (the default there, see
     ``engine_options``) greedy outputs do not depend on it: the same 320 quickstart hypotheses at 8, 16 and 32,
     the same 1440 FLORES ones (``flores_alignment``) at 16 and 32."""
@@ -220,7 +221,7 @@ class EvalConfig:
     decoding depends on which prompts share a batch (padding changes the rounding), which moved quickstart
     chrF++ by up to 1.3 between batch sizes 8 and 16; in float32 all 320 hypotheses were identical, and at
     batch 16 it is as fast on 2 cores (see :func:`bayling.evaluate.systems.engine_dtype`)."""
-    seed: int | None = None
+    seed: Seed | None = None
     """Few-shot demonstrations and sampling; None: the run's ``seed`` (a run has one seed)."""
     compare_base: bool = True
     """Also score the untuned base model, for the before/after table."""
@@ -279,8 +280,7 @@ def validate(cfg: EvalConfig, systems: Mapping[str, Any] | None = None) -> None:
         bad = [v for v in values if v not in allowed]
         if bad:
             raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
-    if tr.fewshot_k < 0:
-        raise ConfigError(f"eval.translation.fewshot_k must be >= 0, got {tr.fewshot_k}")
+    check_bounds(cfg, "eval")  # a config built in Python (the loader checks what it reads)
     check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
     check_bleu_tokenize(tr.bleu_tokenize)
     spm_model_path(tr.spm_model)  # an explicit path must exist
