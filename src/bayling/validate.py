@@ -144,9 +144,13 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict",
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> list[str]:
-    """Lines of a text file without their ends (blank lines kept: in aligned files they are segments)."""
+    """Lines of a text file without their ends (blank lines kept: in aligned files they are segments).
+
+    Only the final line end is dropped, so trailing blank lines are segments too, as sacreBLEU's CLI reads files
+    (``readlines``): a hypothesis file whose last outputs are empty still aligns with its references.
+    """
     text = read_text(path, encoding, errors)
-    return text.rstrip("\n").split("\n") if text else []
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 def iter_lines(
