@@ -108,7 +108,7 @@ class Judge:
 
     def _api(self) -> Any:
         if self._client is None:
-            openai = require("openai", "serve")
+            openai = require("openai", "eval")
             base_url = self.cfg.base_url or os.environ.get("BAYLING_JUDGE_BASE_URL")
             key = os.environ.get(self.cfg.api_key_env)
             if not key and not base_url:
