@@ -239,6 +239,14 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     return parse_json(read_text(p, what=what), str(p))
 
 
+def read_json_object(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """A JSON file that must hold an object (a config, a summary, a marker), with one-line errors."""
+    obj = read_json(path, what)
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a JSON object, found {describe(obj)}")
+    return obj
+
+
 # ----------------------------------------------------------------------------- record shapes
 
 
