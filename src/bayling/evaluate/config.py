@@ -230,6 +230,10 @@ class EvalConfig:
     with the chat prompt); the tuned model is always prompted ``chat``."""
     report: bool = True
     """Write ``report.json`` and ``report.html`` beside ``metrics.json``."""
+    allow_trained_text: bool = False
+    """``bayling run``: score on text the run trained on (``data.source: flores200`` with ``eval.testset:
+    flores200``, or interactive dialogues read from that devtest). Refused unless true; then the overlap is
+    recorded in ``metrics.json`` (``train_overlap``)."""
 
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
