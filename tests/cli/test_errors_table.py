@@ -253,7 +253,7 @@ def test_readme_error_examples_are_real_output(tmp_path):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = readme.split("expected and found (real output):\n\n```text\n", 1)[1].split("```", 1)[0]
     examples = re.findall(r"^\$ bayling (.*)\n(bayling: error: .*)$", block, flags=re.M)
-    assert len(examples) >= 5
+    assert len(examples) >= 8
     good = json.dumps(CHAT_OK)
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "x.yaml").write_text("name: x\ntrain:\n  lr: 2.0e-4\n")
@@ -261,6 +261,7 @@ def test_readme_error_examples_are_real_output(tmp_path):
     (tmp_path / "train.jsonl").write_text("\n".join([good] * 16 + [json.dumps(no_content)]) + "\n")
     (tmp_path / "data.jsonl").write_text("\n".join([good] * 16 + ['{"messages": [}']) + "\n")
     (tmp_path / "in.txt").write_bytes(b"Good morning.\nHow are you?\nThe new caf\xe9 opens on Monday.\n")
+    (tmp_path / "model.gguf").write_text("<!DOCTYPE html>\n<html><body>Rate limit exceeded</body></html>\n")
     for command, shown in examples:
         argv, _, stdin_file = command.partition(" < ")
         stdin = (tmp_path / stdin_file).read_bytes() if stdin_file else None
