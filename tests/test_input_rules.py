@@ -121,3 +121,22 @@ def test_bom_and_crlf_are_read_as_plain_lines(tmp_path):
     assert [t for _, t in iter_lines(p)] == ["one", "two\u2028", "", "three"]
     p.write_bytes("ein\nzwei\n".encode("utf-16"))
     assert read_lines(p, encoding="utf-16") == ["ein", "zwei"]
+
+
+def test_trailing_blank_lines_are_segments_as_in_sacrebleus_cli(tmp_path):
+    """``readlines`` semantics: only the last line end is dropped, so trailing blank lines stay segments."""
+    from bayling.validate import read_lines
+
+    p = tmp_path / "f.txt"
+    for data, lines in [
+        (b"a\nb\n\n\n", ["a", "b", "", ""]),
+        (b"a\nb\n", ["a", "b"]),
+        (b"a\nb", ["a", "b"]),
+        (b"\n", [""]),
+        (b"", []),
+        (b"a\r\n\r\n", ["a", ""]),
+    ]:
+        p.write_bytes(data)
+        assert read_lines(p) == lines, data
+        with p.open(encoding="utf-8", newline=None) as f:
+            assert [line.removesuffix("\n") for line in f.readlines()] == lines  # what sacreBLEU's CLI reads

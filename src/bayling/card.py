@@ -164,10 +164,11 @@ def eval_results(metrics: dict[str, Any], cfg: RunConfig, system: str = "tuned")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    """A run file the card is made from (``{}`` when absent); a damaged one is a one-line error, never a card
+    written as if it held nothing."""
+    from bayling.validate import read_json_object
+
+    return read_json_object(path) if path.is_file() else {}
 
 
 def _fmt(x: Any) -> str:

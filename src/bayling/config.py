@@ -21,13 +21,156 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 
 from bayling.errors import ConfigError
 
 T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------- bounds of numeric values
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """The values a numeric config field or CLI flag accepts: ``lo``..``hi`` (either end open or absent), plus
+    ``also``: values outside that range with a meaning of their own (``-1``: no limit, ``0``: off).
+
+    Declared once, on the field's annotation (``batch_size: Annotated[int, at_least(1)] = 16``, or an alias
+    below such as ``Positive``) or on the flag (:func:`bayling.cli._common.bounded`); the loader and the CLI
+    read it from there, and ``tests/test_bounds.py`` tries both sides of every bound, and fails for a numeric
+    field or flag that has none.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    """``lo`` itself is refused (a learning rate must be > 0)."""
+    hi_open: bool = False
+    also: tuple[float, ...] = ()
+
+    def allows(self, value: float) -> bool:
+        if value in self.also:
+            return True
+        if value != value:  # NaN
+            return False
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        return not (self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)))
+
+    def __str__(self) -> str:
+        lo = None if self.lo is None else f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        hi = None if self.hi is None else f"{'<' if self.hi_open else '<='} {_num(self.hi)}"
+        if lo and hi:
+            text = f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+        else:
+            text = lo or hi or "any number"
+        return text + "".join(f" or {_num(v)}" for v in self.also)
+
+    def check(self, value: Any, key: str) -> None:
+        """Raise a :class:`ConfigError` naming ``key``, ``value`` and the allowed range unless ``value`` fits."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and not self.allows(value):
+            raise ConfigError(f"{key} must be {self}, got {value!r}")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def at_least(lo: float, also: tuple[float, ...] = ()) -> Bound:
+    return Bound(lo=lo, also=also)
+
+
+def above(lo: float) -> Bound:
+    return Bound(lo=lo, lo_open=True)
+
+
+def between(lo: float, hi: float, hi_open: bool = False) -> Bound:
+    return Bound(lo=lo, hi=hi, hi_open=hi_open)
+
+
+Count = Annotated[int, at_least(0)]
+"""How many of something; 0 = none (or, where the field says so, all)."""
+Positive = Annotated[int, at_least(1)]
+"""A size that must be at least 1: batch sizes, token limits, workers."""
+PositiveFloat = Annotated[float, above(0)]
+"""A strictly positive number: learning rates, epochs, timeouts."""
+NonNegative = Annotated[float, at_least(0)]
+"""A number >= 0: weights, prices, backoff delays."""
+Fraction = Annotated[float, between(0, 1)]
+"""A share or probability in [0, 1]."""
+Steps = Annotated[int, at_least(1, also=(-1,))]
+"""An optimizer-step limit: -1 = none (the epochs decide)."""
+Seed = Annotated[int, between(0, 2**32 - 1)]
+"""A random seed (numpy, torch and llama.cpp all take an unsigned 32-bit seed)."""
+Temperature = Annotated[float, between(0, 2)]
+"""Sampling temperature; 0 = greedy."""
+
+
+def bound_of(tp: Any) -> Bound | None:
+    """The :class:`Bound` on an annotation (inside ``X | None`` too), or None."""
+    if typing.get_origin(tp) is Annotated:
+        return next((m for m in tp.__metadata__ if isinstance(m, Bound)), None)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return next(filter(None, (bound_of(a) for a in typing.get_args(tp))), None)
+    return None
+
+
+def _value_type(tp: Any) -> Any:
+    """The annotation of the numbers a field holds: the field's own, a list's items' or a dict's values'."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _value_type(args[0]) if len(args) == 1 else tp
+    base = tp.__origin__ if typing.get_origin(tp) is Annotated else tp
+    origin = typing.get_origin(base)
+    if origin in (list, tuple):
+        return (typing.get_args(base) or (Any,))[0]
+    if origin is dict:
+        return (typing.get_args(base) or (Any, Any))[1]
+    return tp
+
+
+def numeric_fields(cls: Any) -> dict[str, tuple[type, Bound | None]]:
+    """``{field: (int or float, its Bound or None)}`` for every numeric field of dataclass ``cls`` (also a list or
+    dict of numbers: the bound is then each item's / value's)."""
+    out: dict[str, tuple[type, Bound | None]] = {}
+    for name, tp in typing.get_type_hints(cls, include_extras=True).items():
+        if name not in _fields(cls):
+            continue
+        vt = _value_type(tp)
+        plain = vt.__origin__ if typing.get_origin(vt) is Annotated else vt
+        if plain in (int, float):
+            out[name] = (plain, bound_of(vt))
+    return out
+
+
+def check_bounds(obj: Any, where: str = "") -> None:
+    """Check every bounded number of config dataclass ``obj`` and of its sections (a config built in Python,
+    not loaded: the loader checks as it reads).
+
+    Raises:
+        ConfigError: ``where.key must be <range>, got <value>``.
+    """
+    for name, (_, bound) in numeric_fields(type(obj)).items():
+        if bound is not None:
+            _check_value(getattr(obj, name), bound, f"{where}.{name}" if where else name)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_bounds(value, f"{where}.{f.name}" if where else f.name)
+
+
+def _check_value(value: Any, bound: Bound, key: str) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bound.check(v, f"{key}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            bound.check(v, f"{key}[{i}]")
+    else:
+        bound.check(value, key)
 
 
 # ----------------------------------------------------------------------------- generic loading
@@ -206,6 +349,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     unknown.
     """
     hints = typing.get_type_hints(cls)
+    bounds = {name: b for name, (_, b) in numeric_fields(cls).items() if b is not None}
     names = _fields(cls)
     kwargs = {}
     aliases = getattr(cls, "ALIASES", {})
@@ -223,6 +367,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
             shown = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
             raise ConfigError(f"unknown config key '{dotted}'; valid keys here: {shown}")
         kwargs[key] = _convert(value, hints[key], dotted)
+        if key in bounds:
+            _check_value(kwargs[key], bounds[key], dotted)
     try:
         obj = cls(**kwargs)
     except ConfigError as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from bayling.config import Count, Positive, PositiveFloat, Temperature
 from bayling.errors import ConfigError
 
 
@@ -29,14 +30,14 @@ class EndpointConfig:
     """Environment variable read for the API root when ``base_url`` is not set."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the API key (the key itself never goes in a config)."""
-    temperature: float = 0.7
-    max_tokens: int = 512
+    temperature: Temperature = 0.7
+    max_tokens: Positive = 512
     """Tokens the endpoint may generate per request."""
-    timeout_s: float = 60.0
+    timeout_s: PositiveFloat = 60.0
     """Per-request timeout in seconds."""
-    max_retries: int = 6
+    max_retries: Count = 6
     """Retries per request on 429, 5xx, timeouts and connection errors (with backoff)."""
-    concurrency: int = 8
+    concurrency: Positive = 8
     """Requests in flight at once."""
 
 

@@ -58,9 +58,23 @@ EMBEDDED_ALIASES = ("gemma-3-270m", "embedded", "default")
 
 _GEMMA_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 
+BASE_MODEL_MARKER = "bayling_base_model.json"
+"""Written beside a trained adapter: the base model it was trained on (read by export, the card and push)."""
+
 ADDED_TEMPLATE_MARKER = "bayling_added_chat_template.json"
 """Written into a converted GGUF's directory when its chat template comes from bayling, not from the model
 (the GGUF carried none: a base model); evaluation reads it to prompt such a model few-shot."""
+
+MODEL_JSON_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "adapter_config.json",
+    BASE_MODEL_MARKER,
+    ADDED_TEMPLATE_MARKER,
+)
+"""JSON files of a model or adapter directory that are read when it loads (:func:`check_model_files`)."""
 
 
 def cache_dir() -> Path:
@@ -344,8 +358,10 @@ def _kind(name_or_path: str, gguf_file: str | None) -> str:
     if p.suffix == ".gguf":
         if not p.is_file():
             raise ModelError(f"GGUF file not found: {p}")
+        check_gguf(p)
         return "gguf"
     if _is_hf_dir(p):
+        check_model_files(p)
         return "hf_dir"
     if p.exists():
         raise ModelError(f"{p} is not a Hugging Face model directory (no config.json)")
@@ -361,6 +377,123 @@ def _kind(name_or_path: str, gguf_file: str | None) -> str:
         f"unknown model '{name_or_path}': not an embedded alias ({', '.join(EMBEDDED_ALIASES)}), "
         "not a local model directory or .gguf file, and not a Hub id (org/name)"
     )
+
+
+GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+"""GGUF metadata value types of fixed size -> their ``struct`` code (8 = string, 9 = array)."""
+
+
+_GGUF_CHECKED: set[tuple[str, int, int]] = set()
+
+
+def check_gguf(path: str | Path) -> None:
+    """Check that a ``.gguf`` file is a whole GGUF file, from its header alone: the magic, a known version, and
+    every tensor's bytes inside the file. A copy cut short (a failed download, a full disk) or another file
+    renamed ``.gguf`` fails here in one line, not inside llama.cpp or transformers.
+
+    Raises:
+        ModelError: ``PATH: not a GGUF file ...`` / ``PATH: truncated GGUF file ...``.
+    """
+    import mmap
+    import struct
+
+    p = Path(path)
+    stat = p.stat()
+    size, key = stat.st_size, (str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _GGUF_CHECKED:  # the header of a large vocabulary takes ~1 s to walk
+        return
+    if size == 0:
+        raise ModelError(f"{p}: not a GGUF file (it is empty)")
+    with p.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[:4] != b"GGUF":
+            raise ModelError(f"{p}: not a GGUF file (it does not start with the bytes 'GGUF')")
+        pos = 4
+
+        def take(fmt: str) -> Any:
+            nonlocal pos
+            value = struct.unpack_from("<" + fmt, buf, pos)[0]
+            pos += struct.calcsize("<" + fmt)
+            return value
+
+        def string() -> bytes:
+            nonlocal pos
+            n = take("Q")
+            if pos + n > size:
+                raise struct.error("string past the end")
+            pos += n
+            return buf[pos - n : pos]
+
+        def value(kind: int) -> Any:
+            nonlocal pos
+            if kind in GGUF_SCALARS:
+                return take(GGUF_SCALARS[kind])
+            if kind == 8:
+                return string()
+            if kind == 9:
+                item, n = take("I"), take("Q")
+                if item in GGUF_SCALARS:
+                    pos += n * struct.calcsize("<" + GGUF_SCALARS[item])
+                else:
+                    for _ in range(n):
+                        value(item)
+                return None
+            raise ValueError(f"unknown metadata value type {kind}")
+
+        try:
+            version = take("I")
+            if version not in (2, 3):
+                raise ModelError(f"{p}: GGUF version {version} is not supported (2 or 3)")
+            n_tensors, n_kv = take("Q"), take("Q")
+            alignment = 32
+            for _ in range(n_kv):
+                key = string()
+                v = value(take("I"))
+                if key == b"general.alignment" and isinstance(v, int):
+                    alignment = v or 32
+            tensors = []
+            for _ in range(n_tensors):
+                string()
+                dims = [take("Q") for _ in range(take("I"))]
+                tensors.append((dims, take("I"), take("Q")))
+        except (struct.error, ValueError, OverflowError, MemoryError) as e:
+            if isinstance(e, ModelError):
+                raise
+            raise ModelError(
+                f"{p}: truncated or damaged GGUF file (its header ends early, {size} bytes in all)"
+            ) from None
+    try:
+        from gguf.constants import GGML_QUANT_SIZES
+    except ImportError:  # without the gguf package (bayling[train]) only the header is checked
+        _GGUF_CHECKED.add(key)
+        return
+    start = -(-pos // alignment) * alignment
+    end = start
+    for dims, kind, offset in tensors:
+        block, nbytes = GGML_QUANT_SIZES.get(kind, (1, 0)) if isinstance(kind, int) else (1, 0)
+        n = 1
+        for d in dims:
+            n *= d
+        end = max(end, start + offset + n // block * nbytes)
+    if size < end:
+        raise ModelError(
+            f"{p}: truncated GGUF file ({size} bytes, its header describes {end}); download or export it again"
+        )
+    _GGUF_CHECKED.add(key)
+
+
+def check_model_files(directory: str | Path) -> None:
+    """Check the JSON files of a model or adapter directory that bayling or transformers read (config,
+    tokenizer, adapter, bayling's markers): each one parses as a JSON object, or one line names the file.
+
+    Raises:
+        DataError: ``DIR/tokenizer_config.json: invalid JSON (...)`` / ``...: not valid UTF-8 at byte N``.
+    """
+    from bayling.validate import read_json_object
+
+    d = Path(directory)
+    for name in MODEL_JSON_FILES:
+        if (d / name).is_file():
+            read_json_object(d / name)
 
 
 def check_model(name_or_path: str, gguf_file: str | None = None) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bayling.card import process_command
-from bayling.config import save_config, stage_seed, to_dict
+from bayling.config import Seed, save_config, stage_seed, to_dict
 from bayling.data.config import DataConfig
 from bayling.digest import fingerprint
 from bayling.errors import ConfigError
@@ -46,7 +46,7 @@ class RunConfig:
     name: str = "run"
     run_dir: str = "runs/{name}"
     """Where every stage writes; ``{name}`` is replaced by ``name``."""
-    seed: int = 0
+    seed: Seed = 0
     """The run's one seed: data sampling and split, training, few-shot demonstrations and generation
     (``data.seed`` / ``eval.seed`` may repeat it, never differ)."""
     stages: list[str] = field(default_factory=lambda: ["data", "train", "eval", "chat"])
@@ -91,9 +91,86 @@ def _done(run_dir: Path, stage: str, fp: str) -> bool:
     return marked(RunLayout(run_dir).stage_marker(stage), fp) is not None
 
 
+def trained_text(cfg: RunConfig) -> str | None:
+    """How the eval stage would score text the run trains on, or None.
+
+    The data stage trains on every record of ``data.source`` except its held-out and few-shot parts; only
+    ``eval.testset: heldout`` is disjoint from it. A test set that is the training source itself is not.
+    """
+    if "train" not in cfg.stages:
+        return None
+    d, e = cfg.data, cfg.eval
+    flores_devtest = d.source == "flores200" and d.flores_split == "devtest"
+    if flores_devtest and e.testset == "flores200":
+        return "data.source=flores200 trains on FLORES-200 devtest, the sentences eval.testset=flores200 scores"
+    if flores_devtest and "refinement" in e.interactive.tasks and e.testset != "heldout":
+        return "eval.interactive dialogues read every FLORES-200 devtest record, which data.source=flores200 trains on"
+    test, source = Path(e.testset).expanduser(), Path(d.source).expanduser()
+    if e.testset != "heldout" and test.exists() and test.resolve() == source.resolve():
+        return f"eval.testset={e.testset} is data.source, the text the run trains on"
+    return None
+
+
+def _eval_languages(section: EvalConfig) -> list[tuple[str, str]]:
+    """``(config key, FLORES code)`` of every language the eval stage reads from its test set."""
+    from bayling.evaluate.stage import eval_directions
+    from bayling.languages import get_language
+
+    key = "eval.translation.languages" if section.translation.languages else "eval.translation.directions"
+    out = [(key, c) for d in eval_directions(section) for c in d]
+    out += [("eval.perplexity.languages", get_language(c).code) for c in section.perplexity.languages]
+    it = section.interactive
+    if "refinement" in it.tasks:
+        out += [("eval.interactive.directions", c) for d in it.directions for c in d.split("-")]
+        if "third_language" in it.turns:
+            out.append(("eval.interactive.third_language", get_language(it.third_language).code))
+    return [(k, get_language(c).code) for k, c in out]
+
+
+def check_eval_needs(cfg: RunConfig, section: EvalConfig) -> None:
+    """What the eval stage will read, checked before the data stage: with ``eval.testset: heldout`` every language
+    it scores is one of ``data.languages`` (the held-out records have no other), and the benchmarks' files are
+    there for their languages.
+
+    Raises:
+        ConfigError: ``eval.perplexity.languages: zho_Hans is not in data.languages ...``.
+    """
+    from bayling.evaluate.benchmarks import load_benchmark
+    from bayling.languages import expand_languages
+
+    if section.testset == "heldout" and "data" in cfg.stages:
+        have = set(expand_languages(cfg.data.languages))
+        for key, code in _eval_languages(section):
+            if code not in have:
+                raise ConfigError(
+                    f"{key}: {code} is not in data.languages ({', '.join(sorted(have))}), so the held-out test set "
+                    f"has no {code} text; add it to data.languages or leave it out of {key}"
+                )
+    bc = section.benchmarks
+    for name in bc.tasks:  # reads the items' files only (no model): a missing file or language fails here
+        load_benchmark(name, section.data_dir, bc.languages or None, bc.limit)
+
+
+def check_testset(section: EvalConfig, heldout: Path) -> None:
+    """After the data stage, before training: the test set the eval stage reads has text for every direction
+    and perplexity language (``heldout.jsonl`` as built, or the named test set's files).
+
+    Raises:
+        DataError: ``eval: no eng_Latn-zho_Hans sentences in test set 'heldout'`` and the like.
+    """
+    from bayling.errors import DataError
+    from bayling.evaluate.perplexity import texts_by_language
+    from bayling.evaluate.stage import full_testset
+
+    for b in full_testset(section, heldout):
+        if not b.sources:
+            raise DataError(f"eval: no {b.src}-{b.tgt} sentences in test set {section.testset!r}")
+    texts_by_language(section, heldout)
+
+
 def preflight(cfg: RunConfig, plan: list[str]) -> None:
     """Fail before any work on what can be checked cheaply: languages, the ``eval`` section (when the eval stage
-    is planned), the model reference."""
+    is planned) and what it will read, evaluation on trained text, the model reference."""
     from bayling.evaluate.config import validate
     from bayling.languages import expand_languages, get_language
     from bayling.models import check_model
@@ -105,6 +182,13 @@ def preflight(cfg: RunConfig, plan: list[str]) -> None:
         get_language(code)
     if "eval" in plan:
         validate(section)
+        check_eval_needs(cfg, section)
+        overlap = trained_text(cfg)
+        if overlap and not section.allow_trained_text:
+            raise ConfigError(
+                f"evaluation on trained text: {overlap}; use eval.testset=heldout (or a test set disjoint from "
+                "data.source), or set eval.allow_trained_text=true to score anyway (recorded in metrics.json)"
+            )
     if any(s in plan for s in ("train", "eval", "chat")):
         check_model(cfg.model.name_or_path, cfg.model.gguf_file)
 
@@ -137,12 +221,22 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False, co
     fps = stage_fingerprints(cfg)
     funcs = dict(STAGE_FUNCS, train=functools.partial(_stage_train, command=command or process_command()))
     console.print(f"[bold]bayling run[/bold] {cfg.name} -> {run_dir}  (stages: {', '.join(plan)}, seed {cfg.seed})")
+    checked = False
     for stage in plan:
         if _done(run_dir, stage, fps[stage]) and not (force and stage in wanted):
             console.print(f"[dim]{stage}: up to date (cached)[/dim]")
             continue
         console.rule(f"[bold]{stage}")
         t0 = time.time()
+        if (
+            stage != "data"
+            and not checked
+            and "eval" in plan
+            and "data" in plan
+            and not _done(run_dir, "eval", fps["eval"])
+        ):
+            check_testset(cfg.eval_section(), run.heldout)  # the data stage's output, before any training
+            checked = True
         info = funcs[stage](cfg, run)
         elapsed = round(time.time() - t0, 1)
         log.info("stage %s finished in %.1fs", stage, elapsed)
@@ -225,6 +319,10 @@ def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     adapter = _eval_adapter(cfg, run, section.engine)
     systems = pipeline_systems(cfg.model, adapter, section.compare_base, section.base_prompts)
     result = evaluate(section, cfg.model, systems, run.eval_dir, heldout_file=run.heldout, name=cfg.name)
+    overlap = trained_text(cfg)
+    if overlap:  # allowed by eval.allow_trained_text (preflight refused it otherwise): say so in the results
+        result.metrics["train_overlap"] = overlap
+        write_json(run.metrics, result.metrics)
     if adapter is not None:  # the run's own model: card with these scores, same tracker run
         from bayling.card import write_cards
         from bayling.train.tracking import log_eval_metrics

@@ -144,9 +144,13 @@ def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict",
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> list[str]:
-    """Lines of a text file without their ends (blank lines kept: in aligned files they are segments)."""
+    """Lines of a text file without their ends (blank lines kept: in aligned files they are segments).
+
+    Only the final line end is dropped, so trailing blank lines are segments too, as sacreBLEU's CLI reads files
+    (``readlines``): a hypothesis file whose last outputs are empty still aligns with its references.
+    """
     text = read_text(path, encoding, errors)
-    return text.rstrip("\n").split("\n") if text else []
+    return text.removesuffix("\n").split("\n") if text else []
 
 
 def iter_lines(
@@ -233,6 +237,14 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     """A whole JSON file (not JSONL), decoded and parsed with errors naming the file."""
     p = Path(path)
     return parse_json(read_text(p, what=what), str(p))
+
+
+def read_json_object(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """A JSON file that must hold an object (a config, a summary, a marker), with one-line errors."""
+    obj = read_json(path, what)
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a JSON object, found {describe(obj)}")
+    return obj
 
 
 # ----------------------------------------------------------------------------- record shapes

@@ -22,6 +22,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 CHAT_OK = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
 
+
+def _gguf_header() -> bytes:
+    """A GGUF v3 header describing one float32 tensor of 4 values (16 bytes of data that are not there)."""
+    import struct
+
+    name = b"t"
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, 0)
+    return head + struct.pack("<Q", len(name)) + name + struct.pack("<IQIQ", 1, 4, 0, 0)
+
+
+GGUF_HEADER = _gguf_header()
+
 FILES: dict[str, bytes | str | None] = {
     "ok.jsonl": json.dumps(CHAT_OK) + "\n",
     "nocontent.jsonl": '{"messages": [{"role": "user"}]}\n',
@@ -50,6 +62,32 @@ FILES: dict[str, bytes | str | None] = {
     "runs/broken/config.yaml": "name: broken\ntrain: [\n",
     "runs/broken/data/.keep": "",
     "adir/.keep": "",
+    # damaged model files, run files and test-set metadata (issue 24)
+    "bad.gguf": "not a GGUF file\n",
+    "cut.gguf": GGUF_HEADER[:-5],
+    "short.gguf": GGUF_HEADER,
+    "badtok/config.json": '{"model_type": "llama"}',
+    "badtok/tokenizer_config.json": '{"chat_template": ',
+    "latintok/config.json": '{"model_type": "llama"}',
+    "latintok/tokenizer_config.json": b'{"chat_template": "caf\xe9"}',
+    "runs/adbad/config.yaml": "name: adbad\n",
+    "runs/adbad/data/.keep": "",
+    "runs/adbad/train/final/adapter_config.json": "{",
+    "runs/sumbad/config.yaml": "name: sumbad\n",
+    "runs/sumbad/data/.keep": "",
+    "runs/sumbad/train/final/adapter_config.json": "{}",
+    "runs/sumbad/train/summary.json": '{"steps": 3,',
+    "runs/markbad/config.yaml": "name: markbad\n",
+    "runs/markbad/data/.keep": "",
+    "runs/markbad/train/final/adapter_config.json": "{}",
+    "runs/markbad/train/final/bayling_base_model.json": b'{"base_model": "caf\xe9"}',
+    "fl/devtest/eng_Latn.devtest": "Hello\nWorld\nAgain\n",
+    "fl/devtest/deu_Latn.devtest": "Hallo\nWelt\nWieder\n",
+    "fl/metadata_devtest.tsv": b"URL\tdomain\nhttp://a\tx\nhttp://caf\xe9\tx\nhttp://b\tx\n",
+    "evfl.yaml": "eval:\n  testset: flores200\n  flores_dir: fl\n  translation:\n    directions: [eng_Latn-deu_Latn]\n"
+    "    prompt: fewshot\nsystems:\n  base: gemma-3-270m\n",
+    "ev2/metrics.json": b'{"name": "caf\xe9"}\n',
+    "ev3/metrics.json": '{"name": "x", "directions": ["eng_Latn-deu_Latn"], "systems": {"tuned": [1, 2]}}\n',
 }
 
 # (row id, argv after `bayling`, stdin, what the one error line must contain)
@@ -127,6 +165,37 @@ TABLE = [
     ("translate: missing model path", "translate runs/nope -s en -t de", b"hi\n",
      "unknown model 'runs/nope': no such file or directory"),
     ("push: not a run directory", "push runs/nope org/name", None, "runs/nope: not a run directory"),
+    # numbers out of range (issue 24): a negative batch gave empty hypotheses with exit status 0
+    ("translate: negative batch size", "translate -s en -t de --batch-size -1", b"hi\n",
+     "--batch-size must be >= 1, got -1"),
+    ("translate: no new tokens", "translate -s en -t de --max-new-tokens 0", b"hi\n",
+     "--max-new-tokens must be >= 1, got 0"),
+    ("run: eval batch size", "run ok.yaml eval.batch_size=-1", None, "eval.batch_size must be >= 1, got -1"),
+    ("eval: eval batch size 0", "eval ok.yaml eval.batch_size=0", None, "eval.batch_size must be >= 1, got 0"),
+    ("serve: port", "serve gemma-3-270m --port 0", None, "--port must be in [1, 65535], got 0"),
+    # damaged model and run files (issue 24)
+    ("translate: not a GGUF file", "translate bad.gguf -s en -t de", b"hi\n",
+     "bad.gguf: not a GGUF file (it does not start with the bytes 'GGUF')"),
+    ("translate: GGUF header cut", "translate cut.gguf -s en -t de", b"hi\n",
+     "cut.gguf: truncated or damaged GGUF file (its header ends early"),
+    ("chat: GGUF data cut", "chat short.gguf", None,
+     "short.gguf: truncated GGUF file (57 bytes, its header describes 80); download or export it again"),
+    ("translate: tokenizer_config.json not JSON", "translate badtok -s en -t de", b"hi\n",
+     "badtok/tokenizer_config.json: invalid JSON"),
+    ("translate: tokenizer_config.json not UTF-8", "translate latintok -s en -t de", b"hi\n",
+     "latintok/tokenizer_config.json:1: not valid UTF-8 at byte 23 (0xe9)"),
+    ("chat: adapter_config.json not JSON", "chat runs/adbad", None,
+     "runs/adbad/train/final/adapter_config.json: invalid JSON"),
+    ("push: train/summary.json not JSON", "push runs/sumbad org/name", None,
+     "runs/sumbad/train/summary.json: invalid JSON"),
+    ("push: base-model marker not UTF-8", "push runs/markbad org/name", None,
+     "runs/markbad/train/final/bayling_base_model.json:1: not valid UTF-8 at byte 20 (0xe9)"),
+    ("eval run: metadata_devtest.tsv not UTF-8", "eval run evfl.yaml", None,
+     "fl/metadata_devtest.tsv:3: not valid UTF-8 at byte 11 (0xe9)"),
+    ("eval report: metrics.json not UTF-8", "eval report ev2", None,
+     "ev2/metrics.json:1: not valid UTF-8 at byte 14 (0xe9)"),
+    ("eval report: metrics.json of another shape", "eval report ev3", None,
+     "ev3/metrics.json: systems.tuned: expected an object, found a list of 2 items"),
 ]  # fmt: skip
 
 
@@ -184,7 +253,7 @@ def test_readme_error_examples_are_real_output(tmp_path):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = readme.split("expected and found (real output):\n\n```text\n", 1)[1].split("```", 1)[0]
     examples = re.findall(r"^\$ bayling (.*)\n(bayling: error: .*)$", block, flags=re.M)
-    assert len(examples) >= 5
+    assert len(examples) >= 8
     good = json.dumps(CHAT_OK)
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "x.yaml").write_text("name: x\ntrain:\n  lr: 2.0e-4\n")
@@ -192,6 +261,7 @@ def test_readme_error_examples_are_real_output(tmp_path):
     (tmp_path / "train.jsonl").write_text("\n".join([good] * 16 + [json.dumps(no_content)]) + "\n")
     (tmp_path / "data.jsonl").write_text("\n".join([good] * 16 + ['{"messages": [}']) + "\n")
     (tmp_path / "in.txt").write_bytes(b"Good morning.\nHow are you?\nThe new caf\xe9 opens on Monday.\n")
+    (tmp_path / "model.gguf").write_text("<!DOCTYPE html>\n<html><body>Rate limit exceeded</body></html>\n")
     for command, shown in examples:
         argv, _, stdin_file = command.partition(" < ")
         stdin = (tmp_path / stdin_file).read_bytes() if stdin_file else None

@@ -160,3 +160,21 @@ def test_ntrex_directory_reads_with_its_document_ids(shared_data_dir):
     for i, r in enumerate(recs):
         by_doc[r.doc].append(i)
     assert all(v == list(range(v[0], v[-1] + 1)) for v in by_doc.values())  # articles are contiguous lines
+
+
+def test_auto_falling_back_to_a_sentence_split_warns_and_is_recorded(tmp_path, caplog):
+    """A source without document ids under ``split_by: auto``: a loud warning, and ``split.json`` says so."""
+    src = tmp_path / "par.jsonl"
+    rows = [{"id": f"r{i}", "en": f"Sentence number {i}.", "de": f"Satz Nummer {i}."} for i in range(30)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    kw = dict(languages=["en", "de"], heldout=5, interactive=0, pairs=10, crosslingual=0, general=0)
+    cfg = DataConfig(source=str(src), filters=FilterConfig(lid=False), **kw)
+    with caplog.at_level("WARNING"):
+        out = build(cfg, tmp_path / "o", seed=0).out_dir
+    split = json.loads((out / "split.json").read_text())
+    assert split["by"] == "record" and split["fallback"].startswith(f"data.split_by=auto: {src} has no document ids")
+    assert any("has no document ids" in r.getMessage() for r in caplog.records)
+    cfg.split_by = "record"  # asked for: no warning, nothing to record
+    caplog.clear()
+    out = build(cfg, tmp_path / "r", seed=0).out_dir
+    assert "fallback" not in json.loads((out / "split.json").read_text()) and not caplog.records

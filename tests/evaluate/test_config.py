@@ -92,7 +92,6 @@ def test_a_typo_inside_a_section_still_gets_a_suggestion():
         ("eval.translation.metrics=[meteor]", "eval.translation.metrics: unknown meteor"),
         ("eval.translation.directions=[en-xx]", "xx"),
         ("eval.translation.languages=[tier:huge]", "tier"),
-        ("eval.translation.fewshot_k=-1", "eval.translation.fewshot_k must be >= 0"),
         ("eval.translation.prompt=zero", "eval.translation.prompt: unknown zero"),
         ("eval.base_prompts=[zero]", "eval.base_prompts: unknown zero"),
         ("eval.benchmarks.tasks=[mmlu]", "eval.benchmarks.tasks: unknown mmlu"),

@@ -269,3 +269,28 @@ def test_download_flores200_spm_to_sacrebleus_cache(spm_model, sacrebleu_dir, mo
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+def test_trailing_empty_hypotheses_are_scored_as_the_sacrebleu_cli_scores_them(tmp_path):
+    """A system whose last outputs are empty: sacreBLEU's CLI reads them as segments (``readlines``), so
+    ``eval score`` does too, instead of rejecting the file as one line short."""
+    hyp, ref = tmp_path / "hyp.txt", tmp_path / "ref.txt"
+    hyp.write_text("Hallo Welt\nGuten Morgen\n\n\n", encoding="utf-8")
+    ref.write_text("Hallo Welt\nGuten Morgen\nBis bald\nTschüss\n", encoding="utf-8")
+    ours = score_files(str(hyp), [str(ref)], "de", ["bleu", "chrf"], bleu_tokenize="wmt")
+    cmd = [sys.executable, "-m", "sacrebleu", str(ref), "-i", str(hyp), "-m", "bleu", "chrf"]
+    cmd += ["--chrf-word-order", "2", "-f", "json", "-w", "2"]
+    theirs = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    assert ours["n"] == 4
+    assert [ours["bleu"]["score"], ours["chrf"]["score"]] == [s["score"] for s in theirs]
+
+
+def test_score_reads_the_source_file_with_the_given_encoding(tmp_path):
+    hyp, ref, src = tmp_path / "hyp.txt", tmp_path / "ref.txt", tmp_path / "src.txt"
+    hyp.write_text("Kaffee heute\n", encoding="ascii")
+    ref.write_text("Kaffee heute\n", encoding="ascii")
+    src.write_bytes("Caf\xe9 today\n".encode("latin-1"))
+    out = score_files(str(hyp), [str(ref)], "de", ["chrf"], src=str(src), off_target=True, encoding="latin-1")
+    assert out["n"] == 1 and out["copy"] == 0.0
+    with pytest.raises(DataError, match=r"src\.txt:1: not valid UTF-8 at byte 4 \(0xe9\)"):
+        score_files(str(hyp), [str(ref)], "de", ["chrf"], src=str(src), off_target=True, encoding="utf-8")

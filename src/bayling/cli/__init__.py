@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         _quiet_libraries()
     try:
+        from bayling.cli._common import check_flags
+
+        check_flags(args)
         return int(args.func(args) or 0)
     except BaylingError as e:
         if args.verbose:

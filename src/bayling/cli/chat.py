@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from bayling.cli._common import bounded
+from bayling.config import Positive, Temperature
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="a run directory (uses its tuned model) or a model reference, e.g. gemma-3-270m")
     p.add_argument("-m", "--message", action="append", help="answer this message and exit (repeatable: one turn each)")
     p.add_argument("--engine", default="transformers", help="transformers | llamacpp | vllm")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    bounded(p, "--max-new-tokens", kind=Positive, default=256)
+    bounded(p, "--temperature", kind=Temperature, default=0.0, help="0 = greedy (default)")
     p.set_defaults(func=_chat)
 
 

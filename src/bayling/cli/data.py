@@ -21,7 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bayling.cli._common import add_config_args, run_stages
+from bayling.cli._common import add_config_args, bounded, run_stages
+from bayling.config import Positive
 
 SUBCOMMANDS = ("build", "teacher", "stats", "check")
 FORMS = "forms:\n" + __doc__.split("Run as::\n\n", 1)[1].split("\n\n", 1)[0]
@@ -78,7 +79,7 @@ def _add_arguments(sp: argparse.ArgumentParser, cmd: str) -> None:
         )
         sp.add_argument("--wmt", help="directory of evaluation files whose suffix is a language (WMT22 layout)")
         sp.add_argument("--eval-file", action="append", default=[], help="more evaluation files (text or JSONL)")
-        sp.add_argument("--ngram", type=int, default=13)
+        bounded(sp, "--ngram", kind=Positive, default=13)
         sp.add_argument("--skip-bad", action="store_true", help="skip malformed lines (counted) instead of failing")
 
 

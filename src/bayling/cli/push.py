@@ -60,9 +60,10 @@ def _operations(folder, cfg) -> list:
     from huggingface_hub import CommitOperationAdd
 
     from bayling.card import base_model_id
+    from bayling.validate import read_json_object
 
     marker = folder / "bayling_base_model.json"
-    resolved = json.loads(marker.read_text(encoding="utf-8")).get("base_model") if marker.is_file() else None
+    resolved = read_json_object(marker).get("base_model") if marker.is_file() else None
     base_id = base_model_id(cfg.model.name_or_path, resolved)
     ops = []
     for p in sorted(folder.rglob("*")):
@@ -71,7 +72,7 @@ def _operations(folder, cfg) -> list:
             continue
         content: str | bytes = str(p)
         if rel == "adapter_config.json" and base_id:
-            conf = json.loads(p.read_text(encoding="utf-8"))
+            conf = read_json_object(p)
             conf["base_model_name_or_path"] = base_id
             content = (json.dumps(conf, indent=2, sort_keys=True) + "\n").encode()
         ops.append(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=content))
@@ -94,21 +95,26 @@ def push_run(
     from bayling.config import load_config
     from bayling.errors import BaylingError
     from bayling.layout import RunLayout
-    from bayling.models import HUB_ID
+    from bayling.models import HUB_ID, check_model_files
     from bayling.pipeline import RunConfig, current_metrics
     from bayling.progress import console
+    from bayling.validate import read_json_object
 
     if not HUB_ID.match(repo_id) or "@" in repo_id:
         raise BaylingError(f"repository id {repo_id!r}: expected ORG/NAME")
+    layout = RunLayout(run_dir)
+    cfg = load_config(RunConfig, layout.config)
+    folder = layout.train_merged if merged else layout.train_final
+    check_model_files(folder)  # the local files first: a damaged one is named before any Hub request
+    for f in (layout.train_summary, layout.data_stats):
+        if f.is_file():
+            read_json_object(f)
     if hub.is_offline():
         raise BaylingError("bayling is offline (--offline, BAYLING_OFFLINE or HF_HUB_OFFLINE): pushing needs the Hub")
     if get_token() is None:
         raise BaylingError("pushing needs a Hugging Face token with write access: `hf auth login` or set HF_TOKEN")
-    layout = RunLayout(run_dir)
-    cfg = load_config(RunConfig, layout.config)
     metrics = current_metrics(cfg, layout.run_dir)
     write_cards(cfg, layout.run_dir, metrics=metrics, repo_id=repo_id)
-    folder = layout.train_merged if merged else layout.train_final
     operations = _operations(folder, cfg)
     api = hub.api()
     try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from bayling.cli._common import bounded
+from bayling.serve.config import Port
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="ServeConfig YAML, e.g. configs/serve/cpu.yaml")
     p.add_argument("--engine", help="transformers | llamacpp | vllm (default: transformers)")
     p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default 8000)")
+    bounded(p, "--port", kind=Port, help="port (default 8000)")
     p.set_defaults(func=_serve)
 
 

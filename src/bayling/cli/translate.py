@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bayling.cli._common import bounded
+from bayling.config import Positive
 from bayling.validate import DECODE_ERRORS
 
 
@@ -51,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="undecodable input bytes: strict (fail naming line and byte, the default), replace (U+FFFD), "
         "ignore or backslashreplace",
     )
-    p.add_argument("--batch-size", type=int, default=16, help="lines per engine call")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    bounded(p, "--batch-size", kind=Positive, default=16, help="lines per engine call")
+    bounded(p, "--max-new-tokens", kind=Positive, default=256)
     p.set_defaults(func=_translate)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 import shutil
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bayling.config import check_bounds
 from bayling.data.config import DataConfig
 from bayling.data.filters import Dedup, ExampleFilter
 from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, pilot_tokens, run_shard
@@ -49,6 +51,8 @@ from bayling.progress import console
 from bayling.records import ParallelRecord
 from bayling.validate import BadLines
 
+log = logging.getLogger(__name__)
+
 BUCKET_SIZE = 50_000
 """Examples per shuffle bucket: the merge holds one bucket in memory."""
 DEFAULT_FEWSHOT = 20
@@ -66,11 +70,8 @@ def _check(cfg: DataConfig) -> None:
     unknown = set(cfg.formats) - {"chat", "sharegpt", "hf"}
     if unknown:
         raise ConfigError(f"data.formats: unknown format(s) {sorted(unknown)}; use chat, sharegpt and/or hf")
-    if cfg.num_proc < 1:
-        raise ConfigError("data.num_proc must be at least 1")
+    check_bounds(cfg, "data")  # a config built in Python (the loader checks what it reads)
     if cfg.token_budget is not None:
-        if cfg.token_budget <= 0:
-            raise ConfigError(f"data.token_budget must be a positive number of tokens, got {cfg.token_budget}")
         if cfg.total is not None:
             raise ConfigError("data.token_budget and data.total both size the build: set one of them")
         if not cfg.tokenizer:
@@ -127,6 +128,15 @@ def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
             f"{cfg.source}: data.split_by=document, but the records carry no document ids (FLORES: metadata_"
             f"{cfg.flores_split}.tsv beside {cfg.flores_split}/; NTREX: DOCUMENT_IDS.tsv; files: a 'doc' key or column)"
         )
+    fallback = None
+    if cfg.split_by == "auto" and not any(docs):
+        fallback = (
+            f"data.split_by=auto: {cfg.source} has no document ids, so held-out sentences were drawn one by one and "
+            "their articles' other sentences may be training data (set split_by: record to accept this, or "
+            "document to require ids)"
+        )
+        if cfg.source != "sample":  # the shipped sample is independent sentences: there are no articles to share
+            log.warning(fallback)  # on stderr (the CLI shows warnings) and in the run's log
     fewshot = cfg.fewshot if cfg.fewshot is not None else (DEFAULT_FEWSHOT if any(docs) else 0)
     try:
         split = split_records(docs, cfg.heldout, fewshot, seed, rng)
@@ -148,7 +158,8 @@ def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
     ids = {i: parts[part][k].id for i, (part, k) in where.items()}
     write_jsonl(out / "heldout.jsonl", (r.to_dict() for r in parts["heldout"]))
     write_jsonl(out / "fewshot.jsonl", (r.to_dict() for r in parts["fewshot"]))
-    write_json(out / "split.json", {"source": cfg.source, "languages": langs, **split.to_dict(ids, seed)})
+    info = {"source": cfg.source, "languages": langs, **split.to_dict(ids, seed)}
+    write_json(out / "split.json", info | ({"fallback": fallback} if fallback else {}))
     counter = None
     if cfg.token_budget:
         from bayling.data.stats import TokenCounter

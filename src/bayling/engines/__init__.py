@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
+from bayling.config import Bound, Positive, Temperature, between, check_bounds
 from bayling.engines.factory import ENGINES, engine_class, load_engine, load_run
 
 
@@ -23,16 +24,20 @@ from bayling.engines.factory import ENGINES, engine_class, load_engine, load_run
 class GenerationParams:
     """Sampling parameters shared by all engines (greedy by default, for reproducible scores)."""
 
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    max_new_tokens_each: tuple[int, ...] | None = None
+    max_new_tokens: Positive = 256
+    """At least 1: llama.cpp reads ``max_tokens <= 0`` as "until the context is full", and a batch loop asked
+    for nothing would return empty hypotheses that score as real ones."""
+    temperature: Temperature = 0.0
+    top_p: Annotated[float, Bound(0, 1, lo_open=True)] = 1.0
+    seed: Annotated[int, between(-(2**63), 2**63 - 1)] | None = None
+    """Any signed 64-bit integer (the HTTP API's range); llama.cpp takes its low 32 bits."""
+    max_new_tokens_each: tuple[Positive, ...] | None = None
     """A limit per request (in the order of the requests), each at most ``max_new_tokens``; None: ``max_new_tokens``
     for every request. The evaluation scales a translation's limit with its source's length, so a row that rambles
     stops early on every engine alike."""
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         # logits / 1e-80 overflow to inf and sampling fails (an HTTP 500); a temperature that small is greedy anyway
         if 0 < self.temperature < 1e-3:
             self.temperature = 0.0

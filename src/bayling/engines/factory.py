@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +145,7 @@ def load_engine(
         if model_cfg is not None or adapter is not None or gguf_file is not None:
             raise ValueError("a run directory brings its own model; give no model_cfg, adapter or gguf_file")
         return load_run(target, engine, name=name, batch_size=batch_size, options=options)
-    from bayling.models import resolve_model
+    from bayling.models import check_model_files, resolve_model
 
     options = dict(options or {})
     check_options(engine, options)  # an unknown engine or option fails before any model work
@@ -161,6 +160,8 @@ def load_engine(
                 "(use eval.engine=transformers for PEFT adapters)"
             )
         return _build(engine, base_gguf(model, gguf_file), {**settings, "lora_path": lora}, options)
+    if lora is not None and lora.is_dir():
+        check_model_files(lora)
     if lora is not None and (lora / "config.json").is_file():  # a full fine-tune replaces the base
         return _build(engine, lora, settings, options)
     return _build(engine, resolve_model(model, gguf_file), {**settings, "adapter": lora}, options)
@@ -186,7 +187,7 @@ def load_run(
         ModelError: no trained model yet, or none this engine can load.
     """
     from bayling.config import from_dict, read_yaml
-    from bayling.models import resolve_model
+    from bayling.models import check_model_files, resolve_model
 
     layout = RunLayout(Path(run_dir))
     p = layout.run_dir
@@ -200,6 +201,7 @@ def load_run(
     final = layout.train_final
     if not final.is_dir():
         raise ModelError(f"{p}: no trained model yet (train/final missing); run `bayling train` first")
+    check_model_files(final)  # a damaged adapter_config.json / tokenizer_config.json: one line, before loading
     settings = _settings(model_cfg, name or str(raw.get("name", "run")), batch_size)
     full_model = (final / "config.json").is_file()
     if engine == "llamacpp":
@@ -218,7 +220,9 @@ def exported_adapter_gguf(layout: RunLayout) -> Path | None:
     or None; an export older than ``train/final``'s weights is stale (trained again since) and not returned."""
     found: list[Path] = []
     if layout.train_summary.is_file():
-        summary = json.loads(layout.train_summary.read_text(encoding="utf-8"))
+        from bayling.validate import read_json_object
+
+        summary = read_json_object(layout.train_summary)
         exported = (summary.get("exports") or {}).get("gguf")
         if exported and Path(exported).is_file():
             found.append(Path(exported))

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bayling.config import Count, NonNegative, Positive, Seed, check_bounds
 from bayling.engines.common import DEFAULT_BATCH_SIZE
 from bayling.errors import ConfigError
 from bayling.evaluate.judge import JudgeConfig
@@ -67,14 +68,14 @@ class TranslationConfig:
     other parts have their own protocols."""
     prompts: dict[str, str] = field(default_factory=dict)
     """Per-system ``prompt`` (``{system: chat|fewshot|auto}``), e.g. for eval-only runs."""
-    fewshot_k: int = 5
+    fewshot_k: Count = 5
     """Demonstrations per few-shot prompt (the same ones for every sentence of a direction)."""
-    max_new_tokens_per_source_token: float = 3.0
+    max_new_tokens_per_source_token: NonNegative = 3.0
     """Each translation's generation limit scales with its source: ``min(eval.max_new_tokens,
     max_new_tokens_per_source_token x source tokens + max_new_tokens_offset)``, counted with the system's
     tokenizer, the same rule for every system; 0 keeps ``eval.max_new_tokens`` alone. A row still going at three
     times its source's length is rambling or looping, and it holds up its whole batch."""
-    max_new_tokens_offset: int = 16
+    max_new_tokens_offset: Count = 16
     """Tokens added to the source-scaled limit (short sources, scripts that take more tokens than the source)."""
     fewshot_pool: str | None = None
     """JSONL/TSV parallel file of demonstrations; default: the data stage's ``fewshot.jsonl``, else FLORES-200
@@ -91,9 +92,9 @@ class BenchmarksConfig:
     ``global_mmlu_lite``, ``global_mmlu``, ``include``, ``mmlu_prox_lite`` (the Hub sets) and ``mgsm``."""
     languages: list[str] = field(default_factory=list)
     """Restrict the benchmarks to these languages (empty: every language found)."""
-    limit: int = 50
+    limit: Count = 50
     """Items per benchmark and language; 0 = all."""
-    mgsm_max_new_tokens: int = 256
+    mgsm_max_new_tokens: Positive = 256
     """Tokens generated per MGSM answer (the other benchmarks are scored by log-likelihood)."""
 
 
@@ -103,9 +104,9 @@ class OpenEndedConfig:
 
     sets: list[str] = field(default_factory=list)
     """``bayling80_en``, ``bayling80_zh`` (multi-turn), ``mt_bench``."""
-    limit: int = 0
+    limit: Count = 0
     """Questions per set; 0 = all."""
-    max_new_tokens: int = 512
+    max_new_tokens: Positive = 512
     judge: JudgeConfig | None = None
     """Grade the answers; without it answers are generated and saved only."""
 
@@ -119,7 +120,7 @@ class InteractiveConfig:
     constrained sets: constraint hit-rate). Dialogues use the held-out records with ``eval.testset: heldout``
     (they carry glossary terms and register variants), else FLORES-200 (multi-parallel, for third-language turns).
     Turns are translations: ``eval.max_new_tokens`` applies."""
-    limit: int = 20
+    limit: Count = 20
     """Dialogues / constrained items per direction; 0 = all."""
     turns: list[str] = field(default_factory=lambda: ["translate", "third_language", "back_translate"])
     """Turn script of each refinement dialogue (turn types of ``templates/interactive.yaml``)."""
@@ -192,13 +193,13 @@ class EvalConfig:
     """Root of the test data in the shared-data layout; default ``$BAYLING_EVAL_DATA``."""
     flores_dir: str | None = None
     """FLORES-200 directory (holding ``devtest/``); default ``DATA_DIR/flores200``, then ``$BAYLING_FLORES_DIR``."""
-    max_sentences: int = 40
+    max_sentences: Count = 40
     """Sentences per translation direction and texts per perplexity language (the first N of the test set);
     0 = all."""
-    max_new_tokens: int = 96
+    max_new_tokens: Positive = 96
     """Tokens generated per translation: the translation part and the interactive turns (open-ended answers
     and MGSM have their own limits)."""
-    batch_size: int = BATCH_SIZE
+    batch_size: Positive = BATCH_SIZE
     """Prompts per forward batch (transformers engine). On CPU in float32 (the default there, see
     ``engine_options``) greedy outputs do not depend on it: the same 320 quickstart hypotheses at 8, 16 and 32,
     the same 1440 FLORES ones (``flores_alignment``) at 16 and 32."""
@@ -210,7 +211,7 @@ class EvalConfig:
     decoding depends on which prompts share a batch (padding changes the rounding), which moved quickstart
     chrF++ by up to 1.3 between batch sizes 8 and 16; in float32 all 320 hypotheses were identical, and at
     batch 16 it is as fast on 2 cores (see :func:`bayling.evaluate.systems.engine_dtype`)."""
-    seed: int | None = None
+    seed: Seed | None = None
     """Few-shot demonstrations and sampling; None: the run's ``seed`` (a run has one seed)."""
     compare_base: bool = True
     """Also score the untuned base model, for the before/after table."""
@@ -219,6 +220,10 @@ class EvalConfig:
     with the chat prompt); the tuned model is always prompted ``chat``."""
     report: bool = True
     """Write ``report.json`` and ``report.html`` beside ``metrics.json``."""
+    allow_trained_text: bool = False
+    """``bayling run``: score on text the run trained on (``data.source: flores200`` with ``eval.testset:
+    flores200``, or interactive dialogues read from that devtest). Refused unless true; then the overlap is
+    recorded in ``metrics.json`` (``train_overlap``)."""
 
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
@@ -269,8 +274,7 @@ def validate(cfg: EvalConfig, systems: Mapping[str, Any] | None = None) -> None:
         bad = [v for v in values if v not in allowed]
         if bad:
             raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
-    if tr.fewshot_k < 0:
-        raise ConfigError(f"eval.translation.fewshot_k must be >= 0, got {tr.fewshot_k}")
+    check_bounds(cfg, "eval")  # a config built in Python (the loader checks what it reads)
     check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
     check_bleu_tokenize(tr.bleu_tokenize)
     spm_model_path(tr.spm_model)  # an explicit path must exist

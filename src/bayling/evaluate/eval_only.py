@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bayling.config import load_config, save_config, stage_seed
+from bayling.config import Seed, load_config, save_config, stage_seed
 from bayling.errors import ConfigError
 from bayling.evaluate.config import EvalConfig
 from bayling.models import ModelConfig
@@ -37,7 +37,7 @@ class EvalRunConfig:
     ``MODEL::ADAPTER``. How each is prompted to translate: ``eval.translation.prompts`` /
     ``eval.translation.prompt`` (by default few-shot for a base model, chat for an instruct model or an
     adapter)."""
-    seed: int = 0
+    seed: Seed = 0
     """The run's one seed (few-shot demonstrations, sampling); ``eval.seed`` may repeat it, never differ."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Settings shared by every system (chat format, dtype, device); ``name_or_path`` is unused here."""

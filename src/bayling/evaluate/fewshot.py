@@ -138,7 +138,9 @@ def _flores_articles(root: Path, split: str) -> dict[str, str]:
     meta = root / f"metadata_{split}.tsv"
     if not meta.is_file():
         return {}
-    lines = meta.read_text(encoding="utf-8").splitlines()[1:]
+    from bayling.validate import read_lines
+
+    lines = read_lines(meta)[1:]  # not UTF-8: one line naming the line and byte
     return {f"flores200-{split}-{i + 1}": line.split("\t", 1)[0] for i, line in enumerate(lines)}
 
 

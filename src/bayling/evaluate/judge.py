@@ -32,10 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import yaml
 
+from bayling.config import Count, Positive, PositiveFloat, Temperature, between
 from bayling.digest import digest
 from bayling.endpoint import EndpointConfig, connection
 from bayling.errors import BaylingError, ConfigError, require
@@ -54,18 +55,18 @@ class JudgeConfig(EndpointConfig):
 
     model: str = "gpt-4o"
     base_url_env: str = "BAYLING_JUDGE_BASE_URL"
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    timeout_s: float = 120.0
-    max_retries: int = 3
-    concurrency: int = 4
+    temperature: Temperature = 0.0
+    max_tokens: Positive = 1024
+    timeout_s: PositiveFloat = 120.0
+    max_retries: Count = 3
+    concurrency: Positive = 4
     mode: str = "single"
     """``single`` (1-10 rating per turn), ``pairwise`` (tuned vs base, both orders) or ``both``."""
     cache: str | None = None
     """Verdict cache (JSONL keyed by a hash of the judge prompt); default ``OUT_DIR/judge_cache.jsonl``."""
     prompts: str | None = None
     """FastChat-format ``judge_prompts.jsonl``; default: the copy shipped with bayling."""
-    wrong_language_score: float = 1.0
+    wrong_language_score: Annotated[float, between(0, 10)] = 1.0
     """Rating given, without asking the judge, to an answer not in the question's language."""
 
 
@@ -132,7 +133,7 @@ class Judge:
 
     def _api(self) -> Any:
         if self._client is None:
-            openai = require("openai", "serve")
+            openai = require("openai", "eval")
             base_url, key = connection(self.cfg, "eval.open_ended.judge")
             self._client = openai.OpenAI(
                 base_url=base_url, api_key=key, timeout=self.cfg.timeout_s, max_retries=self.cfg.max_retries

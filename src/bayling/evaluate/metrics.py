@@ -329,6 +329,7 @@ def score_files(
     if not hyps:
         raise DataError(f"{hyp}: empty file; expected one hypothesis per line")
     ref_lines = [read_lines(r, encoding, errors) for r in refs]
+    src_lines = read_lines(src, encoding, errors) if src is not None else None
     for r, lines in zip(refs, ref_lines, strict=True):
         if len(lines) != len(hyps):
             raise DataError(
@@ -348,15 +349,14 @@ def score_files(
         from bayling.lid import copy_flags, off_target_rates
 
         out |= off_target_rates(hyps, tgt)[0]
-        if src is not None:
-            src_lines = read_lines(src)
+        if src_lines is not None:
             if len(src_lines) != len(hyps):
                 raise DataError(f"{src}: {len(src_lines)} source lines but {len(hyps)} hypothesis lines in {hyp}")
             copies = copy_flags(hyps, src_lines)
             out["copy"] = round(100.0 * sum(copies) / max(len(copies), 1), 2)
     if comet_model:
-        if src is None:
+        if src_lines is None:
             raise ConfigError("COMET needs the source file (--src)")
-        res = comet_scores(read_lines(src, encoding, errors), hyps, ref_lines[0], comet_model)
+        res = comet_scores(src_lines, hyps, ref_lines[0], comet_model)
         out["comet"] = {"score": res["score"], "signature": res["signature"]}
     return out

@@ -487,11 +487,30 @@ def rebuild_report(eval_dir: str | Path) -> tuple[Path, Path]:
         raise DataError(f"{f} not found: run `bayling eval` first")
     from bayling.validate import fail, read_json
 
-    metrics = read_json(f)
+    metrics = read_json(f)  # not UTF-8, not JSON: one line naming the file
     if not isinstance(metrics, dict):
         raise fail(str(f), "the metrics object written by `bayling eval`", metrics)
+    check_metrics_shape(metrics, str(f))
     extra = {k: metrics.get(k) for k in ("benchmarks", "open_ended", "interactive") if metrics.get(k)}
-    try:
-        return write_report(d, metrics, extra, name=metrics.get("name", d.parent.name))
-    except (KeyError, TypeError, AttributeError, ValueError) as e:  # a hand-edited or damaged file (-v: the cause)
-        raise DataError(f"{f}: not a metrics.json written by `bayling eval` ({type(e).__name__}: {e})") from e
+    # no blanket except here: a file of the right shape that the report still fails on is a bug of bayling's
+    return write_report(d, metrics, extra, name=metrics.get("name", d.parent.name))
+
+
+def check_metrics_shape(metrics: dict[str, Any], where: str) -> None:
+    """The shape the report reads: ``directions`` (strings), ``systems`` ({system: {direction: {metric: {...}}}}),
+    ``prompts`` ({system: {...}}) and the parts' sections (objects).
+
+    Raises:
+        DataError: ``metrics.json: systems.tuned: expected an object, found a list of 2 items``.
+    """
+    from bayling.validate import at, check, check_fields
+
+    check_fields(metrics, {"name": str, "directions": [str]}, where)
+    for key in ("systems", "prompts", "benchmarks", "open_ended", "interactive", "perplexity"):
+        check(metrics.get(key) or {}, dict, at(where, key))
+    for s, per in (metrics.get("systems") or {}).items():
+        for d, scores in check(per, dict, at(where, f"systems.{s}")).items():
+            for m, score in check(scores, dict, at(where, f"systems.{s}.{d}")).items():
+                check(score, dict, at(where, f"systems.{s}.{d}.{m}"))
+    for s, rec in (metrics.get("prompts") or {}).items():
+        check(rec, dict, at(where, f"prompts.{s}"))

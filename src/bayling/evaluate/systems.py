@@ -215,8 +215,11 @@ def make_engine(system: System, cfg: Any, model_cfg: ModelConfig) -> Engine:
 
 
 def baseline_system(names: Iterable[str]) -> str | None:
-    """The system ``tuned`` is compared with: ``base``, else the first ``base-*`` (``base-fewshot`` in a run)."""
-    names = list(names)
-    if "base" in names:
-        return "base"
-    return next((n for n in names if n.startswith("base")), None)
+    """The system ``tuned`` is compared with (Δ): ``base-fewshot`` whenever it exists (the strong base-model
+    baseline; with ``base_prompts: [chat, fewshot]`` the chat-prompted base is the weak one), else ``base``, else
+    the first other ``base-*`` by name, so the choice never depends on the order systems are listed in."""
+    names = set(names)
+    for name in ("base-fewshot", "base"):
+        if name in names:
+            return name
+    return min((n for n in names if n.startswith("base")), default=None)

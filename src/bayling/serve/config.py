@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from bayling.config import Count, Positive, PositiveFloat, between, check_bounds
 from bayling.errors import ConfigError
+
+Port = Annotated[int, between(1, 65535)]
+"""A TCP port (``serve.port`` and ``bayling serve --port``)."""
 
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 """Names of this machine: binding to one keeps the server private, and they are the Host names it accepts."""
@@ -21,7 +25,7 @@ class ChatConfig:
     """The chat stage of ``bayling run``: answer one turn with the tuned model, as a smoke test."""
 
     prompt: str = "Translate the following sentence into Chinese.\nThe train to Berlin leaves at nine o'clock."
-    max_new_tokens: int = 64
+    max_new_tokens: Positive = 64
 
 
 @dataclass
@@ -32,26 +36,26 @@ class ServeConfig:
     """``transformers``, ``llamacpp`` or ``vllm``."""
     host: str = "127.0.0.1"
     """Interface to bind; the default keeps the server private to this machine."""
-    port: int = 8000
+    port: Port = 8000
     model_name: str | None = None
     """Model id reported by ``/v1/models`` (default: the run's or model's name)."""
-    max_new_tokens: int = 512
+    max_new_tokens: Positive = 512
     """The most tokens one request may ask for (``max_tokens``); more is a 400, not a silent clamp."""
-    default_max_tokens: int = 256
+    default_max_tokens: Positive = 256
     """Reply length when a request gives no ``max_tokens``."""
-    max_input_tokens: int = 2048
+    max_input_tokens: Positive = 2048
     """The longest rendered prompt accepted (also bounded by the engine's context window)."""
-    max_messages: int = 64
+    max_messages: Positive = 64
     """Most messages in one conversation."""
-    max_request_bytes: int = 1_000_000
+    max_request_bytes: Positive = 1_000_000
     """Largest request body; bigger is a 413."""
-    max_queue: int = 32
+    max_queue: Count = 32
     """Requests allowed to wait while the engine is busy; one more is answered 429 at once."""
-    max_batch_size: int = 8
+    max_batch_size: Positive = 8
     """Waiting non-streaming requests with the same sampling settings answered in one engine call."""
-    queue_timeout_s: float = 120.0
+    queue_timeout_s: PositiveFloat = 120.0
     """A request still waiting after this long is answered 503 instead of hanging."""
-    generation_timeout_s: float = 600.0
+    generation_timeout_s: PositiveFloat = 600.0
     """A plain request whose generation runs longer than this (a stream silent this long) is answered 504; a
     hung engine then costs each client one bounded wait, and ``/health`` reports ``stalled``."""
     api_key_env: str = "BAYLING_API_KEY"
@@ -71,18 +75,9 @@ class ServeConfig:
     ``{gpu_memory_utilization: 0.8}`` (vllm)."""
 
     def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "default_max_tokens", "max_input_tokens", "max_messages", "max_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("queue_timeout_s", "generation_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"serve.{name} must be > 0 seconds, got {getattr(self, name)}")
-        if self.max_queue < 0:
-            raise ConfigError(f"serve.max_queue must be >= 0, got {self.max_queue}")
+        check_bounds(self, "serve")
         if self.default_max_tokens > self.max_new_tokens:
             raise ConfigError("serve.default_max_tokens must not exceed serve.max_new_tokens")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"serve.port must be 1..65535, got {self.port}")
         for origin in self.cors_origins:
             if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ConfigError(f"serve.cors_origins: {origin!r} is not an origin like 'https://example.org:8080'")

@@ -7,7 +7,9 @@ sections switch the language-aware extra stages on (see ``configs/train/*.yaml``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from bayling.config import Count, Fraction, NonNegative, Positive, PositiveFloat, Steps, between, check_bounds
 from bayling.errors import ConfigError
 
 METHODS = ("lora", "full", "qlora")
@@ -26,11 +28,11 @@ class CptConfig:
     """Monolingual text: ``.txt`` (one document per line) or ``.jsonl`` with a ``text`` field. None = no stage 1."""
     method: str = "full"
     """``full`` (as ALMA) or ``lora`` (merged into the weights before SFT)."""
-    learning_rate: float = 2e-5
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 4
-    max_length: int = 512
+    learning_rate: PositiveFloat = 2e-5
+    epochs: PositiveFloat = 1.0
+    max_steps: Steps = -1
+    batch_size: Positive = 4
+    max_length: Positive = 512
     """Packed sequence length; documents are packed with ``bfd_split`` so no text is dropped."""
 
 
@@ -47,15 +49,15 @@ class PreferenceConfig:
     """``none``, ``dpo`` or ``cpo``."""
     data: str | None = None
     """JSONL of ready pairs: ``prompt`` (messages), ``chosen`` and ``rejected`` (assistant strings)."""
-    max_pairs: int = 256
+    max_pairs: Positive = 256
     """Build at most this many pairs from the training data (each costs one greedy generation)."""
-    max_new_tokens: int = 128
-    beta: float = 0.1
-    learning_rate: float = 5e-6
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 4
-    cpo_alpha: float = 1.0
+    max_new_tokens: Positive = 128
+    beta: PositiveFloat = 0.1
+    learning_rate: PositiveFloat = 5e-6
+    epochs: PositiveFloat = 1.0
+    max_steps: Steps = -1
+    batch_size: Positive = 4
+    cpo_alpha: NonNegative = 1.0
     """Weight of CPO's NLL term on the chosen side (ALMA-R uses 1.0)."""
 
 
@@ -65,19 +67,19 @@ class TrainConfig:
 
     method: str = "lora"
     """``lora``, ``full`` or ``qlora`` (4-bit base via bitsandbytes; CUDA only)."""
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_r: Positive = 16
+    lora_alpha: Positive = 32
+    lora_dropout: Annotated[float, between(0, 1, hi_open=True)] = 0.05
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
-    learning_rate: float = 2e-4
-    epochs: float = 1.0
-    max_steps: int = -1
+    learning_rate: PositiveFloat = 2e-4
+    epochs: PositiveFloat = 1.0
+    max_steps: Steps = -1
     """Stop after this many optimizer steps (overrides ``epochs`` when > 0)."""
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 256
+    batch_size: Positive = 4
+    grad_accum: Positive = 1
+    max_length: Positive = 256
     """Token budget per example (or per packed sequence)."""
     packing: bool = False
     """Pack several examples into one sequence (padding-free, no cross-example attention where supported).
@@ -95,20 +97,20 @@ class TrainConfig:
     time (:mod:`bayling.train.loss`): same loss, much less work on a large vocabulary. ``false`` = TRL's own head."""
     attn_implementation: str | None = None
     """``sdpa``, ``eager``, ``flash_attention_2``, ``flex_attention``…; None = the model's default."""
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
+    warmup_ratio: Fraction = 0.05
+    weight_decay: NonNegative = 0.0
     lr_scheduler: str = "cosine"
     gradient_checkpointing: bool = False
     bf16: bool = True
     """Train in bfloat16 (weights loaded in bf16; LoRA adapters kept in fp32 by PEFT)."""
-    logging_steps: int = 5
-    save_steps: int = 0
+    logging_steps: Positive = 5
+    save_steps: Count = 0
     """Save a resumable checkpoint every N steps (0 = only at the end)."""
-    save_total_limit: int | None = 2
+    save_total_limit: Positive | None = 2
     """Keep this many newest checkpoints (None = all)."""
     resume: bool = True
     """Continue from the newest checkpoint in the output directory if one exists (same config and data only)."""
-    threads: int | None = None
+    threads: Positive | None = None
     """CPU threads for torch (None = torch's default)."""
     report_to: list[str] | None = None
     """Experiment trackers, as transformers' ``report_to``: ``tensorboard``, ``mlflow``, ``wandb`` (and its other
@@ -120,6 +122,7 @@ class TrainConfig:
     """After training: ``merged`` (full safetensors model) and/or ``gguf`` (LoRA adapter for llama.cpp)."""
 
     def __post_init__(self) -> None:
+        check_bounds(self, "train")
         if self.method not in METHODS:
             raise ConfigError(f"train.method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.packing_strategy not in ("bfd", "bfd_split", "wrapped"):

@@ -21,7 +21,6 @@ and unpacks only the converter scripts under ``$BAYLING_CACHE/llama.cpp/VERSION`
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -53,13 +52,15 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 
 def base_of(adapter_dir: str | Path) -> Path | None:
     """The base model an adapter was trained on (``bayling_base_model.json``, else PEFT's config)."""
+    from bayling.validate import field, read_json_object
+
     adapter_dir = Path(adapter_dir)
     marker = adapter_dir / "bayling_base_model.json"
     if marker.is_file():
-        return Path(json.loads(marker.read_text(encoding="utf-8"))["base_model"])
+        return Path(field(read_json_object(marker), "base_model", "text", str(marker)))
     cfg = adapter_dir / "adapter_config.json"
     if cfg.is_file():
-        name = json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        name = read_json_object(cfg).get("base_model_name_or_path")
         return Path(name) if name else None
     return None
 
