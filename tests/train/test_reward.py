@@ -98,7 +98,15 @@ def _adapter(path: Path) -> dict[str, torch.Tensor]:
 
 def _sft(**kw) -> TrainConfig:
     return TrainConfig(
-        method="lora", learning_rate=5e-3, max_steps=2, batch_size=4, bf16=False, logging_steps=1, report_to=[], warmup_ratio=0.0, **kw
+        method="lora",
+        learning_rate=5e-3,
+        max_steps=2,
+        batch_size=4,
+        bf16=False,
+        logging_steps=1,
+        report_to=[],
+        warmup_ratio=0.0,
+        **kw,
     )
 
 

@@ -140,7 +140,9 @@ def run_grpo(
     spec = RewardSpec(rc.length_penalty, rc.comet_model, rc.cometkiwi_model, rc.comet_weight)
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders prompts through it: the one prompt format
     args = grpo_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads
-    model = load_stage_output(prev_output, base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code)
+    model = load_stage_output(
+        prev_output, base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code
+    )
     trainer = build_grpo_trainer(model, tokenizer, fmt, items, spec, args)
     resume = last_checkpoint(stage_dir, fp, cfg.resume)
     summary = fit(trainer, "grpo", resume)

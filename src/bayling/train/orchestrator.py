@@ -128,7 +128,11 @@ def train(
 
     final = out / "final"
     adapter_on_new_base = cfg.method != "full" and base != original
-    later = [name for name, on in (("preference", cfg.preference.method != "none"), ("reward", cfg.reward.method != "none")) if on]
+    later = [
+        name
+        for name, on in (("preference", cfg.preference.method != "none"), ("reward", cfg.reward.method != "none"))
+        if on
+    ]
     # Each stage writes its own output; the last one writes final (unless a merge into the CPT base follows).
     outputs = {name: out / name / "output" for name in ("sft", *later)}
     last = ("sft", *later)[-1]
@@ -136,7 +140,18 @@ def train(
         outputs[last] = final
     base_fp = stages["cpt"]["fingerprint"] if "cpt" in stages else ""
     stages["sft"] = run_sft(
-        cfg, base, tokenizer, fmt, Path(data_file), out / "sft", outputs["sft"], device, seed, callbacks, base_fp, trust
+        cfg,
+        base,
+        tokenizer,
+        fmt,
+        Path(data_file),
+        out / "sft",
+        outputs["sft"],
+        device,
+        seed,
+        callbacks,
+        base_fp,
+        trust,
     )
     prev = "sft"
     for name in later:

@@ -231,7 +231,9 @@ def run_preference(
 
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
     args = preference_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads
-    model = load_stage_output(sft_output, base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code)
+    model = load_stage_output(
+        sft_output, base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code
+    )
     dataset = datasets.Dataset.from_list(_conversational(pairs))
     if pc.method == "dpo":
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)

@@ -109,14 +109,21 @@ def gate_verdicts(hyps: Sequence[str], sources: Sequence[str], tgts: Sequence[st
 def _comet(model_path: str) -> Any:
     comet = require("comet", "comet")
     if not Path(model_path).is_file():
-        raise ConfigError(f"train.reward: COMET checkpoint not found: {model_path} (the path of checkpoints/model.ckpt)")
+        raise ConfigError(
+            f"train.reward: COMET checkpoint not found: {model_path} (the path of checkpoints/model.ckpt)"
+        )
     return comet.load_from_checkpoint(model_path)
 
 
 def _comet_segments(model_path: str, sources: Sequence[str], hyps: Sequence[str], refs: Sequence[str] | None) -> list:
     torch = require("torch", "train")
-    rows = [{"src": s, "mt": h} | ({"ref": refs[i]} if refs else {}) for i, (s, h) in enumerate(zip(sources, hyps))]
-    out = _comet(model_path).predict(rows, batch_size=16, gpus=1 if torch.cuda.is_available() else 0, progress_bar=False)
+    rows = [
+        {"src": s, "mt": h} | ({"ref": refs[i]} if refs else {})
+        for i, (s, h) in enumerate(zip(sources, hyps, strict=True))
+    ]
+    out = _comet(model_path).predict(
+        rows, batch_size=16, gpus=1 if torch.cuda.is_available() else 0, progress_bar=False
+    )
     return [100 * float(x) for x in out.scores]
 
 
@@ -165,7 +172,9 @@ def _excluded_texts(data_file: Path) -> set[str]:
         path = data_file.parent / name
         if path.is_file():
             for rec in read_jsonl(path):
-                texts.update(v.strip() for k, v in rec.items() if k not in ("id", "doc", "domain") and isinstance(v, str))
+                texts.update(
+                    v.strip() for k, v in rec.items() if k not in ("id", "doc", "domain") and isinstance(v, str)
+                )
     return texts
 
 
