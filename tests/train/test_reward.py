@@ -174,3 +174,35 @@ def test_sampled_preference_stage_runs_one_step_and_changes_the_adapter(tiny_lla
         assert requests[json.dumps(p["prompt"])]["reference"] == p["chosen"] and p["rejected"] != p["chosen"]
     stage = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))["stages"]["preference"]
     assert stage["pair_source"] == "sampled" and stage["steps"] == 1 and stage["pairs"] == len(pairs)
+
+
+RECOMMENDED = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "alignment_recommended_60min.yaml"
+
+
+def test_recommended_preset_is_sft_plus_reward_with_budget_by_need_and_runs_on_the_tiny_model(tiny_llama, tmp_path):
+    from bayling.cli import main
+    from bayling.config import load_config
+    from bayling.pipeline import RunConfig
+
+    assert RECOMMENDED.read_text(encoding="utf-8").startswith("# NOT YET MEASURED")
+    cfg = load_config(RunConfig, RECOMMENDED)
+    assert cfg.train.reward.method == "grpo" and cfg.train.preference.method == "none"
+    assert cfg.data.budget_by != "even" and cfg.data.token_budget and cfg.eval.max_sentences >= 50
+    assert {"jav_Latn", "asm_Beng", "yor_Latn", "heb_Hebr"} <= set(cfg.train.reward.targets)
+    run_dir = tmp_path / "rec"
+    overrides = [
+        f"run_dir={run_dir}", f"model.name_or_path={tiny_llama}", "model.dtype=float32", "data.source=sample",
+        "data.languages=[eng_Latn,zho_Hans,deu_Latn]", "data.split_by=auto", "data.heldout=6", "data.fewshot=4",
+        "data.token_budget=6000", f"data.tokenizer={tiny_llama}", "data.instructions=[sample]", "train.max_steps=2",
+        "train.save_steps=0", "train.report_to=[]", "train.reward.targets=[zho_Hans,deu_Latn]",
+        "train.reward.max_steps=1", "train.reward.max_prompts=4", "train.reward.max_new_tokens=6",
+        "stages=[data,train]",
+    ]  # fmt: skip
+    assert main(["run", str(RECOMMENDED), *overrides]) == 0
+    stats = json.loads((run_dir / "data" / "stats.json").read_text())
+    assert stats["token_budget"]["budget_by"] == "fertility" and stats["token_budget"]["need_weights"]
+    summary = json.loads((run_dir / "train" / "summary.json").read_text())
+    assert summary["stages"]["reward"]["steps"] == 1 and set(summary["stages"]["reward"]["targets"]) <= {
+        "zho_Hans",
+        "deu_Latn",
+    }

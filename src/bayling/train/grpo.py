@@ -81,6 +81,9 @@ def grpo_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -> Any:
         max_steps=rc.max_steps,
         count_tokens=False,  # GRPO's batches are prompts, not input_ids
     )
+    # One group batch per optimizer step: SFT's grad_accum would make GRPO generate that many batches per step
+    # (its steps_per_generation defaults to it), and a small prompt set would then end an epoch with no step.
+    shared["gradient_accumulation_steps"] = 1
     return check_launch(
         trl.GRPOConfig(
             **shared,
