@@ -41,7 +41,9 @@ def test_need_weights_per_measure():
         {"asm_Beng": 1.0, "jav_Latn": 0.5, "eng_Latn": 0.0}
     )
     assert need_weights("even", {"a": 5.0, "b": 1.0}, 0.3) == {"a": 1.0, "b": 1.0}
-    split = budgets_by_need({"interactive": 1001, "crosslingual": 50}, {"jav_Latn": 1.1, "eng_Latn": 0.2}, ("interactive", "pairs"))
+    split = budgets_by_need(
+        {"interactive": 1001, "crosslingual": 50}, {"jav_Latn": 1.1, "eng_Latn": 0.2}, ("interactive", "pairs")
+    )
     assert split == {"interactive:eng_Latn": 154, "interactive:jav_Latn": 847}
     dirs = [("eng_Latn", "jav_Latn"), ("zho_Hans", "jav_Latn"), ("jav_Latn", "eng_Latn")]
     assert direction_weights(dirs, {"jav_Latn": 1.0, "eng_Latn": 0.2}) == [0.5, 0.5, 0.2]
