@@ -206,3 +206,26 @@ def test_recommended_preset_is_sft_plus_reward_with_budget_by_need_and_runs_on_t
         "zho_Hans",
         "deu_Latn",
     }
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        (dict(reward=RewardConfig(method="ppo")), "train.reward.method"),
+        (dict(reward=RewardConfig(method="grpo", num_generations=1)), "num_generations"),
+        (dict(reward=RewardConfig(method="grpo", length_penalty=-1)), "length_penalty"),
+        (dict(reward=RewardConfig(method="grpo", targets=["klingon"])), "klingon"),
+        (dict(preference=PreferenceConfig(method="dpo", pairs="beam")), "train.preference.pairs"),
+        (dict(preference=PreferenceConfig(method="dpo", pairs="sampled", temperature=0)), "temperature"),
+        (dict(preference=PreferenceConfig(method="dpo", chosen="worst")), "train.preference.chosen"),
+    ],
+)
+def test_reward_config_errors_name_the_key(section, match):
+    from bayling.errors import BaylingError
+
+    with pytest.raises(BaylingError, match=match):
+        TrainConfig(**section)
+    assert TrainConfig(reward=RewardConfig(method="grpo", targets=["jv", "heb_Hebr"])).reward.targets == [
+        "jav_Latn",
+        "heb_Hebr",
+    ]
