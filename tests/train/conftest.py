@@ -86,3 +86,15 @@ def launched(monkeypatch):
 
     AcceleratorState._reset_state(reset_partial_state=True)
     unset_hf_deepspeed_config()
+
+
+@pytest.fixture(scope="session")
+def translation_data(tmp_path_factory) -> Path:
+    """``train.jsonl`` of a tiny real data-stage build from the shipped sample corpus (en/zh/de translation
+    dialogues, plain pairs, cross-lingual examples), with its ``heldout.jsonl`` beside it."""
+    from bayling.data import build
+    from bayling.data.config import DataConfig
+
+    out = tmp_path_factory.mktemp("translation_data")
+    build(DataConfig(interactive=24, pairs=8, crosslingual=12, general=4, heldout=6), out, 0)
+    return out / "train.jsonl"

@@ -90,9 +90,9 @@ def test_no_import_cycle_inside_bayling_train():
 
 
 def test_stages_share_helpers_and_never_import_each_other():
-    """cpt, sft and preference each take the shared helpers; only the orchestrator knows all three."""
+    """cpt, sft, preference and grpo each take the shared helpers; only the orchestrator knows them all."""
     graph = import_graph(TRAIN, "bayling.train")
-    stages = {f"bayling.train.{s}" for s in ("cpt", "sft", "preference")}
+    stages = {f"bayling.train.{s}" for s in ("cpt", "sft", "preference", "grpo")}
     for stage in stages:
         assert not graph[stage] & stages, f"{stage} imports another stage: {graph[stage] & stages}"
         assert "bayling.train.stage" in graph[stage], stage

@@ -32,14 +32,30 @@ from typing import Any
 from bayling.config import check_bounds
 from bayling.data.config import DataConfig
 from bayling.data.filters import Dedup, ExampleFilter
-from bayling.data.generate import BucketWriter, ShardPlan, emit, make_filter, pilot_tokens, run_shard
+from bayling.data.generate import (
+    BucketWriter,
+    ShardPlan,
+    emit,
+    make_filter,
+    pilot_tokens,
+    run_shard,
+    training_records,
+)
 from bayling.data.interactive import Dialogue
 from bayling.data.parallel import iter_parallel
 from bayling.data.plan import (
+    DIRECTED_KINDS,
+    NEED_MEASURES,
+    NEED_OVERGENERATE,
+    OVERGENERATE,
     TRANSLATION_KINDS,
     Counts,
     GeneralPool,
+    budgets_by_need,
     calibrate_counts,
+    direction_weights,
+    need_weights,
+    read_need_file,
     select_general,
 )
 from bayling.data.split import Split, split_records
@@ -76,6 +92,15 @@ def _check(cfg: DataConfig) -> None:
             raise ConfigError("data.token_budget and data.total both size the build: set one of them")
         if not cfg.tokenizer:
             raise ConfigError("data.token_budget counts tokens with data.tokenizer: set it (e.g. gemma-3-270m)")
+    if cfg.budget_by not in NEED_MEASURES:
+        raise ConfigError(f"data.budget_by: use {', '.join(NEED_MEASURES)}, got {cfg.budget_by!r}")
+    if cfg.budget_by != "even":
+        if cfg.token_budget is None:
+            raise ConfigError(f"data.budget_by={cfg.budget_by} splits data.token_budget: set data.token_budget")
+        if cfg.budget_by in ("off_target", "chrf") and not cfg.need_file:
+            raise ConfigError(f"data.budget_by={cfg.budget_by} reads the base's scores from data.need_file: set it")
+        if cfg.need_floor < 0:
+            raise ConfigError(f"data.need_floor must be >= 0, got {cfg.need_floor}")
     if cfg.split_by not in ("auto", "document", "record"):
         raise ConfigError(f"data.split_by: use auto, document or record, got {cfg.split_by!r}")
     known = ("translate", "multi_target", "identify", "verify")
@@ -299,11 +324,15 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
         heldout_texts=[r.texts for r in p.heldout],
         skip_flores=same_flores,
     )
+    need = _need_weights(cfg, plan, p) if cfg.budget_by != "even" else None
+    if need:
+        p.counts.budgets.update(budgets_by_need(p.counts.budgets, need, DIRECTED_KINDS))
+        plan.direction_weights = direction_weights(plan.directions, need)
     pilot = None
     kinds = [k for k in TRANSLATION_KINDS if p.counts.budgets.get(k)]
     if kinds:
         pilot = pilot_tokens(plan, p.counter, kinds)
-        calibrate_counts(p.counts, pilot)
+        calibrate_counts(p.counts, pilot, NEED_OVERGENERATE if need else OVERGENERATE)
         plan.interactive, plan.crosslingual, plan.pairs = p.counts.interactive, p.counts.crosslingual, p.counts.pairs
     if p.counts.shortfall:
         unit = "tokens" if cfg.token_budget else "examples"
@@ -351,7 +380,7 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
         drops.update(r["dropped"])
         flt.counts.update(r["filter"])
 
-    budgets = {k: v for k, v in p.counts.budgets.items() if k in TRANSLATION_KINDS}
+    budgets = {k: v for k, v in p.counts.budgets.items() if k.split(":")[0] in TRANSLATION_KINDS}
     stats, dups, spent = _merge(cfg, out, tmp, buckets, p.counter, budgets)
     shutil.rmtree(tmp, ignore_errors=True)
     if "hf" in cfg.formats:
@@ -376,7 +405,14 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
             "teacher": cfg.teacher.examples,
         },
         token_budget=(
-            {"total": cfg.token_budget, "planned": p.counts.budgets, "spent": spent, "pilot": pilot}
+            {
+                "total": cfg.token_budget,
+                "budget_by": cfg.budget_by,
+                "need_weights": need,
+                "planned": p.counts.budgets,
+                "spent": spent,
+                "pilot": pilot,
+            }
             if cfg.token_budget
             else None
         ),
@@ -402,6 +438,24 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
         info["fertility"] = fertility({c: [r.texts[c] for r in p.heldout[:200]] for c in p.langs}, stats.counter)
     write_json(out / "stats.json", info)
     return DataResult(out, info)
+
+
+def _need_weights(cfg: DataConfig, plan: ShardPlan, p: Prepared) -> dict[str, float]:
+    """``data.budget_by``'s weight per target language of the build's directions (:func:`need_weights`)."""
+    targets = sorted({t for _, t in p.directions})
+    if cfg.budget_by == "fertility":
+        if "eng_Latn" not in p.langs:
+            raise ConfigError("data.budget_by=fertility measures tokens per English token: add eng_Latn to languages")
+        records = [rec for _, rec in itertools.islice(training_records(plan, BadLines(True)), FERTILITY_RECORDS)]
+        ratios = fertility({c: [r.texts[c] for r in records] for c in {*targets, "eng_Latn"}}, p.counter)
+        values = {t: float(ratios[t]["premium_vs_eng"] or 1.0) for t in targets}
+    else:
+        values = read_need_file(cfg.need_file or "", cfg.budget_by, targets, cfg.need_system)
+    return need_weights(cfg.budget_by, values, cfg.need_floor)
+
+
+FERTILITY_RECORDS = 200
+"""Training records whose sentences measure tokenizer fertility for ``data.budget_by: fertility``."""
 
 
 def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
@@ -469,10 +523,15 @@ def _merge(
                         continue
                     if cfg.token_budget:
                         kind = ex["task"] if ex["task"] != "general" else f"general_{ex['src']}"
-                        if kind in (budgets or {}) and spent[kind] >= budgets[kind]:
+                        # a kind split by language (data.budget_by) is capped per target language instead
+                        key = f"{kind}:{ex.get('tgt')}" if f"{kind}:{ex.get('tgt')}" in (budgets or {}) else kind
+                        if key in (budgets or {}) and spent[key] >= budgets[key]:
                             dups["over_budget"] += 1
                             continue
-                        spent[kind] += sum(counter.count([m["content"] for m in ex["messages"]]))
+                        n = sum(counter.count([m["content"] for m in ex["messages"]]))
+                        spent[kind] += n
+                        if key != kind:
+                            spent[key] += n
                     w.write(ex)
                     if sharegpt:
                         sharegpt.write(to_sharegpt(ex))

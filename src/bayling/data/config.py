@@ -148,6 +148,20 @@ class DataConfig:
     instructions are chosen until their share is reached; translation examples are over-generated (counts calibrated
     on a pilot sample) and the surplus of each kind is dropped in the shuffled order, so equal budgets give
     mixes of equal size whatever their composition (the data-mix ablation). Exclusive with ``total``."""
+    budget_by: str = "even"
+    """How the token budget of the kinds with translation directions (``interactive``, ``pairs``) is split across
+    target languages: ``even`` (directions drawn uniformly, as BayLing 2) or by what the base lacks there, as
+    weights ``need_floor + need`` (:func:`bayling.data.plan.need_weights`): ``off_target`` or ``chrf`` (the base's
+    few-shot off-target rate / chrF++ per target language, read from ``need_file``) or ``fertility`` (the
+    tokenizer's tokens per English token on the training records: no model run). Needs ``token_budget``; each
+    language's share sums exactly to its kind's budget and is enforced like the kind's (surplus dropped)."""
+    need_file: str | None = None
+    """JSON of the base's scores for ``budget_by: off_target | chrf``: ``{code: value}``, a direction-keyed
+    ``scores.json``, or an evaluation's ``metrics.json`` (see :func:`bayling.data.plan.read_need_file`)."""
+    need_system: str | None = None
+    """The system of a ``metrics.json`` ``need_file`` to read; None = the first named ``base*``."""
+    need_floor: NonNegative = 0.2
+    """Weight every target language has beyond its need (need is in [0, 1]), so none is left out of the mix."""
     mix: dict[str, Fraction] = field(
         default_factory=lambda: {"general_zho_Hans": 0.432, "general_eng_Latn": 0.262, "crosslingual": 0.306}
     )

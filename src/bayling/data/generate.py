@@ -59,6 +59,15 @@ class ShardPlan:
     heldout_texts: list[dict[str, str]] = field(default_factory=list)
     skip_flores: bool = False
     pairs: int = 0
+    direction_weights: list[float] | None = None
+    """Sampling weights of ``directions`` (``data.budget_by``); None = uniform."""
+
+
+def _direction(plan: ShardPlan, rng: random.Random) -> tuple[str, str]:
+    """A translation direction, uniform or by ``plan.direction_weights`` (uniform builds draw exactly as before)."""
+    if plan.direction_weights:
+        return rng.choices(plan.directions, plan.direction_weights)[0]
+    return rng.choice(plan.directions)
 
 
 def quota(u: int, total: int, n: int) -> int:
@@ -148,7 +157,7 @@ def record_examples(
     rng = random.Random(f"{plan.seed}:{u}")
     tasks, weights = zip(*plan.task_weights.items(), strict=True)
     for k in range(quota(u, plan.interactive, plan.n_used)):
-        src, tgt = rng.choice(plan.directions)
+        src, tgt = _direction(plan, rng)
         il = rng.choice(plan.instruction_languages)
         d = interactive_dialogue(rec, src, tgt, il, templates, rng, plan.max_followups)
         meta = {"task": "interactive", "src": src, "tgt": tgt, "instruction_lang": il, "source_id": rec.id}
@@ -158,7 +167,7 @@ def record_examples(
         d, meta = crosslingual_example(rec, task, plan.instruction_languages, templates, rng)
         yield d, {"task": "crosslingual", **meta, "source_id": rec.id}, f"crosslingual-{u}-{k}"
     for k in range(quota(u, plan.pairs, plan.n_used)):  # drawn last: builds without pairs are unchanged
-        src, tgt = rng.choice(plan.directions)
+        src, tgt = _direction(plan, rng)
         il = rng.choice(plan.instruction_languages)
         messages = translation_turn(rec, src, tgt, il, templates, rng)
         d = Dialogue(messages, ["translate"], [{"lang": tgt, "source": rec.texts[src]}])

@@ -17,7 +17,7 @@ from typing import Any
 
 from bayling.data.config import DataConfig
 from bayling.data.instructions import iter_instructions
-from bayling.errors import ConfigError, DataError
+from bayling.errors import ConfigError, DataError, UnknownLanguageError
 from bayling.languages import get_language
 from bayling.validate import BadLines
 
@@ -111,9 +111,14 @@ OVERGENERATE = 1.2
 """Token-budget builds generate this much more than each translation kind's budget (the merge drops the rest)."""
 
 
-def calibrate_counts(counts: Counts, pilot: dict[str, dict[str, float]]) -> None:
+NEED_OVERGENERATE = 2.0
+"""The same with ``data.budget_by`` splitting a kind's budget across target languages: a language with a small
+share gets few examples, whose count varies more, so more are drawn to fill every language's share."""
+
+
+def calibrate_counts(counts: Counts, pilot: dict[str, dict[str, float]], factor: float = OVERGENERATE) -> None:
     """Set the translation example counts of a ``token_budget`` build from a pilot's tokens per example and
-    filter keep-rate (:func:`bayling.data.generate.pilot_tokens`): enough to fill each kind's budget.
+    filter keep-rate (:func:`bayling.data.generate.pilot_tokens`): ``factor`` times what fills each kind's budget.
 
     Raises:
         DataError: when no pilot example of a budgeted kind passed the filters.
@@ -125,7 +130,7 @@ def calibrate_counts(counts: Counts, pilot: dict[str, dict[str, float]]) -> None
                 f"data.token_budget: no {kind} example passed the filters in a pilot of the build "
                 "(see data.filters); the budget cannot be filled"
             )
-        setattr(counts, kind, math.ceil(counts.budgets[kind] * OVERGENERATE / per))
+        setattr(counts, kind, math.ceil(counts.budgets[kind] * factor / per))
 
 
 @dataclass
@@ -232,3 +237,105 @@ def _sample_has_data() -> bool:
 
     p = sample_instructions()
     return p.is_file() and p.stat().st_size > 0
+
+
+# ----------------------------------------------------------------------------- budget by need
+
+NEED_MEASURES = ("even", "off_target", "chrf", "fertility")
+DIRECTED_KINDS = ("interactive", "pairs")
+"""The translation kinds drawn over ``directions``, whose budget ``data.budget_by`` splits by target language
+(cross-lingual examples pick their languages per record and stay even)."""
+"""``data.budget_by``: how the translation budget is split across target languages (see :func:`need_weights`)."""
+
+
+def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """``total`` split in proportion to ``weights``: integers that sum exactly to ``total`` (largest remainder;
+    ties go to the earlier code in sorted order, so the split is the same on every machine and run)."""
+    if total < 0 or not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ConfigError(f"cannot split {total} by weights {weights}: need total >= 0 and weights >= 0, not all 0")
+    norm = sum(weights.values())
+    exact = {k: total * w / norm for k, w in sorted(weights.items())}
+    out = {k: math.floor(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: (-(exact[k] - out[k]), k))[: total - sum(out.values())]:
+        out[k] += 1
+    return out
+
+
+def read_need_file(path: str, measure: str, targets: list[str], system: str | None = None) -> dict[str, float]:
+    """The base's ``measure`` (``off_target`` % or ``chrf``) per target language, from ``path``.
+
+    Accepted layouts: ``{code: value}``; a direction-keyed scores file (``{"eng_Latn-jav_Latn": {"chrf": {"score":
+    ...}, "off_target": ...}}``, as ``scores.json`` of a translation evaluation); or an evaluation's
+    ``metrics.json`` (``systems`` -> the system named ``system``, else the first whose name starts with ``base``).
+    A language with several directions into it gets their mean. Every target must have a value.
+    """
+    from bayling.validate import read_json
+
+    data = read_json(path, what="data.need_file")
+    if isinstance(data, dict) and isinstance(data.get("systems"), dict):
+        systems = data["systems"]
+        name = system or next((n for n in systems if n.startswith("base")), None)
+        if name not in systems:
+            raise DataError(f"{path}: no system {name or 'base*'} among {sorted(systems)} (set data.need_system)")
+        data = systems[name]
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object of languages or directions")
+    values: dict[str, list[float]] = {}
+    for key, v in data.items():
+        code = key.split("-")[-1]
+        if isinstance(v, dict):
+            v = v.get(measure)
+            v = v.get("score") if isinstance(v, dict) else v
+        try:
+            code = get_language(code).code
+        except UnknownLanguageError:
+            continue  # not a language or direction key (a mean, a count...)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            values.setdefault(code, []).append(float(v))
+    missing = [t for t in targets if t not in values]
+    if missing:
+        raise DataError(f"{path}: no {measure} for target language(s) {', '.join(missing)}")
+    return {t: sum(values[t]) / len(values[t]) for t in targets}
+
+
+def need_weights(measure: str, values: dict[str, float], floor: float) -> dict[str, float]:
+    """Each target language's weight, ``floor + need`` with need in [0, 1]: what the base lacks there.
+
+    * ``off_target``: the base's off-target share (``values`` in %);
+    * ``chrf``: its chrF++ shortfall from the best target language, ``(best - chrf) / best``;
+    * ``fertility``: the tokenizer's premium over English (tokens per English token on the same sentences) above 1,
+      as a share of the largest premium: a tokenizer that splits a language finely was trained on little of it;
+    * ``even``: equal weights.
+
+    ``floor`` keeps a language the base already handles in the mix (0 would drop it entirely).
+    """
+    if measure == "even":
+        return {t: 1.0 for t in values}
+    if measure == "off_target":
+        need = {t: min(max(v / 100, 0.0), 1.0) for t, v in values.items()}
+    elif measure == "chrf":
+        best = max(values.values())
+        need = {t: (best - v) / best if best > 0 else 0.0 for t, v in values.items()}
+    elif measure == "fertility":
+        top = max(v - 1 for v in values.values())
+        need = {t: max(v - 1, 0.0) / top if top > 0 else 0.0 for t, v in values.items()}
+    else:
+        raise ConfigError(f"data.budget_by: use {', '.join(NEED_MEASURES)}, got {measure!r}")
+    return {t: floor + n for t, n in need.items()}
+
+
+def budgets_by_need(budgets: dict[str, int], weights: dict[str, float], kinds: tuple[str, ...]) -> dict[str, int]:
+    """Each of ``kinds``' token budget split across target languages by ``weights``: ``{"KIND:CODE": tokens}``,
+    summing exactly to the kind's budget (:func:`allocate`). Kinds without a budget are left out."""
+    out = {}
+    for kind in kinds:
+        if budgets.get(kind):
+            out.update({f"{kind}:{t}": n for t, n in allocate(budgets[kind], weights).items()})
+    return out
+
+
+def direction_weights(directions: list[tuple[str, str]], weights: dict[str, float]) -> list[float]:
+    """Sampling weight of each direction: its target's weight shared among the directions into that target, so
+    examples into each language are drawn in proportion to that language's share of the budget."""
+    into = Counter(t for _, t in directions)
+    return [weights[t] / into[t] for _, t in directions]

@@ -1,6 +1,7 @@
-"""Config of the training stage (``bayling train``): SFT through TRL, optional CPT before and DPO/CPO after.
+"""Config of the training stage (``bayling train``): SFT through TRL, optional CPT before and DPO/CPO and a
+GRPO reward stage after.
 
-YAML keys under ``train:`` map one to one onto these fields; the nested ``cpt:`` and ``preference:``
+YAML keys under ``train:`` map one to one onto these fields; the nested ``cpt:``, ``preference:`` and ``reward:``
 sections switch the language-aware extra stages on (see ``configs/train/*.yaml``).
 """
 
@@ -59,6 +60,55 @@ class PreferenceConfig:
     batch_size: Positive = 4
     cpo_alpha: NonNegative = 1.0
     """Weight of CPO's NLL term on the chosen side (ALMA-R uses 1.0)."""
+    pairs: str = "greedy"
+    """How pairs are built from the training data: ``greedy`` (chosen = reference, rejected = the model's greedy
+    answer) or ``sampled``, the cheap offline variant of the reward stage: ``samples`` answers per request are
+    sampled and scored with the language-gated reward (:mod:`bayling.train.reward`); rejected is an off-target or
+    copied sample, else the worst; chosen is given by ``chosen``."""
+    samples: int = 4
+    """Answers sampled per request with ``pairs: sampled``."""
+    temperature: float = 0.8
+    """Sampling temperature with ``pairs: sampled``."""
+    chosen: str = "reference"
+    """With ``pairs: sampled``: ``reference`` or ``best`` (the best sample the gate lets through, the reference when
+    none does or when it scores no better than the rejected one)."""
+
+
+@dataclass
+class RewardConfig:
+    """The reward stage after SFT: TRL's GRPO on translation requests with a language-gated reward.
+
+    The reward is sentence chrF++ against the reference, zero when the output is in the wrong language or copies
+    its source (:mod:`bayling.train.reward`, the evaluation's own rules). The SFT adapter (or full model) is
+    trained further; ``beta`` keeps it near the SFT policy (KL to a frozen copy of the SFT adapter).
+    """
+
+    method: str = "none"
+    """``none`` or ``grpo``."""
+    max_prompts: int = 64
+    """Translation requests drawn from the training data (each is sampled ``num_generations`` times per epoch)."""
+    targets: list[str] = field(default_factory=list)
+    """Only requests into these target languages (the ones that fail); empty = every language."""
+    num_generations: int = 4
+    """Completions per request: GRPO's group, whose mean reward is each completion's baseline."""
+    prompts_per_step: int = 2
+    """Requests per optimizer step (the per-device batch is ``prompts_per_step x num_generations`` completions)."""
+    max_new_tokens: int = 64
+    """Completion length limit; completions stop at the chat format's stop token."""
+    temperature: float = 1.0
+    beta: float = 0.04
+    """Weight of the KL divergence to the SFT policy."""
+    learning_rate: float = 1e-5
+    epochs: float = 1.0
+    max_steps: int = -1
+    length_penalty: float = 0.0
+    """Reward lost per unit of ``|ln(len(output) / len(reference))|``; 0 = none."""
+    comet_model: str | None = None
+    """COMET ``checkpoints/model.ckpt`` mixed into the reward; None = chrF++ only."""
+    cometkiwi_model: str | None = None
+    """CometKiwi ``checkpoints/model.ckpt`` mixed into the reward; None = not used."""
+    comet_weight: float = 0.5
+    """Weight of the COMET/CometKiwi mean against chrF++ when a checkpoint is given."""
 
 
 @dataclass
@@ -118,6 +168,7 @@ class TrainConfig:
     when ``MLFLOW_TRACKING_URI`` / ``WANDB_PROJECT`` is set. The eval stage adds its scores to the same runs."""
     cpt: CptConfig = field(default_factory=CptConfig)
     preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     export: list[str] = field(default_factory=list)
     """After training: ``merged`` (full safetensors model) and/or ``gguf`` (LoRA adapter for llama.cpp)."""
 
@@ -133,6 +184,30 @@ class TrainConfig:
             raise ConfigError(f"train.cpt.method must be full or lora, got {self.cpt.method!r}")
         if self.preference.method not in ("none", "dpo", "cpo"):
             raise ConfigError(f"train.preference.method must be none, dpo or cpo, got {self.preference.method!r}")
+        pc, rc = self.preference, self.reward
+        if pc.pairs not in ("greedy", "sampled"):
+            raise ConfigError(f"train.preference.pairs must be greedy or sampled, got {pc.pairs!r}")
+        if pc.chosen not in ("reference", "best"):
+            raise ConfigError(f"train.preference.chosen must be reference or best, got {pc.chosen!r}")
+        if pc.pairs == "sampled" and (pc.samples < 2 or pc.temperature <= 0):
+            raise ConfigError(
+                f"train.preference.pairs=sampled needs samples >= 2 and temperature > 0, got {pc.samples} and "
+                f"{pc.temperature}"
+            )
+        if rc.method not in ("none", "grpo"):
+            raise ConfigError(f"train.reward.method must be none or grpo, got {rc.method!r}")
+        if rc.num_generations < 2 or rc.prompts_per_step < 1:
+            raise ConfigError(
+                f"train.reward: num_generations must be >= 2 (GRPO compares a group) and prompts_per_step >= 1, "
+                f"got {rc.num_generations} and {rc.prompts_per_step}"
+            )
+        from bayling.train.reward import RewardSpec
+
+        RewardSpec(rc.length_penalty, rc.comet_model, rc.cometkiwi_model, rc.comet_weight)  # checks the ranges
+        if rc.targets:
+            from bayling.languages import expand_languages
+
+            rc.targets = expand_languages(rc.targets)
         bad = [e for e in self.export if e not in EXPORTS]
         if bad:
             raise ConfigError(f"train.export: unknown {bad}; choose from {', '.join(EXPORTS)}")

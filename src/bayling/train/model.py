@@ -24,7 +24,7 @@ from bayling.train.distributed import is_distributed, launcher, local_device
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_for_training", "lora_config", "pretrained_kwargs"]
+__all__ = ["load_for_training", "load_stage_output", "lora_config", "pretrained_kwargs"]
 
 
 def pretrained_kwargs(method: str, bf16: bool, device: str, attn_implementation: str | None = None) -> dict[str, Any]:
@@ -111,3 +111,21 @@ def lora_config(r: int, alpha: int, dropout: float, target_modules: list[str]) -
     return peft.LoraConfig(
         r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type="CAUSAL_LM"
     )
+
+
+def load_stage_output(
+    output: Path,
+    base: Path,
+    method: str,
+    bf16: bool,
+    device: str,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
+    """An earlier stage's result, trainable: the full model, or ``base`` with that stage's adapter (trained
+    further, not a new one), for the stages after SFT."""
+    if (output / "config.json").is_file():
+        return load_for_training(output, "full", bf16, device, attn_implementation, trust_remote_code)
+    peft = require("peft", "train")
+    model = load_for_training(base, method, bf16, device, attn_implementation, trust_remote_code)
+    return peft.PeftModel.from_pretrained(model, str(output), is_trainable=True)

@@ -12,11 +12,13 @@ Sub-stages, each resumable from its own checkpoints and skipped when already fin
    :mod:`bayling.train.cpt`).
 2. ``sft``: loss on assistant turns only, padding-free batches, optional best-fit-decreasing packing
    without cross-example attention (:mod:`bayling.train.sft`).
-3. ``preference`` (when ``train.preference.method`` is ``dpo``/``cpo``): references vs model outputs
-   (:mod:`bayling.train.preference`).
-4. A LoRA trained on a continued-pre-trained base is merged into it; ``train.export`` formats are written.
+3. ``preference`` (when ``train.preference.method`` is ``dpo``/``cpo``): references vs model outputs, greedy
+   or sampled and ranked by the gated reward (:mod:`bayling.train.preference`).
+4. ``reward`` (when ``train.reward.method`` is ``grpo``): GRPO with chrF++ gated by language ID and copies
+   (:mod:`bayling.train.grpo`, :mod:`bayling.train.reward`).
+5. A LoRA trained on a continued-pre-trained base is merged into it; ``train.export`` formats are written.
 
-This module is the only one that knows all three sub-stages; they share their bookkeeping through
+This module is the only one that knows all the sub-stages; they share their bookkeeping through
 :mod:`bayling.train.stage` and never import each other. The result is ``OUT/final`` (a PEFT adapter, or
 a full model directory when the weights themselves changed) and ``OUT/summary.json``, returned together
 as a :class:`TrainResult`.
@@ -83,7 +85,7 @@ def train(
     callbacks: list[Any] | None = None,
     fresh: bool = False,
 ) -> TrainResult:
-    """Fine-tune a causal LM on a chat JSONL file (after optional CPT, before optional DPO/CPO).
+    """Fine-tune a causal LM on a chat JSONL file (after optional CPT, before optional DPO/CPO and GRPO).
 
     Args:
         cfg: training hyper-parameters.
@@ -101,7 +103,7 @@ def train(
     torch = require("torch", "train")
     out = Path(out_dir)
     if fresh and is_main_process():
-        for name in ("cpt", "sft", "preference", "final", "merged", "adapter.gguf", "summary.json"):
+        for name in ("cpt", "sft", "preference", "reward", "final", "merged", "adapter.gguf", "summary.json"):
             target = out / name
             shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
     barrier()
@@ -126,36 +128,55 @@ def train(
 
     final = out / "final"
     adapter_on_new_base = cfg.method != "full" and base != original
-    preference = cfg.preference.method != "none"
-    sft_output = out / "sft" / "output" if (preference or adapter_on_new_base) else final
+    later = [
+        name
+        for name, on in (("preference", cfg.preference.method != "none"), ("reward", cfg.reward.method != "none"))
+        if on
+    ]
+    # Each stage writes its own output; the last one writes final (unless a merge into the CPT base follows).
+    outputs = {name: out / name / "output" for name in ("sft", *later)}
+    last = ("sft", *later)[-1]
+    if not adapter_on_new_base:
+        outputs[last] = final
     base_fp = stages["cpt"]["fingerprint"] if "cpt" in stages else ""
     stages["sft"] = run_sft(
-        cfg, base, tokenizer, fmt, Path(data_file), out / "sft", sft_output, device, seed, callbacks, base_fp, trust
+        cfg,
+        base,
+        tokenizer,
+        fmt,
+        Path(data_file),
+        out / "sft",
+        outputs["sft"],
+        device,
+        seed,
+        callbacks,
+        base_fp,
+        trust,
     )
-    last_output = sft_output
-
-    if preference:
-        from bayling.train.preference import run_preference
-
-        pref_output = out / "preference" / "output" if adapter_on_new_base else final
-        stages["preference"] = run_preference(
+    prev = "sft"
+    for name in later:
+        if name == "preference":
+            from bayling.train.preference import run_preference as run_stage
+        else:
+            from bayling.train.grpo import run_grpo as run_stage
+        stages[name] = run_stage(
             cfg,
             base,
             tokenizer,
             fmt,
             Path(data_file),
-            sft_output,
-            out / "preference",
-            pref_output,
+            outputs[prev],
+            out / name,
+            outputs[name],
             device,
             seed,
-            stages["sft"]["fingerprint"],
+            stages[prev]["fingerprint"],
             trust,
         )
-        last_output = pref_output
+        prev = name
 
     if adapter_on_new_base and is_main_process():
-        _merge_final(last_output, base, final, stages["preference" if preference else "sft"]["fingerprint"], trust)
+        _merge_final(outputs[last], base, final, stages[last]["fingerprint"], trust)
     exports = {}
     if cfg.export and is_main_process():
         from bayling.train.export import export_all

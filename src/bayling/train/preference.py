@@ -7,6 +7,11 @@ translation requests of the training data, ``chosen`` is the reference and ``rej
 greedy answer (pairs where both are equal are dropped). CPO needs no reference model; DPO keeps a frozen
 copy of the SFT adapter (TRL's ``ref`` adapter) as its reference.
 
+``preference.pairs: sampled`` is the cheap offline variant of the reward stage (:mod:`bayling.train.grpo`): the SFT
+model samples several answers per request through the bayling engine, the language-gated reward
+(:mod:`bayling.train.reward`) ranks them, and the pair is (reference or best gated sample) over (an off-target or
+copied sample, else the worst): the wrong-language answers the model actually writes are what it learns against.
+
 Prompts reach TRL as conversations and the tokenizer's chat template is set to
 :func:`bayling.chat.jinja_template`, so DPO/CPO see byte-for-byte the strings :func:`bayling.chat.render` makes.
 """
@@ -24,9 +29,10 @@ from bayling.errors import DataError, require
 from bayling.io import read_jsonl, write_json, write_jsonl
 from bayling.resume import mark, marked
 from bayling.train.args import common_args
-from bayling.train.config import TrainConfig
+from bayling.train.config import PreferenceConfig, TrainConfig
 from bayling.train.distributed import check_launch, is_main_process, local_device, release_zero3_init
-from bayling.train.model import load_for_training
+from bayling.train.model import load_stage_output
+from bayling.train.reward import RewardSpec, translation_requests, translation_rewards
 from bayling.train.stage import clear_output, fit, last_checkpoint, save_output, stage_done
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,21 @@ def translation_prompts(data_file: Path, limit: int, seed: int) -> list[dict[str
     return items[:limit]
 
 
+def _engine(
+    model_path: Path, adapter: Path | None, chat_format: str, device: str, dtype: str, trust_remote_code: bool
+) -> Any:
+    from bayling.engines.hf import TransformersEngine
+
+    return TransformersEngine(
+        model_path,
+        adapter=adapter,
+        chat_format=chat_format,
+        dtype=dtype,
+        device=device,
+        trust_remote_code=trust_remote_code,
+    )
+
+
 def build_pairs(
     items: list[dict[str, Any]],
     model_path: Path,
@@ -60,21 +81,72 @@ def build_pairs(
 ) -> list[dict[str, Any]]:
     """Generate the SFT model's greedy answers and pair them with the references (identical ones dropped)."""
     from bayling.engines import GenerationParams
-    from bayling.engines.hf import TransformersEngine
 
-    engine = TransformersEngine(
-        model_path,
-        adapter=adapter,
-        chat_format=chat_format,
-        dtype=dtype,
-        device=device,
-        trust_remote_code=trust_remote_code,
-    )
+    engine = _engine(model_path, adapter, chat_format, device, dtype, trust_remote_code)
     outputs = engine.generate([it["prompt"] for it in items], GenerationParams(max_new_tokens=max_new_tokens))
     pairs = []
     for it, out in zip(items, outputs, strict=False):
         if out.strip() and out.strip() != it["reference"].strip():
             pairs.append({"prompt": it["prompt"], "chosen": it["reference"], "rejected": out})
+    return pairs
+
+
+def rank_samples(
+    item: dict[str, Any], samples: list[str], chosen: str = "reference", spec: RewardSpec | None = None
+) -> dict[str, Any] | None:
+    """One pair from a request's samples, ranked by the gated reward (:func:`bayling.train.reward.translation_rewards`).
+
+    Rejected: the first off-target or copied sample, else the lowest-scoring one. Chosen: the reference, or with
+    ``chosen="best"`` the best sample the gate lets through when it beats the rejected one (else the reference).
+    None when nothing differs from the chosen answer. The pair keeps the rejected sample's verdicts
+    (``rejected_off_target``, ``rejected_copy``) and both rewards, for the stage summary.
+    """
+    samples = [s for s in samples if s.strip()]
+    if not samples:
+        return None
+    n = len(samples)
+    rewards = translation_rewards(samples, [item["reference"]] * n, [item["source"]] * n, [item["tgt"]] * n, spec)
+    order = sorted(range(n), key=lambda i: (rewards[i].value, rewards[i].chrf))  # worst first, deterministic
+    bad = next((i for i in range(n) if rewards[i].gated), order[0])
+    best = order[-1]
+    use_best = chosen == "best" and not rewards[best].gated and rewards[best].value > rewards[bad].value
+    chosen_text = samples[best] if use_best else item["reference"]
+    if samples[bad].strip() == chosen_text.strip():
+        return None
+    return {
+        "prompt": item["prompt"],
+        "chosen": chosen_text,
+        "rejected": samples[bad],
+        "chosen_reward": rewards[best].value if use_best else 1.0,
+        "rejected_reward": rewards[bad].value,
+        "rejected_off_target": rewards[bad].off_target,
+        "rejected_copy": rewards[bad].copy,
+    }
+
+
+def sample_pairs(
+    items: list[dict[str, Any]],
+    model_path: Path,
+    adapter: Path | None,
+    chat_format: str,
+    device: str,
+    pc: PreferenceConfig,
+    dtype: str,
+    seed: int,
+    trust_remote_code: bool = False,
+) -> list[dict[str, Any]]:
+    """The offline variant of the reward stage: ``pc.samples`` sampled answers per request, ranked into pairs
+    by the gated reward (:func:`rank_samples`)."""
+    from bayling.engines import GenerationParams
+
+    engine = _engine(model_path, adapter, chat_format, device, dtype, trust_remote_code)
+    params = GenerationParams(max_new_tokens=pc.max_new_tokens, temperature=pc.temperature, seed=seed)
+    flat = engine.generate([it["prompt"] for it in items for _ in range(pc.samples)], params)
+    pairs = []
+    for k, it in enumerate(items):
+        pair = rank_samples(it, flat[k * pc.samples : (k + 1) * pc.samples], pc.chosen)
+        if pair is not None:
+            pairs.append(pair)
     return pairs
 
 
@@ -139,20 +211,18 @@ def run_preference(
     elif pairs_file.is_file() and marked(pairs_fp, fp) is not None:
         pairs = read_pairs(pairs_file)  # generation is the slow part: reuse it on resume
     else:
-        items = translation_prompts(data_file, pc.max_pairs, seed)
+        sampled = pc.pairs == "sampled"
+        items = (translation_requests if sampled else translation_prompts)(data_file, pc.max_pairs, seed)
         if not items:
             raise DataError(f"{data_file}: no single-turn translation example to build preference pairs from")
         is_full = (sft_output / "config.json").is_file()
-        pairs = build_pairs(
-            items,
-            sft_output if is_full else base,
-            None if is_full else sft_output,
-            fmt.name,
-            local_device(device),  # every rank generates on its own GPU
-            pc.max_new_tokens,
-            "bfloat16" if cfg.bf16 else "float32",
-            trust_remote_code,
-        )
+        model_path, adapter = (sft_output, None) if is_full else (base, sft_output)
+        dtype = "bfloat16" if cfg.bf16 else "float32"
+        dev = local_device(device)  # every rank generates on its own GPU
+        if sampled:
+            pairs = sample_pairs(items, model_path, adapter, fmt.name, dev, pc, dtype, seed, trust_remote_code)
+        else:
+            pairs = build_pairs(items, model_path, adapter, fmt.name, dev, pc.max_new_tokens, dtype, trust_remote_code)
         if not pairs:
             raise DataError("every model output equals its reference: nothing to prefer")
         if is_main_process():
@@ -161,7 +231,9 @@ def run_preference(
 
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders through it: the one prompt format (set by train())
     args = preference_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads
-    model = _load_sft_model(cfg, base, sft_output, device, trust_remote_code)
+    model = load_stage_output(
+        sft_output, base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust_remote_code
+    )
     dataset = datasets.Dataset.from_list(_conversational(pairs))
     if pc.method == "dpo":
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -179,7 +251,10 @@ def run_preference(
     last = next((h for h in reversed(summary["log_history"]) if "rewards/accuracies" in h), {})
     summary.update(
         method=pc.method,
+        pair_source="file" if pc.data else pc.pairs,
         pairs=len(pairs),
+        rejected_off_target=sum(bool(p.get("rejected_off_target")) for p in pairs),
+        rejected_copy=sum(bool(p.get("rejected_copy")) for p in pairs),
         pairs_file=str(pc.data or pairs_file),
         fingerprint=fp,
         final_reward_accuracy=last.get("rewards/accuracies"),
@@ -212,15 +287,6 @@ def preference_args(cfg: TrainConfig, stage_dir: Path, device: str, seed: int) -
     return check_launch(CPOConfig(**shared, beta=pc.beta, cpo_alpha=pc.cpo_alpha, max_length=cfg.max_length))
 
 
-def _load_sft_model(cfg: TrainConfig, base: Path, sft_output: Path, device: str, trust: bool = False) -> Any:
-    """The SFT result, trainable: the full model, or the base with the SFT adapter (not a new one)."""
-    if (sft_output / "config.json").is_file():
-        return load_for_training(sft_output, "full", cfg.bf16, device, cfg.attn_implementation, trust)
-    peft = require("peft", "train")
-    model = load_for_training(base, cfg.method, cfg.bf16, device, cfg.attn_implementation, trust)
-    return peft.PeftModel.from_pretrained(model, str(sft_output), is_trainable=True)
-
-
 def preference_margin(model: Any, tokenizer: Any, fmt: ChatFormat, pairs: list[dict[str, Any]]) -> float:
     """Mean ``log p(chosen) - log p(rejected)`` (summed over reply tokens) under ``model``; for tests and reports."""
     torch = require("torch", "train")
@@ -246,7 +312,9 @@ __all__ = [
     "build_pairs",
     "preference_args",
     "preference_margin",
+    "rank_samples",
     "read_pairs",
     "run_preference",
+    "sample_pairs",
     "translation_prompts",
 ]

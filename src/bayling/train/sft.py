@@ -69,6 +69,7 @@ NO_EFFECT = (
     "cpt",
     "label_only_loss",  # the same loss, computed with less work
     "preference",
+    "reward",
     "export",
     "resume",
     "report_to",
