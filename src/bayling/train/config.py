@@ -10,7 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from bayling.config import Count, Fraction, NonNegative, Positive, PositiveFloat, Steps, between, check_bounds
+from bayling.config import (
+    Bound,
+    Count,
+    Fraction,
+    NonNegative,
+    Positive,
+    PositiveFloat,
+    Steps,
+    at_least,
+    between,
+    check_bounds,
+)
 from bayling.errors import ConfigError
 
 METHODS = ("lora", "full", "qlora")
@@ -65,9 +76,9 @@ class PreferenceConfig:
     answer) or ``sampled``, the cheap offline variant of the reward stage: ``samples`` answers per request are
     sampled and scored with the language-gated reward (:mod:`bayling.train.reward`); rejected is an off-target or
     copied sample, else the worst; chosen is given by ``chosen``."""
-    samples: int = 4
+    samples: Annotated[int, at_least(2)] = 4
     """Answers sampled per request with ``pairs: sampled``."""
-    temperature: float = 0.8
+    temperature: Annotated[float, Bound(0, 2, lo_open=True)] = 0.8
     """Sampling temperature with ``pairs: sampled``."""
     chosen: str = "reference"
     """With ``pairs: sampled``: ``reference`` or ``best`` (the best sample the gate lets through, the reference when
@@ -85,29 +96,29 @@ class RewardConfig:
 
     method: str = "none"
     """``none`` or ``grpo``."""
-    max_prompts: int = 64
+    max_prompts: Positive = 64
     """Translation requests drawn from the training data (each is sampled ``num_generations`` times per epoch)."""
     targets: list[str] = field(default_factory=list)
     """Only requests into these target languages (the ones that fail); empty = every language."""
-    num_generations: int = 4
+    num_generations: Annotated[int, at_least(2)] = 4
     """Completions per request: GRPO's group, whose mean reward is each completion's baseline."""
-    prompts_per_step: int = 2
+    prompts_per_step: Positive = 2
     """Requests per optimizer step (the per-device batch is ``prompts_per_step x num_generations`` completions)."""
-    max_new_tokens: int = 64
+    max_new_tokens: Positive = 64
     """Completion length limit; completions stop at the chat format's stop token."""
-    temperature: float = 1.0
-    beta: float = 0.04
+    temperature: Annotated[float, Bound(0, 2, lo_open=True)] = 1.0
+    beta: NonNegative = 0.04
     """Weight of the KL divergence to the SFT policy."""
-    learning_rate: float = 1e-5
-    epochs: float = 1.0
-    max_steps: int = -1
-    length_penalty: float = 0.0
+    learning_rate: PositiveFloat = 1e-5
+    epochs: PositiveFloat = 1.0
+    max_steps: Steps = -1
+    length_penalty: NonNegative = 0.0
     """Reward lost per unit of ``|ln(len(output) / len(reference))|``; 0 = none."""
     comet_model: str | None = None
     """COMET ``checkpoints/model.ckpt`` mixed into the reward; None = chrF++ only."""
     cometkiwi_model: str | None = None
     """CometKiwi ``checkpoints/model.ckpt`` mixed into the reward; None = not used."""
-    comet_weight: float = 0.5
+    comet_weight: Fraction = 0.5
     """Weight of the COMET/CometKiwi mean against chrF++ when a checkpoint is given."""
 
 
