@@ -41,43 +41,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+from flops import LinearFlops, matmul_peak  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 DIRECTIONS = ["eng_Latn-deu_Latn", "eng_Latn-zho_Hans", "eng_Latn-heb_Hebr", "hin_Deva-eng_Latn"]
 """A slice of the FLORES experiment's grid: high-, mid-resource and non-Latin targets, and one X->en direction."""
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 ``torch.matmul`` rate (GFLOP/s) of an ``n x n`` product on this process's torch threads."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.matmul(a, b)
-    best = 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
-    return best
-
-
-class LinearFlops:
-    """Counts the FLOPs of every ``nn.Linear`` call of a model while active (``2 x rows x in x out``)."""
-
-    def __init__(self, model: Any) -> None:
-        import torch
-
-        self.flops = 0
-        self._handles = [
-            m.register_forward_hook(self._count) for m in model.modules() if isinstance(m, torch.nn.Linear)
-        ]
-
-    def _count(self, module: Any, args: Any, output: Any) -> None:
-        self.flops += 2 * output.numel() * module.in_features
-
-    def close(self) -> None:
-        for h in self._handles:
-            h.remove()
 
 
 def load_slice(flores: Path, directions: list[str], n: int, shots: int) -> tuple[list[Any], dict[str, list]]:

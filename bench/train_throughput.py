@@ -50,7 +50,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
 
+from flops import matmul_peak  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 # ----------------------------------------------------------------------------- data
 
@@ -163,14 +166,24 @@ def _timer():
             self.steps: list[tuple[float, int]] = []
             self._t = 0.0
             self._tok = 0
+            self.counter: Any = None
+            self.first_step_flops = 0
 
         def on_step_begin(self, args, state, control, **kw):
             _sync()
+            if not self.steps and self.counter is None:  # the warm-up step (never timed): count its FLOPs
+                from torch.utils.flop_counter import FlopCounterMode
+
+                self.counter = FlopCounterMode(display=False)
+                self.counter.__enter__()
             self._t, self._tok = time.perf_counter(), state.num_input_tokens_seen
 
         def on_step_end(self, args, state, control, **kw):
             _sync()
             self.steps.append((time.perf_counter() - self._t, state.num_input_tokens_seen - self._tok))
+            if len(self.steps) == 1 and self.counter is not None:
+                self.counter.__exit__(None, None, None)
+                self.first_step_flops = self.counter.get_total_flops()
 
     return StepTimer()
 
@@ -280,8 +293,15 @@ def run_one(
     steps = timer.steps[1:] if len(timer.steps) > 1 else timer.steps
     secs, toks = sum(s for s, _ in steps), sum(t for _, t in steps)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    # FLOPs of the warm-up step (torch's FlopCounterMode: matmuls and attention, forward and backward, as executed)
+    # per real token of it, times the timed tokens over the timed seconds: the achieved rate of the timed steps
+    flops_per_token = timer.first_step_flops / max(timer.steps[0][1], 1) if timer.steps else 0.0
+    achieved = flops_per_token * toks / secs / 1e9 if secs else 0.0
     out = {
         "kind": kind,
+        "flops_per_token_gflop": round(flops_per_token / 1e9, 3),
+        "achieved_gflop_per_s": round(achieved, 2),
+        "fraction_of_matmul_peak": round(achieved / a.peak_gflop_per_s, 3) if a.peak_gflop_per_s else None,
         "steps": len(timer.steps),
         "timed_steps": len(steps),
         "timed_seconds": round(secs, 3),
@@ -439,6 +459,10 @@ def bench_model(name: str, a: argparse.Namespace) -> dict[str, Any]:
                 runs["plain"][0]["padding_tokens"] / (runs["plain"][0]["padding_tokens"] + total), 3
             ),
             "tokens_per_second": tps,
+            "matmul_peak_gflop_per_s": a.peak_gflop_per_s,
+            "fraction_of_matmul_peak": {
+                k: statistics.median(x["fraction_of_matmul_peak"] or 0 for x in v) for k, v in runs.items()
+            },
             "ratio_label_only_over_packed": round(tps["label_only"] / tps["packed"], 3),
             "ratio_label_only_over_packed_paired": [round(x, 3) for x in paired],
             "ratio_label_only_over_plain": round(tps["label_only"] / tps["plain"], 3),
@@ -450,6 +474,9 @@ def bench_model(name: str, a: argparse.Namespace) -> dict[str, Any]:
             "runs": runs,
         }
         print(
+            f"[{name}] fraction of the matmul peak ({a.peak_gflop_per_s} GFLOP/s): "
+            + ", ".join(f"{k} {100 * v:.0f} %" for k, v in result["fraction_of_matmul_peak"].items())
+            + "\n"
             f"[{name}] label_only/packed = {result['ratio_label_only_over_packed']:.2f}x (paired "
             f"{', '.join(f'{x:.2f}' for x in paired)}), label_only/plain = {result['ratio_label_only_over_plain']:.2f}x"
             f", packed/plain = {result['ratio_packed_over_plain']:.2f}x\n"
@@ -514,6 +541,10 @@ def main(argv: list[str] | None = None) -> int:
                 setattr(args, key, for_tiny if tiny else other)
         if args.bf16 is None:
             args.bf16 = not tiny  # LoRA on a bf16 base, as the recipe trains Gemma
+        # the peak of the precision the step computes in, measured in this run (CPU only)
+        args.peak_gflop_per_s = (
+            round(matmul_peak("bfloat16" if args.bf16 else "float32"), 1) if a.device == "cpu" else None
+        )
         load_start = os.getloadavg()
         result = bench_model(name, args)
         report = {
@@ -533,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                 "included), own_cpu_seconds/train_wall_seconds (1.0 = one thread had a core to itself) and the "
                 "fraction of machine CPU time used by other processes",
             },
+            "provenance": provenance(load_start),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
             "settings": {k: v for k, v in vars(args).items() if k != "model"},
             "results": [result],
