@@ -199,6 +199,100 @@ def corpus_scores(
     return out
 
 
+# ----------------------------------------------------------------------------- paired bootstrap resampling
+
+BOOTSTRAP_SAMPLES = 1000
+"""Resamples of the paired bootstrap: sacreBLEU's default for ``--paired-bs``."""
+
+BOOTSTRAP_SEED = 12345
+"""Seed of the resampling indices: sacreBLEU's default ``SACREBLEU_SEED``, so its ``--paired-bs`` draws the same
+resamples."""
+
+LOWER_IS_BETTER = frozenset({"ter"})
+
+
+def bootstrap_indices(n: int, n_samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> Any:
+    """The resamples of ``n`` segments, ``(n_samples, n)`` indices drawn with replacement, exactly as sacreBLEU's
+    paired bootstrap draws them (``numpy.random.default_rng(seed).choice``)."""
+    import numpy as np
+
+    return np.random.default_rng(seed).choice(n, size=(n_samples, n), replace=True)
+
+
+def resampled_scores(metric: Any, hyps: Sequence[str], refs: Sequence[str], idxs: Any) -> tuple[float, Any]:
+    """The corpus score of ``hyps`` and its score on every resample ``idxs`` (one row per resample).
+
+    Sufficient statistics per segment, summed per resample and turned into a score by the sacreBLEU metric
+    object itself (``_extract_corpus_statistics`` / ``_compute_score_from_stats``, in float32 as sacreBLEU
+    does): the computation of ``sacrebleu.significance._paired_bs_test``, for any metric object bayling scores
+    with (spBLEU from a local model included).
+    """
+    import numpy as np
+
+    stats = metric._extract_corpus_statistics(list(hyps), [list(refs)])
+    score = float(metric._aggregate_and_compute(stats).score)
+    arr = np.array(stats, dtype="float32")
+    return score, np.array([metric._compute_score_from_stats(s.sum(0)).score for s in arr[idxs]])
+
+
+def delta_interval(real: float, samples: Any, lower_is_better: bool = False) -> dict[str, Any]:
+    """Δ with its 95 % interval from the per-resample Δ ``samples``.
+
+    The bounds are the resampled Δ at the positions sacreBLEU's ``estimate_ci`` uses for its 95 % interval
+    (the ``n // 40``-th from each end of the sorted resamples); ``p`` is sacreBLEU's paired-bootstrap p-value
+    (resampled ``|Δ|`` centred on its mean, counted above the real ``|Δ|``, plus one). ``significant`` is
+    ``win`` or ``loss`` when the interval excludes 0 (a lower TER is a win), else None.
+    """
+    import numpy as np
+
+    srt = np.sort(samples)
+    lo = len(srt) // 40
+    low, high = float(srt[lo]), float(srt[len(srt) - lo - 1])
+    diffs = np.abs(samples)
+    p = (int(np.sum(diffs - diffs.mean() > abs(real))) + 1) / (len(samples) + 1)
+    sig = None
+    if low > 0 or high < 0:
+        sig = "win" if (low > 0) != lower_is_better else "loss"
+    return {
+        "delta": round(real, 2),
+        "low": round(low, 2),
+        "high": round(high, 2),
+        "p": round(p, 4),
+        "significant": sig,
+    }
+
+
+def paired_bootstrap(
+    metric: Any,
+    hyps: Sequence[str],
+    baselines: Sequence[Sequence[str]],
+    refs: Sequence[str],
+    n_samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, Any]:
+    """Paired bootstrap of ``hyps`` against a baseline given as one or more draws (``baselines``, e.g. the
+    few-shot base's demonstration seeds), all aligned with ``refs``.
+
+    Every resample picks the same segments for every system (sacreBLEU's resamples: :func:`bootstrap_indices`);
+    its Δ is the system's corpus score minus the **mean over the baseline draws** of their corpus scores on that
+    same resample. With one draw this is sacreBLEU's paired bootstrap.
+
+    Returns:
+        The real Δ (system score - mean of the draws' scores) and the ``n_samples`` resampled Δ (see
+        :func:`delta_interval`).
+    """
+    import numpy as np
+
+    if not baselines or any(len(b) != len(hyps) for b in baselines) or len(refs) != len(hyps):
+        raise ValueError(f"paired bootstrap needs aligned outputs: {len(hyps)} hypotheses, {len(refs)} references")
+    idxs = bootstrap_indices(len(hyps), n_samples, seed)
+    score, samples = resampled_scores(metric, hyps, refs, idxs)
+    base = [resampled_scores(metric, b, refs, idxs) for b in baselines]
+    base_score = sum(s for s, _ in base) / len(base)
+    base_samples = np.mean([x for _, x in base], axis=0)
+    return score - base_score, samples - base_samples
+
+
 def sentence_bleu(
     hyps: Sequence[str], refs: Sequence[str], tgt: str, bleu_tokenize: str = "auto", spm: Path | None = None
 ) -> list[float | None]:
