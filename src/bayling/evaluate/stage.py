@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from bayling.config import to_dict
@@ -149,7 +150,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     prompt = run.prompts.get(system.name, {})
     draws = run.demos if prompt.get("prompt") == "fewshot" else None
     if draws is None:
-        res = _translation(cfg, system, sys_dir, run, weights, lazy, None, system.name)
+        res = _translation(cfg, system, sys_dir, run, weights, lazy, None, system.name, prompt)
         if res is not None:
             out["translation"] = res
     else:
@@ -158,7 +159,7 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             seed_dir, label = sys_dir, system.name
             if len(draws) > 1:
                 seed_dir, label = sys_dir / f"seed-{seed}", f"{system.name}, demonstrations seed {seed}"
-            res = _translation(cfg, system, seed_dir, run, weights, lazy, demos, label)
+            res = _translation(cfg, system, seed_dir, run, weights, lazy, demos, label, _draw_prompt(prompt, seed))
             if res is not None:
                 per_seed[seed] = res
         if len(per_seed) == 1 and len(draws) == 1:
@@ -204,6 +205,16 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     return out
 
 
+def _draw_prompt(prompt: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The prompt record of one demonstration draw, as its cache key sees it: the draw's own demonstration ids,
+    not the other draws' (adding a seed re-translates that draw only). A single draw keeps the whole record, so
+    its key is the one a single-draw evaluation always had."""
+    if "demos_by_seed" not in prompt:
+        return prompt
+    rest = {k: v for k, v in prompt.items() if k not in ("seeds", "demos_by_seed")}
+    return rest | {"demos": prompt["demos_by_seed"][str(seed)]}
+
+
 def _translation(
     cfg: EvalConfig,
     system: System,
@@ -213,10 +224,12 @@ def _translation(
     lazy: _Lazy,
     fewshot: dict[str, list[tuple[str, str]]] | None,
     label: str,
+    prompt: dict[str, Any],
 ) -> dict[str, Any] | None:
     """One translation pass of ``system`` (one demonstration draw of a few-shot system) into ``out_dir``, or its
-    cached scores; None when there is nothing to translate and nothing cached."""
-    bitexts, prompt = run.bitexts, run.prompts.get(system.name, {})
+    cached scores; None when there is nothing to translate and nothing cached. ``prompt`` is the prompt record
+    of this pass (:func:`_draw_prompt`), part of its key."""
+    bitexts = run.bitexts
     fp = part_fingerprint(
         cfg,
         "translation",
@@ -432,7 +445,7 @@ def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[
     table.add_column("direction", no_wrap=True, min_width=17)
 
     def column(name: str) -> None:
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
         header.append(name)
 
     for m in metric_names:
@@ -482,7 +495,7 @@ def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[
                 iv = (sig.get("average") if d == "average" else sig.get("directions", {}).get(d, {})) or {}
                 cells.append("n/a" if b is None or t is None else interval_text(iv.get(m), t - b))
         cells += [rate(s, d) for s in rates]
-        table.add_row(*cells)
+        table.add_row(*map(escape, cells))  # "[low, high]" is text, not rich markup
         lines.append("| " + " | ".join(cells) + " |")
     prompts = metrics.get("prompts", {})
     notes = [f"{s}: {prompt_summary(prompts[s])}" for s in systems if s in prompts]
@@ -504,5 +517,5 @@ def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[
         for m in metric_names
     ):
         notes.append("n/a: no BLEU for a script written without spaces unless spBLEU is available (see chrF++)")
-    table.caption = "\n".join(notes)
+    table.caption = escape("\n".join(notes))
     return table, "\n".join(lines) + "\n" + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
