@@ -142,7 +142,12 @@ def test_groups_by_tier_and_side_with_intervals_and_run_names(tmp_path, capsys):
     assert rows["X→en, high"]["a"]["delta"]["significant"] == "loss"
     assert table["wins_vs_fewshot"] == {"a": 2} and table["significant_wins_vs_fewshot"] == {"a": 1}
     assert table["significant_losses_vs_fewshot"] == {"a": 1}
-    assert table["base"] == {"name": "flores_alignment", "run": str(base), "system": "base-fewshot", "seeds": [0, 1, 2]}
+    assert table["base"] == {
+        "name": "flores_alignment",
+        "run": str(base),
+        "system": "base-fewshot",
+        "seeds": [0, 1, 2],
+    }
     assert table["arms"]["a"]["name"] == "ablation_a" and table["arms"]["a"]["run"] == str(arm)
     printed = capsys.readouterr()
     assert "| en→X, low | 1 | " in printed.out and " | 10.0 % | 20.0 % | 5.0 % |" in printed.out
