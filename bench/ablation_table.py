@@ -145,7 +145,10 @@ def per_direction(
         cells = [d, get_language(tgt if src == pivot else src).tier[:4].replace("medi", "mid")]
         cells += [chrf(c, d) for c in cols]
         text = interval_text(iv)
-        cells += [text if iv["delta"] >= 0 else f"**{text.replace('-', '−', 1)}**"]
+        if iv["delta"] < 0:  # a loss: its Δ in bold
+            value, rest = text.split(" ", 1)
+            text = f"**−{value[1:]}** {rest}"
+        cells += [text]
         cells += [rates(tuned, [d])]
         print("| " + " | ".join(cells) + " |")
     avg = [fmt(mean(systems[c], directions, "chrf")) for c in cols]

@@ -173,7 +173,7 @@ def test_per_direction_table_shows_intervals_and_marks_losses(tmp_path, capsys):
     out = capsys.readouterr().out
     lines = {line.split(" | ")[0].lstrip("| "): line for line in out.splitlines() if line.startswith("| ")}
     assert lines["eng_Latn-deu_Latn"].endswith("] * | 5.0 % / 2.5 % / 0.0 % |")  # a significant win
-    assert "| **−" in lines["deu_Latn-eng_Latn"]  # a loss is bold
+    assert "| **−25.2** [-28.4, -22.2] * |" in lines["deu_Latn-eng_Latn"]  # a loss is bold
     de = lines["eng_Latn-deu_Latn"].split(" | ")
     assert de[1] == "high" and "–" in de[2]  # base-fewshot: mean (min–max of the draws)
     assert lines["average (3)"].count("–") == 1

@@ -253,10 +253,10 @@ def delta_interval(real: float, samples: Any, lower_is_better: bool = False) -> 
     sig = None
     if low > 0 or high < 0:
         sig = "win" if (low > 0) != lower_is_better else "loss"
-    return {
-        "delta": round(real, 2),
-        "low": round(low, 2),
-        "high": round(high, 2),
+    return {  # + 0.0: never a "-0.0"
+        "delta": round(real, 2) + 0.0,
+        "low": round(low, 2) + 0.0,
+        "high": round(high, 2) + 0.0,
         "p": round(p, 4),
         "significant": sig,
     }
