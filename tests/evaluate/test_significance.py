@@ -88,7 +88,7 @@ def test_interval_is_sacrebleus_paired_bootstrap(make, hyps):
     assert estimate_ci(t_samples) == pytest.approx((tuned_res.mean, tuned_res.ci))
     assert estimate_ci(b_samples) == pytest.approx((base_res.mean, base_res.ci))
 
-    real, samples = paired_bootstrap(make(), hyps, [BASE], REFS)
+    real, samples = paired_bootstrap(make(), [hyps], [BASE], REFS)
     iv = delta_interval(real, samples)
     assert iv["p"] == pytest.approx(tuned_res.p_value, abs=1e-4)
     # Δ's interval from sacreBLEU's own resampling code (its _bootstrap_resample draws the same indices)
@@ -107,21 +107,21 @@ def test_fixed_example_gives_fixed_numbers():
     # regression anchors (sacreBLEU 2.6, numpy's default_rng(12345), 1000 resamples): a clear win, and a Δ
     # whose interval straddles 0 (not significant)
     chrf = CHRF(word_order=2)
-    assert delta_interval(*paired_bootstrap(chrf, TUNED, [BASE], REFS)) == {
+    assert delta_interval(*paired_bootstrap(chrf, [TUNED], [BASE], REFS)) == {
         "delta": 28.66,
         "low": 21.98,
         "high": 36.1,
         "p": 0.001,
         "significant": "win",
     }
-    assert delta_interval(*paired_bootstrap(chrf, CLOSE, [BASE], REFS)) == {
+    assert delta_interval(*paired_bootstrap(chrf, [CLOSE], [BASE], REFS)) == {
         "delta": -0.39,
         "low": -8.01,
         "high": 6.66,
         "p": 0.2987,
         "significant": None,
     }
-    same = delta_interval(*paired_bootstrap(chrf, BASE, [BASE], REFS))
+    same = delta_interval(*paired_bootstrap(chrf, [BASE], [BASE], REFS))
     assert same["delta"] == same["low"] == same["high"] == 0 and same["significant"] is None
 
 
@@ -131,13 +131,16 @@ def test_a_multi_seed_baseline_counts_as_the_mean_of_its_draws():
     t, ts = resampled_scores(chrf, TUNED, REFS, idxs)
     b1, bs1 = resampled_scores(chrf, BASE, REFS, idxs)
     b2, bs2 = resampled_scores(chrf, REFS, REFS, idxs)  # a perfect draw
-    real, samples = paired_bootstrap(chrf, TUNED, [BASE, REFS], REFS)
+    real, samples = paired_bootstrap(chrf, [TUNED], [BASE, REFS], REFS)
     assert real == pytest.approx(t - (b1 + b2) / 2)
     assert np.allclose(samples, ts - (bs1 + bs2) / 2)
     # one draw repeated is that draw
-    assert np.allclose(paired_bootstrap(chrf, TUNED, [BASE, BASE], REFS)[1], ts - bs1)
+    assert np.allclose(paired_bootstrap(chrf, [TUNED], [BASE, BASE], REFS)[1], ts - bs1)
+    # a system drawn twice counts as the mean of its draws too
+    real2, samples2 = paired_bootstrap(chrf, [TUNED, REFS], [BASE], REFS)
+    assert real2 == pytest.approx((t + b2) / 2 - b1) and np.allclose(samples2, (ts + bs2) / 2 - bs1)
     with pytest.raises(ValueError, match="aligned"):
-        paired_bootstrap(chrf, TUNED, [BASE[:-1]], REFS)
+        paired_bootstrap(chrf, [TUNED], [BASE[:-1]], REFS)
 
 
 def test_counts_of_wins_and_significant_wins():

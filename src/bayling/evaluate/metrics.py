@@ -264,32 +264,35 @@ def delta_interval(real: float, samples: Any, lower_is_better: bool = False) -> 
 
 def paired_bootstrap(
     metric: Any,
-    hyps: Sequence[str],
+    draws: Sequence[Sequence[str]],
     baselines: Sequence[Sequence[str]],
     refs: Sequence[str],
     n_samples: int = BOOTSTRAP_SAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, Any]:
-    """Paired bootstrap of ``hyps`` against a baseline given as one or more draws (``baselines``, e.g. the
-    few-shot base's demonstration seeds), all aligned with ``refs``.
+    """Paired bootstrap of a system against a baseline, each given as one or more draws (e.g. a few-shot system's
+    demonstration seeds), all aligned with ``refs``.
 
-    Every resample picks the same segments for every system (sacreBLEU's resamples: :func:`bootstrap_indices`);
-    its Δ is the system's corpus score minus the **mean over the baseline draws** of their corpus scores on that
-    same resample. With one draw this is sacreBLEU's paired bootstrap.
+    Every resample picks the same segments for every output (sacreBLEU's resamples: :func:`bootstrap_indices`);
+    its Δ is the **mean over the system's draws** of their corpus scores on that resample minus the mean over the
+    baseline's draws. With one draw each this is sacreBLEU's paired bootstrap.
 
     Returns:
-        The real Δ (system score - mean of the draws' scores) and the ``n_samples`` resampled Δ (see
-        :func:`delta_interval`).
+        The real Δ (mean of the system's draws' scores - mean of the baseline's) and the ``n_samples`` resampled Δ
+        (see :func:`delta_interval`).
     """
     import numpy as np
 
-    if not baselines or any(len(b) != len(hyps) for b in baselines) or len(refs) != len(hyps):
-        raise ValueError(f"paired bootstrap needs aligned outputs: {len(hyps)} hypotheses, {len(refs)} references")
-    idxs = bootstrap_indices(len(hyps), n_samples, seed)
-    score, samples = resampled_scores(metric, hyps, refs, idxs)
-    base = [resampled_scores(metric, b, refs, idxs) for b in baselines]
-    base_score = sum(s for s, _ in base) / len(base)
-    base_samples = np.mean([x for _, x in base], axis=0)
+    n = len(refs)
+    if not draws or not baselines or any(len(h) != n for h in (*draws, *baselines)):
+        raise ValueError(f"paired bootstrap needs outputs aligned with the {n} references")
+    idxs = bootstrap_indices(n, n_samples, seed)
+
+    def mean(outputs: Sequence[Sequence[str]]) -> tuple[float, Any]:
+        scored = [resampled_scores(metric, h, refs, idxs) for h in outputs]
+        return sum(s for s, _ in scored) / len(scored), np.mean([x for _, x in scored], axis=0)
+
+    (score, samples), (base_score, base_samples) = mean(draws), mean(baselines)
     return score - base_score, samples - base_samples
 
 

@@ -90,7 +90,8 @@ def compare_direction(
     bleu_tokenize: str = "auto",
     spm: Path | None = None,
 ) -> dict[str, tuple[float, Any]]:
-    """``{metric: (real Δ, resampled Δ)}`` of tuned against the base (mean over its draws) in one direction.
+    """``{metric: (real Δ, resampled Δ)}`` of tuned against the base in one direction (each the mean over its
+    demonstration draws when it has several: a tuned model prompted few-shot is drawn like the base).
 
     ``tuned`` and ``base`` are the systems' ``metrics.json`` entries of the direction. A metric the direction has
     no score for (BLEU into an unspaced script without spBLEU) is left out.
@@ -98,7 +99,7 @@ def compare_direction(
     Raises:
         DataError: the two systems scored different sentences.
     """
-    ids, refs, (hyps,) = direction_outputs(tuned_dir, direction, tuned)
+    ids, refs, hyps = direction_outputs(tuned_dir, direction, tuned)
     base_ids, _, draws = direction_outputs(base_dir, direction, base)
     if base_ids != ids:
         raise DataError(f"{direction}: {tuned_dir} and {base_dir} scored different sentences (ids differ)")
