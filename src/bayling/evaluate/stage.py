@@ -17,6 +17,7 @@ repeatable: evaluating the same model twice gives identical numbers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -168,7 +169,9 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
             from bayling.evaluate.fewshot import mean_over_seeds
 
             out["translation"] = mean_over_seeds(per_seed)
-            write_json(sys_dir / "scores.json", out["translation"])
+            mean_file = sys_dir / "scores.json"
+            if not mean_file.is_file() or json.loads(mean_file.read_text(encoding="utf-8")) != out["translation"]:
+                write_json(mean_file, out["translation"])  # a cached rerun leaves the file alone
             (sys_dir / "fingerprint").unlink(missing_ok=True)  # never taken for a cached single draw
 
     def part(name: str, label: str, compute: Callable[[Path], Any], **inputs: Any) -> None:
