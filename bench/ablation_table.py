@@ -16,7 +16,13 @@ directions of each group) plus a JSON file, so the README's table is recomputed 
     python bench/ablation_table.py --base runs/flores_alignment --arm c=runs/flores_alignment --per-direction
 
 The base system (``base-fewshot``) is read from ``--base``: the ablation presets do not score the base again.
-Arms whose run is missing are left out with a note, so a partial ablation still prints what was measured.
+When it was drawn with several demonstration seeds, its cells are the mean over the draws with their min–max.
+Every Δ (arm - base-fewshot, chrF++) gets the 95 % paired bootstrap interval of :mod:`bayling.evaluate.significance`
+(sacreBLEU's resamples, recomputed from the runs' per-sentence outputs), and the wins are counted raw and
+significant (interval excluding 0). An arm that scored other sentences than the base, or with another chrF
+signature, is refused: its Δ would compare different things. Arms whose run is missing are left out with a note,
+so a partial ablation still prints what was measured. The JSON records every arm's run name and directory and the
+base run's.
 """
 
 from __future__ import annotations
@@ -29,13 +35,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from bayling.errors import DataError  # noqa: E402
+from bayling.evaluate.significance import (  # noqa: E402
+    compare_direction,
+    counts_text,
+    direction_outputs,
+    interval_text,
+    summarize,
+)
 from bayling.languages import get_language  # noqa: E402
+
+BASE = "base-fewshot"
 
 
 def load_system(run: Path, system: str) -> tuple[dict, dict]:
     """``systems.<system>`` of ``run/eval/metrics.json`` (``{direction: {chrf, off_target, copy, ...}}``, the
     ``average`` row left out), and the whole metrics for the run-level fields."""
     metrics = json.loads((run / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    if system not in metrics.get("systems", {}):
+        raise SystemExit(
+            f"{run}/eval/metrics.json: no system {system!r} (has {', '.join(metrics.get('systems', {}))})"
+        )
     return {d: v for d, v in metrics["systems"][system].items() if "-" in d}, metrics
 
 
@@ -57,37 +77,89 @@ def groups(directions: list[str], pivot: str) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def mean(system: dict, ks: list[str], key: str) -> float:
-    vals = [system[k]["chrf"]["score"] if key == "chrf" else system[k][key] for k in ks]
-    return sum(vals) / len(vals)
+def mean(system: dict, ks: list[str], key: str) -> float | None:
+    """Mean of chrF++ or a rate over ``ks``; None when a run did not record ``key`` (e.g. ``unknown``)."""
+    vals = [system[k]["chrf"]["score"] if key == "chrf" else system[k].get(key) for k in ks]
+    return None if any(v is None for v in vals) else sum(vals) / len(vals)
 
 
-def per_direction(base: dict, base_metrics: dict, tuned: dict, directions: list[str], pivot: str) -> None:
-    """The per-direction Markdown table (chrF++, Δ vs few-shot, tuned off-target / copy), then the averages."""
+def draw_means(system: dict, ks: list[str]) -> list[float]:
+    """chrF++ over ``ks`` of each demonstration draw (empty for a single draw)."""
+    seeds = system[ks[0]].get("seeds") or {}
+    return [sum(system[k]["seeds"][s]["chrf"]["score"] for k in ks) / len(ks) for s in seeds]
+
+
+def check_arm(name: str, arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str]) -> None:
+    """Refuse an arm that scored other sentences, or with another chrF signature, than the base run."""
+    for d in directions:
+        a, b = arm[d]["chrf"].get("signature"), base[d]["chrf"].get("signature")
+        if a != b:
+            raise SystemExit(f"arm {name}: chrF signature differs from the base run's in {d} ({a} vs {b})")
+        try:
+            ids = direction_outputs(arm_dir / "eval" / "tuned", d, arm[d])[0]
+            base_ids = direction_outputs(base_dir / "eval" / BASE, d, base[d])[0]
+        except DataError as e:
+            raise SystemExit(f"arm {name}: sentence ids cannot be checked: {e}") from None
+        if ids != base_ids:
+            raise SystemExit(
+                f"arm {name}: sentence ids differ from the base run's in {d} ({len(ids)} vs {len(base_ids)})"
+            )
+
+
+def intervals(arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str]) -> dict:
+    """chrF++ Δ of the arm against the base (mean over its draws) per direction: ``{direction: (Δ, resampled Δ)}``."""
+    return {
+        d: compare_direction(arm_dir / "eval" / "tuned", arm[d], base_dir / "eval" / BASE, base[d], d)["chrf"]
+        for d in directions
+    }
+
+
+def fmt(v: float | None, unit: str = "") -> str:
+    return "n/a" if v is None else f"{v:.1f}{unit}"
+
+
+def per_direction(
+    base: dict, base_metrics: dict, tuned: dict, directions: list[str], pivot: str, deltas: dict
+) -> None:
+    """The per-direction Markdown table (chrF++, Δ vs few-shot with its 95 % interval, tuned off-target / LID
+    unknown / copy), then the averages and the counts of (significant) wins."""
     chat = {d: v for d, v in base_metrics["systems"].get("base-chat", {}).items() if "-" in d}
-    cols = ["base-fewshot"] + (["base-chat"] if chat else []) + ["tuned"]
-    head = ["direction", "tier"] + [f"chrF++ {c}" for c in cols] + ["Δ vs few-shot", "tuned off-target / copy"]
+    cols = [BASE] + (["base-chat"] if chat else []) + ["tuned"]
+    head = ["direction", "tier"] + [f"chrF++ {c}" for c in cols]
+    head += ["Δ vs few-shot [95 % CI]", "tuned off-target / unknown / copy"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    systems = {"base-fewshot": base, "base-chat": chat, "tuned": tuned}
+    systems = {BASE: base, "base-chat": chat, "tuned": tuned}
+    summary = summarize({d: {"chrf": deltas[d]} for d in directions}, ["chrf"])
 
-    def chrf(c: str, d: str) -> float:
-        return systems[c][d]["chrf"]["score"]
+    def chrf(c: str, d: str) -> str:
+        v = systems[c][d]["chrf"]
+        return f"{v['score']:.1f}" + (f" ({v['min']:.1f}–{v['max']:.1f})" if "min" in v else "")
+
+    def rates(per: dict, ks: list[str]) -> str:
+        return " / ".join(fmt(mean(per, ks, k), " %") for k in ("off_target", "unknown", "copy"))
 
     for d in directions:
         src, tgt = d.split("-")
-        delta = chrf("tuned", d) - chrf("base-fewshot", d)
+        iv = summary["directions"][d]["chrf"]
         cells = [d, get_language(tgt if src == pivot else src).tier[:4].replace("medi", "mid")]
-        cells += [f"{chrf(c, d):.1f}" for c in cols]
-        cells += [f"{delta:+.1f}" if delta >= 0 else f"**−{-delta:.1f}**"]
-        cells += [f"{tuned[d]['off_target']:.0f} % / {tuned[d]['copy']:.0f} %"]
+        cells += [chrf(c, d) for c in cols]
+        text = interval_text(iv)
+        if iv["delta"] < 0:  # a loss: its Δ in bold
+            value, rest = text.split(" ", 1)
+            text = f"**−{value[1:]}** {rest}"
+        cells += [text]
+        cells += [rates(tuned, [d])]
         print("| " + " | ".join(cells) + " |")
-    avg = [f"{mean(systems[c], directions, 'chrf'):.1f}" for c in cols]
-    delta = mean(tuned, directions, "chrf") - mean(base, directions, "chrf")
-    off, cp = mean(tuned, directions, "off_target"), mean(tuned, directions, "copy")
-    print(f"| average ({len(directions)}) | | " + " | ".join(avg) + f" | {delta:+.1f} | {off:.1f} % / {cp:.1f} % |")
-    wins = sum(chrf("tuned", d) > chrf("base-fewshot", d) for d in directions)
-    print(f"\ntuned ahead of base-fewshot in {wins} of {len(directions)} directions")
+    avg = [fmt(mean(systems[c], directions, "chrf")) for c in cols]
+    draws = draw_means(base, directions)
+    if draws:
+        avg[0] += f" ({min(draws):.1f}–{max(draws):.1f})"
+    print(
+        f"| average ({len(directions)}) | | " + " | ".join(avg) + f" | {interval_text(summary['average']['chrf'])} | "
+        f"{rates(tuned, directions)} |"
+    )
+    print("\n" + counts_text(summary["counts"]["chrf"], "chrF++", BASE))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-direction", action="store_true", help="one row per direction for the first arm")
     args = ap.parse_args(argv)
 
-    base, base_metrics = load_system(args.base, "base-fewshot")
+    base, base_metrics = load_system(args.base, BASE)
     arms: dict[str, dict] = {}
     info: dict[str, dict] = {}
     for spec in args.arm:
@@ -109,42 +181,69 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: arm {name}: {path}/eval/metrics.json not found, left out", file=sys.stderr)
             continue
         arms[name], m = load_system(path, "tuned")
-        info[name] = {"run": str(path), "perplexity": m.get("perplexity", {}).get("tuned", {})}
+        info[name] = {"name": m.get("name"), "run": str(path), "perplexity": m.get("perplexity", {}).get("tuned", {})}
     directions = [d for d in base if all(d in a for a in arms.values())]
     if not directions:
         raise SystemExit("no direction scored by the base and every arm")
+    deltas = {}
+    for a in arms:
+        check_arm(a, Path(info[a]["run"]), arms[a], args.base, base, directions)
+        deltas[a] = intervals(Path(info[a]["run"]), arms[a], args.base, base, directions)
     n = base_metrics.get("sentences_per_direction")
     if args.per_direction:
-        per_direction(base, base_metrics, arms[next(iter(arms))], directions, args.pivot)
+        first = next(iter(arms))
+        per_direction(base, base_metrics, arms[first], directions, args.pivot, deltas[first])
         return 0
 
     names = list(arms)
-    head = ["group", "directions", "chrF++ base-fewshot"] + [f"chrF++ ({a})" for a in names]
-    head += ["off-target " + " / ".join(f"({a})" for a in names), "copy " + " / ".join(f"({a})" for a in names)]
+    head = ["group", "directions", f"chrF++ {BASE}"] + [f"chrF++ ({a})" for a in names]
+    head += [f"Δ ({a}) [95 % CI]" for a in names]
+    head += [f"{k} " + " / ".join(f"({a})" for a in names) for k in ("off-target", "LID unknown", "copy")]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     table = []
     for gname, ks in groups(directions, args.pivot):
-        row = {"group": gname, "directions": len(ks), "base-fewshot": {"chrf": round(mean(base, ks, "chrf"), 2)}}
+        row = {"group": gname, "directions": len(ks), BASE: {"chrf": round(mean(base, ks, "chrf"), 2)}}
+        draws = draw_means(base, ks)
+        if draws:
+            row[BASE] |= {"min": round(min(draws), 2), "max": round(max(draws), 2)}
+        cells = [gname, str(len(ks)), f"{row[BASE]['chrf']:.1f}"]
+        if draws:
+            cells[-1] += f" ({min(draws):.1f}–{max(draws):.1f})"
         for a in names:
-            row[a] = {k: round(mean(arms[a], ks, k), 2) for k in ("chrf", "off_target", "copy")}
+            vals = {k: mean(arms[a], ks, k) for k in ("chrf", "off_target", "unknown", "copy")}
+            row[a] = {k: None if v is None else round(v, 2) for k, v in vals.items()}
+            row[a]["delta"] = summarize({d: {"chrf": deltas[a][d]} for d in ks}, ["chrf"])["average"]["chrf"]
         table.append(row)
-        cells = [gname, str(len(ks)), f"{row['base-fewshot']['chrf']:.1f}"]
         cells += [f"{row[a]['chrf']:.1f}" for a in names]
-        cells += [" / ".join(f"{row[a]['off_target']:.1f} %" for a in names)]
-        cells += [" / ".join(f"{row[a]['copy']:.1f} %" for a in names)]
+        cells += [interval_text(row[a]["delta"]) for a in names]
+        for k in ("off_target", "unknown", "copy"):
+            cells += [" / ".join(fmt(row[a][k], " %") for a in names)]
         print("| " + " | ".join(cells) + " |")
-    wins = {a: sum(arms[a][d]["chrf"]["score"] > base[d]["chrf"]["score"] for d in directions) for a in names}
+    counts = {a: summarize({d: {"chrf": deltas[a][d]} for d in directions}, ["chrf"])["counts"]["chrf"] for a in names}
+    seeds = base_metrics.get("prompts", {}).get(BASE, {}).get("seeds")
     print(f"\n{n} sentences per direction; chrF++ signature {base[directions[0]]['chrf']['signature']}")
-    print("directions ahead of base-fewshot: " + ", ".join(f"({a}) {w}/{len(directions)}" for a, w in wins.items()))
+    if seeds:
+        print(f"{BASE}: mean over demonstration seeds {', '.join(map(str, seeds))} (min–max of the draws in brackets)")
+    print("Δ: 95 % paired bootstrap interval (sacreBLEU's resamples, 1000, seed 12345); *: excludes 0")
+    for a in names:
+        print(counts_text(counts[a], f"chrF++ ({a})", BASE))
     for a in names:
         ppl = {lang: v.get("perplexity") for lang, v in info[a]["perplexity"].items()}
         if ppl:
             print(f"perplexity after ({a}): " + ", ".join(f"{k} {v:.1f}" for k, v in ppl.items() if v is not None))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        out = {"sentences_per_direction": n, "directions": directions, "rows": table, "wins_vs_fewshot": wins}
-        out["arms"] = info
+        out = {
+            "sentences_per_direction": n,
+            "directions": directions,
+            "base": {"name": base_metrics.get("name"), "run": str(args.base), "system": BASE, "seeds": seeds},
+            "rows": table,
+            "wins_vs_fewshot": {a: c["wins"] for a, c in counts.items()},
+            "significant_wins_vs_fewshot": {a: c["significant_wins"] for a, c in counts.items()},
+            "significant_losses_vs_fewshot": {a: c["significant_losses"] for a, c in counts.items()},
+            "arms": info,
+        }
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 

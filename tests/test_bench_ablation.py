@@ -1,4 +1,5 @@
-"""bench/ablation_table.py: the README's ablation table is recomputed from runs, so its grouping and means must hold."""
+"""bench/ablation_table.py: the README's ablation table is recomputed from runs, so its grouping, means, intervals
+and the refusal of arms that are not comparable must hold."""
 
 from __future__ import annotations
 
@@ -6,7 +7,38 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+from sacrebleu.metrics import CHRF
+
+from bayling.evaluate.fewshot import mean_over_seeds
+
 REPO = Path(__file__).resolve().parents[1]
+SIG = "nrefs:1|case:mixed|eff:yes|nc:6|nw:2|space:no|version:2.6.0"
+REFS = [
+    "The cat sat on the mat near the door.",
+    "A storm is expected to reach the coast tonight.",
+    "The museum opens at nine in the morning.",
+    "She bought three apples and a loaf of bread.",
+    "The committee approved the new budget on Friday.",
+    "Rain fell all day over the mountain villages.",
+    "He has lived in this town for twenty years.",
+    "The train to the capital was delayed by an hour.",
+    "Children played football in the park after school.",
+    "The bridge will be closed for repairs next week.",
+]
+IDS = [f"h{i}" for i in range(len(REFS))]
+
+
+def good(refs):  # close to the reference
+    return [r.rsplit(" ", 1)[0] + "." for r in refs]
+
+
+def half(refs):  # the first half of each reference
+    return [" ".join(r.split()[: len(r.split()) // 2]) for r in refs]
+
+
+def scrambled(refs):  # the words reversed
+    return [" ".join(reversed(r.split())) for r in refs]
 
 
 def _script():
@@ -16,67 +48,149 @@ def _script():
     return mod
 
 
-def _run(root: Path, name: str, system: str, scores: dict[str, tuple[float, float, float]]) -> Path:
-    """A run directory whose eval/metrics.json holds ``system`` with (chrF++, off-target %, copy %) per direction."""
+def _scores(hyps: list[str], rates: tuple[float, float, float], sig: str = SIG) -> dict:
+    chrf = round(CHRF(word_order=2).corpus_score(hyps, [REFS]).score, 2)
+    off, unk, cp = rates
+    return {"chrf": {"score": chrf, "signature": sig}, "off_target": off, "unknown": unk, "copy": cp, "n": len(hyps)}
+
+
+def _rows(sys_dir: Path, d: str, hyps: list[str], ids: list[str]) -> None:
+    sys_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": i, "src": "x", "ref": r, "hyp": h} for i, r, h in zip(ids, REFS, hyps, strict=True)]
+    (sys_dir / f"{d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _run(root: Path, name: str, system: str, outputs: dict, rates=(0.0, 0.0, 0.0), ids=IDS, sig=SIG) -> Path:
+    """A run directory as `bayling run` leaves it: eval/metrics.json and the per-sentence files of ``system``;
+    ``outputs`` maps a direction to one list of hypotheses per demonstration draw (one list: a single draw)."""
     run = root / name
-    (run / "eval").mkdir(parents=True)
-    sig = "nrefs:1|case:mixed|eff:yes|nc:6|nw:2|space:no|version:2.6.0"
-    directions = {
-        d: {"chrf": {"score": c, "signature": sig}, "off_target": o, "copy": p} for d, (c, o, p) in scores.items()
+    sys_dir = run / "eval" / system
+    draws = {d: hs for d, hs in outputs.items()}
+    n_draws = len(next(iter(draws.values())))
+    if n_draws == 1:
+        entries = {}
+        for d, (hyps,) in draws.items():
+            _rows(sys_dir, d, hyps, ids)
+            entries[d] = _scores(hyps, rates, sig)
+        prompts = {}
+    else:
+        per_seed = {s: {} for s in range(n_draws)}
+        for d, hs in draws.items():
+            for s, hyps in enumerate(hs):
+                _rows(sys_dir / f"seed-{s}", d, hyps, ids)
+                per_seed[s][d] = _scores(hyps, rates, sig)
+        entries = mean_over_seeds(per_seed)
+        prompts = {system: {"prompt": "fewshot", "seeds": list(range(n_draws))}}
+    metrics = {
+        "name": name,
+        "sentences_per_direction": len(REFS),
+        "directions": list(outputs),
+        "systems": {system: {**entries, "average": {}}},
+        "prompts": prompts,
     }
-    metrics = {"sentences_per_direction": 20, "systems": {system: {**directions, "average": {}}}}
     (run / "eval" / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     return run
 
 
-def test_groups_by_tier_and_side_and_averages(tmp_path, capsys):
-    base = _run(
+def _base(tmp_path: Path) -> Path:
+    return _run(
         tmp_path,
-        "base",
+        "flores_alignment",
         "base-fewshot",
         {
-            "eng_Latn-deu_Latn": (30.0, 10.0, 0.0),
-            "deu_Latn-eng_Latn": (40.0, 0.0, 0.0),
-            "eng_Latn-yor_Latn": (4.0, 50.0, 0.0),
+            "eng_Latn-deu_Latn": [half(REFS), scrambled(REFS), half(REFS)],
+            "deu_Latn-eng_Latn": [good(REFS), good(REFS), half(REFS)],
+            "eng_Latn-yor_Latn": [half(REFS), half(REFS), half(REFS)],
         },
     )
+
+
+def test_groups_by_tier_and_side_with_intervals_and_run_names(tmp_path, capsys):
+    base = _base(tmp_path)
     arm = _run(
         tmp_path,
-        "a",
+        "ablation_a",
         "tuned",
         {
-            "eng_Latn-deu_Latn": (33.0, 0.0, 0.0),
-            "deu_Latn-eng_Latn": (38.0, 0.0, 0.0),
-            "eng_Latn-yor_Latn": (8.0, 90.0, 30.0),
+            "eng_Latn-deu_Latn": [good(REFS)],  # far ahead of every draw
+            "deu_Latn-eng_Latn": [half(REFS)],  # behind the mean
+            "eng_Latn-yor_Latn": [good(REFS)[:1] + half(REFS)[1:]],  # ahead in one sentence: within noise
         },
+        rates=(10.0, 20.0, 5.0),
     )
     out = tmp_path / "table.json"
-    assert (
-        _script().main(
-            ["--base", str(base), "--arm", f"a={arm}", "--arm", f"b={tmp_path / 'missing'}", "--json", str(out)]
-        )
-        == 0
-    )
+    argv = ["--base", str(base), "--arm", f"a={arm}", "--arm", f"b={tmp_path / 'missing'}", "--json", str(out)]
+    assert _script().main(argv) == 0
     table = json.loads(out.read_text(encoding="utf-8"))
     rows = {r["group"]: r for r in table["rows"]}
     assert list(rows) == ["en→X, high", "X→en, high", "en→X, low", "all 3"]
-    assert rows["en→X, low"]["a"] == {"chrf": 8.0, "off_target": 90.0, "copy": 30.0}
-    assert rows["all 3"]["a"]["chrf"] == round((33 + 38 + 8) / 3, 2)
-    assert rows["all 3"]["base-fewshot"]["chrf"] == round((30 + 40 + 4) / 3, 2)
-    assert table["wins_vs_fewshot"] == {"a": 2}
+
+    def chrf(h):
+        return CHRF(word_order=2).corpus_score(h, [REFS]).score
+
+    de = [chrf(half(REFS)), chrf(scrambled(REFS)), chrf(half(REFS))]
+    assert rows["en→X, high"]["base-fewshot"]["chrf"] == pytest.approx(sum(de) / 3, abs=0.01)
+    assert rows["en→X, high"]["base-fewshot"]["min"] == pytest.approx(min(de), abs=0.01)
+    assert rows["en→X, low"]["a"] | {"delta": None} == {
+        "chrf": round(chrf(good(REFS)[:1] + half(REFS)[1:]), 2),
+        "off_target": 10.0,
+        "unknown": 20.0,
+        "copy": 5.0,
+        "delta": None,
+    }
+    assert rows["en→X, high"]["a"]["delta"]["significant"] == "win"
+    assert rows["X→en, high"]["a"]["delta"]["significant"] == "loss"
+    assert table["wins_vs_fewshot"] == {"a": 2} and table["significant_wins_vs_fewshot"] == {"a": 1}
+    assert table["significant_losses_vs_fewshot"] == {"a": 1}
+    assert table["base"] == {
+        "name": "flores_alignment",
+        "run": str(base),
+        "system": "base-fewshot",
+        "seeds": [0, 1, 2],
+    }
+    assert table["arms"]["a"]["name"] == "ablation_a" and table["arms"]["a"]["run"] == str(arm)
     printed = capsys.readouterr()
-    assert "| all 3 | 3 | 24.7 | 26.3 |" in printed.out
+    assert "| en→X, low | 1 | " in printed.out and " | 10.0 % | 20.0 % | 5.0 % |" in printed.out
+    assert "chrF++ (a): tuned ahead of base-fewshot in 2 of 3 directions (1 significantly), behind in 1" in printed.out
+    assert "mean over demonstration seeds 0, 1, 2" in printed.out
     assert "arm b" in printed.err  # a missing arm is named, not silently dropped
 
 
-def test_per_direction_table_marks_losses_and_averages(tmp_path, capsys):
-    base = _run(
-        tmp_path, "base", "base-fewshot", {"eng_Latn-deu_Latn": (30.0, 0, 0), "eng_Latn-yor_Latn": (4.0, 0, 0)}
+def test_per_direction_table_shows_intervals_and_marks_losses(tmp_path, capsys):
+    base = _base(tmp_path)
+    arm = _run(
+        tmp_path,
+        "c",
+        "tuned",
+        {
+            "eng_Latn-deu_Latn": [good(REFS)],
+            "deu_Latn-eng_Latn": [half(REFS)],
+            "eng_Latn-yor_Latn": [good(REFS)[:1] + half(REFS)[1:]],
+        },
+        rates=(5.0, 2.5, 0.0),
     )
-    arm = _run(tmp_path, "c", "tuned", {"eng_Latn-deu_Latn": (27.5, 5.0, 0.0), "eng_Latn-yor_Latn": (6.0, 40.0, 10.0)})
     assert _script().main(["--base", str(base), "--arm", f"c={arm}", "--per-direction"]) == 0
     out = capsys.readouterr().out
-    assert "| eng_Latn-deu_Latn | high | 30.0 | 27.5 | **−2.5** | 5 % / 0 % |" in out  # a loss is bold
-    assert "| eng_Latn-yor_Latn | low | 4.0 | 6.0 | +2.0 | 40 % / 10 % |" in out
-    assert "| average (2) | | 17.0 | 16.8 | -0.2 | 22.5 % / 5.0 % |" in out
-    assert "ahead of base-fewshot in 1 of 2 directions" in out
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in out.splitlines() if line.startswith("| ")}
+    assert lines["eng_Latn-deu_Latn"].endswith("] * | 5.0 % / 2.5 % / 0.0 % |")  # a significant win
+    assert "| **−25.2** [-28.4, -22.2] * |" in lines["deu_Latn-eng_Latn"]  # a loss is bold
+    de = lines["eng_Latn-deu_Latn"].split(" | ")
+    assert de[1] == "high" and "–" in de[2]  # base-fewshot: mean (min–max of the draws)
+    assert lines["average (3)"].count("–") == 1
+    assert "tuned ahead of base-fewshot in 2 of 3 directions (1 significantly), behind in 1 (1 significantly)" in out
+
+
+def test_refuses_an_arm_that_scored_other_sentences(tmp_path):
+    base = _base(tmp_path)
+    outputs = {d: [half(REFS)] for d in ("eng_Latn-deu_Latn", "deu_Latn-eng_Latn", "eng_Latn-yor_Latn")}
+    arm = _run(tmp_path, "a", "tuned", outputs, ids=[f"x{i}" for i in range(len(REFS))])
+    with pytest.raises(SystemExit, match=r"^arm a: sentence ids differ from the base run's in eng_Latn-deu_Latn"):
+        _script().main(["--base", str(base), "--arm", f"a={arm}"])
+
+
+def test_refuses_an_arm_with_another_chrf_signature(tmp_path):
+    base = _base(tmp_path)
+    outputs = {d: [half(REFS)] for d in ("eng_Latn-deu_Latn", "deu_Latn-eng_Latn", "eng_Latn-yor_Latn")}
+    arm = _run(tmp_path, "a", "tuned", outputs, sig=SIG.replace("nw:2", "nw:0"))
+    with pytest.raises(SystemExit, match=r"^arm a: chrF signature differs from the base run's in eng_Latn-deu_Latn"):
+        _script().main(["--base", str(base), "--arm", f"a={arm}"])

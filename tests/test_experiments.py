@@ -57,6 +57,8 @@ def test_flores_alignment_covers_what_the_issue_asks():
     assert (mix["general_zho_Hans"], mix["general_eng_Latn"]) == (0.432, 0.262)  # BayLing 2's ratio
     assert sum(mix.values()) == pytest.approx(1.0) and mix["interactive"] > 0 and mix["crosslingual"] > 0
     assert cfg.data.split_by == "document" and cfg.data.token_budget and cfg.model.name_or_path == "gemma-3-270m"
+    # enough sentences for a Δ's interval to exclude 0, and a few-shot base that is not one draw (issue 20)
+    assert cfg.eval.max_sentences >= 50 and len(set(cfg.eval.translation.fewshot_seeds)) >= 3
 
 
 def test_ablation_presets_change_only_the_translation_mix():

@@ -316,13 +316,17 @@ def test_pipeline_scores_base_fewshot_and_chat(tiny_llama, tiny_data, tmp_path):
     assert rec["pool"].startswith("held-out records not scored")
     scored = {
         json.loads(x)["id"]
-        for x in (run_dir / "eval" / "base-fewshot" / "eng_Latn-deu_Latn.jsonl").read_text().splitlines()
+        for x in (run_dir / "eval" / "base-fewshot" / "seed-0" / "eng_Latn-deu_Latn.jsonl").read_text().splitlines()
     }
     heldout = [json.loads(x)["id"] for x in (run_dir / "data" / "heldout.jsonl").read_text().splitlines()]
     assert len(scored) == 3 and set(rec["demos"]["eng_Latn-deu_Latn"]) < set(heldout) - scored  # 3 of the 4 unscored
+    # three demonstration draws by default (seeds 0, 1, 2), each its own; "demos" is the first draw's
+    assert rec["seeds"] == [0, 1, 2] and rec["demos_by_seed"]["0"] == rec["demos"]
+    assert all(set(ids["eng_Latn-deu_Latn"]) < set(heldout) - scored for ids in rec["demos_by_seed"].values())
     assert m["prompts"]["base-chat"]["prompt"] == "chat"
     table = (run_dir / "eval" / "table.md").read_text(encoding="utf-8")
     assert '- base-fewshot: 3-shot completion "{src}: {source}⏎{tgt}:"' in table and "- base-chat: chat" in table
+    assert "mean over 3 demonstration draws, seeds 0, 1, 2" in table
     page = (run_dir / "eval" / "report.html").read_text(encoding="utf-8")
     assert "<h3>Prompts</h3>" in page and "few-shot completion" in page and "held-out records not scored" in page
 

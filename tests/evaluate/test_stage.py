@@ -75,9 +75,20 @@ def test_grid_metrics_and_files(full_run):
         assert "tok:zh" in per["eng_Latn-zho_Hans"]["bleu"]["signature"]
         assert "tok:ja-mecab" in per["eng_Latn-jpn_Jpan"]["bleu"]["signature"]
         assert 0 <= per["eng_Latn-deu_Latn"]["chrf"]["score"] <= 100 and "off_target" in per["eng_Latn-deu_Latn"]
-        rows = [json.loads(x) for x in (out / system / "eng_Latn-zho_Hans.jsonl").read_text().splitlines()]
+        # both prompted few-shot (the tiny model has no chat template): 3 demonstration draws each (the preset's)
+        assert list(per["eng_Latn-deu_Latn"]["seeds"]) == ["0", "1", "2"]
+        rows = [json.loads(x) for x in (out / system / "seed-0" / "eng_Latn-zho_Hans.jsonl").read_text().splitlines()]
         assert [r["id"] for r in rows] == ["flores200-devtest-1", "flores200-devtest-2"]
     assert m["systems"]["base"] == m["systems"]["tuned"]  # the same weights, greedy: the same scores
+    sig = m["significance"]  # the same outputs: every Δ and its interval are 0, no win is significant
+    assert sig["counts"]["chrf"] == {
+        "directions": 20,
+        "wins": 0,
+        "losses": 0,
+        "significant_wins": 0,
+        "significant_losses": 0,
+    }
+    assert all(iv["chrf"]["low"] == iv["chrf"]["high"] == 0 for iv in sig["directions"].values())
     assert m["benchmarks"]["base"]["xcopa"]["zh"]["n"] == 2
     oe = m["open_ended"]
     assert oe["answered"] == {"base": {"mt_bench": 2}, "tuned": {"mt_bench": 2}}
@@ -178,10 +189,10 @@ def test_same_model_twice_gives_identical_scores(tiny_llama, shared_data_dir, tm
     a = evaluate(_grid_cfg(shared_data_dir), model, systems, tmp_path / "a").metrics
     b = evaluate(_grid_cfg(shared_data_dir), model, systems, tmp_path / "b").metrics
     assert a["systems"] == b["systems"] and len(a["directions"]) == 20
-    for d in a["directions"]:
-        assert (tmp_path / "a" / "base" / f"{d}.jsonl").read_text() == (
-            tmp_path / "b" / "base" / f"{d}.jsonl"
-        ).read_text()
+    for d in a["directions"]:  # every demonstration draw (three by default) gives the same outputs again
+        files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a" / "base").glob(f"seed-*/{d}.jsonl"))
+        assert len(files) == 3
+        assert all((tmp_path / "a" / f).read_text() == (tmp_path / "b" / f).read_text() for f in files)
 
 
 def test_pipeline_stage_still_writes_the_before_after_table(tiny_llama, tiny_data, tmp_path):

@@ -9,9 +9,9 @@ until someone lists it: a new setting can cost a recomputation, never a stale re
 
 Fields that cannot change a part's results (dotted paths inside ``eval``):
 
-* :data:`NO_EFFECT`: what no cached part reads (``report``; ``compare_base``, ``base_prompts`` and the
-  translation prompt choices, which pick systems and prompts: the resolved prompt of a system is keyed
-  instead; ``open_ended.judge``, whose verdicts are computed after the cached answers and cached by prompt);
+* :data:`NO_EFFECT`: what no cached part reads (``report``; ``compare_base``, ``base_prompts``, the
+  translation prompt choices and the few-shot seeds, which pick systems, prompts and demonstrations: the
+  resolved prompt and the demonstrations of each draw are keyed instead; ``open_ended.judge``, whose verdicts are computed after the cached answers and cached by prompt);
 * :data:`READ_BY`: fields and sections read by some parts only (``benchmarks`` never changes a translation);
 * ``batch_size`` where the engine ignores it (llama.cpp decodes one sequence at a time, vLLM schedules
   its own batches). The transformers engine keeps it in the key: a batch pads its prompts to one
@@ -35,7 +35,15 @@ from bayling.resume import marked
 PARTS = ("translation", "benchmarks", "open_ended", "interactive", "perplexity")
 
 NO_EFFECT = frozenset(
-    {"report", "compare_base", "base_prompts", "translation.prompt", "translation.prompts", "open_ended.judge"}
+    {
+        "report",
+        "compare_base",
+        "base_prompts",
+        "translation.prompt",
+        "translation.prompts",
+        "translation.fewshot_seeds",
+        "open_ended.judge",
+    }
 )
 
 READ_BY: dict[str, tuple[str, ...]] = {

@@ -81,6 +81,12 @@ class TranslationConfig:
     """JSONL/TSV parallel file of demonstrations; default: the data stage's ``fewshot.jsonl``, else FLORES-200
     ``dev`` (FLORES/WMT22/NTREX test sets), else the test set's records that are not scored (after
     ``eval.max_sentences``). A scored sentence is never a demonstration."""
+    fewshot_seeds: list[Seed] | None = None
+    """Demonstration draws of a few-shot system: each seed draws its own ``fewshot_k`` demonstrations per direction
+    and is translated and cached on its own (``OUT/<system>/seed-<s>/``); tables show the mean over the draws and
+    their min–max, and Δ is taken against the mean. At 270M which demonstrations are drawn moves a direction by
+    several chrF++ points, so one draw is not a baseline. None: three draws, ``seed``, ``seed + 1``, ``seed + 2``
+    (the first is the draw of a single-seed evaluation); one seed keeps the single-draw layout ``OUT/<system>/``."""
 
 
 @dataclass
@@ -274,6 +280,10 @@ def validate(cfg: EvalConfig, systems: Mapping[str, Any] | None = None) -> None:
         bad = [v for v in values if v not in allowed]
         if bad:
             raise ConfigError(f"{key}: unknown {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
+    if tr.fewshot_seeds is not None and (not tr.fewshot_seeds or len(set(tr.fewshot_seeds)) != len(tr.fewshot_seeds)):
+        raise ConfigError(
+            f"eval.translation.fewshot_seeds: {tr.fewshot_seeds} must be distinct seeds, at least one (or null: 3 draws)"
+        )
     check_bounds(cfg, "eval")  # a config built in Python (the loader checks what it reads)
     check_options(cfg.engine, cfg.engine_options, "eval.engine_options")
     check_bleu_tokenize(tr.bleu_tokenize)

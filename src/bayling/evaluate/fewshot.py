@@ -29,6 +29,12 @@ Demonstrations are never test sentences. The pool, first that applies (:func:`lo
 Each direction draws ``k`` records that have both languages, are not scored and share no text with
 any scored source or reference, with ``random.Random(f"{seed}:{direction}")``: the same demonstrations
 for every sentence of a direction, and the same in every run with that seed.
+
+One draw is not a baseline: at 270M, which demonstrations are drawn moves a direction by several chrF++
+points. A few-shot system is therefore translated once per seed of ``eval.translation.fewshot_seeds``
+(:func:`fewshot_seeds`; three by default), each draw cached on its own, and scored as the mean over the
+draws (:func:`mean_over_seeds`), which keeps the single-draw schema of ``metrics.json`` and adds each metric's
+min–max and every draw's own scores.
 """
 
 from __future__ import annotations
@@ -46,9 +52,15 @@ from bayling.records import ParallelRecord
 from bayling.testsets import Bitext
 
 
-def fewshot_record(k: int, pool: str, demo_ids: dict[str, list[str]]) -> dict[str, Any]:
-    """How a system was prompted few-shot, as ``metrics.json`` records it (``prompts.<system>``)."""
-    return {
+def fewshot_record(
+    k: int, pool: str, demo_ids: dict[str, list[str]], by_seed: dict[int, dict[str, list[str]]] | None = None
+) -> dict[str, Any]:
+    """How a system was prompted few-shot, as ``metrics.json`` records it (``prompts.<system>``).
+
+    ``demos`` holds the first draw's demonstration ids (what a single-draw reader expects); with several draws,
+    ``seeds`` lists them and ``demos_by_seed`` holds each draw's ids.
+    """
+    rec = {
         "prompt": "fewshot",
         "k": k,
         "shot": SHOT,
@@ -58,6 +70,9 @@ def fewshot_record(k: int, pool: str, demo_ids: dict[str, list[str]]) -> dict[st
         "pool": pool,
         "demos": demo_ids,
     }
+    if by_seed and len(by_seed) > 1:
+        rec |= {"seeds": list(by_seed), "demos_by_seed": {str(s): ids for s, ids in by_seed.items()}}
+    return rec
 
 
 def chat_record(chat_format: str) -> dict[str, Any]:
@@ -70,7 +85,11 @@ def prompt_summary(rec: dict[str, Any]) -> str:
     if rec.get("prompt") == "fewshot":
         ks = sorted({len(v) for v in rec.get("demos", {}).values()}) or [rec["k"]]
         k = "/".join(map(str, ks))
-        return f'{k}-shot completion "{rec["query"]}", cut at the newline (demos: {rec["pool"]})'.replace("\n", "⏎")
+        seeds = rec.get("seeds")
+        draws = f"; mean over {len(seeds)} demonstration draws, seeds {', '.join(map(str, seeds))}" if seeds else ""
+        return f'{k}-shot completion "{rec["query"]}", cut at the newline (demos: {rec["pool"]}{draws})'.replace(
+            "\n", "⏎"
+        )
     fmt = rec.get("chat_format", "auto")
     return f'chat ({fmt} format): "{rec.get("template", "")}"'.replace("\n", "⏎")
 
@@ -211,10 +230,20 @@ def load_pool(cfg: EvalConfig, bitexts: Sequence[Bitext], heldout_file: str | Pa
     return Pool(recs, f"{cfg.testset} sentences not scored (after eval.max_sentences)")
 
 
+def fewshot_seeds(cfg: Any) -> list[int]:
+    """The demonstration draws of a few-shot system: ``eval.translation.fewshot_seeds``, else ``seed`` and the
+    next two (``cfg.seed`` None counts as 0)."""
+    if cfg.translation.fewshot_seeds is not None:
+        return list(cfg.translation.fewshot_seeds)
+    seed = cfg.seed or 0
+    return [seed, seed + 1, seed + 2]
+
+
 def demonstrations(
-    cfg: EvalConfig, pool: Pool, scored: Sequence[Bitext], system: str = "fewshot"
+    cfg: EvalConfig, pool: Pool, scored: Sequence[Bitext], system: str = "fewshot", seed: int | None = None
 ) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[str]]]:
-    """Demonstrations for every scored direction: ``({direction: [(source, target)]}, {direction: [ids]})``.
+    """Demonstrations for every scored direction: ``({direction: [(source, target)]}, {direction: [ids]})``,
+    drawn with ``seed`` (default ``cfg.seed``).
 
     Raises:
         ConfigError: a direction has no usable demonstration (``k > 0``).
@@ -226,7 +255,7 @@ def demonstrations(
     short: list[str] = []
     k = cfg.translation.fewshot_k
     for b in scored:
-        demos = select_demos(pool, b, k, cfg.seed, scored)
+        demos = select_demos(pool, b, k, cfg.seed if seed is None else seed, scored)
         if k > 0 and not demos:
             raise ConfigError(
                 f"eval.translation.prompt=fewshot ({system}, {b.key}): no demonstrations outside the scored "
@@ -240,3 +269,46 @@ def demonstrations(
     if short:
         console.print(f"[yellow]eval: fewer than {k} demonstrations in {pool.source}: {', '.join(short)}[/yellow]")
     return texts, ids
+
+
+# ----------------------------------------------------------------------------- several draws
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 2)
+
+
+def mean_over_seeds(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The scores of a few-shot system drawn with several seeds, in the single-draw schema of ``metrics.json``.
+
+    Args:
+        per_seed: ``{seed: {direction: scores}}``, each as :func:`~bayling.evaluate.translation.translate_and_score`
+            returns them.
+
+    Returns:
+        ``{direction: scores}`` where each metric is ``{"score": mean, "signature", "min", "max"}`` (``None``
+        with its reason where BLEU does not apply), each rate (``off_target``, ``unknown``, ``copy``) is the mean,
+        and ``seeds`` holds every draw's own scores (``{"0": {...}, "1": {...}}``).
+    """
+    runs = list(per_seed.values())
+    out: dict[str, dict[str, Any]] = {}
+    for d, first in runs[0].items():
+        entry: dict[str, Any] = {}
+        for key, v in first.items():
+            vals = [r[d][key] for r in runs]
+            if isinstance(v, dict) and "score" in v:
+                scores = [x["score"] for x in vals]
+                if any(x is None for x in scores):
+                    entry[key] = next(x for x in vals if x["score"] is None)
+                    continue
+                entry[key] = {"score": _mean(scores), "min": min(scores), "max": max(scores)}
+                entry[key] |= {f: v[f] for f in ("signature",) if f in v}
+                if "bp" in v:
+                    entry[key]["bp"] = round(sum(x["bp"] for x in vals) / len(vals), 4)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                entry[key] = v if key == "n" else _mean(vals)
+            else:
+                entry[key] = v
+        entry["seeds"] = {str(s): r[d] for s, r in per_seed.items()}
+        out[d] = entry
+    return out

@@ -199,6 +199,103 @@ def corpus_scores(
     return out
 
 
+# ----------------------------------------------------------------------------- paired bootstrap resampling
+
+BOOTSTRAP_SAMPLES = 1000
+"""Resamples of the paired bootstrap: sacreBLEU's default for ``--paired-bs``."""
+
+BOOTSTRAP_SEED = 12345
+"""Seed of the resampling indices: sacreBLEU's default ``SACREBLEU_SEED``, so its ``--paired-bs`` draws the same
+resamples."""
+
+LOWER_IS_BETTER = frozenset({"ter"})
+
+
+def bootstrap_indices(n: int, n_samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> Any:
+    """The resamples of ``n`` segments, ``(n_samples, n)`` indices drawn with replacement, exactly as sacreBLEU's
+    paired bootstrap draws them (``numpy.random.default_rng(seed).choice``)."""
+    import numpy as np
+
+    return np.random.default_rng(seed).choice(n, size=(n_samples, n), replace=True)
+
+
+def resampled_scores(metric: Any, hyps: Sequence[str], refs: Sequence[str], idxs: Any) -> tuple[float, Any]:
+    """The corpus score of ``hyps`` and its score on every resample ``idxs`` (one row per resample).
+
+    Sufficient statistics per segment, summed per resample and turned into a score by the sacreBLEU metric
+    object itself (``_extract_corpus_statistics`` / ``_compute_score_from_stats``, in float32 as sacreBLEU
+    does): the computation of ``sacrebleu.significance._paired_bs_test``, for any metric object bayling scores
+    with (spBLEU from a local model included).
+    """
+    import numpy as np
+
+    stats = metric._extract_corpus_statistics(list(hyps), [list(refs)])
+    score = float(metric._aggregate_and_compute(stats).score)
+    arr = np.array(stats, dtype="float32")
+    return score, np.array([metric._compute_score_from_stats(s.sum(0)).score for s in arr[idxs]])
+
+
+def delta_interval(real: float, samples: Any, lower_is_better: bool = False) -> dict[str, Any]:
+    """Δ with its 95 % interval from the per-resample Δ ``samples``.
+
+    The bounds are the resampled Δ at the positions sacreBLEU's ``estimate_ci`` uses for its 95 % interval
+    (the ``n // 40``-th from each end of the sorted resamples); ``p`` is sacreBLEU's paired-bootstrap p-value
+    (resampled ``|Δ|`` centred on its mean, counted above the real ``|Δ|``, plus one). ``significant`` is
+    ``win`` or ``loss`` when the interval excludes 0 (a lower TER is a win), else None.
+    """
+    import numpy as np
+
+    srt = np.sort(samples)
+    lo = len(srt) // 40
+    low, high = float(srt[lo]), float(srt[len(srt) - lo - 1])
+    diffs = np.abs(samples)
+    p = (int(np.sum(diffs - diffs.mean() > abs(real))) + 1) / (len(samples) + 1)
+    sig = None
+    if low > 0 or high < 0:
+        sig = "win" if (low > 0) != lower_is_better else "loss"
+    return {  # + 0.0: never a "-0.0"
+        "delta": round(real, 2) + 0.0,
+        "low": round(low, 2) + 0.0,
+        "high": round(high, 2) + 0.0,
+        "p": round(p, 4),
+        "significant": sig,
+    }
+
+
+def paired_bootstrap(
+    metric: Any,
+    draws: Sequence[Sequence[str]],
+    baselines: Sequence[Sequence[str]],
+    refs: Sequence[str],
+    n_samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, Any]:
+    """Paired bootstrap of a system against a baseline, each given as one or more draws (e.g. a few-shot system's
+    demonstration seeds), all aligned with ``refs``.
+
+    Every resample picks the same segments for every output (sacreBLEU's resamples: :func:`bootstrap_indices`);
+    its Δ is the **mean over the system's draws** of their corpus scores on that resample minus the mean over the
+    baseline's draws. With one draw each this is sacreBLEU's paired bootstrap.
+
+    Returns:
+        The real Δ (mean of the system's draws' scores - mean of the baseline's) and the ``n_samples`` resampled Δ
+        (see :func:`delta_interval`).
+    """
+    import numpy as np
+
+    n = len(refs)
+    if not draws or not baselines or any(len(h) != n for h in (*draws, *baselines)):
+        raise ValueError(f"paired bootstrap needs outputs aligned with the {n} references")
+    idxs = bootstrap_indices(n, n_samples, seed)
+
+    def mean(outputs: Sequence[Sequence[str]]) -> tuple[float, Any]:
+        scored = [resampled_scores(metric, h, refs, idxs) for h in outputs]
+        return sum(s for s, _ in scored) / len(scored), np.mean([x for _, x in scored], axis=0)
+
+    (score, samples), (base_score, base_samples) = mean(draws), mean(baselines)
+    return score - base_score, samples - base_samples
+
+
 def sentence_bleu(
     hyps: Sequence[str], refs: Sequence[str], tgt: str, bleu_tokenize: str = "auto", spm: Path | None = None
 ) -> list[float | None]:

@@ -8,7 +8,12 @@ needed). Plots:
   pivot->X and X->pivot, labelled with the system's prompt), the FLORES grid view of BayLing 2; rows are
   directions when the directions share no pivot language;
 * chrF++ per language as bars grouped by resource tier (``bayling.languages`` tiers), with tier means;
-* before/after deltas (tuned - baseline: ``base`` or ``base-fewshot``) per direction.
+* before/after deltas (tuned - baseline: ``base`` or ``base-fewshot``) per direction, with their 95 % paired
+  bootstrap intervals as error bars (:mod:`bayling.evaluate.significance`).
+
+A Δ table gives each interval and counts the directions where tuned is ahead or behind, and how many of those
+are significant (the interval excludes 0). A few-shot base drawn with several demonstration seeds shows its mean
+and the draws' min–max; Δ is taken against the mean. The off-target and LID-unknown shares stand side by side.
 
 The page also says how each system was prompted (chat, or k-shot completion and where the
 demonstrations came from), and marks BLEU "n/a" where it does not apply (unspaced scripts without
@@ -229,11 +234,21 @@ def delta_bars_svg(metrics: dict[str, Any]) -> str | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * len(dirs) + 1.5), 3.2))
     xs = range(len(dirs))
+    ivs = (metrics.get("significance") or {}).get("directions", {})
+    chrf = [ivs.get(d, {}).get("chrf") for d in dirs]
+    err = None
+    if all(chrf):  # the 95 % interval as an error bar (asymmetric: the resampled Δ need not centre on Δ)
+        err = [
+            [max(dc[d] - iv["low"], 0) for d, iv in zip(dirs, chrf, strict=True)],
+            [max(iv["high"] - dc[d], 0) for d, iv in zip(dirs, chrf, strict=True)],
+        ]
     ax.bar(
         [x - 0.2 for x in xs],
         [dc[d] for d in dirs],
         width=0.4,
-        label="Δ chrF++",
+        yerr=err,
+        capsize=2,
+        label="Δ chrF++ (95 % CI)" if err else "Δ chrF++",
         color=["#3a9a5b" if dc[d] >= 0 else "#c0392b" for d in dirs],
     )
     if db:
@@ -283,10 +298,39 @@ def _translation_table(metrics: dict[str, Any]) -> str:
         row: list[Any] = [d]
         for f in fields:
             for s in names:
-                v = systems[s].get(d, {}).get(f)
-                row.append(("n/a" if v["score"] is None else v["score"]) if isinstance(v, dict) else v)
+                row.append(_metric_cell(systems[s].get(d, {}).get(f)))
         rows.append(row)
     return _table(header, rows)
+
+
+def _metric_cell(v: Any) -> Any:
+    """A score, ``n/a``, or ``mean (min–max)`` for a system drawn with several demonstration seeds."""
+    if not isinstance(v, dict):
+        return v
+    if v["score"] is None:
+        return "n/a"
+    return f"{v['score']:.2f} ({v['min']:.1f}–{v['max']:.1f})" if "min" in v else v["score"]
+
+
+def _significance_table(metrics: dict[str, Any]) -> str:
+    """Δ per direction and of the average, with its 95 % interval, and the counts of (significant) wins."""
+    from bayling.evaluate.significance import counts_text, interval_text
+
+    sig = metrics.get("significance") or {}
+    if not sig.get("directions"):
+        return ""
+    labels = {"bleu": "BLEU", "chrf": "chrF++", "ter": "TER"}
+    ms = [m for m in ("chrf", "bleu", "ter") if m in sig.get("counts", {})]
+    rows = [
+        [d, *(interval_text(per.get(m)) for m in ms)]
+        for d, per in [*sig["directions"].items(), ("average", sig.get("average", {}))]
+    ]
+    counts = "".join(f"<li>{html.escape(counts_text(sig['counts'][m], labels[m], sig['baseline']))}</li>" for m in ms)
+    return (
+        f"<h3>Δ = {html.escape(sig['system'])} - {html.escape(sig['baseline'])}, with 95 % intervals</h3>"
+        + _table(["direction", *(f"Δ {labels[m]} [low, high]" for m in ms)], rows)
+        + f"<ul>{counts}</ul><p>{html.escape(sig['method'])}; *: significant.</p>"
+    )
 
 
 def _prompts_table(metrics: dict[str, Any]) -> str:
@@ -447,6 +491,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"direction, {len(m.get('directions', []))} directions, systems: {html.escape(', '.join(m.get('systems', {})))}.</p>",
         "<h2>Translation</h2>",
         _translation_table(m),
+        _significance_table(m),
         _prompts_table(m),
         *[f"<div class='plot'>{p}</div>" for p in plots],
         *_extra_sections(report),
@@ -462,7 +507,7 @@ def write_report(
 ) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.html`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
-    keep = ("testset", "sentences_per_direction", "directions", "systems", "prompts")
+    keep = ("testset", "sentences_per_direction", "directions", "systems", "prompts", "significance")
     report = {
         "name": name,
         "translation": {k: metrics[k] for k in keep if k in metrics},

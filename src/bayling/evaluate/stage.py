@@ -17,11 +17,13 @@ repeatable: evaluating the same model twice gives identical numbers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from bayling.config import to_dict
@@ -120,7 +122,8 @@ class _Run:
     bitexts: list[Bitext]
     heldout_file: str | Path | None
     prompts: dict[str, dict[str, Any]]
-    demos: dict[str, list[tuple[str, str]]] | None
+    demos: dict[int, dict[str, list[tuple[str, str]]]] | None
+    """Few-shot demonstrations per draw: ``{seed: {direction: [(source, target)]}}``."""
     spm: Path | None
     comet: Any
     memo: dict[str, Path]
@@ -143,46 +146,33 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     }
     out: dict[str, Any] = {}
 
-    # translation keeps the foundation's layout: OUT/<system>/scores.json + fingerprint + <direction>.jsonl
-    bitexts, prompt = run.bitexts, run.prompts.get(system.name, {})
-    fewshot = run.demos if prompt.get("prompt") == "fewshot" else None
-    fp = part_fingerprint(
-        cfg,
-        "translation",
-        **weights,
-        data=[[b.key, b.ids, b.sources, b.refs] for b in bitexts],
-        prompt=prompt,
-        demos=fewshot,
-        spm=_file_key(run.spm),
-    )
-    scores, marker = sys_dir / "scores.json", sys_dir / "fingerprint"
+    # translation keeps the foundation's layout: OUT/<system>/scores.json + fingerprint + <direction>.jsonl; a
+    # few-shot system drawn with several seeds has that layout per draw under OUT/<system>/seed-<s>/
+    prompt = run.prompts.get(system.name, {})
+    draws = run.demos if prompt.get("prompt") == "fewshot" else None
+    if draws is None:
+        res = _translation(cfg, system, sys_dir, run, weights, lazy, None, system.name, prompt)
+        if res is not None:
+            out["translation"] = res
+    else:
+        per_seed = {}
+        for seed, demos in draws.items():
+            seed_dir, label = sys_dir, system.name
+            if len(draws) > 1:
+                seed_dir, label = sys_dir / f"seed-{seed}", f"{system.name}, demonstrations seed {seed}"
+            res = _translation(cfg, system, seed_dir, run, weights, lazy, demos, label, _draw_prompt(prompt, seed))
+            if res is not None:
+                per_seed[seed] = res
+        if len(per_seed) == 1 and len(draws) == 1:
+            out["translation"] = next(iter(per_seed.values()))
+        elif per_seed:
+            from bayling.evaluate.fewshot import mean_over_seeds
 
-    def translate() -> dict[str, Any]:
-        with progress_bar(f"translating ({system.name})", sum(len(b.sources) for b in bitexts)) as advance:
-            return translate_and_score(
-                lazy.get,
-                bitexts,
-                sys_dir,
-                cfg.max_new_tokens,
-                cfg.translation.metrics,
-                advance,
-                cfg.translation.off_target,
-                cfg.translation.comet_model,
-                cfg.translation.cometkiwi_model,
-                cfg.seed,
-                journal_tag=hypotheses_key(cfg, **weights, prompt=prompt, demos=fewshot),
-                fewshot=fewshot,
-                bleu_tokenize=cfg.translation.bleu_tokenize,
-                spm=run.spm,
-                comet=run.comet,
-                length_rule=(cfg.translation.max_new_tokens_per_source_token, cfg.translation.max_new_tokens_offset),
-            )
-
-    def unchanged() -> None:
-        console.print(f"[dim]eval: {system.name} translation unchanged, using cached scores[/dim]")
-
-    if bitexts or (scores.is_file() and marked(marker, fp) is not None):
-        out["translation"] = cached(scores, marker, fp, translate, unchanged)
+            out["translation"] = mean_over_seeds(per_seed)
+            mean_file = sys_dir / "scores.json"
+            if not mean_file.is_file() or json.loads(mean_file.read_text(encoding="utf-8")) != out["translation"]:
+                write_json(mean_file, out["translation"])  # a cached rerun leaves the file alone
+            (sys_dir / "fingerprint").unlink(missing_ok=True)  # never taken for a cached single draw
 
     def part(name: str, label: str, compute: Callable[[Path], Any], **inputs: Any) -> None:
         """``out[name]``: the part computed into ``sys_dir/name``, or its cached result; ``inputs`` join its
@@ -218,6 +208,71 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     return out
 
 
+def _draw_prompt(prompt: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The prompt record of one demonstration draw, as its cache key sees it: the draw's own demonstration ids,
+    not the other draws' (adding a seed re-translates that draw only). A single draw keeps the whole record, so
+    its key is the one a single-draw evaluation always had."""
+    if "demos_by_seed" not in prompt:
+        return prompt
+    rest = {k: v for k, v in prompt.items() if k not in ("seeds", "demos_by_seed")}
+    return rest | {"demos": prompt["demos_by_seed"][str(seed)]}
+
+
+def _translation(
+    cfg: EvalConfig,
+    system: System,
+    out_dir: Path,
+    run: _Run,
+    weights: dict[str, Any],
+    lazy: _Lazy,
+    fewshot: dict[str, list[tuple[str, str]]] | None,
+    label: str,
+    prompt: dict[str, Any],
+) -> dict[str, Any] | None:
+    """One translation pass of ``system`` (one demonstration draw of a few-shot system) into ``out_dir``, or its
+    cached scores; None when there is nothing to translate and nothing cached. ``prompt`` is the prompt record
+    of this pass (:func:`_draw_prompt`), part of its key."""
+    bitexts = run.bitexts
+    fp = part_fingerprint(
+        cfg,
+        "translation",
+        **weights,
+        data=[[b.key, b.ids, b.sources, b.refs] for b in bitexts],
+        prompt=prompt,
+        demos=fewshot,
+        spm=_file_key(run.spm),
+    )
+    scores, marker = out_dir / "scores.json", out_dir / "fingerprint"
+
+    def translate() -> dict[str, Any]:
+        with progress_bar(f"translating ({label})", sum(len(b.sources) for b in bitexts)) as advance:
+            return translate_and_score(
+                lazy.get,
+                bitexts,
+                out_dir,
+                cfg.max_new_tokens,
+                cfg.translation.metrics,
+                advance,
+                cfg.translation.off_target,
+                cfg.translation.comet_model,
+                cfg.translation.cometkiwi_model,
+                cfg.seed,
+                journal_tag=hypotheses_key(cfg, **weights, prompt=prompt, demos=fewshot),
+                fewshot=fewshot,
+                bleu_tokenize=cfg.translation.bleu_tokenize,
+                spm=run.spm,
+                comet=run.comet,
+                length_rule=(cfg.translation.max_new_tokens_per_source_token, cfg.translation.max_new_tokens_offset),
+            )
+
+    def unchanged() -> None:
+        console.print(f"[dim]eval: {label} translation unchanged, using cached scores[/dim]")
+
+    if bitexts or (scores.is_file() and marked(marker, fp) is not None):
+        return cached(scores, marker, fp, translate, unchanged)
+    return None
+
+
 def pipeline_systems(
     model: ModelConfig, adapter: str | Path | None, compare_base: bool, base_prompts: list[str] | None = None
 ) -> dict[str, System]:
@@ -241,23 +296,29 @@ def _prompts(
     full: list[Bitext],
     bitexts: list[Bitext],
     heldout_file: Any,
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, str]]] | None]:
-    """How each system is prompted (``metrics.json``'s ``prompts``) and the few-shot demonstrations."""
-    from bayling.evaluate.fewshot import chat_record, demonstrations, fewshot_record, load_pool
+) -> tuple[dict[str, dict[str, Any]], dict[int, dict[str, list[tuple[str, str]]]] | None]:
+    """How each system is prompted (``metrics.json``'s ``prompts``) and the few-shot demonstrations of each draw
+    (``{seed: {direction: [(source, target)]}}``; one draw when ``fewshot_k`` is 0: there is nothing to draw)."""
+    from bayling.evaluate.fewshot import chat_record, demonstrations, fewshot_record, fewshot_seeds, load_pool
 
     if not bitexts:
         return {}, None
     kinds = {n: resolve_prompt(s, cfg.translation.prompts.get(n, cfg.translation.prompt)) for n, s in systems.items()}
-    demos, ids, source = None, {b.key: [] for b in bitexts}, "none (eval.translation.fewshot_k=0)"
+    demos, by_seed, source = None, {0: {b.key: [] for b in bitexts}}, "none (eval.translation.fewshot_k=0)"
     if "fewshot" in kinds.values():
-        demos = {b.key: [] for b in bitexts}
+        demos = {0: {b.key: [] for b in bitexts}}
         if cfg.translation.fewshot_k > 0:
             pool = load_pool(cfg, full, heldout_file)
-            demos, ids = demonstrations(cfg, pool, bitexts, next(n for n, k in kinds.items() if k == "fewshot"))
+            first = next(n for n, k in kinds.items() if k == "fewshot")
+            drawn = {s: demonstrations(cfg, pool, bitexts, first, s) for s in fewshot_seeds(cfg)}
+            demos = {s: texts for s, (texts, _) in drawn.items()}
+            by_seed = {s: ids for s, (_, ids) in drawn.items()}
             source = pool.source
+    k = cfg.translation.fewshot_k
+    first_ids = next(iter(by_seed.values()))
     prompts = {
-        n: fewshot_record(cfg.translation.fewshot_k, source, ids) if k == "fewshot" else chat_record(model.chat_format)
-        for n, k in kinds.items()
+        n: fewshot_record(k, source, first_ids, by_seed) if kind == "fewshot" else chat_record(model.chat_format)
+        for n, kind in kinds.items()
     }
     return prompts, demos
 
@@ -337,6 +398,13 @@ def evaluate(
         metrics["open_ended"] = part_runners.judge_open_ended(
             cfg, {n: r["open_ended"] for n, r in results.items()}, out
         )
+    base = baseline_system(results)
+    if metrics["directions"] and base is not None and "tuned" in results and metrics["systems"]["tuned"]:
+        from bayling.evaluate.significance import significance
+
+        metrics["significance"] = significance(
+            out, metrics, base, cfg.translation.metrics, cfg.translation.bleu_tokenize, spm
+        )
     write_json(out / "metrics.json", metrics)
     if metrics["directions"]:
         table, markdown = comparison_table(metrics, cfg.translation.metrics)
@@ -362,53 +430,97 @@ def _by_kind(per_system: dict[str, dict[str, Any]], part: str) -> dict[str, Any]
 
 def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[Table, str]:
     """A before/after table (rich and Markdown): one column per metric and system, ``Δ`` = tuned - baseline
-    (``base`` or ``base-fewshot``), and under it the prompt each system got. ``n/a``: BLEU does not apply."""
+    (``base`` or ``base-fewshot``) with its 95 % paired bootstrap interval (``metrics.json``'s ``significance``),
+    then the off-target and LID-unknown shares per system; under it the prompt each system got and the counts of
+    (significant) wins and losses. A few-shot base drawn with several seeds shows its mean and the draws' min–max.
+    ``n/a``: BLEU does not apply."""
     from bayling.evaluate.fewshot import prompt_summary
+    from bayling.evaluate.significance import counts_text, interval_text
 
     systems = list(metrics["systems"])
     base = baseline_system(systems)
     delta = base is not None and "tuned" in systems
+    sig = metrics.get("significance") or {}
     labels = {"bleu": "BLEU", "chrf": "chrF++", "ter": "TER"}
+    dirs = list(metrics["directions"])
+    rates = [s for s in systems if any("off_target" in metrics["systems"][s].get(d, {}) for d in dirs)]
     title = f"Translation on {metrics['testset']} ({metrics['sentences_per_direction']} sentences each)"
     table = Table(title=title)
     header = ["direction"]
     table.add_column("direction", no_wrap=True, min_width=17)
+
+    def column(name: str) -> None:
+        table.add_column(escape(name), justify="right")
+        header.append(name)
+
     for m in metric_names:
         for s in systems:
-            table.add_column(f"{labels[m]} {s}", justify="right")
-            header.append(f"{labels[m]} {s}")
+            column(f"{labels[m]} {s}")
         if delta:
-            table.add_column(f"Δ {labels[m]}", justify="right")
-            header.append(f"Δ {labels[m]}")
+            column(f"Δ {labels[m]} [95 % CI]")
+    for s in rates:
+        column(f"off-target / unknown % {s}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
-    def score(s: str, d: str, m: str) -> float | None:
-        if d != "average":
-            return metrics["systems"][s][d][m]["score"]
-        vals = [metrics["systems"][s][x][m]["score"] for x in metrics["directions"]]
+    def average(vals: list[float | None]) -> float | None:
         vals = [v for v in vals if v is not None]
         return sum(vals) / len(vals) if vals else None
 
-    for d in list(metrics["directions"]) + ["average"]:
+    def seed_averages(s: str, m: str) -> list[float | None]:
+        """The average over directions of each demonstration draw (empty for a single-draw system)."""
+        per = [metrics["systems"][s][x] for x in dirs]
+        seeds = per[0].get("seeds") if per else None
+        if not seeds:
+            return []
+        return [average([p["seeds"][k][m]["score"] for p in per]) for k in seeds]
+
+    def score(s: str, d: str, m: str) -> tuple[float | None, str]:
+        """The score (the mean over draws) and its draws' ``(min–max)`` when there are several."""
+        if d != "average":
+            v = metrics["systems"][s][d][m]
+            spread = f" ({v['min']:.1f}–{v['max']:.1f})" if v.get("score") is not None and "min" in v else ""
+            return v["score"], spread
+        mean = average([metrics["systems"][s][x][m]["score"] for x in dirs])
+        draws = seed_averages(s, m)
+        ok = mean is not None and draws and None not in draws
+        return mean, f" ({min(draws):.1f}–{max(draws):.1f})" if ok else ""  # type: ignore[type-var]
+
+    def rate(s: str, d: str) -> str:
+        rows = [metrics["systems"][s][x] for x in (dirs if d == "average" else [d])]
+        off, unk = average([r.get("off_target") for r in rows]), average([r.get("unknown") for r in rows])
+        return "n/a" if off is None else f"{off:.1f} / {'n/a' if unk is None else f'{unk:.1f}'}"
+
+    for d in [*dirs, "average"]:
         cells = [d]
         for m in metric_names:
             vals = {s: score(s, d, m) for s in systems}
-            cells += ["n/a" if v is None else f"{v:.1f}" for v in vals.values()]
+            cells += ["n/a" if v is None else f"{v:.1f}{spread}" for v, spread in vals.values()]
             if delta:
-                b, t = vals[base], vals["tuned"]
-                cells.append("n/a" if b is None or t is None else f"{t - b:+.1f}")
-        table.add_row(*cells)
+                b, t = vals[base][0], vals["tuned"][0]
+                iv = (sig.get("average") if d == "average" else sig.get("directions", {}).get(d, {})) or {}
+                cells.append("n/a" if b is None or t is None else interval_text(iv.get(m), t - b))
+        cells += [rate(s, d) for s in rates]
+        table.add_row(*map(escape, cells))  # "[low, high]" is text, not rich markup
         lines.append("| " + " | ".join(cells) + " |")
     prompts = metrics.get("prompts", {})
     notes = [f"{s}: {prompt_summary(prompts[s])}" for s in systems if s in prompts]
+    if any("min" in (metrics["systems"][s][d].get(m) or {}) for s in systems for d in dirs for m in metric_names):
+        notes.append("(a–b): the lowest and highest of the demonstration draws; the score is their mean")
     if delta:
         notes.append(f"Δ = tuned - {base}")
+        if sig:
+            notes.append(f"[low, high]: {sig['method']}; *: significant")
+            notes += [counts_text(c, labels[m], base) for m, c in sig.get("counts", {}).items() if m in labels]
+    if rates:
+        notes.append(
+            "off-target / unknown: outputs language ID puts in another language / cannot tell (too short, mixed)"
+        )
     if any(
         metrics["systems"][s][d].get(m, {}).get("score", 0) is None
         for s in systems
-        for d in metrics["directions"]
+        for d in dirs
         for m in metric_names
     ):
         notes.append("n/a: no BLEU for a script written without spaces unless spBLEU is available (see chrF++)")
-    table.caption = "\n".join(notes)
+    table.caption = escape("\n".join(notes))
     return table, "\n".join(lines) + "\n" + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
