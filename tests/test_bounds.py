@@ -100,7 +100,7 @@ def _load(root: type, key: str, name: str, value: float, is_dict: bool, is_seq: 
         GenerationParams(**{name: (value,) if is_seq else value})
         return
     path = f"{key}.x" if is_dict else key
-    load_config(root, None, [f"{path}={value!r}"])
+    load_config(root, None, [f"{path}=[{value!r}]" if is_seq else f"{path}={value!r}"])
 
 
 BOUNDED = [f for f in FIELDS if f[5] is not None]
@@ -110,8 +110,8 @@ BOUNDED = [f for f in FIELDS if f[5] is not None]
 def test_each_bound_holds_on_both_sides(root, cls, key, name, kind, bound):
     hint = typing.get_type_hints(cls)[name]
     is_dict = typing.get_origin(hint) is dict
-    # a tuple of numbers (GenerationParams.max_new_tokens_each): each item is bounded, named by its index
-    is_seq = root is GenerationParams and any(typing.get_origin(t) is tuple for t in (hint, *typing.get_args(hint)))
+    # a list or tuple of numbers (fewshot_seeds, max_new_tokens_each): each item is bounded, named by its index
+    is_seq = any(typing.get_origin(t) in (list, tuple) for t in (hint, *typing.get_args(hint)))
     inside, outside = samples(bound, kind)
     assert outside, f"{key}: a bound that refuses nothing"
     shown = f"{key}.x" if is_dict else f"{key}[0]" if is_seq else key
