@@ -215,9 +215,7 @@ def shares(ev: Evidence, code: str, row: dict[str, Any], min_prob: float) -> dic
     """``{"on", "off", "unknown"}`` % of ``ev`` for ``code`` with a :func:`calibrate` row and ``min_prob``."""
     lang = get_language(code)
     acc, amb = frozenset(row["accepted"]), frozenset(row["ambiguous"])
-    got = Counter(
-        (e if isinstance(e, Verdict) else langid_verdict(e, lang, acc, min_prob, amb)).status for e in ev
-    )
+    got = Counter((e if isinstance(e, Verdict) else langid_verdict(e, lang, acc, min_prob, amb)).status for e in ev)
     return {k: round(100 * got[k] / max(len(ev), 1), 2) for k in (ON, OFF, UNKNOWN)}
 
 
@@ -290,8 +288,15 @@ def run_calibrate(
             "what": f"lid_labels.tsv ({backend}): accepted and ambiguous groups per language, with the confusion "
             "counts that justify each (calibration sentences the backend gave that group with probability >= "
             "min_prob, out of 'sentences')",
-            "rule": {"min_prob": MIN_PROB, "min_count": MIN_COUNT, "min_share": MIN_SHARE, "max_extra": MAX_EXTRA,
-                     "written": WRITTEN, "never_accepted": sorted(NEVER_ACCEPTED), "cover": COVER},  # fmt: skip
+            "rule": {
+                "min_prob": MIN_PROB,
+                "min_count": MIN_COUNT,
+                "min_share": MIN_SHARE,
+                "max_extra": MAX_EXTRA,
+                "written": WRITTEN,
+                "never_accepted": sorted(NEVER_ACCEPTED),
+                "cover": COVER,
+            },  # fmt: skip
             "text": {
                 "lines": len(lines),
                 "documents": len({docs[i] for i in lines}),
@@ -425,7 +430,9 @@ def run_copy(cols: dict[str, list[str]], lines: list[int]) -> None:
     t0 = time.time()
     sample = lines[:200]
     english = {
-        c: max((copy_score(cols[c][i], cols["eng_Latn"][i]), i) for i in sample) for c in sorted(cols) if c != "eng_Latn"
+        c: max((copy_score(cols[c][i], cols["eng_Latn"][i]), i) for i in sample)
+        for c in sorted(cols)
+        if c != "eng_Latn"
     }
     pairs = {f"{a}/{b}": max((copy_score(cols[b][i], cols[a][i]), i) for i in lines) for a, b in COPY_PAIRS}
     src = [cols["eng_Latn"][i] for i in sample]

@@ -65,19 +65,29 @@ def _off(texts, code):
     return [t for t in texts if decide(t, code).status == OFF]
 
 
-def test_flores_references_sample_is_never_off_target(flores):
+def _identified(code):
+    """Whether py3langid (or the script) identifies the language, i.e. its calibration status is not unchecked."""
+    return calibration()[code].status != "unchecked"
+
+
+def test_flores_references_sample_is_rarely_off_target(flores):
     cols, test = flores
     assert len(cols) == 204 and all(len(v) == 1012 for v in cols.values())
-    sample = test[:20]  # 20 held-out sentences x 204 languages; <= 0.5 % of 20 means none
+    sample = test[:20]  # 20 held-out sentences x 204 languages
     flagged = {c: _off([cols[c][i] for i in sample], c) for c in CODES}
-    assert {c: v for c, v in flagged.items() if v} == {}
+    # languages py3langid identifies: none; the ones it cannot (no accepted stand-in any more): a few
+    assert {c: v for c, v in flagged.items() if v and _identified(c)} == {}
+    assert sum(map(len, flagged.values())) <= 0.01 * 20 * 204, {c: v for c, v in flagged.items() if v}  # 21
 
 
 @pytest.mark.slow
-def test_flores_references_heldout_at_most_half_a_percent(flores):
+def test_flores_references_heldout_false_off_target(flores):
     cols, test = flores
     rates = {c: 100 * len(_off([cols[c][i] for i in test], c)) / len(test) for c in CODES}
-    assert max(rates.values()) <= 0.5, {c: r for c, r in rates.items() if r > 0.5}
+    # bench/results/lid_flores200.json: 0.32 % on average, 4.67 % at most (Umbundu), 1.25 % at most where
+    # py3langid identifies the language
+    assert max(rates.values()) <= 5.0 and sum(rates.values()) / len(rates) <= 0.5
+    assert max(r for c, r in rates.items() if _identified(c)) <= 1.5
 
 
 def test_copied_and_wrong_language_output_is_caught(flores):
@@ -98,10 +108,15 @@ def test_copied_and_wrong_language_output_is_caught(flores):
     missed = {c for c in CODES if LANGUAGES[c].group != "eng" and len(_off(english, c)) < 9}
     assert missed == set()
     # what a model answers instead of a low-resource target of the FLORES experiment is caught too
-    assert caught("swh_Latn", "nya_Latn") >= 90  # Swahili for Chichewa (accepted before)
-    assert caught("zul_Latn", "nya_Latn") >= 90
     assert caught("ind_Latn", "jav_Latn") >= 90  # Indonesian for Javanese
+    assert caught("zsm_Latn", "jav_Latn") >= 90
     assert caught("fra_Latn", "wol_Latn") >= 90
+    assert caught("zul_Latn", "nya_Latn") >= 75  # Zulu for Chichewa (accepted before); the rest is unknown
+    # ... or, where py3langid gives the stand-in to genuine text too, never counted as on-target (accepted
+    # before): Swahili for Chichewa, Tagalog for Cebuano are ambiguous, so unknown
+    for src, tgt in [("swh_Latn", "nya_Latn"), ("tgl_Latn", "ceb_Latn"), ("spa_Latn", "ast_Latn")]:
+        verdicts = [decide(cols[src][i], tgt) for i in s]
+        assert not any(v.status == ON for v in verdicts) and sum(v.reason == "ambiguous" for v in verdicts) >= 36
 
 
 def test_accepted_sets_are_small_justified_and_never_english():
@@ -120,12 +135,22 @@ def test_accepted_sets_are_small_justified_and_never_english():
         for g in e:
             k = row["accepted_extra"][g]
             assert k >= rule["min_count"] and k >= rule["min_share"] * row["sentences"], (code, g, k)
-    # the cases of issue 24: English for Mizo/Pangasinan, Swahili/Zulu/Xhosa for Chichewa, 8-10 groups for
-    # Wolof, Bambara, Akan and Maori
-    assert "eng" not in cal["lus_Latn"].accepted | cal["pag_Latn"].accepted
-    assert not {"swh", "zul", "xho"} & cal["nya_Latn"].accepted
+    # the cases of issue 24: English for Mizo/Pangasinan, Swahili/Zulu/Xhosa for Chichewa, Tagalog for
+    # Cebuano, 8-10 groups for Wolof, Bambara, Akan and Maori
+    assert cal["lus_Latn"].accepted == {"lus"} and cal["pag_Latn"].accepted == {"pag", "bcl"}
+    assert cal["nya_Latn"].accepted == {"nya", "sna"} and cal["nya_Latn"].ambiguous == {"swh"}
+    assert cal["ceb_Latn"].accepted == {"ceb"} and cal["ceb_Latn"].ambiguous == {"tgl"}
     assert all(len(extras[c]) <= 2 for c in ("wol_Latn", "bam_Latn", "aka_Latn", "mri_Latn"))
     assert cal["jav_Latn"].accepted == {"jav"} and cal["ind_Latn"].accepted == {"msa"}
+    # ambiguous groups are languages a model writes (high or medium resource), with their counts recorded
+    written = {lang.group for lang in LANGUAGES.values() if lang.tier in ("high", "medium")}
+    for code, c in cal.items():
+        assert c.ambiguous <= written and not c.ambiguous & NEVER_ACCEPTED
+        for g in c.ambiguous:
+            assert (
+                rec["languages"][code]["ambiguous_counts"][g]
+                >= rule["min_share"] * rec["languages"][code]["sentences"]
+            )
 
 
 def test_a_table_accepting_english_for_another_language_is_refused(tmp_path):
@@ -231,9 +256,7 @@ def test_calibration_text_never_overlaps_the_evaluated_heldout(shared_data_dir, 
     calib_docs = {urls[i] for i in lines}
     for preset in ("configs/experiments/flores_alignment.yaml", "configs/data/flores-100langs.yaml"):
         out = tmp_path / Path(preset).stem
-        cfg, _, seed = load_data_config(
-            REPO / preset, [f"data.flores_dir={root}", "data.token_budget=null"], out=out
-        )
+        cfg, _, seed = load_data_config(REPO / preset, [f"data.flores_dir={root}", "data.token_budget=null"], out=out)
         prepare(cfg, out, seed)
         split = json.loads((out / "split.json").read_text(encoding="utf-8"))["parts"]
         held = {int(i.rsplit("-", 1)[1]) - 1 for part in ("heldout", "fewshot") for i in split[part]["ids"]}
@@ -300,7 +323,8 @@ def test_translation_verdicts_on_real_wmt22_outputs(shared_data_dir):
     assert {i for i, v in enumerate(verdicts) if v.off_target} == {456, 505, 590}
     assert verdicts[505].lid.detected == "zho_Hans" and hyps[505].startswith("A.除非另有说明")
     assert verdicts[456].lid.detected == "eng_Latn"
-    assert {i for i, v in enumerate(verdicts) if v.copy} == {21, 22} and hyps[21] == src[21] == "3) Tap Settings."
+    assert {i for i, v in enumerate(verdicts) if v.copy} == {21, 22}
+    assert (hyps[21], src[21]) == ("3) Tap Settings.", "3)Tap Settings.")  # left in English, a space added
     assert verdicts[21].unknown and not verdicts[21].valid  # too short to tell the language, but a copy
     assert sum(v.valid for v in verdicts) == 595
     rates = translation_rates(verdicts)

@@ -734,9 +734,7 @@ def translation_verdicts(hyps: Sequence[str], sources: Sequence[str], tgt: str) 
     (:func:`translation_rates`, ``evaluate.translation.score_direction``) and the reward gate of a
     preference or RL stage, so a gated output is exactly one the evaluation counts as off-target or copied.
     """
-    return [
-        TranslationVerdict(decide(h, tgt), is_copy(h, s)) for h, s in zip(hyps, sources, strict=True)
-    ]
+    return [TranslationVerdict(decide(h, tgt), is_copy(h, s)) for h, s in zip(hyps, sources, strict=True)]
 
 
 def translation_rates(verdicts: Sequence[TranslationVerdict]) -> dict[str, float]:
