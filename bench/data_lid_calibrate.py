@@ -231,7 +231,18 @@ def provenance() -> dict[str, Any]:
     return {
         "command": "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]]),
         "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # tracked files changed since the commit, leaving out what these scripts write
+        "dirty": bool(
+            git(
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!bench/results",
+                f":!{OUT.relative_to(ROOT)}",
+            )
+        ),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
