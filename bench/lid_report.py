@@ -1,11 +1,11 @@
 """Language ID on FLORES-200 devtest references: false off-target and unknown rates for all 204 languages.
 
 Every reference is a genuine sentence of its language, so every ``off`` verdict on it is a false
-off-target (or a FLORES sentence left untranslated). Rates are given on the *test half* (the documents
-``bench/data_lid_calibrate.py`` never saw, :func:`bayling.lid.flores_halves`) and, for completeness, on
-all 1012 sentences (which include the calibration half). To show that real off-target output is still
-caught, ``english_caught`` is the share of test-half English sentences (a copied English source) called
-``off`` for each target, and ``pairs`` does the same for a few close language pairs.
+off-target (or a FLORES sentence left untranslated). Rates are given on the *held-out* lines (those a
+FLORES preset holds out or keeps for few-shot prompts: what experiments score, never calibrated on,
+``bench/data_lid_calibrate.py``) and, separately, on the calibration lines. To show that real off-target
+output is still caught, ``english_caught`` is the share of held-out English sentences (a copied English
+source) called ``off`` for each target, and ``pairs`` does the same for close and plausible pairs.
 
 Run as (about 3 minutes on 2 cores)::
 
@@ -15,23 +15,18 @@ Run as (about 3 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from bayling.languages import LANGUAGES
-from bayling.lid import OFF, OFF_TARGET, UNKNOWN, calibration, decide, flores_halves
+from bayling.lid import OFF, OFF_TARGET, UNKNOWN, calibration, decide
 from bayling.records import read_columns
 
-ROOT = Path(__file__).resolve().parents[1]
-PAIRS = [
-    ("eng_Latn", "deu_Latn"), ("deu_Latn", "zho_Hans"), ("eng_Latn", "jpn_Jpan"), ("zho_Hans", "jpn_Jpan"),
-    ("rus_Cyrl", "ukr_Cyrl"), ("ukr_Cyrl", "rus_Cyrl"), ("spa_Latn", "por_Latn"), ("por_Latn", "spa_Latn"),
-    ("fra_Latn", "ita_Latn"), ("hin_Deva", "mar_Deva"), ("arb_Arab", "pes_Arab"), ("ces_Latn", "slk_Latn"),
-]  # fmt: skip
-"""(language of the output, expected language): wrong-language answers that must be caught."""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_lid_calibrate import PAIRS, ROOT, calibration_lines, provenance  # noqa: E402
 
 
 def rates(texts: list[str], code: str) -> dict[str, float | int]:
@@ -48,37 +43,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--flores", default=str(ROOT.parent / "shared" / "data" / "flores200"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lid_flores200.json"))
-    ap.add_argument("--english", type=int, default=100, help="test-half English sentences per target")
+    ap.add_argument("--english", type=int, default=100, help="held-out English sentences per target")
     args = ap.parse_args()
     t0 = time.time()
     codes = sorted(LANGUAGES)
     cols = read_columns(args.flores, codes)
-    _, test = flores_halves(args.flores)
+    calib, _ = calibration_lines(Path(args.flores))
+    test = sorted(set(range(len(cols["eng_Latn"]))) - set(calib))
     english = [cols["eng_Latn"][i] for i in test[: args.english]]
     cal = calibration("py3langid")
     per = {}
     for code in codes:
         per[code] = {
             "status": cal[code].status,
-            "test_half": rates([cols[code][i] for i in test], code),
-            "all": rates(cols[code], code),
+            "heldout": rates([cols[code][i] for i in test], code),
+            "calibration": rates([cols[code][i] for i in calib], code),
             "english_caught": None if LANGUAGES[code].group == "eng" else rates(english, code)["off_target"],
         }
     pairs = {f"{a}->{b}": rates([cols[a][i] for i in test], b)["off_target"] for a, b in PAIRS}
-    worst = max(codes, key=lambda c: per[c]["test_half"]["off_target"])
+    worst = max(codes, key=lambda c: per[c]["heldout"]["off_target"])
     out = {
+        **provenance(),
         "what": "FLORES-200 devtest references judged against their own language: every off verdict is false",
-        "backend": "py3langid " + importlib.metadata.version("py3langid"),
+        "backend": "py3langid",
         "policy": asdict(OFF_TARGET),
-        "split": "test_half = odd documents of metadata_devtest.tsv (never used for calibration); "
-        "all = 1012 sentences including the calibration half",
+        "split": f"heldout = the {len(test)} lines some FLORES preset holds out or keeps for few-shot prompts "
+        f"(never used for calibration); calibration = the other {len(calib)}",
         "summary": {
             "languages": len(codes),
-            "max_false_off_target_test_half": per[worst]["test_half"]["off_target"],
+            "max_false_off_target_heldout": per[worst]["heldout"]["off_target"],
             "worst_language": worst,
-            "languages_over_0.5pct_test_half": [c for c in codes if per[c]["test_half"]["off_target"] > 0.5],
-            "languages_over_0.5pct_all": [c for c in codes if per[c]["all"]["off_target"] > 0.5],
-            "mean_unknown_test_half": round(sum(p["test_half"]["unknown"] for p in per.values()) / len(codes), 2),
+            "languages_over_0.5pct_heldout": [c for c in codes if per[c]["heldout"]["off_target"] > 0.5],
+            "languages_over_0.5pct_calibration": [c for c in codes if per[c]["calibration"]["off_target"] > 0.5],
+            "mean_unknown_heldout": round(sum(p["heldout"]["unknown"] for p in per.values()) / len(codes), 2),
             "english_caught_below_90pct": {
                 c: p["english_caught"]
                 for c, p in per.items()

@@ -1,22 +1,25 @@
 """Language ID (bayling.lid): genuine text is not off-target, wrong-language and copied output is caught.
 
-FLORES-200 numbers are measured on the *test half* of devtest (the documents the calibration never saw);
-``bench/lid_report.py`` runs the same check on every sentence of all 204 languages.
+FLORES-200 numbers are measured on the *held-out* lines of devtest (those some FLORES preset holds out or
+keeps for few-shot prompts; the calibration never saw them); ``bench/lid_report.py`` runs the same check on
+all of them for all 204 languages.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from bayling.errors import ConfigError
+from bayling.errors import ConfigError, DataError
 from bayling.evaluate.translation import score_direction
 from bayling.languages import LANGUAGES, get_language
 from bayling.lid import (
     DATA_FILTER,
     JUDGE,
+    NEVER_ACCEPTED,
     OFF,
     ON,
     UNKNOWN,
@@ -24,45 +27,67 @@ from bayling.lid import (
     calibration,
     copy_flags,
     decide,
-    flores_halves,
     is_copy,
     off_target_rates,
+    read_calibration,
     strip_non_language,
+    translation_rates,
+    translation_verdicts,
     wrong_language,
 )
 from bayling.records import read_columns
 from bayling.testsets import Bitext
 
+REPO = Path(__file__).resolve().parents[1]
 MIXED = Path(__file__).parent / "assets" / "lid_mixed.jsonl"
+CALIBRATION = REPO / "bench" / "results" / "lid_calibration.json"
 CODES = sorted(LANGUAGES)
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("data_lid_calibrate", REPO / "bench" / "data_lid_calibrate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="module")
 def flores(shared_data_dir):
-    """All 204 languages (102 plain files + 102 from the .tar.xz) and the test-half line indices."""
+    """All 204 languages (102 plain files + 102 from the .tar.xz) and the held-out line indices (never
+    calibrated on)."""
     root = shared_data_dir / "flores200"
     cols = read_columns(root, CODES)
-    calib, test = flores_halves(root)
-    return cols, test
+    lines, _ = _bench().calibration_lines(root)
+    return cols, sorted(set(range(1012)) - set(lines))
 
 
 def _off(texts, code):
     return [t for t in texts if decide(t, code).status == OFF]
 
 
-def test_flores_references_sample_is_never_off_target(flores):
+def _identified(code):
+    """Whether py3langid (or the script) identifies the language, i.e. its calibration status is not unchecked."""
+    return calibration()[code].status != "unchecked"
+
+
+def test_flores_references_sample_is_rarely_off_target(flores):
     cols, test = flores
     assert len(cols) == 204 and all(len(v) == 1012 for v in cols.values())
-    sample = test[:20]  # 20 test-half sentences x 204 languages; <= 0.5 % of 20 means none
+    sample = test[:20]  # 20 held-out sentences x 204 languages
     flagged = {c: _off([cols[c][i] for i in sample], c) for c in CODES}
-    assert {c: v for c, v in flagged.items() if v} == {}
+    # languages py3langid identifies: none; the ones it cannot (no accepted stand-in any more): a few
+    assert {c: v for c, v in flagged.items() if v and _identified(c)} == {}
+    assert sum(map(len, flagged.values())) <= 0.01 * 20 * 204, {c: v for c, v in flagged.items() if v}  # 21
 
 
 @pytest.mark.slow
-def test_flores_references_test_half_at_most_half_a_percent(flores):
+def test_flores_references_heldout_false_off_target(flores):
     cols, test = flores
     rates = {c: 100 * len(_off([cols[c][i] for i in test], c)) / len(test) for c in CODES}
-    assert max(rates.values()) <= 0.5, {c: r for c, r in rates.items() if r > 0.5}
+    # bench/results/lid_flores200.json: 0.32 % on average, 4.67 % at most (Umbundu), 1.25 % at most where
+    # py3langid identifies the language
+    assert max(rates.values()) <= 5.0 and sum(rates.values()) / len(rates) <= 0.5
+    assert max(r for c, r in rates.items() if _identified(c)) <= 1.5
 
 
 def test_copied_and_wrong_language_output_is_caught(flores):
@@ -78,12 +103,66 @@ def test_copied_and_wrong_language_output_is_caught(flores):
     assert caught("zho_Hans", "jpn_Jpan") == 100  # Chinese is not Japanese (no kana)
     assert caught("rus_Cyrl", "ukr_Cyrl") >= 90
     assert caught("spa_Latn", "por_Latn") >= 90
-    # English output is caught for every target except the two whose genuine text py3langid often calls
-    # English (Mizo and Pangasinan quote English terms a lot; bench/results/lid_flores200.json)
+    # English output is caught for every other target, Mizo and Pangasinan included (they used to accept it)
     english = [cols["eng_Latn"][i] for i in test[:10]]
     missed = {c for c in CODES if LANGUAGES[c].group != "eng" and len(_off(english, c)) < 9}
-    assert missed == {c for c, cal in calibration().items() if "eng" in cal.accepted and c != "eng_Latn"}
-    assert missed <= {"lus_Latn", "pag_Latn"}
+    assert missed == set()
+    # what a model answers instead of a low-resource target of the FLORES experiment is caught too
+    assert caught("ind_Latn", "jav_Latn") >= 90  # Indonesian for Javanese
+    assert caught("zsm_Latn", "jav_Latn") >= 90
+    assert caught("fra_Latn", "wol_Latn") >= 90
+    assert caught("zul_Latn", "nya_Latn") >= 75  # Zulu for Chichewa (accepted before); the rest is unknown
+    # ... or, where py3langid gives the stand-in to genuine text too, never counted as on-target (accepted
+    # before): Swahili for Chichewa, Tagalog for Cebuano are ambiguous, so unknown
+    for src, tgt in [("swh_Latn", "nya_Latn"), ("tgl_Latn", "ceb_Latn"), ("spa_Latn", "ast_Latn")]:
+        verdicts = [decide(cols[src][i], tgt) for i in s]
+        assert not any(v.status == ON for v in verdicts) and sum(v.reason == "ambiguous" for v in verdicts) >= 36
+
+
+def test_accepted_sets_are_small_justified_and_never_english():
+    cal = calibration()
+    assert len(cal) == 204
+    extras = {c: v.accepted - {LANGUAGES[c].group} for c, v in cal.items()}
+    assert not {c for c, e in extras.items() if e & NEVER_ACCEPTED}  # English/Chinese never stand for another
+    assert max(len(e) for e in extras.values()) <= 3
+    # every accepted group stands on confusion counts recorded beside the table: py3langid gave it, with
+    # probability >= min_prob, to >= 2 and >= 2 % of the language's calibration sentences
+    rec = json.loads(CALIBRATION.read_text(encoding="utf-8"))
+    rule = rec["rule"]
+    for code, e in extras.items():
+        row = rec["languages"][code]
+        assert sorted(row["accepted"]) == sorted(cal[code].accepted)
+        for g in e:
+            k = row["accepted_extra"][g]
+            assert k >= rule["min_count"] and k >= rule["min_share"] * row["sentences"], (code, g, k)
+    # the cases of issue 24: English for Mizo/Pangasinan, Swahili/Zulu/Xhosa for Chichewa, Tagalog for
+    # Cebuano, 8-10 groups for Wolof, Bambara, Akan and Maori
+    assert cal["lus_Latn"].accepted == {"lus"} and cal["pag_Latn"].accepted == {"pag", "bcl"}
+    assert cal["nya_Latn"].accepted == {"nya", "sna"} and cal["nya_Latn"].ambiguous == {"swh"}
+    assert cal["ceb_Latn"].accepted == {"ceb"} and cal["ceb_Latn"].ambiguous == {"tgl"}
+    assert all(len(extras[c]) <= 2 for c in ("wol_Latn", "bam_Latn", "aka_Latn", "mri_Latn"))
+    assert cal["jav_Latn"].accepted == {"jav"} and cal["ind_Latn"].accepted == {"msa"}
+    # ambiguous groups are languages a model writes (high or medium resource), with their counts recorded
+    written = {lang.group for lang in LANGUAGES.values() if lang.tier in ("high", "medium")}
+    for code, c in cal.items():
+        assert c.ambiguous <= written and not c.ambiguous & NEVER_ACCEPTED
+        for g in c.ambiguous:
+            assert (
+                rec["languages"][code]["ambiguous_counts"][g]
+                >= rule["min_share"] * rec["languages"][code]["sentences"]
+            )
+
+
+def test_a_table_accepting_english_for_another_language_is_refused(tmp_path):
+    table = tmp_path / "lid_labels.tsv"
+    table.write_text(
+        "# comment\nbackend\tcode\taccepted\tstatus\town_share\n"
+        "py3langid\tdeu_Latn\tdeu\town\t1.0\npy3langid\tlus_Latn\teng,lus\tunchecked\t0.0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match=r"lid_labels.tsv:4: lus_Latn accepts eng; English and Chinese"):
+        read_calibration(table, "py3langid")
+    assert read_calibration(table, "heliport") == {}
 
 
 def test_mixed_content_is_never_off_target():
@@ -161,11 +240,31 @@ def test_judge_policy_allows_the_language_the_question_asks_for():
     assert wrong_language(email, "deu_Latn", "Translate this English text into German: ...") is not None
 
 
-def test_calibration_halves_are_disjoint_documents(shared_data_dir):
-    calib, test = flores_halves(shared_data_dir / "flores200")
-    assert len(calib) + len(test) == 1012 and not set(calib) & set(test)
-    urls = (shared_data_dir / "flores200" / "metadata_devtest.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    assert not {urls[i].split("\t")[0] for i in calib} & {urls[i].split("\t")[0] for i in test}
+def test_calibration_text_never_overlaps_the_evaluated_heldout(shared_data_dir, tmp_path):
+    """The calibration script's input lines share no article with what the FLORES experiment's data stage
+    holds out (built here by the data stage itself), and are the lines the shipped table was made from."""
+    from bayling.data.builder import prepare
+    from bayling.pipeline import load_data_config
+
+    root = shared_data_dir / "flores200"
+    bench = _bench()
+    lines, excluded = bench.calibration_lines(root)
+    presets = {str(p.relative_to(REPO)) for p in bench.flores_presets()}
+    assert {"configs/experiments/flores_alignment.yaml", "configs/data/flores-100langs.yaml"} <= presets
+    assert set(excluded) == presets
+    urls = [row.split("\t")[0] for row in (root / "metadata_devtest.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    calib_docs = {urls[i] for i in lines}
+    for preset in ("configs/experiments/flores_alignment.yaml", "configs/data/flores-100langs.yaml"):
+        out = tmp_path / Path(preset).stem
+        cfg, _, seed = load_data_config(REPO / preset, [f"data.flores_dir={root}", "data.token_budget=null"], out=out)
+        prepare(cfg, out, seed)
+        split = json.loads((out / "split.json").read_text(encoding="utf-8"))["parts"]
+        held = {int(i.rsplit("-", 1)[1]) - 1 for part in ("heldout", "fewshot") for i in split[part]["ids"]}
+        assert len(held) >= 220 and held == set(excluded[preset])
+        assert not held & set(lines), preset
+        assert not {urls[i] for i in held} & calib_docs, preset  # not even a neighbouring sentence
+    shipped = json.loads(CALIBRATION.read_text(encoding="utf-8"))["text"]["calibration_lines"]
+    assert shipped == lines  # regenerate lid_labels.tsv when a preset's held-out part changes
 
 
 # ----------------------------------------------------------------------------- copies
@@ -209,3 +308,37 @@ def test_score_direction_reports_off_target_unknown_and_copy():
         ("unknown", False, False),
         ("off", True, False),
     ]
+
+
+def test_translation_verdicts_on_real_wmt22_outputs(shared_data_dir):
+    """BayLing-13B's published WMT22 en->de outputs hold real failures: line 506 answered in Chinese, 457 and
+    591 leave half the sentence in English, 22 and 23 copy a UI string. One function says so for the
+    evaluation's rates and for a reward gate alike."""
+    wmt = shared_data_dir / "wmt22"
+    hyp_dir = shared_data_dir / "bayling" / "wmt22_hypotheses"
+    src = (wmt / "generaltest2022.en-de.src.en").read_text(encoding="utf-8").splitlines()[:600]
+    ref = (wmt / "generaltest2022.en-de.ref.A.de").read_text(encoding="utf-8").splitlines()[:600]
+    hyps = (hyp_dir / "bayling-13b" / "en-de.hypo").read_text(encoding="utf-8").splitlines()[:600]
+    verdicts = translation_verdicts(hyps, src, "deu_Latn")
+    assert {i for i, v in enumerate(verdicts) if v.off_target} == {456, 505, 590}
+    assert verdicts[505].lid.detected == "zho_Hans" and hyps[505].startswith("A.除非另有说明")
+    assert verdicts[456].lid.detected == "eng_Latn"
+    assert {i for i, v in enumerate(verdicts) if v.copy} == {21, 22}
+    assert (hyps[21], src[21]) == ("3) Tap Settings.", "3)Tap Settings.")  # left in English, a space added
+    assert verdicts[21].unknown and not verdicts[21].valid  # too short to tell the language, but a copy
+    assert sum(v.valid for v in verdicts) == 595
+    rates = translation_rates(verdicts)
+    assert rates == {"off_target": 0.5, "unknown": 2.0, "copy": 0.33}
+    # the evaluation's rates and per-sentence flags are these verdicts
+    b = Bitext("wmt22", "eng_Latn", "deu_Latn", src, ref, [str(i) for i in range(600)])
+    scores, rows = score_direction(b, hyps, metrics=("chrf",))
+    assert {k: scores[k] for k in rates} == rates
+    assert [(r["off_target"], r["lid"], r["copy"]) for r in rows] == [
+        (v.off_target, v.lid.status, v.copy) for v in verdicts
+    ]
+    # good outputs of real systems: GPT-4 and NLLB-3.3B are never off-target (en->de and en->zh)
+    for system in ("gpt-4", "nllb-3.3b"):
+        for pair, tgt in (("en-de", "deu_Latn"), ("en-zh", "zho_Hans")):
+            out = (hyp_dir / system / f"{pair}.hypo").read_text(encoding="utf-8").splitlines()[:300]
+            source = (wmt / f"generaltest2022.{pair}.src.en").read_text(encoding="utf-8").splitlines()[:300]
+            assert not any(v.off_target for v in translation_verdicts(out, source, tgt)), (system, pair)

@@ -25,17 +25,26 @@ How a text is decided, for an expected FLORES-200 language ``L``:
    Cyrillic, Arabic, Devanagari...). Its probabilities are summed per language group (``ar`` + ``ary`` +
    ``arz`` = Arabic), groups being macrolanguages (the ``macro`` column of ``languages.tsv``) or single
    languages. The best group is ``on`` when it is ``L``'s or one of ``L``'s *accepted* groups, ``off`` when
-   it is not and its probability is at least the policy's ``min_prob``, else ``unknown``. Accepted groups
-   are those py3langid gave, with probability >= 0.3, to at least 2 sentences of ``L`` in the *calibration
-   half* of FLORES-200 devtest (``lid_labels.tsv``, written by ``bench/data_lid_calibrate.py``; Asturian
-   accepts Spanish, which py3langid often calls it). The other half, the *test half*, is never used for
-   calibration; false off-target rates are measured on it (``bench/lid_report.py``,
-   ``tests/test_lid.py``). The halves are alternating whole documents, see :func:`flores_halves`.
-   ``min_prob`` (0.8) and the two calibration thresholds were chosen on a split of the calibration half.
+   it is not and its probability is at least the policy's ``min_prob``, else ``unknown``
+   (:func:`langid_verdict`). Accepted groups (``lid_labels.tsv``, written by ``bench/data_lid_calibrate.py``)
+   are few and each stands on confusion counts: py3langid gives the group, with probability >= ``min_prob``
+   (so it would otherwise be a false ``off``), to at least 2 and at least 2 % of ``L``'s calibration
+   sentences; at most 3 groups. English and Chinese, the pivots of bayling's translation prompts, are never
+   accepted for another language (:data:`NEVER_ACCEPTED`; :func:`calibration` refuses a table that does).
+   A confused group that is a high- or medium-resource language, one a model may answer in instead of
+   ``L`` (Swahili for Chichewa, Tagalog for Cebuano, Hindi for Awadhi), is *ambiguous* rather than
+   accepted: text given it is ``unknown`` for ``L``, neither on- nor off-target, and shows in the unknown
+   share. ``bench/results/lid_calibration.json`` lists the counts behind every accepted and ambiguous
+   group. The calibration sentences are the FLORES-200 devtest *training articles*: the lines no FLORES
+   preset of ``configs/`` puts in its held-out or few-shot part (FLORES ``dev`` is not redistributed), so
+   the held-out articles the experiments score never tuned language ID; false off-target rates are
+   measured on them (``bench/lid_report.py``, ``tests/test_lid.py``). ``min_prob`` (0.8) and the
+   thresholds were chosen on an inner split of the calibration sentences
+   (``bench/data_lid_calibrate.py --mode tune``, ``bench/results/lid_tuning.json``).
 
 Text with fewer letters than the policy's ``min_letters`` left after stripping is ``unknown``.
 ``heliport`` (HeLI-OTS, 220 labels, ``pip install 'bayling[heliport]'``) can replace py3langid in step 3
-once ``bench/data_lid_calibrate.py --backends heliport`` has calibrated it (its rows are not shipped); its
+once ``bench/data_lid_calibrate.py --backend heliport`` has calibrated it (its rows are not shipped); its
 own per-language confidence thresholds then replace ``min_prob`` (``und`` = ``unknown``).
 
 Policies (:class:`Policy`), one per use:
@@ -50,7 +59,12 @@ Policies (:class:`Policy`), one per use:
 * :data:`DATA_FILTER`: generated training data. ``min_letters`` = ``data.filters.lid_min_chars`` (20), empty
   text is ``unknown`` (the length filter's business); only an unexcused ``off`` answer is dropped.
 
-Copies: :func:`is_copy` says whether an output is (nearly) its source; see there for the rule.
+Copies: :func:`is_copy` says whether an output is (nearly) its source; see there for the rule
+(``COPY_CHRF`` is measured by ``bench/data_lid_calibrate.py --mode copy``).
+
+Translations: :func:`translation_verdicts` gives, per output, whether it is off-target and whether it copies
+its source, by the rules above; the evaluation's off-target, unknown and copy rates
+(:func:`translation_rates`, ``evaluate.translation.score_direction``) and a reward gate read the same verdicts.
 
 Run as::
 
@@ -70,11 +84,15 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from bayling.errors import ConfigError, UnknownLanguageError, require
+from bayling.errors import ConfigError, DataError, UnknownLanguageError, require
 from bayling.languages import LANGUAGES, Language, get_language
 
 ON, OFF, UNKNOWN = "on", "off", "unknown"
 BACKENDS = ("py3langid", "heliport")
+NEVER_ACCEPTED = frozenset({"eng", "zho"})
+"""Language groups never accepted for another language: English and Chinese are the pivots of bayling's
+translation prompts (``data.pivot_languages``, ``eval.translation.pivot``), the language a model falls back
+to, so an answer in them must always count as off-target."""
 
 # ----------------------------------------------------------------------------- policies
 
@@ -111,7 +129,7 @@ class Verdict:
         detected: what the text looks like: a FLORES-200 code when the language is known (``eng_Latn``),
             an ISO 15924 script code when only the script is (``Latn``), else None.
         reason: ``empty``, ``no_letters``, ``too_short``, ``script``, ``mixed_script``, ``cjk``,
-            ``unique_script``, ``langid`` or ``low_confidence``.
+            ``unique_script``, ``langid``, ``ambiguous`` or ``low_confidence``.
     """
 
     status: str
@@ -250,23 +268,27 @@ def _cjk_group(lang: Language) -> str | None:
 
 @dataclass(frozen=True)
 class Calibration:
-    """What ``lid_labels.tsv`` says about one language for one backend (from the calibration half).
+    """What ``lid_labels.tsv`` says about one language for one backend (from the calibration sentences).
 
     Attributes:
         code: FLORES-200 code.
-        accepted: language groups (:func:`label_group`) that count as this language: those the backend gave
-            to at least 2 calibration sentences with a (group) probability >= 0.3.
-        status: ``script`` (the script alone decides, step 2), ``own`` (>= 90 % of the calibration half got
-            the language's own group), ``shared`` (the backend lumps it with neighbours, e.g. Asturian with
-            Spanish) or ``unchecked`` (the backend does not know it: ``on`` then only means that nothing
+        accepted: language groups (:func:`label_group`) that count as this language: its own and the few the
+            backend confidently confuses it with (module docstring, step 3), never :data:`NEVER_ACCEPTED`.
+        status: ``script`` (the script alone decides, step 2), ``own`` (>= 90 % of the calibration sentences
+            got the language's own group), ``shared`` (>= 90 % got an accepted group, e.g. Cebuano and
+            Tagalog) or ``unchecked`` (the backend does not know it: ``on`` then only means that nothing
             contradicts it; English and other confidently identified languages are still ``off``).
-        own_share: share of the calibration half given the language's own group.
+        own_share: share of the calibration sentences given the language's own group.
+        ambiguous: groups the backend confidently confuses the language with that are also languages a model
+            answers in instead (high- and medium-resource: Swahili for Chichewa, Tagalog for Cebuano): text
+            given one of them is ``unknown``, neither counted as this language nor as off-target.
     """
 
     code: str
     accepted: frozenset[str]
     status: str
     own_share: float
+    ambiguous: frozenset[str] = frozenset()
 
 
 _TABLE = "lid_labels.tsv"
@@ -275,32 +297,32 @@ _TABLE = "lid_labels.tsv"
 @lru_cache(maxsize=4)
 def calibration(backend: str = "py3langid") -> dict[str, Calibration]:
     """FLORES code -> :class:`Calibration` for ``backend`` (empty when the backend was never calibrated)."""
-    path = Path(str(resources.files("bayling") / _TABLE))
+    return read_calibration(Path(str(resources.files("bayling") / _TABLE)), backend)
+
+
+def read_calibration(path: Path, backend: str) -> dict[str, Calibration]:
+    """``backend``'s rows of a ``lid_labels.tsv``-style table at ``path``.
+
+    Raises:
+        DataError: a row accepts a group of :data:`NEVER_ACCEPTED` for another language (``file:line``).
+    """
     out = {}
     with path.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t"):
-            if row["backend"] == backend:
-                accepted = frozenset(x for x in row["accepted"].split(",") if x)
-                out[row["code"]] = Calibration(row["code"], accepted, row["status"], float(row["own_share"]))
+        lines = [(n, line) for n, line in enumerate(f, 1) if not line.startswith("#")]
+    rows = csv.DictReader((line for _, line in lines), delimiter="\t")
+    for (n, _), row in zip(lines[1:], rows, strict=True):
+        if row["backend"] != backend:
+            continue
+        accepted = frozenset(x for x in row["accepted"].split(",") if x)
+        ambiguous = frozenset(x for x in (row.get("ambiguous") or "").split(",") if x)
+        banned = sorted((accepted | ambiguous) & NEVER_ACCEPTED - {get_language(row["code"]).group})
+        if banned:
+            raise DataError(
+                f"{path}:{n}: {row['code']} accepts {','.join(banned)}; English and Chinese (the pivots) are never "
+                "accepted (nor ambiguous) for another language"
+            )
+        out[row["code"]] = Calibration(row["code"], accepted, row["status"], float(row["own_share"]), ambiguous)
     return out
-
-
-def flores_halves(flores_dir: str | Path) -> tuple[list[int], list[int]]:
-    """Line indices of FLORES-200 devtest split by document: (calibration half, test half).
-
-    Documents (consecutive lines with the same URL in ``metadata_devtest.tsv``) alternate between the
-    halves, so both hold news, travel and how-to text and no document is split.
-    """
-    meta = Path(flores_dir) / "metadata_devtest.tsv"
-    urls = [line.split("\t", 1)[0] for line in meta.read_text(encoding="utf-8").splitlines()[1:]]
-    calib: list[int] = []
-    test: list[int] = []
-    doc = -1
-    for i, url in enumerate(urls):
-        if i == 0 or url != urls[i - 1]:
-            doc += 1
-        (calib if doc % 2 == 0 else test).append(i)
-    return calib, test
 
 
 @lru_cache(maxsize=512)
@@ -371,6 +393,26 @@ def _backend(name: str) -> _Py3langid | _Heliport:
 
 # ----------------------------------------------------------------------------- deciding
 
+Top = tuple[str, float, str]
+"""The backend's best language group for a text, its probability and its best label."""
+
+
+def langid_verdict(
+    top: Top, lang: Language, accepted: frozenset[str], min_prob: float, ambiguous: frozenset[str] = frozenset()
+) -> Verdict:
+    """Step 3 of the module docstring: ``on`` for ``lang``'s group or an ``accepted`` one, ``unknown`` for an
+    ``ambiguous`` one, ``off`` for another group with probability >= ``min_prob``, else ``unknown``."""
+    group, prob, label = top
+    if group == lang.group or group in accepted:
+        return Verdict(ON, lang.code, "langid")
+    hit = label_language(label)
+    detected = hit.code if hit is not None else label
+    if group in ambiguous:
+        return Verdict(UNKNOWN, detected, "ambiguous")
+    if group in ("zxx", "und") or prob < min_prob:
+        return Verdict(UNKNOWN, detected, "low_confidence")
+    return Verdict(OFF, detected, "langid")
+
 
 def prepare(text: str, lang: str | Language) -> tuple[str, Counter[str]]:
     """Step 1 of the module docstring: the text that carries language, and its letters per script."""
@@ -402,22 +444,31 @@ class LanguageID:
         backend: ``py3langid`` or ``heliport``.
         min_chars: ``min_letters`` of the :data:`DATA_FILTER` policy used by :meth:`check_many`/:meth:`check`
             (the data stage's interface; ``data.filters.lid_min_chars``).
+        table: the calibration to use instead of the shipped ``lid_labels.tsv`` (the calibration script
+            passes ``{}``: it only reads :meth:`evidence`).
     """
 
-    def __init__(self, backend: str = "py3langid", min_chars: int = DATA_FILTER.min_letters) -> None:
+    def __init__(
+        self,
+        backend: str = "py3langid",
+        min_chars: int = DATA_FILTER.min_letters,
+        table: dict[str, Calibration] | None = None,
+    ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown LID backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
         self.data_policy = replace(DATA_FILTER, min_letters=min_chars)
-        self.table = calibration(backend)
-        if not self.table:
+        self.table = calibration(backend) if table is None else table
+        if table is None and not self.table:
             raise ConfigError(
-                f"LID backend {backend!r} is not calibrated; run: python bench/data_lid_calibrate.py --backends {backend}"
+                f"LID backend {backend!r} is not calibrated; run: python bench/data_lid_calibrate.py --backend {backend}"
             )
         self._impl = _backend(backend)
 
-    def decide(self, text: str, lang: str | Language, policy: Policy = OFF_TARGET) -> Verdict:
-        """The :class:`Verdict` for ``text`` expected in ``lang`` under ``policy``."""
+    def evidence(self, text: str, lang: str | Language, policy: Policy = OFF_TARGET) -> Verdict | Top:
+        """Steps 1-2 of the module docstring: their :class:`Verdict` when they settle ``text``, else the
+        backend's :data:`Top` for the kept text, which :func:`langid_verdict` turns into a verdict (the
+        calibration script caches it to try thresholds without rerunning the backend)."""
         lang = get_language(lang)
         if not text.strip():
             return Verdict(policy.empty, None, "empty")
@@ -447,18 +498,16 @@ class LanguageID:
             return Verdict(UNKNOWN, None, "too_short")
         if script_decides(lang):
             return Verdict(ON, lang.code, "unique_script")
-        return self._langid(kept, lang, policy)
+        return self._impl.top(kept)
 
-    def _langid(self, text: str, lang: Language, policy: Policy) -> Verdict:
-        group, prob, label = self._impl.top(text)
-        cal = self.table.get(lang.code)
-        if group == lang.group or (cal is not None and group in cal.accepted):
-            return Verdict(ON, lang.code, "langid")
-        hit = label_language(label)
-        detected = hit.code if hit is not None else label
-        if group in ("zxx", "und") or prob < policy.min_prob:
-            return Verdict(UNKNOWN, detected, "low_confidence")
-        return Verdict(OFF, detected, "langid")
+    def decide(self, text: str, lang: str | Language, policy: Policy = OFF_TARGET) -> Verdict:
+        """The :class:`Verdict` for ``text`` expected in ``lang`` under ``policy``."""
+        lang = get_language(lang)
+        step = self.evidence(text, lang, policy)
+        if isinstance(step, Verdict):
+            return step
+        cal = self.table.get(lang.code) or Calibration(lang.code, frozenset(), "unchecked", 0.0)
+        return langid_verdict(step, lang, cal.accepted, policy.min_prob, cal.ambiguous)
 
     def _name(self, text: str, policy: Policy) -> str | None:
         """What off-script text is: a FLORES code when the backend is sure, else the dominant script."""
@@ -544,15 +593,22 @@ def off_target_flags(hyps: Sequence[str], tgt: str) -> list[bool]:
     return [decide(h, tgt).off for h in hyps]
 
 
+def _percent(flags: Sequence[bool]) -> float:
+    return round(100.0 * sum(flags) / max(len(flags), 1), 2)
+
+
 def off_target_rates(hyps: Sequence[str], tgt: str) -> tuple[dict[str, float], list[Verdict]]:
-    """``({"off_target": %, "unknown": %}, verdicts)`` of outputs expected in ``tgt`` (0-100, 2 decimals)."""
+    """``({"off_target": %, "unknown": %}, verdicts)`` of outputs expected in ``tgt`` (0-100, 2 decimals);
+    with sources at hand, :func:`translation_verdicts` and :func:`translation_rates` add the copy rate."""
     verdicts = [decide(h, tgt) for h in hyps]
-    n = max(len(verdicts), 1)
-    rates = {
-        "off_target": round(100.0 * sum(v.status == OFF for v in verdicts) / n, 2),
-        "unknown": round(100.0 * sum(v.status == UNKNOWN for v in verdicts) / n, 2),
+    return _lid_rates(verdicts), verdicts
+
+
+def _lid_rates(verdicts: Sequence[Verdict]) -> dict[str, float]:
+    return {
+        "off_target": _percent([v.status == OFF for v in verdicts]),
+        "unknown": _percent([v.status == UNKNOWN for v in verdicts]),
     }
-    return rates, verdicts
 
 
 _ZH_NAMES = {
@@ -600,9 +656,9 @@ def wrong_language(answer: str, lang: str, question: str = "", policy: Policy = 
 # ----------------------------------------------------------------------------- copies
 
 COPY_CHRF = 90.0
-"""chrF (sacreBLEU defaults) at or above which an output counts as a copy of its source. Genuine
-FLORES-200 references of different languages stay below it (measured in ``tests/test_lid.py``):
-English against any of the 203 others reaches 86 at most (name lists), Czech-Slovak 89."""
+""":func:`copy_score` at or above which an output counts as a copy of its source. Genuine FLORES-200
+references of different languages stay below it and real near-copies above it
+(``bench/data_lid_calibrate.py --mode copy``, ``bench/results/lid_copy_chrf.json``)."""
 
 _SPACE = re.compile(r"\s+")
 
@@ -611,24 +667,76 @@ def _norm(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-def is_copy(output: str, source: str, threshold: float = COPY_CHRF) -> bool:
-    """Whether ``output`` is (nearly) ``source``: normalised equal, repeats the whole source (>= 20
-    characters) somewhere, or its start has chrF >= ``threshold`` against the source's start over the
+def copy_score(output: str, source: str) -> float:
+    """How much ``output`` copies ``source``, 0-100: 100 when normalised equal or when it repeats the whole
+    source (>= 20 characters) somewhere; else the chrF of its start against the source's start over the
     shorter of the two lengths, which must cover at least half of the source (so a copy cut short by the
-    token limit still counts). Normalisation: NFKC, case-folded, whitespace collapsed."""
+    token limit still scores high), and 0 when it does not. Normalisation: NFKC, case-folded, whitespace
+    collapsed."""
     import sacrebleu
 
     o, s = _norm(output), _norm(source)
     if not o or not s:
-        return False
+        return 0.0
     if o == s or (len(s) >= 20 and s in o):
-        return True
+        return 100.0
     m = min(len(o), len(s))
     if m < len(s) / 2:
-        return False
-    return sacrebleu.sentence_chrf(o[:m], [s[:m]]).score >= threshold
+        return 0.0
+    return float(sacrebleu.sentence_chrf(o[:m], [s[:m]]).score)
+
+
+def is_copy(output: str, source: str, threshold: float = COPY_CHRF) -> bool:
+    """Whether ``output`` is (nearly) ``source``: :func:`copy_score` >= ``threshold``."""
+    return copy_score(output, source) >= threshold
 
 
 def copy_flags(hyps: Sequence[str], sources: Sequence[str], threshold: float = COPY_CHRF) -> list[bool]:
     """:func:`is_copy` per (output, source) pair."""
     return [is_copy(h, s, threshold) for h, s in zip(hyps, sources, strict=True)]
+
+
+# ----------------------------------------------------------------------------- translations
+
+
+@dataclass(frozen=True)
+class TranslationVerdict:
+    """What the evaluation says about one translation output.
+
+    Attributes:
+        lid: the :data:`OFF_TARGET` language-ID verdict for the target language.
+        copy: whether the output (nearly) copies its source (:func:`is_copy`).
+    """
+
+    lid: Verdict
+    copy: bool
+
+    @property
+    def off_target(self) -> bool:
+        """Confidently in another language (counted in the off-target rate)."""
+        return self.lid.status == OFF
+
+    @property
+    def unknown(self) -> bool:
+        """Too short, mixed script or too little confidence to tell (counted in the unknown rate)."""
+        return self.lid.status == UNKNOWN
+
+    @property
+    def valid(self) -> bool:
+        """Neither off-target nor a copy: what a reward gate lets through (``unknown`` passes)."""
+        return not self.off_target and not self.copy
+
+
+def translation_verdicts(hyps: Sequence[str], sources: Sequence[str], tgt: str) -> list[TranslationVerdict]:
+    """Per output: its :data:`OFF_TARGET` verdict for ``tgt`` and whether it copies its source.
+
+    The one rule for every use: the evaluation's off-target, unknown and copy rates
+    (:func:`translation_rates`, ``evaluate.translation.score_direction``) and the reward gate of a
+    preference or RL stage, so a gated output is exactly one the evaluation counts as off-target or copied.
+    """
+    return [TranslationVerdict(decide(h, tgt), is_copy(h, s)) for h, s in zip(hyps, sources, strict=True)]
+
+
+def translation_rates(verdicts: Sequence[TranslationVerdict]) -> dict[str, float]:
+    """``{"off_target": %, "unknown": %, "copy": %}`` of :func:`translation_verdicts` (0-100, 2 decimals)."""
+    return {**_lid_rates([v.lid for v in verdicts]), "copy": _percent([v.copy for v in verdicts])}

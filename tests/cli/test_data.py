@@ -152,7 +152,12 @@ def test_flores_100_languages(shared_data_dir, tmp_path):
     assert stats["contamination"]["flores_skipped_as_source"] and any(
         "wmt22" in s for s in stats["contamination"]["sources"]
     )
-    assert set(stats["lid"]["unchecked_languages"]) == {"kea_Latn", "luo_Latn", "mri_Latn", "umb_Latn", "wol_Latn"}
+    # py3langid cannot identify these; since issue 24 no stand-in is accepted where it is a language a model
+    # writes (Tagalog for Cebuano, Swahili for Chichewa, Spanish for Asturian are ambiguous: unknown)
+    assert set(stats["lid"]["unchecked_languages"]) == {
+        *("ast_Latn", "ceb_Latn", "kam_Latn", "kea_Latn", "luo_Latn"),
+        *("mri_Latn", "nya_Latn", "snd_Arab", "umb_Latn", "wol_Latn"),
+    }
     held = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]
     assert len(held[0]) == 104  # id + doc + 102 languages
     held_en = {h["eng_Latn"] for h in held}

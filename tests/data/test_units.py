@@ -99,7 +99,8 @@ def test_lid_checks_and_honest_gaps():
     unchecked = sorted(c for c, v in cal.items() if v.status == "unchecked")
     assert "wol_Latn" in unchecked and lid.check("Jàngalekat bi dafa am solo lool ci réew mi.", "wol_Latn") is None
     assert lid.check(en, "wol_Latn") is False
-    assert len(cal) == 204 and sum(v.status != "unchecked" for v in cal.values()) >= 170
+    # 138 since issue 24: no stand-in is accepted where py3langid gives a language a model writes (Hindi for Awadhi)
+    assert len(cal) == 204 and sum(v.status != "unchecked" for v in cal.values()) >= 135
     assert (
         cal["acm_Arab"].status == "own" and "ara" in cal["acm_Arab"].accepted
     )  # Arabic varieties are one macrolanguage

@@ -124,13 +124,12 @@ def score_direction(
     for row, c, bl in zip(rows, sentence_chrf(hyps, b.refs), sent_bleu, strict=True):
         row["chrf"], row["bleu"] = c, bl
     if off_target:
-        from bayling.lid import copy_flags, off_target_rates
+        from bayling.lid import translation_rates, translation_verdicts
 
-        rates, verdicts = off_target_rates(hyps, b.tgt)
-        copies = copy_flags(hyps, b.sources)
-        scores |= {**rates, "copy": round(100.0 * sum(copies) / max(len(copies), 1), 2)}
-        for row, v, c in zip(rows, verdicts, copies, strict=True):
-            row["off_target"], row["lid"], row["copy"] = v.off, v.status, c
+        verdicts = translation_verdicts(hyps, b.sources, b.tgt)
+        scores |= translation_rates(verdicts)
+        for row, v in zip(rows, verdicts, strict=True):
+            row["off_target"], row["lid"], row["copy"] = v.off_target, v.lid.status, v.copy
     for name, path, refs in (("comet", comet_model, b.refs), ("cometkiwi", cometkiwi_model, None)):
         if path:
             res = comet_scores(b.sources, hyps, refs, path, models=comet)
