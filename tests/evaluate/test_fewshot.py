@@ -272,7 +272,7 @@ needs_llamacpp = pytest.mark.skipif(
 def test_llamacpp_complete_on_the_embedded_gguf():
     from bayling.engines.llamacpp import LlamaCppEngine
 
-    eng = LlamaCppEngine(n_ctx=512, n_threads=1)
+    eng = LlamaCppEngine(n_ctx=512, n_threads=1, prompt_cache=False)  # as the evaluation builds it
     prompt = fewshot_prompt(
         "Thank you very much.",
         "eng_Latn",
@@ -284,7 +284,9 @@ def test_llamacpp_complete_on_the_embedded_gguf():
     (out,) = eng.complete([prompt], GenerationParams(max_new_tokens=24))
     assert out and "\n" not in out and "English" not in out
     assert "Danke" in out  # a real few-shot continuation, not an echo of the request
-    assert eng.complete([prompt], GenerationParams(max_new_tokens=24)) == [out]  # greedy: reproducible
+    # greedy and reproducible: the same output again after the same prompt (with llama.cpp's prompt cache on, the
+    # cached prefix is computed in other shapes and this Q4 model then writes "Danke, liebe Grüße.")
+    assert eng.complete([prompt, prompt], GenerationParams(max_new_tokens=24)) == [out, out]
 
 
 # --- the pipeline: base-fewshot (and base-chat) vs tuned ------------------------------------------------------

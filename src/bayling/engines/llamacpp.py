@@ -54,6 +54,11 @@ class LlamaCppEngine(EngineBase):
         n_gpu_layers: layers to offload when llama.cpp was built with GPU support.
         model_name: the name reported to clients.
         seed: sampling seed used when a request gives none.
+        prompt_cache: keep the evaluated prompt between requests, so a request that shares a prefix with the
+            previous one (a chat's next turn) starts where it left off. A prefix read from the cache is computed in
+            other shapes than a fresh one, and a greedy output can change (seen on the embedded Gemma: "Danke, ich
+            danke." fresh, "Danke, liebe Grüße." after the same prompt), so the evaluation turns it off: each
+            request then starts from an empty context and its output depends on nothing before it.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class LlamaCppEngine(EngineBase):
         n_gpu_layers: int = 0,
         model_name: str | None = None,
         seed: int = 0,
+        prompt_cache: bool = True,
     ) -> None:
         llama_cpp = require("llama_cpp", "llamacpp")
         if model_path is None:
@@ -91,6 +97,7 @@ class LlamaCppEngine(EngineBase):
         self.model_name = model_name or (Path(lora_path).stem if lora_path else model_path.stem)
         self.model_path, self.lora_path = model_path, lora_path
         self.seed = seed
+        self.prompt_cache = prompt_cache
         self._lock = threading.Lock()  # a llama context serves one sequence at a time
 
     # -- formats and token counts ------------------------------------------------------------------
@@ -145,6 +152,8 @@ class LlamaCppEngine(EngineBase):
         out = []
         for ids, kw in zip(prompts, kws, strict=True):
             with self._lock:
+                if not self.prompt_cache:
+                    self.llm.reset()
                 out.append(self.llm.create_completion(ids, **kw))
             if progress is not None:
                 progress(1)

@@ -197,11 +197,11 @@ def engine_dtype(cfg: Any, model_cfg: ModelConfig) -> str | None:
 def make_engine(system: System, cfg: Any, model_cfg: ModelConfig) -> Engine:
     """The configured engine (``cfg.engine``, ``cfg.engine_options``, ``cfg.batch_size`` of an
     :class:`~bayling.evaluate.config.EvalConfig`) for ``system``, named after it, computing in
-    :func:`engine_dtype`."""
+    :func:`engine_dtype`; llama.cpp without its prompt cache, so no output depends on the request before it."""
     from bayling.engines import load_engine
 
     dtype = engine_dtype(cfg, model_cfg)
-
+    options = {**({"prompt_cache": False} if cfg.engine == "llamacpp" else {}), **cfg.engine_options}
     return load_engine(
         system.model,
         model_cfg,
@@ -210,7 +210,7 @@ def make_engine(system: System, cfg: Any, model_cfg: ModelConfig) -> Engine:
         gguf_file=system.gguf_file,
         name=system.name,
         batch_size=cfg.batch_size,
-        options={**cfg.engine_options, **({"dtype": dtype} if dtype else {})},
+        options={**options, **({"dtype": dtype} if dtype else {})},
     )
 
 
