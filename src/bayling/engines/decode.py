@@ -5,9 +5,10 @@ prompt of a direction re-reads the same ~700-token demonstration prefix, and a b
 stopped until its longest row ends. :func:`greedy_generate` does the same greedy decoding without either waste:
 
 * prompts are grouped by a shared token prefix (:func:`prefix_groups`); a group's prefix is run through the model
-  once, at batch 1, and its keys/values are laid into each batch of that group exactly where the plain
-  left-padded path would hold them (row ``b`` with ``p_b`` pads holds prefix token ``t`` at cache slot
-  ``p_b + t``), so only the rest of each prompt is computed per row;
+  once, at batch 1, and its keys/values are laid into every batch holding a row of that group exactly where the
+  plain left-padded path would hold them (row ``b`` with ``p_b`` pads holds prefix token ``t`` at cache slot
+  ``p_b + t``), so only the rest of each prompt is computed per row; batches still mix groups (directions), as
+  ``model.generate``'s do, since a decoding step costs about as much for a few rows as for a full batch;
 * a row leaves the batch, and its cache, the step it stops (a stop token, a stop string, or its own token limit).
 
 Exactness: the layout is the one ``model.generate`` builds (left padding, position ids ``cumsum(mask) - 1``, causal
@@ -22,7 +23,8 @@ layers are all full or sliding-window (:func:`supports`); anything else falls ba
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 MIN_PREFIX = 32
@@ -98,6 +100,37 @@ def prefix_groups(prompts: Sequence[Sequence[int]], min_prefix: int = MIN_PREFIX
     return groups
 
 
+@contextmanager
+def _weight_first_head(model: Any) -> Iterator[None]:
+    """The output layer computed as ``W @ x^T`` while decoding on a CPU.
+
+    The output layer is most of a decoding step's work for a small model with a large vocabulary (Gemma-3-270M:
+    640 x 262,144 of its 268M parameters), and MKL computes ``x @ W^T`` for a few rows far below its peak:
+    measured on 2 cores, 247 ms at 32 rows and 138 ms at 4 against 154 ms and 44 ms for ``W @ x^T``, whose results
+    were bitwise equal at 1, 16 and 32 rows and equal in every argmax at 4 (``bench/eval_throughput.py`` counts
+    any greedy output that moves). GPUs keep the model's own layer.
+    """
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not isinstance(head, torch.nn.Linear) or head.weight.device.type != "cpu" or "forward" in vars(head):
+        yield
+        return
+
+    def forward(x: Any) -> Any:
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.mm(head.weight, flat.t()).t()
+        if head.bias is not None:
+            out = out + head.bias
+        return out.reshape(*x.shape[:-1], head.out_features)
+
+    head.forward = forward
+    try:
+        yield
+    finally:
+        del head.forward
+
+
 class _StopCheck:
     """Whether a row's new tokens end its generation: a stop token, or a stop string in their decoded text.
 
@@ -135,6 +168,12 @@ def greedy_generate(
 ) -> list[list[int]]:
     """The greedy continuation of each prompt (token ids), in input order.
 
+    Batches are formed as ``model.generate``'s are, from prompts of similar length, across groups: decoding a small
+    model on a CPU costs about as much per step at batch 4 as at batch 32 (each step reads all the weights), so a
+    batch is kept as full as it can be rather than split by shared prefix. Each row takes its own group's prefix
+    from the cache: with every row padded to the batch's width, the block computed per batch is only as long as
+    the batch's longest *unshared* part, whatever the rows' prefixes are.
+
     Args:
         model: a causal LM for which :func:`supports` holds, in inference mode.
         prompts: token ids of each prompt (at least one token each).
@@ -151,22 +190,53 @@ def greedy_generate(
         raise ValueError(f"every token limit must be >= 1, got {min(limits)}")
     model = _core(model)
     check = _StopCheck(set(stop_ids), stop_strings, tokenizer)
-    out: list[list[int]] = [[] for _ in prompts]
     cache_kw = _cache_kwarg(model)
     device = next(model.parameters()).device
-    for shared, members in prefix_groups(prompts, min_prefix):
-        prefix_kv = _prefix_cache(model, prompts[members[0]][:shared], cache_kw, device) if shared else None
-        members = sorted(members, key=lambda i: (len(prompts[i]), i))
-        for start in range(0, len(members), batch_size):
-            idx = members[start : start + batch_size]
+    shared: dict[int, tuple[int, list[tuple[Any, Any]]]] = {}  # prompt -> (its prefix length, that prefix's cache)
+    loose: list[int] = []
+    for length, members in prefix_groups(prompts, min_prefix):
+        if not length:
+            loose = members
+            continue
+        kv = _prefix_cache(model, prompts[members[0]][:length], cache_kw, device)
+        shared.update((i, (length, kv)) for i in members)
+    out: list[list[int]] = [[] for _ in prompts]
+    with _weight_first_head(model):
+        _decode_all(model, prompts, limits, shared, loose, out, check, pad_id, batch_size, cache_kw, progress)
+    return out
+
+
+def _decode_all(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    limits: Sequence[int],
+    shared: dict[int, tuple[int, list[tuple[Any, Any]]]],
+    loose: list[int],
+    out: list[list[int]],
+    check: _StopCheck,
+    pad_id: int,
+    batch_size: int,
+    cache_kw: str,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Every batch of :func:`greedy_generate`, rows with a shared prefix first (sorted by length), then the rest."""
+    for part in (sorted(shared), loose):  # a row with no shared prefix would make its batch recompute them all
+        order = sorted(part, key=lambda i: (len(prompts[i]), i))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
             rows = _decode_batch(
-                model, [prompts[i] for i in idx], [limits[i] for i in idx], prefix_kv, shared, check, pad_id, cache_kw
+                model,
+                [prompts[i] for i in idx],
+                [limits[i] for i in idx],
+                [shared.get(i) for i in idx],
+                check,
+                pad_id,
+                cache_kw,
             )
             for i, row in zip(idx, rows, strict=True):
                 out[i] = row
             if progress is not None:
                 progress(len(idx))
-    return out
 
 
 def _prefix_cache(model: Any, prefix: Sequence[int], cache_kw: str, device: Any) -> list[tuple[Any, Any]]:
@@ -191,13 +261,18 @@ def _decode_batch(
     model: Any,
     rows: Sequence[Sequence[int]],
     limits: Sequence[int],
-    prefix_kv: list[tuple[Any, Any]] | None,
-    shared: int,
+    prefixes: Sequence[tuple[int, list[tuple[Any, Any]]] | None],
     check: _StopCheck,
     pad_id: int,
     cache_kw: str,
 ) -> list[list[int]]:
-    """Greedy decoding of one batch, left-padded as ``model.generate`` pads it; rows leave as they stop."""
+    """Greedy decoding of one batch, left-padded as ``model.generate`` pads it; rows leave as they stop.
+
+    Row ``b`` (``p_b`` pads, then its prompt) holds its prefix token ``t`` at cache slot ``p_b + t``. The block
+    computed first starts at ``start = min_b(p_b + P_b)`` (``P_b``: the row's cached prefix, short of its last
+    token), the latest slot before which every row's slots are padding or cached prefix; a row whose prefix runs
+    past ``start`` computes that part again, as part of the block.
+    """
     import torch
     from transformers import DynamicCache
 
@@ -211,17 +286,19 @@ def _decode_batch(
         mask[b, p:] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as model.generate: pads are masked anyway
-    # the prefix shared by this batch's rows: at most each row's length - 1 (its last token is fed)
-    start = min(shared, min(len(r) for r in rows) - 1) if prefix_kv is not None else 0
+    cached = [min(pre[0], len(r) - 1) if pre else 0 for pre, r in zip(prefixes, rows, strict=True)]
+    start = min(p + n for p, n in zip(pads, cached, strict=True))
     cache = DynamicCache()
     if start > 0:
-        for layer, (keys, values) in enumerate(prefix_kv or []):
+        layers = next(pre[1] for pre in prefixes if pre)
+        for layer in range(len(layers)):
+            keys, values = layers[layer]
             k = keys.new_zeros((n_rows, keys.shape[1], start, keys.shape[3]))
             v = values.new_zeros((n_rows, values.shape[1], start, values.shape[3]))
-            for b, p in enumerate(pads):
-                if start > p:  # slots p..start-1 hold prefix tokens 0..start-p-1
-                    k[b, :, p:start] = keys[0, :, : start - p]
-                    v[b, :, p:start] = values[0, :, : start - p]
+            for b, (p, pre) in enumerate(zip(pads, prefixes, strict=True)):
+                if pre and start > p:  # slots p..start-1 hold this row's prefix tokens 0..start-p-1
+                    k[b, :, p:start] = pre[1][layer][0][0, :, : start - p]
+                    v[b, :, p:start] = pre[1][layer][1][0, :, : start - p]
             cache.update(k, v, layer)
     logits = model(
         input_ids=ids[:, start:],
