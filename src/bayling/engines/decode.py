@@ -9,7 +9,8 @@ stopped until its longest row ends. :func:`greedy_generate` does the same greedy
   plain left-padded path would hold them (row ``b`` with ``p_b`` pads holds prefix token ``t`` at cache slot
   ``p_b + t``), so only the rest of each prompt is computed per row; batches still mix groups (directions), as
   ``model.generate``'s do, since a decoding step costs about as much for a few rows as for a full batch;
-* a row leaves the batch, and its cache, the step it stops (a stop token, a stop string, or its own token limit).
+* a row leaves the batch, and its cache, the step it stops (a stop token, a stop string, or its own token limit),
+  and once half the batch has left, the next prompts are started and merged into it (continuous batching).
 
 Exactness: the layout is the one ``model.generate`` builds (left padding, position ids ``cumsum(mask) - 1``, causal
 and sliding-window masks in cache-slot space), so the arithmetic is the same up to the rounding of differently
@@ -25,6 +26,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 MIN_PREFIX = 32
@@ -168,11 +170,11 @@ def greedy_generate(
 ) -> list[list[int]]:
     """The greedy continuation of each prompt (token ids), in input order.
 
-    Batches are formed as ``model.generate``'s are, from prompts of similar length, across groups: decoding a small
-    model on a CPU costs about as much per step at batch 4 as at batch 32 (each step reads all the weights), so a
-    batch is kept as full as it can be rather than split by shared prefix. Each row takes its own group's prefix
-    from the cache: with every row padded to the batch's width, the block computed per batch is only as long as
-    the batch's longest *unshared* part, whatever the rows' prefixes are.
+    Rows are started in order of length, across groups, and the batch is kept full (:func:`_decode_all`): decoding
+    a small model on a CPU costs about as much per step at batch 4 as at batch 32 (each step reads all the
+    weights), so rows are never held back to share a prefix with their batch. Each row takes its own group's
+    prefix from the cache: with every row padded to its batch's width, the block computed when rows start is only
+    as long as their longest *unshared* part, whatever their prefixes are.
 
     Args:
         model: a causal LM for which :func:`supports` holds, in inference mode.
@@ -183,7 +185,7 @@ def greedy_generate(
         batch_size: rows computed together (a batch only shrinks as its rows stop).
         tokenizer: decodes new tokens for ``stop_strings``.
         stop_strings: strings that end a row when its decoded new text contains one.
-        progress: called with the number of prompts finished, after each batch.
+        progress: called with the number of prompts finished, as they finish.
         min_prefix: shortest shared prefix computed once (:func:`prefix_groups`).
     """
     if any(n < 1 for n in limits):
@@ -206,6 +208,26 @@ def greedy_generate(
     return out
 
 
+@dataclass
+class _Rows:
+    """Rows being decoded together: their cache and mask (``width`` slots, left-padded), the position of each row's
+    last token, the token each row feeds next, and which prompt each row is."""
+
+    cache: Any
+    mask: Any
+    last: Any
+    nxt: Any
+    index: list[int]
+
+    def keep(self, keep: list[int]) -> None:
+        import torch
+
+        sel = torch.tensor(keep, device=self.mask.device)
+        self.cache.batch_select_indices(sel)
+        self.mask, self.last, self.nxt = self.mask[sel], self.last[sel], self.nxt[sel]
+        self.index = [self.index[j] for j in keep]
+
+
 def _decode_all(
     model: Any,
     prompts: Sequence[Sequence[int]],
@@ -219,24 +241,84 @@ def _decode_all(
     cache_kw: str,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Every batch of :func:`greedy_generate`, rows with a shared prefix first (sorted by length), then the rest."""
-    for part in (sorted(shared), loose):  # a row with no shared prefix would make its batch recompute them all
-        order = sorted(part, key=lambda i: (len(prompts[i]), i))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            rows = _decode_batch(
-                model,
-                [prompts[i] for i in idx],
-                [limits[i] for i in idx],
-                [shared.get(i) for i in idx],
-                check,
-                pad_id,
-                cache_kw,
-            )
-            for i, row in zip(idx, rows, strict=True):
-                out[i] = row
-            if progress is not None:
-                progress(len(idx))
+    """Decode every prompt, keeping the batch full: rows leave the step they stop, and once half the batch has
+    left, the next prompts (by length, rows with a shared prefix first) are started in a batch of their own and
+    merged into the running one. Merging left-pads the narrower of the two, which moves all of a row's slots
+    alike: what each token attends to, sliding window included, is unchanged."""
+    import torch
+
+    queue = [i for part in (sorted(shared), loose) for i in sorted(part, key=lambda i: (len(prompts[i]), i))]
+    active: _Rows | None = None
+
+    def take(logits: Any, rows: _Rows) -> _Rows | None:
+        """Each row's next token from ``logits``; rows that stop leave (reported to ``progress``)."""
+        rows.nxt = logits[:, -1, :].argmax(-1)
+        keep = []
+        for j, (i, token) in enumerate(zip(rows.index, rows.nxt.tolist(), strict=True)):
+            out[i].append(token)
+            if not (len(out[i]) >= limits[i] or check(out[i])):
+                keep.append(j)
+        if progress is not None and len(keep) < len(rows.index):
+            progress(len(rows.index) - len(keep))
+        if not keep:
+            return None
+        if len(keep) < len(rows.index):
+            rows.keep(keep)
+        return rows
+
+    while queue or active is not None:
+        n = 0 if active is None else len(active.index)
+        if queue and n <= batch_size // 2:
+            head = queue[0] in shared  # a start never mixes rows with and without a shared prefix
+            new = [i for i in queue[: batch_size - n] if (i in shared) == head]
+            queue = queue[len(new) :]
+            rows, logits = _start(model, [prompts[i] for i in new], [shared.get(i) for i in new], pad_id, cache_kw)
+            rows.index = new
+            started = take(logits, rows)
+            if started is not None:
+                active = started if active is None else _merge(active, started)
+            continue
+        assert active is not None
+        active.mask = torch.cat([active.mask, active.mask.new_ones((len(active.index), 1))], dim=-1)
+        active.last = active.last + 1
+        logits = model(
+            input_ids=active.nxt[:, None],
+            attention_mask=active.mask,
+            position_ids=active.last[:, None],
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_kw: active.cache},
+        ).logits
+        active = take(logits, active)
+
+
+def _merge(a: _Rows, b: _Rows) -> _Rows:
+    """One set of rows from two, the narrower left-padded to the wider's width."""
+    import torch
+    from transformers import DynamicCache
+
+    width = max(a.mask.shape[1], b.mask.shape[1])
+
+    def pad(t: Any, dim: int) -> Any:
+        missing = width - t.shape[dim]
+        if not missing:
+            return t
+        shape = list(t.shape)
+        shape[dim] = missing
+        return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+    cache = DynamicCache()
+    for layer, (la, lb) in enumerate(zip(a.cache.layers, b.cache.layers, strict=True)):
+        keys = torch.cat([pad(la.keys, 2), pad(lb.keys, 2)], dim=0)
+        values = torch.cat([pad(la.values, 2), pad(lb.values, 2)], dim=0)
+        cache.update(keys, values, layer)
+    return _Rows(
+        cache,
+        torch.cat([pad(a.mask, 1), pad(b.mask, 1)], dim=0),
+        torch.cat([a.last, b.last]),
+        torch.cat([a.nxt, b.nxt]),
+        a.index + b.index,
+    )
 
 
 def _prefix_cache(model: Any, prefix: Sequence[int], cache_kw: str, device: Any) -> list[tuple[Any, Any]]:
@@ -257,21 +339,19 @@ def _prefix_cache(model: Any, prefix: Sequence[int], cache_kw: str, device: Any)
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _decode_batch(
+def _start(
     model: Any,
     rows: Sequence[Sequence[int]],
-    limits: Sequence[int],
     prefixes: Sequence[tuple[int, list[tuple[Any, Any]]] | None],
-    check: _StopCheck,
     pad_id: int,
     cache_kw: str,
-) -> list[list[int]]:
-    """Greedy decoding of one batch, left-padded as ``model.generate`` pads it; rows leave as they stop.
+) -> tuple[_Rows, Any]:
+    """Run new rows' prompts, left-padded as ``model.generate`` pads a batch; their rows and first logits.
 
     Row ``b`` (``p_b`` pads, then its prompt) holds its prefix token ``t`` at cache slot ``p_b + t``. The block
-    computed first starts at ``start = min_b(p_b + P_b)`` (``P_b``: the row's cached prefix, short of its last
-    token), the latest slot before which every row's slots are padding or cached prefix; a row whose prefix runs
-    past ``start`` computes that part again, as part of the block.
+    computed starts at ``start = min_b(p_b + P_b)`` (``P_b``: the row's cached prefix, short of its last token),
+    the latest slot before which every row's slots are padding or cached prefix; a row whose prefix runs past
+    ``start`` computes that part again, as part of the block.
     """
     import torch
     from transformers import DynamicCache
@@ -308,30 +388,4 @@ def _decode_batch(
         logits_to_keep=1,
         **{cache_kw: cache},
     ).logits
-    out: list[list[int]] = [[] for _ in rows]
-    alive = list(range(n_rows))
-    last = positions[:, -1]
-    while True:
-        nxt = logits[:, -1, :].argmax(-1)
-        keep = []
-        for j, (b, token) in enumerate(zip(alive, nxt.tolist(), strict=True)):
-            out[b].append(token)
-            if not (len(out[b]) >= limits[b] or check(out[b])):
-                keep.append(j)
-        if not keep:
-            return out
-        if len(keep) < len(alive):
-            sel = torch.tensor(keep, device=device)
-            cache.batch_select_indices(sel)
-            mask, nxt, last = mask[sel], nxt[sel], last[sel]
-            alive = [alive[j] for j in keep]
-        mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=-1)
-        last = last + 1
-        logits = model(
-            input_ids=nxt[:, None],
-            attention_mask=mask,
-            position_ids=last[:, None],
-            use_cache=True,
-            logits_to_keep=1,
-            **{cache_kw: cache},
-        ).logits
+    return _Rows(cache, mask, positions[:, -1], None, []), logits
