@@ -1,7 +1,7 @@
 """The data curve: how much text in a language the model must see before it translates into it.
 
 "How much text must I bring for my language?" is the first question of a user with a low-resource language.
-This runs a preset (by default ``configs/experiments/alignment_recommended_60min.yaml``) at several token budgets,
+This runs a preset (by default ``configs/experiments/alignment_reward_draft.yaml``) at several token budgets,
 with only English, Chinese and the curve's target languages in the data (so the translation budget goes to those
 targets), under two conditions: SFT alone, and SFT + the reward stage (GRPO with the language-gated reward). Each
 point is scored on the held-out FLORES articles, en->X, and placed at the number of *target-language assistant
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from bayling.cli import main as bayling  # noqa: E402
 
-PRESET = REPO / "configs" / "experiments" / "alignment_recommended_60min.yaml"
+PRESET = REPO / "configs" / "experiments" / "alignment_reward_draft.yaml"
 TARGETS = ["jav_Latn", "asm_Beng", "yor_Latn", "heb_Hebr"]
 BUDGETS = [6_000, 20_000, 50_000, 140_000]
 CONDITIONS = {

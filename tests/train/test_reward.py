@@ -176,7 +176,7 @@ def test_sampled_preference_stage_runs_one_step_and_changes_the_adapter(tiny_lla
     assert stage["pair_source"] == "sampled" and stage["steps"] == 1 and stage["pairs"] == len(pairs)
 
 
-RECOMMENDED = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "alignment_recommended_60min.yaml"
+RECOMMENDED = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "alignment_reward_draft.yaml"
 
 
 def test_recommended_preset_is_sft_plus_reward_with_budget_by_need_and_runs_on_the_tiny_model(tiny_llama, tmp_path):
