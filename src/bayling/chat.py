@@ -69,6 +69,17 @@ def as_messages(conversation: Iterable[Message | Mapping[str, Any]]) -> list[Mes
     return out
 
 
+def first_exchange(conversation: Iterable[Message | Mapping[str, Any]]) -> list[Message] | None:
+    """The conversation up to its first assistant reply (an optional system message, the first user turn, the
+    reply), or None when it does not start that way: the request and answer a translation example opens with."""
+    msgs = as_messages(conversation)
+    start = 1 if msgs and msgs[0].role == "system" else 0
+    head = msgs[: start + 2]
+    if len(head) < start + 2 or head[-1].role != "assistant":
+        return None
+    return head
+
+
 @dataclass(frozen=True)
 class ChatFormat:
     """How a conversation is laid out as text.

@@ -23,7 +23,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import ChatFormat, as_messages, jinja_template
+from bayling.chat import ChatFormat, first_exchange, jinja_template
 from bayling.digest import file_digest, fingerprint
 from bayling.errors import DataError, require
 from bayling.io import read_jsonl, write_json, write_jsonl
@@ -44,10 +44,8 @@ def translation_prompts(data_file: Path, limit: int, seed: int) -> list[dict[str
     for ex in read_jsonl(data_file):
         if ex.get("task") == "general":
             continue
-        msgs = as_messages(ex.get("messages", []))
-        start = 1 if msgs and msgs[0].role == "system" else 0
-        head = msgs[: start + 2]
-        if len(head) < start + 2 or head[-1].role != "assistant":
+        head = first_exchange(ex.get("messages", []))
+        if head is None:
             continue
         items.append({"prompt": [m.to_dict() for m in head[:-1]], "reference": head[-1].content})
     random.Random(seed).shuffle(items)

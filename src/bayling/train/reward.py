@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bayling.chat import as_messages
+from bayling.chat import first_exchange
 from bayling.errors import ConfigError, require
 from bayling.io import read_jsonl
 from bayling.prompts import DEFAULT_IL, fill, lang_name, load_templates
@@ -205,10 +205,8 @@ def translation_requests(data_file: str | Path, limit: int, seed: int) -> list[d
     for ex in read_jsonl(path):
         if (ex.get("turns") or [None])[0] not in TRANSLATE_TURNS or not ex.get("tgt") or not ex.get("src"):
             continue
-        msgs = as_messages(ex.get("messages", []))
-        start = 1 if msgs and msgs[0].role == "system" else 0
-        head = msgs[: start + 2]
-        if len(head) < start + 2 or head[-1].role != "assistant":
+        head = first_exchange(ex.get("messages", []))
+        if head is None:
             continue
         texts[(str(ex.get("source_id")), ex["tgt"])] = head[-1].content
         rows.append((ex, head))
