@@ -272,3 +272,15 @@ def test_bayling_train_gives_the_same_loss_curve_with_the_switch_on_and_off(
         assert (len(calls) > n_calls) == (switch == "true")  # the label-only head ran only when switched on
     assert len(curves["true"]) == 4 and curves["true"][0] != curves["true"][-1]
     assert curves["true"] == pytest.approx(curves["false"], rel=1e-5)
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_lora_trains_bf16_weights_only_where_bf16_runs_fast(native_bf16, monkeypatch):
+    """On a CPU without native bf16 every bf16 product is 50-100x slower: LoRA then loads fp32 weights."""
+    from bayling.train import loss
+    from bayling.train.model import pretrained_kwargs
+
+    monkeypatch.setattr(loss, "fast_bf16_matmul", lambda device: native_bf16)
+    want = torch.bfloat16 if native_bf16 else torch.float32
+    assert pretrained_kwargs("lora", True, "cpu")["dtype"] == want
+    assert pretrained_kwargs("lora", False, "cpu")["dtype"] == torch.float32
