@@ -57,9 +57,13 @@ def test_wmt24pp_preset_scores_each_locale(hub_env, hub_sets, tmp_path):
     assert prompt["demos"]["eng_Latn-fr_CA"] and all(
         i.startswith("flores200-dev-") for i in prompt["demos"]["eng_Latn-de_DE"]
     )
-    rows = [json.loads(x) for x in (out / "base" / "eng_Latn-fr_CA.jsonl").read_text().splitlines()]
     kept = [i for i in range(8) if i not in hub_sets.WMT24PP_BAD][:3]
-    assert [x["id"] for x in rows] == [f"wmt24pp-fr_CA-{1000 + i}" for i in kept]
+    assert prompt["seeds"] == [0, 1, 2]  # the few-shot base: three demonstration draws, each scored on its own
+    for seed in prompt["seeds"]:
+        rows = [
+            json.loads(x) for x in (out / "base" / f"seed-{seed}" / "eng_Latn-fr_CA.jsonl").read_text().splitlines()
+        ]
+        assert [x["id"] for x in rows] == [f"wmt24pp-fr_CA-{1000 + i}" for i in kept]
 
 
 def test_benchmarks_preset_takes_the_hub_sets(hub_env, hub_sets, tmp_path, tiny_llama, run_py):
