@@ -98,7 +98,7 @@ def test_flores_metadata_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_a_damaged_summary_is_an_error_not_an_empty_card(tmp_path):
-    from bayling.train.card import _read_json
+    from bayling.card import _read_json
 
     (tmp_path / "summary.json").write_text('{"steps": 3,')
     with pytest.raises(DataError, match=r"summary\.json: invalid JSON"):

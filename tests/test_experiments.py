@@ -125,6 +125,8 @@ def test_flores_alignment_data_stage_on_real_flores(shared_data_dir, tiny_llama,
     assert stats["split"]["by"] == "document" and stats["heldout_records"] >= 300 and stats["fewshot_records"] >= 20
     assert stats["languages_count"] == len(cfg.data.languages)  # every language reaches the training data
     bitexts = load_testset(cfg.eval, run_dir / "data" / "heldout.jsonl")
-    assert len(bitexts) == 2 * len(cfg.eval.translation.languages) and all(len(b.sources) == 20 for b in bitexts)
+    assert len(bitexts) == 2 * len(cfg.eval.translation.languages) and all(
+        len(b.sources) == cfg.eval.max_sentences for b in bitexts
+    )
     train_text = (run_dir / "data" / "train.jsonl").read_text(encoding="utf-8")
     assert not [s for b in bitexts for s in b.sources if s in train_text]  # no evaluated sentence was trained on

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from bayling.engines import GenerationParams
+from bayling.errors import BaylingError
 from bayling.serve.scheduler import Busy, Overloaded, Scheduler
 
 MSG = [{"role": "user", "content": "Translate the following English text into German.\nThe weather is nice today."}]
@@ -16,17 +17,21 @@ def run(coro):
     return asyncio.run(coro)
 
 
+BAD = [{"role": "wizard", "content": "Hello"}]
+
+
 def test_engine_errors_reach_the_caller_and_the_worker_survives(tiny_engine):
     async def main():
         s = Scheduler(tiny_engine)
         s.start()
         try:
-            job = s.submit("stream", MSG, GenerationParams(max_new_tokens=0))  # transformers refuses 0 tokens
+            # a role the chat format does not know: the engine raises while building the prompt
+            job = s.submit("stream", BAD, GenerationParams(max_new_tokens=3))
             await s.wait_started(job)
-            with pytest.raises(ValueError, match="max_new_tokens"):
+            with pytest.raises(BaylingError, match="unknown chat role"):
                 [p async for p in job.stream()]
-            with pytest.raises(ValueError, match="max_new_tokens"):
-                await s.generate(MSG, GenerationParams(max_new_tokens=0))
+            with pytest.raises(BaylingError, match="unknown chat role"):
+                await s.generate(BAD, GenerationParams(max_new_tokens=3))
             r = await s.generate(MSG, GenerationParams(max_new_tokens=3))
             assert r["completion_tokens"] == 3
         finally:
