@@ -64,7 +64,7 @@ def test_top1_counts_a_tie_only_for_the_first_maximum_like_argmax():
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_kernel_in_bf16_matches_the_model_head_it_stands_for(native_bf16, monkeypatch):
     """bf16 weights on a CPU with native bf16: logits rounded to bf16 like the model's own head, softmax in fp32.
-    Without it (an AVX2 CPU, where the head's bf16 product took 279 s against 1 s in fp32) the head computes in
+    Without it (an AVX2 CPU, where bf16 products run ~200x slower: bench/results/bf16_matmul_cpu.json) the head computes in
     fp32: the log-probs of the fp32 head on the same weights."""
     from bayling.train import loss
 
@@ -276,7 +276,7 @@ def test_bayling_train_gives_the_same_loss_curve_with_the_switch_on_and_off(
 
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_lora_trains_bf16_weights_only_where_bf16_runs_fast(native_bf16, monkeypatch):
-    """On a CPU without native bf16 every bf16 product is 50-100x slower: LoRA then loads fp32 weights."""
+    """On a CPU without native bf16 every bf16 product is ~200x slower: LoRA then loads fp32 weights."""
     from bayling.train import loss
     from bayling.train.model import pretrained_kwargs
 

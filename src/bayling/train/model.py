@@ -28,16 +28,16 @@ __all__ = ["load_for_training", "load_stage_output", "lora_config", "pretrained_
 
 
 def _bf16_runs_fast(device: str) -> bool:
-    """Whether bf16 weights train at speed on ``device``; on a CPU without native bf16 (AVX2 only) every bf16
-    matrix product is 50-100x slower than in fp32 (measured on an AMD EPYC: 2.7 s against 34 ms for a
-    [512, 640] @ [640, 2048] product), so LoRA there trains on fp32 weights, with a log line saying so."""
+    """Whether bf16 weights train at speed on ``device``; on a CPU without native bf16 (AVX2 only) a bf16 matrix
+    product is ~200x slower than in fp32 (an AMD EPYC: 2.69 s against 0.015 s for [512, 640] @ [640, 2048],
+    ``bench/results/bf16_matmul_cpu.json``), so LoRA there trains on fp32 weights, with a log line saying so."""
     from bayling.models import pick_device
     from bayling.train.loss import fast_bf16_matmul
 
     torch = require("torch", "train")
     fast = fast_bf16_matmul(torch.device(pick_device(device).split(":")[0]))
     if not fast:
-        log.warning("this CPU has no native bf16 (bf16 matmuls run 50-100x slower): training in float32")
+        log.warning("this CPU has no native bf16 (bf16 matmuls run ~200x slower): training in float32")
     return fast
 
 
