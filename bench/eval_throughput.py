@@ -180,9 +180,6 @@ def main() -> None:
                 f"{path['vs_old']['identical']}/{path['hypotheses']} (limit {path['vs_old']['differ_limit']}, "
                 f"rounding {path['vs_old']['differ_rounding']})"
             )
-    for s in slices:
-        for path in s["paths"]:
-            path["hyps"] = {k: v for k, v in path["hyps"].items()}  # kept: the outputs behind every count
     report = {
         "benchmark": "eval_throughput",
         **provenance(load_start),
