@@ -101,8 +101,10 @@ def test_llamacpp_engine_by_config(shared_data_dir, tmp_path):
     )
     m = evaluate(cfg, ModelConfig(), {"base": System("base", "gemma-3-270m")}, tmp_path).metrics
     assert set(m["systems"]["base"]) == {"eng_Latn-deu_Latn", "deu_Latn-eng_Latn"}
-    rows = (tmp_path / "base" / "eng_Latn-deu_Latn.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(rows) == 2
+    # a few-shot base is drawn 3 times by default: one hypothesis file per draw, under OUT/<system>/seed-<s>/
+    for seed in (0, 1, 2):
+        rows = (tmp_path / "base" / f"seed-{seed}" / "eng_Latn-deu_Latn.jsonl").read_text(encoding="utf-8")
+        assert len(rows.splitlines()) == 2, seed
 
 
 def test_fewshot_base_beats_chat_base_on_flores(shared_data_dir, tmp_path):
