@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from bayling.engines import GenerationParams
-from bayling.engines.decode import prefix_groups
+from bayling.engines import decode as fast_decode
+from bayling.engines.decode import argmax_rows, prefix_groups
 
 DEMOS = [
     "English: Hello world! How are you?\nGerman: Das Wetter ist heute schön.\n\n"
@@ -83,9 +84,26 @@ def test_prefix_groups_find_each_direction_and_leave_the_rest():
     assert prefix_groups([], 32) == []
 
 
+def test_argmax_rows_equals_argmax_of_the_logits_first_index_on_ties():
+    import torch
+
+    torch.manual_seed(0)
+    weight = torch.randn(1000, 8)
+    for rows in (1, 5, 16, 40):
+        hidden = torch.randn(rows, 8) * 3
+        want = (hidden @ weight.t()).argmax(-1)
+        for chunk in (7, 64, 2048):
+            assert torch.equal(argmax_rows(weight, hidden, chunk), want), (rows, chunk)
+    # a tie across blocks: the same row at 3 and 900, and every hidden row pointing at it; the first index wins
+    weight[900] = weight[3] = 50 * weight[3] / weight[3].norm()
+    hidden = weight[3].repeat(20, 1)
+    assert argmax_rows(weight, hidden, 64).tolist() == [3] * 20 == (hidden @ weight.t()).argmax(-1).tolist()
+
+
 @pytest.mark.parametrize("model", ["wide_llama", "tiny_gemma3"])
-def test_fast_decode_matches_generate_across_batch_sizes(model, request):
+def test_fast_decode_matches_generate_across_batch_sizes(model, request, monkeypatch):
     path = request.getfixturevalue(model)
+    monkeypatch.setattr(fast_decode, "HEAD_CHUNK", 7)  # the fused output layer in many blocks, a short last one
     prompts = _prompts()
     plain = _engine(path, "generate", 4)
     limits = tuple(5 + 3 * (i % 7) for i in range(len(prompts)))  # rows stop at different steps and leave
@@ -100,9 +118,14 @@ def test_fast_decode_matches_generate_across_batch_sizes(model, request):
     want_chat = plain.generate_detailed(_conversations(), GenerationParams(max_new_tokens=12))
     for batch_size in (1, 3, 16):
         fast = _engine(path, "fast", batch_size)
+        assert fast_decode._NextTokens(fast.model).fused  # the output layer taken from the decoder's hidden states
         assert fast.complete(prompts, params, stop=()) == want
         assert fast.complete(prompts, params, stop=(stop,)) == want_stop
         assert fast.generate_detailed(_conversations(), GenerationParams(max_new_tokens=12)) == want_chat
+    # 20 rows at once (the blocked output layer); a stopped row stays until 1/16 of the batch has stopped, then
+    # the rows are compacted, and a quarter free starts the next prompts
+    twice = GenerationParams(max_new_tokens=24, max_new_tokens_each=limits + limits)
+    assert _engine(path, "fast", 20).complete(prompts + prompts, twice, stop=(stop,)) == want_stop + want_stop
 
 
 def test_fast_decode_computes_each_shared_prefix_once(wide_llama):

@@ -62,15 +62,39 @@ def test_scorer_picks_the_most_likely_option(tiny_engine, shared_data_dir):
         assert row["loglik"] == pytest.approx(expected, abs=1e-3)
 
 
-def test_batching_and_padding_do_not_change_loglikelihoods(tiny_engine, shared_data_dir):
+def test_batching_and_padding_do_not_change_loglikelihoods(tiny_engine, shared_data_dir, monkeypatch):
     items = bm.load_benchmark("belebele", str(shared_data_dir), ["deu_Latn"], limit=1)["deu_Latn"]
     reqs = [(it.context[:200], ch) for it in items for ch in it.choices] + [("", "Das Wetter ist heute schön.")]
     one = loglikelihoods(tiny_engine, reqs, batch_size=1)
     many = loglikelihoods(tiny_engine, reqs, batch_size=8)
     assert many == pytest.approx(one, abs=1e-4)
     assert all(v < 0 for v in one)
+    # a logits budget of ~3 rows of kept positions: the batches split under it, the scores stay
+    import bayling.evaluate.mc as mc
+
+    vocab = tiny_engine.model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(mc, "LOGITS_BUDGET", 3 * 60 * vocab)
+    split = loglikelihoods(tiny_engine, reqs, batch_size=8)
+    assert split == pytest.approx(one, abs=1e-4)
     chat = loglikelihoods(tiny_engine, reqs[:2], batch_size=2, chat=True)
     assert chat != pytest.approx(one[:2], abs=1e-3)  # the chat layout is a different context
+
+
+def test_logit_batches_keep_the_budget_and_the_order():
+    from bayling.evaluate.mc import _logit_batches
+
+    inputs = [tuple(range(k, k + n)) for k, n in enumerate((10, 8, 8, 5, 3))]
+    requests = [((), [0] * n) for n in (4, 8, 2, 5, 1)]  # continuation lengths: kept positions per input
+    groups = {inp: [i] for i, inp in enumerate(inputs)}
+    got = list(_logit_batches(inputs, groups, requests, batch_size=3, vocab=1))
+    assert [x for b in got for x in b] == inputs and all(len(b) <= 3 for b in got)
+    with pytest.MonkeyPatch.context() as mp:
+        import bayling.evaluate.mc as mc
+
+        mp.setattr(mc, "LOGITS_BUDGET", 16)  # rows x kept positions <= 16, at least one input a batch
+        got = list(_logit_batches(inputs, groups, requests, batch_size=8, vocab=1))
+    assert [len(b) for b in got] == [1, 2, 2]
+    assert [x for b in got for x in b] == inputs
 
 
 def test_accuracy_on_real_items(tiny_engine, shared_data_dir):

@@ -23,9 +23,9 @@ layers are all full or sliding-window (:func:`supports`); anything else falls ba
 
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,35 +102,144 @@ def prefix_groups(prompts: Sequence[Sequence[int]], min_prefix: int = MIN_PREFIX
     return groups
 
 
-@contextmanager
-def _weight_first_head(model: Any) -> Iterator[None]:
-    """The output layer computed as ``W @ x^T`` while decoding on a CPU.
+HEAD_CHUNK = 2048
+"""Vocabulary rows per block of the fused output layer (:func:`argmax_rows`): a block's logits stay in cache."""
 
-    The output layer is most of a decoding step's work for a small model with a large vocabulary (Gemma-3-270M:
-    640 x 262,144 of its 268M parameters), and MKL computes ``x @ W^T`` for a few rows far below its peak:
-    measured on 2 cores, 247 ms at 32 rows and 138 ms at 4 against 154 ms and 44 ms for ``W @ x^T``, whose results
-    were bitwise equal at 1, 16 and 32 rows and equal in every argmax at 4 (``bench/eval_throughput.py`` counts
-    any greedy output that moves). GPUs keep the model's own layer.
+HEAD_MIN_ROWS = 16
+"""Fewest rows for which the fused blocks beat one product plus ``argmax`` (measured on 2 cores: at 4-8 rows the
+blocks' column-wise maximum costs more than the product saves)."""
+
+_PLAIN_HEADS = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma3_text", "phi3"}
+"""Model types whose ``ForCausalLM`` forward is ``lm_head(decoder(...).last_hidden_state)``, nothing after it (no
+soft-capping, scaling or bias): for these the next token can be taken from the decoder's last hidden state."""
+
+
+def argmax_rows(weight: Any, hidden: Any, chunk: int | None = None) -> Any:
+    """``(hidden @ weight.T).argmax(-1)`` without materialising the logits: ``weight`` (``[vocab, d]``) in blocks
+    of ``chunk`` rows, each block's maximum kept, the first index winning ties as ``argmax`` does.
+
+    On a CPU the output layer is most of a decoding step for a small model with a large vocabulary (Gemma-3-270M:
+    640 x 262,144 of its 268M parameters), and the ``argmax`` over ``[rows, 262144]`` logits that left the cache
+    costs another quarter of the product at 32 rows (measured on 2 cores: 126 ms product + 30 ms ``argmax``, against
+    113 ms for the blocks). Each block is ``weight[block] @ hidden.T``, the weight-first form MKL runs fastest for a
+    few rows; its logits are the same dot products (``tests/engines/test_decode.py`` checks the tokens, and
+    ``bench/eval_throughput.py`` counts any greedy output that moves).
     """
     import torch
 
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if not isinstance(head, torch.nn.Linear) or head.weight.device.type != "cpu" or "forward" in vars(head):
-        yield
-        return
+    if hidden.shape[0] < HEAD_MIN_ROWS:
+        return torch.mm(weight, hidden.t()).argmax(0)
+    chunk = chunk or HEAD_CHUNK
+    ht = hidden.t().contiguous()
+    best_v, best_i = torch.mm(weight[:chunk], ht).max(0)
+    for start in range(chunk, weight.shape[0], chunk):
+        v, i = torch.mm(weight[start : start + chunk], ht).max(0)
+        better = v > best_v
+        best_v = torch.where(better, v, best_v)
+        best_i = torch.where(better, i + start, best_i)
+    return best_i
 
-    def forward(x: Any) -> Any:
-        flat = x.reshape(-1, x.shape[-1])
-        out = torch.mm(head.weight, flat.t()).t()
-        if head.bias is not None:
-            out = out + head.bias
-        return out.reshape(*x.shape[:-1], head.out_features)
 
-    head.forward = forward
-    try:
-        yield
-    finally:
-        del head.forward
+class _NextTokens:
+    """The greedy next token of each row from one forward pass: ``model(...)``'s logits' ``argmax``, or, on a CPU
+    for a model whose head is a plain linear layer (:data:`_PLAIN_HEADS`), the decoder's last hidden state through
+    :func:`argmax_rows` (the logits never exist)."""
+
+    def __init__(self, model: Any) -> None:
+        import torch
+
+        self.model = model
+        cfg = getattr(model.config, "text_config", None) or model.config
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        self.fused = (
+            getattr(cfg, "model_type", None) in _PLAIN_HEADS
+            and type(model).__name__.endswith("ForCausalLM")
+            and hasattr(model, "get_decoder")
+            and type(head) is torch.nn.Linear  # not a PEFT-wrapped head
+            and head.bias is None
+            and head.weight.device.type == "cpu"
+            and getattr(cfg, "final_logit_softcapping", None) is None
+        )
+        self.head = head
+        self.decoder = model.get_decoder() if self.fused else model
+        self.cache_kw = _cache_kwarg(self.decoder)
+
+    def hidden(self, **kwargs: Any) -> Any:
+        """Run the decoder only (filling the cache); its output is not needed."""
+        if self.fused:
+            return self.decoder(use_cache=True, **kwargs).last_hidden_state
+        return self.model(use_cache=True, logits_to_keep=1, **kwargs).logits
+
+    def __call__(self, cache: Any, **kwargs: Any) -> Any:
+        """Each row's next token, ``[rows]``."""
+        kwargs[self.cache_kw] = cache
+        if self.fused:
+            last = self.decoder(use_cache=True, **kwargs).last_hidden_state[:, -1]
+            return argmax_rows(self.head.weight, last)
+        return self.model(use_cache=True, logits_to_keep=1, **kwargs).logits[:, -1, :].argmax(-1)
+
+
+def _grow_cache(reserve: int) -> Any:
+    """An empty ``DynamicCache`` whose layers are :class:`_GrowLayer` s reserving ``reserve`` slots."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    layer = _grow_layer_class()
+    cache.layer_class_to_replicate = lambda: layer(reserve)
+    return cache
+
+
+@functools.cache
+def _grow_layer_class() -> Any:
+    """The :class:`GrowLayer` class (made on first use: it subclasses transformers' ``DynamicLayer``)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowLayer(DynamicLayer):
+        """A cache layer whose keys and values are views of a buffer with room to grow.
+
+        ``DynamicLayer`` appends a token with ``torch.cat``, copying the whole cache at every step: at 128 rows of a
+        5-shot prompt (~800 slots x 18 layers) that is ~0.75 GB a step, and a copy on this kind of CPU runs at a few
+        GB/s. Here a token is written in place; a full buffer grows by a quarter (at least ``reserve`` slots).
+        Slots past the filled length are never read: the views end there.
+        """
+
+        def __init__(self, reserve: int = 0) -> None:
+            super().__init__()
+            self.reserve = reserve
+            self.buf: tuple[Any, Any] | None = None
+            self.filled = 0
+
+        def allocate(self, like: Any, rows: int, slots: int) -> None:
+            """Zeroed buffers for ``rows`` rows and ``slots`` filled slots (plus the reserve), shaped like ``like``."""
+            if not self.is_initialized:
+                self.lazy_initialization(like, like)
+            shape = (rows, like.shape[1], slots + max(self.reserve, 64, slots // 4), like.shape[3])
+            self.buf = (like.new_zeros(shape), like.new_zeros(shape))
+            self.set_filled(slots)
+
+        def set_filled(self, filled: int) -> None:
+            self.filled = filled
+            self.keys, self.values = (b[:, :, :filled] for b in self.buf)
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            n, m = self.filled, key_states.shape[-2]
+            if self.buf is None or n + m > self.buf[0].shape[2]:
+                old = self.buf
+                self.allocate(key_states, key_states.shape[0], n + m)
+                if old is not None and n:
+                    for new, was in zip(self.buf, old, strict=True):
+                        new[:, :, :n] = was[:, :, :n]
+            self.buf[0][:, :, n : n + m] = key_states
+            self.buf[1][:, :, n : n + m] = value_states
+            self.set_filled(n + m)
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: Any) -> None:
+            if self.buf is not None:
+                self.buf = (self.buf[0][indices], self.buf[1][indices])
+                self.set_filled(self.filled)
+
+    return GrowLayer
 
 
 class _StopCheck:
@@ -170,11 +279,12 @@ def greedy_generate(
 ) -> list[list[int]]:
     """The greedy continuation of each prompt (token ids), in input order.
 
-    Rows are started in order of length, across groups, and the batch is kept full (:func:`_decode_all`): decoding
-    a small model on a CPU costs about as much per step at batch 4 as at batch 32 (each step reads all the
-    weights), so rows are never held back to share a prefix with their batch. Each row takes its own group's
-    prefix from the cache: with every row padded to its batch's width, the block computed when rows start is only
-    as long as their longest *unshared* part, whatever their prefixes are.
+    Rows are started in order of length, across groups, and the batch is kept full (:func:`_decode_all`): a
+    decoding step of a small model on a CPU reads all the weights whatever the batch, so a wider batch costs less
+    per row (measured on 2 cores, Gemma-3-270M's linear layers: 2.6 ms a row at 32 rows, 1.5 at 128), and rows are
+    never held back to share a prefix with their batch. Each row takes its own group's prefix from the cache: with
+    every row padded to its batch's width, the block computed when rows start is only as long as their longest
+    *unshared* part, whatever their prefixes are.
 
     Args:
         model: a causal LM for which :func:`supports` holds, in inference mode.
@@ -190,46 +300,60 @@ def greedy_generate(
     """
     if any(n < 1 for n in limits):
         raise ValueError(f"every token limit must be >= 1, got {min(limits)}")
-    model = _core(model)
+    step = _NextTokens(_core(model))
     check = _StopCheck(set(stop_ids), stop_strings, tokenizer)
-    cache_kw = _cache_kwarg(model)
-    device = next(model.parameters()).device
+    device = next(step.model.parameters()).device
     shared: dict[int, tuple[int, list[tuple[Any, Any]]]] = {}  # prompt -> (its prefix length, that prefix's cache)
     loose: list[int] = []
     for length, members in prefix_groups(prompts, min_prefix):
         if not length:
             loose = members
             continue
-        kv = _prefix_cache(model, prompts[members[0]][:length], cache_kw, device)
+        kv = _prefix_cache(step, prompts[members[0]][:length], device)
         shared.update((i, (length, kv)) for i in members)
     out: list[list[int]] = [[] for _ in prompts]
-    with _weight_first_head(model):
-        _decode_all(model, prompts, limits, shared, loose, out, check, pad_id, batch_size, cache_kw, progress)
+    reserve = min(max(limits), 256)  # slots each cache keeps free for new tokens (it grows past them if needed)
+    _decode_all(step, prompts, limits, shared, loose, out, check, pad_id, batch_size, reserve, progress)
     return out
 
 
 @dataclass
 class _Rows:
     """Rows being decoded together: their cache and mask (``width`` slots, left-padded), the position of each row's
-    last token, the token each row feeds next, and which prompt each row is."""
+    last token, the token each row feeds next, and which prompt each row is (``None`` once it has stopped: a
+    stopped row stays in the batch, computing nothing anyone reads, until the rows are compacted)."""
 
     cache: Any
     mask: Any
     last: Any
     nxt: Any
-    index: list[int]
+    index: list[int | None]
 
-    def keep(self, keep: list[int]) -> None:
+    @property
+    def live(self) -> int:
+        return sum(i is not None for i in self.index)
+
+    def compact(self) -> None:
+        """Drop the stopped rows (one copy of the cache)."""
         import torch
 
+        keep = [j for j, i in enumerate(self.index) if i is not None]
+        if len(keep) == len(self.index):
+            return
         sel = torch.tensor(keep, device=self.mask.device)
         self.cache.batch_select_indices(sel)
         self.mask, self.last, self.nxt = self.mask[sel], self.last[sel], self.nxt[sel]
         self.index = [self.index[j] for j in keep]
 
 
+COMPACT_EVERY = 16
+"""Stopped rows leave the batch once they are 1/16 of it: dropping a row copies the whole cache (~0.75 GB at 128
+rows of a 5-shot prompt), so rows that stop in the same few steps leave together; at most 1/16 of a step's rows
+compute for nothing."""
+
+
 def _decode_all(
-    model: Any,
+    step: _NextTokens,
     prompts: Sequence[Sequence[int]],
     limits: Sequence[int],
     shared: dict[int, tuple[int, list[tuple[Any, Any]]]],
@@ -238,64 +362,68 @@ def _decode_all(
     check: _StopCheck,
     pad_id: int,
     batch_size: int,
-    cache_kw: str,
+    reserve: int,
     progress: Callable[[int], None] | None,
 ) -> None:
-    """Decode every prompt, keeping the batch full: rows leave the step they stop, and once half the batch has
-    left, the next prompts (by length, rows with a shared prefix first) are started in a batch of their own and
-    merged into the running one. Merging left-pads the narrower of the two, which moves all of a row's slots
-    alike: what each token attends to, sliding window included, is unchanged."""
+    """Decode every prompt, keeping the batch full: stopped rows leave (:data:`COMPACT_EVERY`), and once a quarter
+    of the batch is free, the next prompts (by length, rows with a shared prefix first) are started in a batch of
+    their own and merged into the running one. Merging left-pads the narrower of the two, which moves all of a
+    row's slots alike: what each token attends to, sliding window included, is unchanged."""
     import torch
 
     queue = [i for part in (sorted(shared), loose) for i in sorted(part, key=lambda i: (len(prompts[i]), i))]
     active: _Rows | None = None
+    refill_at = batch_size - max(1, batch_size // 4)
 
-    def take(logits: Any, rows: _Rows) -> _Rows | None:
-        """Each row's next token from ``logits``; rows that stop leave (reported to ``progress``)."""
-        rows.nxt = logits[:, -1, :].argmax(-1)
-        keep = []
-        for j, (i, token) in enumerate(zip(rows.index, rows.nxt.tolist(), strict=True)):
+    def take(nxt: Any, rows: _Rows) -> _Rows | None:
+        """Each live row's next token; rows that stop are marked (and reported to ``progress``)."""
+        rows.nxt = nxt
+        stopped = 0
+        for j, (i, token) in enumerate(zip(rows.index, nxt.tolist(), strict=True)):
+            if i is None:
+                continue
             out[i].append(token)
-            if not (len(out[i]) >= limits[i] or check(out[i])):
-                keep.append(j)
-        if progress is not None and len(keep) < len(rows.index):
-            progress(len(rows.index) - len(keep))
-        if not keep:
+            if len(out[i]) >= limits[i] or check(out[i]):
+                rows.index[j] = None
+                stopped += 1
+        if progress is not None and stopped:
+            progress(stopped)
+        live = rows.live
+        if not live:
             return None
-        if len(keep) < len(rows.index):
-            rows.keep(keep)
+        if (len(rows.index) - live) * COMPACT_EVERY >= len(rows.index):
+            rows.compact()
         return rows
 
     while queue or active is not None:
-        n = 0 if active is None else len(active.index)
-        if queue and n <= batch_size // 2:
+        n = 0 if active is None else active.live
+        if queue and n <= refill_at:
             head = queue[0] in shared  # a start never mixes rows with and without a shared prefix
             new = [i for i in queue[: batch_size - n] if (i in shared) == head]
             queue = queue[len(new) :]
-            rows, logits = _start(model, [prompts[i] for i in new], [shared.get(i) for i in new], pad_id, cache_kw)
-            rows.index = new
-            started = take(logits, rows)
+            rows, nxt = _start(step, [prompts[i] for i in new], [shared.get(i) for i in new], pad_id, reserve)
+            rows.index = list(new)
+            started = take(nxt, rows)
             if started is not None:
-                active = started if active is None else _merge(active, started)
+                if active is None:
+                    active = started
+                else:
+                    active.compact()
+                    started.compact()
+                    active = _merge(active, started, reserve)
             continue
         assert active is not None
         active.mask = torch.cat([active.mask, active.mask.new_ones((len(active.index), 1))], dim=-1)
         active.last = active.last + 1
-        logits = model(
-            input_ids=active.nxt[:, None],
-            attention_mask=active.mask,
-            position_ids=active.last[:, None],
-            use_cache=True,
-            logits_to_keep=1,
-            **{cache_kw: active.cache},
-        ).logits
-        active = take(logits, active)
+        nxt = step(
+            active.cache, input_ids=active.nxt[:, None], attention_mask=active.mask, position_ids=active.last[:, None]
+        )
+        active = take(nxt, active)
 
 
-def _merge(a: _Rows, b: _Rows) -> _Rows:
-    """One set of rows from two, the narrower left-padded to the wider's width."""
+def _merge(a: _Rows, b: _Rows, reserve: int) -> _Rows:
+    """One set of rows from two, the narrower left-padded to the wider's width (one copy of each cache)."""
     import torch
-    from transformers import DynamicCache
 
     width = max(a.mask.shape[1], b.mask.shape[1])
 
@@ -307,11 +435,15 @@ def _merge(a: _Rows, b: _Rows) -> _Rows:
         shape[dim] = missing
         return torch.cat([t.new_zeros(shape), t], dim=dim)
 
-    cache = DynamicCache()
-    for layer, (la, lb) in enumerate(zip(a.cache.layers, b.cache.layers, strict=True)):
-        keys = torch.cat([pad(la.keys, 2), pad(lb.keys, 2)], dim=0)
-        values = torch.cat([pad(la.values, 2), pad(lb.values, 2)], dim=0)
-        cache.update(keys, values, layer)
+    cache = _grow_cache(reserve)
+    n_a = len(a.index)
+    for la, lb in zip(a.cache.layers, b.cache.layers, strict=True):
+        layer = cache.layer_class_to_replicate()
+        layer.allocate(la.keys, n_a + len(b.index), width)  # zeroed: the pad slots stay 0
+        for buf, x, y in zip(layer.buf, (la.keys, la.values), (lb.keys, lb.values), strict=True):
+            buf[:n_a, :, width - x.shape[2] : width] = x
+            buf[n_a:, :, width - y.shape[2] : width] = y
+        cache.layers.append(layer)
     return _Rows(
         cache,
         torch.cat([pad(a.mask, 1), pad(b.mask, 1)], dim=0),
@@ -321,32 +453,30 @@ def _merge(a: _Rows, b: _Rows) -> _Rows:
     )
 
 
-def _prefix_cache(model: Any, prefix: Sequence[int], cache_kw: str, device: Any) -> list[tuple[Any, Any]]:
+def _prefix_cache(step: _NextTokens, prefix: Sequence[int], device: Any) -> list[tuple[Any, Any]]:
     """Keys and values of every layer for ``prefix`` (batch 1, positions 0..n-1), each ``[1, heads, n, dim]``."""
     import torch
     from transformers import DynamicCache
 
     cache = DynamicCache()  # full-length layers: the masks, not the cache, apply the sliding window
     ids = torch.tensor([list(prefix)], device=device)
-    model(
+    step.hidden(
         input_ids=ids,
         attention_mask=torch.ones_like(ids),
         position_ids=torch.arange(ids.shape[1], device=device)[None],
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_kw: cache},
+        **{step.cache_kw: cache},
     )
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _start(
-    model: Any,
+    step: _NextTokens,
     rows: Sequence[Sequence[int]],
     prefixes: Sequence[tuple[int, list[tuple[Any, Any]]] | None],
     pad_id: int,
-    cache_kw: str,
+    reserve: int,
 ) -> tuple[_Rows, Any]:
-    """Run new rows' prompts, left-padded as ``model.generate`` pads a batch; their rows and first logits.
+    """Run new rows' prompts, left-padded as ``model.generate`` pads a batch; their rows and first tokens.
 
     Row ``b`` (``p_b`` pads, then its prompt) holds its prefix token ``t`` at cache slot ``p_b + t``. The block
     computed starts at ``start = min_b(p_b + P_b)`` (``P_b``: the row's cached prefix, short of its last token),
@@ -354,9 +484,8 @@ def _start(
     ``start`` computes that part again, as part of the block.
     """
     import torch
-    from transformers import DynamicCache
 
-    device = next(model.parameters()).device
+    device = next(step.model.parameters()).device
     n_rows, width = len(rows), max(len(r) for r in rows)
     pads = [width - len(r) for r in rows]
     ids = torch.full((n_rows, width), pad_id, dtype=torch.long)
@@ -368,24 +497,16 @@ def _start(
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as model.generate: pads are masked anyway
     cached = [min(pre[0], len(r) - 1) if pre else 0 for pre, r in zip(prefixes, rows, strict=True)]
     start = min(p + n for p, n in zip(pads, cached, strict=True))
-    cache = DynamicCache()
+    cache = _grow_cache(reserve + width - start)  # room for the block and the new tokens: no regrowth
     if start > 0:
         layers = next(pre[1] for pre in prefixes if pre)
-        for layer in range(len(layers)):
-            keys, values = layers[layer]
-            k = keys.new_zeros((n_rows, keys.shape[1], start, keys.shape[3]))
-            v = values.new_zeros((n_rows, values.shape[1], start, values.shape[3]))
+        for keys, _ in layers:
+            layer = cache.layer_class_to_replicate()
+            layer.allocate(keys, n_rows, start)  # zeroed: pad slots stay 0
             for b, (p, pre) in enumerate(zip(pads, prefixes, strict=True)):
                 if pre and start > p:  # slots p..start-1 hold this row's prefix tokens 0..start-p-1
-                    k[b, :, p:start] = pre[1][layer][0][0, :, : start - p]
-                    v[b, :, p:start] = pre[1][layer][1][0, :, : start - p]
-            cache.update(k, v, layer)
-    logits = model(
-        input_ids=ids[:, start:],
-        attention_mask=mask,
-        position_ids=positions[:, start:],
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_kw: cache},
-    ).logits
-    return _Rows(cache, mask, positions[:, -1], None, []), logits
+                    layer.buf[0][b, :, p:start] = pre[1][len(cache.layers)][0][0, :, : start - p]
+                    layer.buf[1][b, :, p:start] = pre[1][len(cache.layers)][1][0, :, : start - p]
+            cache.layers.append(layer)
+    nxt = step(cache, input_ids=ids[:, start:], attention_mask=mask, position_ids=positions[:, start:])
+    return _Rows(cache, mask, positions[:, -1], None, []), nxt

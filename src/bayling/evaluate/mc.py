@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -156,9 +156,9 @@ def score_tokens(
     inputs = sorted(groups, key=len, reverse=True)
     out = [0.0] * len(requests)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    vocab = model.get_output_embeddings().weight.shape[0]
     with torch.inference_mode():
-        for start in range(0, len(inputs), batch_size):
-            batch = inputs[start : start + batch_size]
+        for batch in _logit_batches(inputs, groups, requests, batch_size, vocab):
             ids = torch.full((len(batch), len(batch[0])), pad, dtype=torch.long)
             members = []  # (row, request, positions predicting its continuation)
             for r, inp in enumerate(batch):
@@ -176,6 +176,34 @@ def score_tokens(
             if progress is not None:
                 progress(len(members))
     return out
+
+
+LOGITS_BUDGET = 2**28
+"""Most logits (float32: 1 GiB) one scoring batch may hold: a perplexity row keeps a logit vector at every position,
+so 128 rows of 80 tokens over Gemma's 262k vocabulary would be 10.7 GB (twice, with the log-softmax)."""
+
+
+def _logit_batches(
+    inputs: Sequence[tuple[int, ...]],
+    groups: dict[tuple[int, ...], list[int]],
+    requests: Sequence[tuple[list[int], list[int]]],
+    batch_size: int,
+    vocab: int,
+) -> Iterator[list[tuple[int, ...]]]:
+    """``inputs`` in order, in batches of at most ``batch_size`` whose kept logits fit :data:`LOGITS_BUDGET`
+    (a batch holds at least one input)."""
+    batch: list[tuple[int, ...]] = []
+    kept: set[int] = set()
+    for inp in inputs:
+        span = {p for i in groups[inp] for p in range(len(inp) - len(requests[i][1]), len(inp))}
+        grown = kept | span
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * len(grown) * vocab > LOGITS_BUDGET):
+            yield batch
+            batch, grown = [], span
+        batch.append(inp)
+        kept = grown
+    if batch:
+        yield batch
 
 
 def _chat_context(fmt: Any, context: str) -> str:
