@@ -67,11 +67,13 @@ def run_path(
     rule: tuple[float, int] | None,
     max_new_tokens: int,
     attn: str,
+    batch_size: int,
 ) -> dict[str, Any]:
     """Translate the slice on one path; hypotheses, wall seconds and counted FLOPs."""
     from bayling.evaluate.translation import translate
 
     engine.decode = decode
+    engine.batch_size = batch_size
     engine.model.set_attn_implementation(attn)
     counter = LinearFlops(engine.model)
     t0 = time.perf_counter()
@@ -82,6 +84,7 @@ def run_path(
     out_tokens = sum(engine.count_tokens(h) for hs in hyps.values() for h in hs)
     return {
         "decode": decode,
+        "batch_size": batch_size,
         "length_rule": list(rule) if rule else None,
         "attn": attn,
         "seconds": round(wall, 2),
@@ -127,7 +130,8 @@ def main() -> None:
     p.add_argument("--directions", default=",".join(DIRECTIONS))
     p.add_argument("--sentences", type=int, default=16, help="scored sentences per direction")
     p.add_argument("--shots", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="rows per batch of the old path (and the new)")
+    p.add_argument("--fast-batch-sizes", default="", help="more batch sizes for the new path, e.g. 64,128")
     p.add_argument("--max-new-tokens", type=int, default=128, help="the cap (the FLORES experiment's)")
     p.add_argument("--attn", default="", help="extra attention implementations for the new path, e.g. eager")
     p.add_argument("--threads", type=int, default=None)
@@ -157,12 +161,15 @@ def main() -> None:
         engine = TransformersEngine(model_dir, adapter=adapter, dtype="float32", device="cpu", batch_size=a.batch_size)
         default_attn = engine.model.config._attn_implementation or "sdpa"
         shots = demos if fewshot else None
+        bs = a.batch_size
         paths = [
-            run_path(engine, bitexts, shots, "generate", None, a.max_new_tokens, default_attn),
-            run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, default_attn),
+            run_path(engine, bitexts, shots, "generate", None, a.max_new_tokens, default_attn, bs),
+            run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, default_attn, bs),
         ]
+        for wide in (int(b) for b in filter(None, a.fast_batch_sizes.split(","))):
+            paths.append(run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, default_attn, wide))
         for attn in filter(None, a.attn.split(",")):
-            paths.append(run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, attn))
+            paths.append(run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, attn, bs))
         old = paths[0]
         for path in paths:
             path["speedup_hypotheses_per_s"] = round(path["hypotheses_per_s"] / old["hypotheses_per_s"], 2)
@@ -173,7 +180,7 @@ def main() -> None:
         del engine
         for path in paths:
             print(
-                f"{name:13s} {path['decode']:8s} {path['attn']:6s} {path['seconds']:8.1f} s  "
+                f"{name:13s} {path['decode']:8s} {path['attn']:6s} b{path['batch_size']:<4d} {path['seconds']:8.1f} s  "
                 f"{path['hypotheses_per_s']:.3f} hyp/s (x{path['speedup_hypotheses_per_s']:.2f})  "
                 f"{path['output_tokens_per_s']:.1f} out tok/s  {path['linear_gflop_per_s']:.1f} GFLOP/s "
                 f"({100 * path['fraction_of_matmul_peak']:.0f} % of {peak:.0f})  identical "

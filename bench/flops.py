@@ -29,10 +29,20 @@ class LinearFlops:
     def __init__(self, model: Any) -> None:
         import torch
 
+        from bayling.engines import decode
+
         self.flops = 0
         self._handles = [
             m.register_forward_hook(self._count) for m in model.modules() if isinstance(m, torch.nn.Linear)
         ]
+        # the fast decode's output layer multiplies the head's weight directly (decode.argmax_rows), no module call
+        self._decode, self._argmax_rows = decode, decode.argmax_rows
+
+        def counted(weight: Any, hidden: Any, chunk: int | None = None) -> Any:
+            self.flops += 2 * hidden.shape[0] * weight.shape[0] * weight.shape[1]
+            return self._argmax_rows(weight, hidden, chunk)
+
+        decode.argmax_rows = counted
 
     def _count(self, module: Any, args: Any, output: Any) -> None:
         self.flops += 2 * output.numel() * module.in_features
@@ -40,3 +50,4 @@ class LinearFlops:
     def close(self) -> None:
         for h in self._handles:
             h.remove()
+        self._decode.argmax_rows = self._argmax_rows

@@ -318,6 +318,9 @@ def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     section = cfg.eval_section()
     adapter = _eval_adapter(cfg, run, section.engine)
     systems = pipeline_systems(cfg.model, adapter, section.compare_base, section.base_prompts)
+    sft = run.train_dir / "sft" / "output"  # written apart from train/final only when a later stage followed SFT
+    if section.compare_stages and adapter is not None and section.engine != "llamacpp" and sft.is_dir():
+        systems["tuned-sft"] = replace(systems["tuned"], name="tuned-sft", adapter=str(sft))
     result = evaluate(section, cfg.model, systems, run.eval_dir, heldout_file=run.heldout, name=cfg.name)
     overlap = trained_text(cfg)
     if overlap:  # allowed by eval.allow_trained_text (preflight refused it otherwise): say so in the results

@@ -206,6 +206,18 @@ def test_recommended_preset_is_sft_plus_reward_with_budget_by_need_and_runs_on_t
         "zho_Hans",
         "deu_Latn",
     }
+    # the eval stage scores the SFT result beside the final one, and compares the two (what the reward stage did)
+    evaluate = [o for o in overrides if not o.startswith("stages=")] + [
+        "stages=[data,train,eval]", "eval.max_sentences=2", "eval.max_new_tokens=6", "eval.base_prompts=[fewshot]",
+        "eval.translation.languages=[zho_Hans]", "eval.translation.fewshot_seeds=[0]", "eval.perplexity.languages=[]",
+        "eval.report=false",
+    ]  # fmt: skip
+    assert main(["run", str(RECOMMENDED), *evaluate]) == 0
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert {"base-fewshot", "tuned", "tuned-sft"} <= set(metrics["systems"])
+    stages = metrics["significance_stages"]
+    assert (stages["system"], stages["baseline"]) == ("tuned", "tuned-sft")
+    assert set(stages["directions"]) == set(metrics["directions"]) == {"eng_Latn-zho_Hans", "zho_Hans-eng_Latn"}
 
 
 @pytest.mark.parametrize(

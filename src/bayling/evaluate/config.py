@@ -224,6 +224,10 @@ class EvalConfig:
     base_prompts: list[str] = field(default_factory=lambda: ["fewshot"])
     """Pipeline runs: one base system ``base-<prompt>`` per entry (``[fewshot, chat]`` also scores the base
     with the chat prompt); the tuned model is always prompted ``chat``."""
+    compare_stages: bool = True
+    """Pipeline runs whose train stage ran a preference or reward stage after SFT: also score the SFT result
+    (``train/sft/output``) as ``tuned-sft``, and compare ``tuned`` with it (``metrics.json``'s
+    ``significance_stages``): what the later stage itself did."""
     report: bool = True
     """Write ``report.json`` and ``report.html`` beside ``metrics.json``."""
     allow_trained_text: bool = False

@@ -405,6 +405,10 @@ def evaluate(
         metrics["significance"] = significance(
             out, metrics, base, cfg.translation.metrics, cfg.translation.bleu_tokenize, spm
         )
+        if metrics["systems"].get("tuned-sft"):  # what the stage after SFT did: tuned against its own SFT
+            metrics["significance_stages"] = significance(
+                out, metrics, "tuned-sft", cfg.translation.metrics, cfg.translation.bleu_tokenize, spm
+            )
     write_json(out / "metrics.json", metrics)
     if metrics["directions"]:
         table, markdown = comparison_table(metrics, cfg.translation.metrics)
@@ -511,6 +515,11 @@ def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[
         if sig:
             notes.append(f"[low, high]: {sig['method']}; *: significant")
             notes += [counts_text(c, labels[m], base) for m, c in sig.get("counts", {}).items() if m in labels]
+    stages = metrics.get("significance_stages") or {}
+    for m, c in stages.get("counts", {}).items():
+        if m in labels:
+            avg = interval_text(stages["average"].get(m))
+            notes.append(f"{counts_text(c, labels[m], 'tuned-sft')}; average Δ {avg}")
     if rates:
         notes.append(
             "off-target / unknown: outputs language ID puts in another language / cannot tell (too short, mixed)"
