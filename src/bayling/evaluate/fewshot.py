@@ -230,7 +230,7 @@ def load_pool(cfg: EvalConfig, bitexts: Sequence[Bitext], heldout_file: str | Pa
     return Pool(recs, f"{cfg.testset} sentences not scored (after eval.max_sentences)")
 
 
-def fewshot_seeds(cfg: Any) -> list[int]:
+def fewshot_seeds(cfg: EvalConfig) -> list[int]:
     """The demonstration draws of a few-shot system: ``eval.translation.fewshot_seeds``, else ``seed`` and the
     next two (``cfg.seed`` None counts as 0)."""
     if cfg.translation.fewshot_seeds is not None:

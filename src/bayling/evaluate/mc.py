@@ -50,7 +50,7 @@ from typing import Any
 from bayling.engines import Engine, GenerationParams
 from bayling.errors import ConfigError, require
 from bayling.evaluate.benchmarks import GenItem, MCItem
-from bayling.evaluate.config import BATCH_SIZE
+from bayling.evaluate.config import BATCH_SIZE, EvalConfig
 
 MC_PROTOCOL = (
     "lm-eval 0.4 multiple_choice: loglikelihood of target_delimiter+choice after the context "
@@ -369,11 +369,11 @@ Scorer = Callable[
 ]
 
 
-def _multiple_choice(engine: Engine, items: Sequence[Any], cfg: Any, progress: Callable[[int], None] | None) -> Any:
+def _multiple_choice(engine: Engine, items: Sequence[Any], cfg: EvalConfig, progress: Callable[[int], None] | None) -> Any:
     return score_mc(engine, items, cfg.batch_size, progress=progress)
 
 
-def _generate(engine: Engine, items: Sequence[Any], cfg: Any, progress: Callable[[int], None] | None) -> Any:
+def _generate(engine: Engine, items: Sequence[Any], cfg: EvalConfig, progress: Callable[[int], None] | None) -> Any:
     return score_mgsm(engine, items, cfg.benchmarks.mgsm_max_new_tokens, progress, cfg.seed)
 
 

@@ -21,6 +21,7 @@ from bayling.errors import ConfigError
 
 if TYPE_CHECKING:
     from bayling.engines import Engine
+    from bayling.evaluate.config import EvalConfig
     from bayling.models import ModelConfig
 
 
@@ -175,7 +176,7 @@ CPU_EVAL_DTYPE = "float32"
 """What the transformers engine computes in when evaluating on CPU (unless ``eval.engine_options.dtype``)."""
 
 
-def engine_dtype(cfg: Any, model_cfg: ModelConfig) -> str | None:
+def engine_dtype(cfg: EvalConfig, model_cfg: ModelConfig) -> str | None:
     """The dtype an evaluation's transformers engine computes in; None for the other engines.
 
     ``eval.engine_options.dtype`` when given; else float32 on CPU and ``model.dtype`` on a GPU. Why not the
@@ -194,7 +195,7 @@ def engine_dtype(cfg: Any, model_cfg: ModelConfig) -> str | None:
     return CPU_EVAL_DTYPE if pick_device(model_cfg.device).startswith("cpu") else model_cfg.dtype
 
 
-def make_engine(system: System, cfg: Any, model_cfg: ModelConfig) -> Engine:
+def make_engine(system: System, cfg: EvalConfig, model_cfg: ModelConfig) -> Engine:
     """The configured engine (``cfg.engine``, ``cfg.engine_options``, ``cfg.batch_size`` of an
     :class:`~bayling.evaluate.config.EvalConfig`) for ``system``, named after it, computing in
     :func:`engine_dtype`; llama.cpp without its prompt cache, so no output depends on the request before it."""
