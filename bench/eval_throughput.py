@@ -26,6 +26,10 @@ Run as::
     python bench/eval_throughput.py --out bench/results/eval_throughput_cpu_gemma.json
     python bench/eval_throughput.py --adapter runs/quickstart/train/final --sentences 24   # + the tuned model
     python bench/eval_throughput.py --model DIR --attn eager                               # also: eager attention
+    python bench/eval_throughput.py --fast-batch-sizes 64,128 --llamacpp embedded,/tmp/gemma-3-270m-f32.gguf
+
+An F32 GGUF of the embedded model for the llama.cpp comparison at the same precision: llama.cpp's
+``convert_hf_to_gguf.py MODEL_DIR --outtype f32`` (bayling caches it beside ``convert_lora_to_gguf.py``).
 """
 
 from __future__ import annotations
@@ -98,6 +102,41 @@ def run_path(
     }
 
 
+def run_llamacpp(
+    gguf: str,
+    bitexts: list[Any],
+    demos: dict[str, list],
+    n: int,
+    rule: tuple[float, int],
+    max_new_tokens: int,
+    fast: dict[str, Any],
+) -> dict[str, Any]:
+    """The few-shot slice's first ``n`` sentences per direction through the llama.cpp engine, as the evaluation
+    runs it (``prompt_cache`` off, all cores), against the transformers fast path's hypotheses of them."""
+    from bayling.engines.llamacpp import LlamaCppEngine
+    from bayling.evaluate.translation import translate
+
+    engine = LlamaCppEngine(None if gguf == "embedded" else gguf, n_ctx=2048, n_threads=os.cpu_count(),
+                            prompt_cache=False)  # fmt: skip
+    head = [b.head(n) for b in bitexts]
+    t0 = time.perf_counter()
+    hyps = translate(engine, head, max_new_tokens, seed=0, fewshot=demos, length_rule=rule)
+    wall = time.perf_counter() - t0
+    count = sum(len(h) for h in hyps.values())
+    same = sum(a == b for key, hs in hyps.items() for a, b in zip(hs, fast["hyps"][key], strict=False))
+    row = {
+        "gguf": "embedded Q4_K_M" if gguf == "embedded" else Path(gguf).name,
+        "seconds": round(wall, 2),
+        "hypotheses": count,
+        "hypotheses_per_s": round(count / wall, 4),
+        "vs_transformers_fast_hypotheses_per_s": round(count / wall / fast["hypotheses_per_s"], 3),
+        "identical_to_transformers_fast": same,
+    }
+    print(f"llama.cpp     {row['gguf']:24s} {wall:8.1f} s  {row['hypotheses_per_s']:.3f} hyp/s "
+          f"(x{row['vs_transformers_fast_hypotheses_per_s']:.2f} of transformers fast)  identical {same}/{count}")  # fmt: skip
+    return row
+
+
 def compare(old: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, Any]:
     """Identical hypotheses, and the differences classified as ``limit`` (new = old cut short) or ``rounding``."""
     same = limit = rounding = 0
@@ -135,6 +174,13 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=128, help="the cap (the FLORES experiment's)")
     p.add_argument("--attn", default="", help="extra attention implementations for the new path, e.g. eager")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--llamacpp",
+        default="",
+        help="GGUF files to also run the few-shot slice through the llama.cpp engine (one sequence at a time),\n"
+        "e.g. an F32 conversion of the same model and the embedded Q4_K_M ('embedded')",
+    )
+    p.add_argument("--llamacpp-sentences", type=int, default=4, help="sentences per direction for llama.cpp")
     p.add_argument("--out", default=str(REPO / "bench/results/eval_throughput_cpu_gemma.json"))
     a = p.parse_args()
 
@@ -187,6 +233,10 @@ def main() -> None:
                 f"{path['vs_old']['identical']}/{path['hypotheses']} (limit {path['vs_old']['differ_limit']}, "
                 f"rounding {path['vs_old']['differ_rounding']})"
             )
+    llamacpp = [
+        run_llamacpp(gguf, bitexts, demos, a.llamacpp_sentences, rule, a.max_new_tokens, slices[0]["paths"][1])
+        for gguf in filter(None, a.llamacpp.split(","))
+    ]
     report = {
         "benchmark": "eval_throughput",
         **provenance(load_start),
@@ -205,6 +255,7 @@ def main() -> None:
         "matmul_peak_gflop_per_s": round(peak, 1),
         "versions": {"torch": torch.__version__, "transformers": sys.modules["transformers"].__version__},
         "slices": slices,
+        "llamacpp_fewshot": llamacpp,
     }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,11 @@ def record(run_dir: Path, run_command: str, note: str = "") -> dict:
         if marker.is_file():
             stages[stage] = json.loads(marker.read_text(encoding="utf-8")).get("seconds")
     config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    train = {}  # each training stage's scalars (steps, seconds, tokens, first/last reward and off-target...)
+    summary = run_dir / "train" / "summary.json"
+    if summary.is_file():
+        for name, stage in json.loads(summary.read_text(encoding="utf-8")).get("stages", {}).items():
+            train[name] = {k: v for k, v in stage.items() if isinstance(v, (int, float, str, bool)) or v is None}
     return {
         "benchmark": "run",
         "run": str(run_dir),
@@ -46,6 +51,7 @@ def record(run_dir: Path, run_command: str, note: str = "") -> dict:
         "total_minutes": round(sum(v for v in stages.values() if v) / 60, 1),
         **provenance(tuple(os.getloadavg())),
         "config": config,
+        "train_stages": train,
         "metrics": metrics,
     }
 
