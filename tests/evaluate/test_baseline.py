@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
+from bayling.evaluate.config import baseline_system
 from bayling.evaluate.stage import comparison_table
-from bayling.evaluate.systems import baseline_system
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["base-chat", "base-fewshot", "tuned"])))

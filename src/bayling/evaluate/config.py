@@ -21,7 +21,7 @@ rejected with their new name (:data:`RENAMED_KEYS`); :func:`validate` checks a s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,6 +29,21 @@ from bayling.config import Count, NonNegative, Positive, Seed, check_bounds
 from bayling.engines.common import DEFAULT_BATCH_SIZE
 from bayling.errors import ConfigError
 from bayling.evaluate.judge import JudgeConfig
+
+PROMPTS = ("auto", "chat", "fewshot")
+"""How a system is prompted: ``chat`` (its chat format), ``fewshot`` (k demonstrations, for a base LM) or
+``auto`` (chat for a tuned model or one with its own chat template, else few-shot)."""
+
+
+def baseline_system(names: Iterable[str]) -> str | None:
+    """The system ``tuned`` is compared with (Δ): ``base-fewshot`` whenever it exists (the strong base-model
+    baseline; with ``base_prompts: [chat, fewshot]`` the chat-prompted base is the weak one), else ``base``, else
+    the first other ``base-*`` by name, so the choice never depends on the order systems are listed in."""
+    names = set(names)
+    for name in ("base-fewshot", "base"):
+        if name in names:
+            return name
+    return min((n for n in names if n.startswith("base")), default=None)
 
 
 @dataclass
@@ -260,7 +275,6 @@ def validate(cfg: EvalConfig, systems: Mapping[str, Any] | None = None) -> None:
     from bayling.evaluate.interactive import TURN_TYPES
     from bayling.evaluate.metrics import METRICS, check_bleu_tokenize, spm_model_path
     from bayling.evaluate.openended import OPEN_ENDED
-    from bayling.evaluate.systems import PROMPTS, baseline_system
     from bayling.evaluate.translation import grid_directions, parse_direction
     from bayling.languages import get_language
     from bayling.models import check_model

@@ -369,7 +369,9 @@ Scorer = Callable[
 ]
 
 
-def _multiple_choice(engine: Engine, items: Sequence[Any], cfg: EvalConfig, progress: Callable[[int], None] | None) -> Any:
+def _multiple_choice(
+    engine: Engine, items: Sequence[Any], cfg: EvalConfig, progress: Callable[[int], None] | None
+) -> Any:
     return score_mc(engine, items, cfg.batch_size, progress=progress)
 
 

@@ -91,7 +91,7 @@ def judge_open_ended(cfg: EvalConfig, answers: dict[str, dict[str, Any]], out: P
                 result["single"][s][name] = summ
                 write_jsonl(jdir / f"single.{s}.{name}.jsonl", jrows)
     if jc.mode in ("pairwise", "both"):
-        from bayling.evaluate.systems import baseline_system
+        from bayling.evaluate.config import baseline_system
 
         base = baseline_system(answers)  # validate() made sure 'tuned' and a base are both there
         result["pairwise"] = {}

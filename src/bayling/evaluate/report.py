@@ -83,7 +83,7 @@ def language_summary(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def deltas(metrics: dict[str, Any], metric: str = "chrf") -> dict[str, float]:
     """tuned - baseline (``base`` or ``base-fewshot``) per direction (empty unless both were scored)."""
-    from bayling.evaluate.systems import baseline_system
+    from bayling.evaluate.config import baseline_system
 
     systems = metrics.get("systems", {})
     base = baseline_system(systems)

@@ -31,10 +31,9 @@ from bayling.digest import digest
 from bayling.engines import Engine
 from bayling.errors import DataError
 from bayling.evaluate.cache import cached_part, hypotheses_key, part_fingerprint
-from bayling.evaluate.config import EvalConfig, validate
+from bayling.evaluate.config import EvalConfig, baseline_system, validate
 from bayling.evaluate.systems import (
     System,
-    baseline_system,
     engine_dtype,
     make_engine,
     resolve_prompt,

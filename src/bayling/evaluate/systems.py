@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bayling.errors import ConfigError
+from bayling.evaluate.config import PROMPTS
 
 if TYPE_CHECKING:
     from bayling.engines import Engine
@@ -79,8 +79,6 @@ def weights_digest(system: System) -> str:
 
 
 # ----------------------------------------------------------------------------- prompts
-
-PROMPTS = ("auto", "chat", "fewshot")
 
 
 def resolve_prompt(system: System, requested: str = "auto") -> str:
@@ -213,14 +211,3 @@ def make_engine(system: System, cfg: EvalConfig, model_cfg: ModelConfig) -> Engi
         batch_size=cfg.batch_size,
         options={**options, **({"dtype": dtype} if dtype else {})},
     )
-
-
-def baseline_system(names: Iterable[str]) -> str | None:
-    """The system ``tuned`` is compared with (Δ): ``base-fewshot`` whenever it exists (the strong base-model
-    baseline; with ``base_prompts: [chat, fewshot]`` the chat-prompted base is the weak one), else ``base``, else
-    the first other ``base-*`` by name, so the choice never depends on the order systems are listed in."""
-    names = set(names)
-    for name in ("base-fewshot", "base"):
-        if name in names:
-            return name
-    return min((n for n in names if n.startswith("base")), default=None)
