@@ -11,7 +11,14 @@ import pytest
 
 from bayling.data import build
 from bayling.data.config import DataConfig
-from bayling.data.plan import allocate, budgets_by_need, direction_weights, need_weights, read_need_file
+from bayling.data.plan import (
+    allocate,
+    budgets_by_need,
+    direction_weights,
+    need_language,
+    need_weights,
+    read_need_file,
+)
 from bayling.errors import ConfigError, DataError
 
 
@@ -47,6 +54,16 @@ def test_need_weights_per_measure():
     assert split == {"interactive:eng_Latn": 154, "interactive:jav_Latn": 847}
     dirs = [("eng_Latn", "jav_Latn"), ("zho_Hans", "jav_Latn"), ("jav_Latn", "eng_Latn")]
     assert direction_weights(dirs, {"jav_Latn": 1.0, "eng_Latn": 0.2}) == [0.5, 0.5, 0.2]
+    # with pivots, X->en spends X's share: jav's weight is shared by all three of its directions
+    assert direction_weights(dirs, {"jav_Latn": 0.9}, ["eng_Latn", "zho_Hans"]) == pytest.approx([0.3, 0.3, 0.3])
+
+
+def test_a_direction_into_a_pivot_spends_its_source_share():
+    pivots = ["eng_Latn", "zho_Hans"]
+    assert need_language("eng_Latn", "jav_Latn", pivots) == "jav_Latn"
+    assert need_language("jav_Latn", "eng_Latn", pivots) == "jav_Latn"
+    assert need_language("eng_Latn", "zho_Hans", pivots) == "zho_Hans"  # pivot to pivot: its target
+    assert need_language("jav_Latn", "eng_Latn") == "eng_Latn"  # no pivots: always the target
 
 
 def test_need_file_layouts(tmp_path):
@@ -97,16 +114,21 @@ def need_builds(tiny_llama, tmp_path_factory) -> dict[str, dict]:
             for k, c in cfgs.items()}  # fmt: skip
 
 
-def _tokens_by_target(build_dir: Path, tokenizer: Path) -> Counter[str]:
+def _tokens_by_language(build_dir: Path, tokenizer: Path) -> tuple[Counter[str], Counter[tuple[str, str]]]:
+    """Translation tokens per budget language (the target, or the source of a direction into a pivot), and
+    examples per direction."""
     from bayling.data.stats import TokenCounter
 
     counter = TokenCounter(str(tokenizer))
     out: Counter[str] = Counter()
+    directions: Counter[tuple[str, str]] = Counter()
     for line in (build_dir / "train.jsonl").read_text(encoding="utf-8").splitlines():
         ex = json.loads(line)
         if ex["task"] in ("interactive", "pairs"):
-            out[ex["tgt"]] += sum(counter.count([m["content"] for m in ex["messages"]]))
-    return out
+            lang = need_language(ex["src"], ex["tgt"], ["eng_Latn", "zho_Hans"])
+            out[lang] += sum(counter.count([m["content"] for m in ex["messages"]]))
+            directions[ex["src"], ex["tgt"]] += 1
+    return out, directions
 
 
 def test_by_need_split_sums_to_each_kind_budget_and_follows_the_need(need_builds, tiny_llama):
@@ -118,12 +140,18 @@ def test_by_need_split_sums_to_each_kind_budget_and_follows_the_need(need_builds
         assert len(per_lang) == 3 and sum(per_lang.values()) == tb["planned"][kind]
         for key, planned in per_lang.items():  # each language filled to its share (within an example or two)
             assert 0 <= tb["spent"][key] - planned < 400, (key, planned, tb["spent"][key])
-    even = _tokens_by_target(need_builds["even"]["out"], tiny_llama)
-    need = _tokens_by_target(need_builds["off_target"]["out"], tiny_llama)
+    even, _ = _tokens_by_language(need_builds["even"]["out"], tiny_llama)
+    need, directions = _tokens_by_language(need_builds["off_target"]["out"], tiny_llama)
     assert need["zho_Hans"] > need["deu_Latn"] > need["eng_Latn"]
-    assert need["zho_Hans"] > 1.5 * even["zho_Hans"] and need["eng_Latn"] < 0.6 * even["eng_Latn"]
+    assert need["zho_Hans"] > 1.5 * even["zho_Hans"]
+    total = sum(need.values())  # each language's share of the tokens follows its weight (0.2 : 1.0 : 0.5)
+    for lang, weight in {"eng_Latn": 0.2, "zho_Hans": 1.0, "deu_Latn": 0.5}.items():
+        assert need[lang] / total == pytest.approx(weight / 1.7, abs=0.05), (lang, need)
     # the same total: only where it goes changes
     assert sum(need.values()) == pytest.approx(sum(even.values()), rel=0.05)
+    # deu's share covers its directions out of the pivots and into them alike: de->en is not starved
+    deu = [directions[d] for d in directions if "deu_Latn" in d]
+    assert len(deu) == 4 and min(deu) >= 2, directions
 
 
 def test_by_need_build_is_deterministic(need_builds):

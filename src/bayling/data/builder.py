@@ -25,7 +25,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from bayling.data.plan import (
     budgets_by_need,
     calibrate_counts,
     direction_weights,
+    need_language,
     need_weights,
     read_need_file,
     select_general,
@@ -131,6 +132,8 @@ class Prepared:
     general_bad: dict[str, Any]
     counter: Any = None
     """The :class:`~bayling.data.stats.TokenCounter` of a ``token_budget`` build (loaded once)."""
+    pivots: list[str] = field(default_factory=list)
+    """``data.pivot_languages``, expanded: a direction into one spends its source's budget (:func:`need_language`)."""
 
 
 def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
@@ -212,6 +215,7 @@ def prepare(cfg: DataConfig, out: Path, seed: int) -> Prepared:
         pool,
         general_bad,
         counter,
+        pivots,
     )
 
 
@@ -327,7 +331,7 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
     need = _need_weights(cfg, plan, p) if cfg.budget_by != "even" else None
     if need:
         p.counts.budgets.update(budgets_by_need(p.counts.budgets, need, DIRECTED_KINDS))
-        plan.direction_weights = direction_weights(plan.directions, need)
+        plan.direction_weights = direction_weights(plan.directions, need, p.pivots)
     pilot = None
     kinds = [k for k in TRANSLATION_KINDS if p.counts.budgets.get(k)]
     if kinds:
@@ -441,8 +445,9 @@ def build(cfg: DataConfig, out_dir: str | Path, seed: int = 0) -> DataResult:
 
 
 def _need_weights(cfg: DataConfig, plan: ShardPlan, p: Prepared) -> dict[str, float]:
-    """``data.budget_by``'s weight per target language of the build's directions (:func:`need_weights`)."""
-    targets = sorted({t for _, t in p.directions})
+    """``data.budget_by``'s weight per language of the build's directions (:func:`need_language`,
+    :func:`need_weights`)."""
+    targets = sorted({need_language(s, t, p.pivots) for s, t in p.directions})
     if cfg.budget_by == "fertility":
         if "eng_Latn" not in p.langs:
             raise ConfigError("data.budget_by=fertility measures tokens per English token: add eng_Latn to languages")
@@ -506,6 +511,7 @@ def _merge(
         The stats, the drop counts, and the tokens written per kind (token-budget builds; else empty).
     """
     counter = counter or (TokenCounter(cfg.tokenizer) if cfg.tokenizer else None)
+    pivots = expand_languages(cfg.pivot_languages)
     stats = Stats(counter)
     dedup = Dedup(cfg.filters.dedup, cfg.filters.near_dedup)
     dups: Counter[str] = Counter()
@@ -523,8 +529,9 @@ def _merge(
                         continue
                     if cfg.token_budget:
                         kind = ex["task"] if ex["task"] != "general" else f"general_{ex['src']}"
-                        # a kind split by language (data.budget_by) is capped per target language instead
-                        key = f"{kind}:{ex.get('tgt')}" if f"{kind}:{ex.get('tgt')}" in (budgets or {}) else kind
+                        # a kind split by language (data.budget_by) is capped per language instead
+                        lang = need_language(ex.get("src", ""), ex.get("tgt", ""), pivots)
+                        key = f"{kind}:{lang}" if f"{kind}:{lang}" in (budgets or {}) else kind
                         if key in (budgets or {}) and spent[key] >= budgets[key]:
                             dups["over_budget"] += 1
                             continue

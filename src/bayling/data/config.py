@@ -150,7 +150,8 @@ class DataConfig:
     mixes of equal size whatever their composition (the data-mix ablation). Exclusive with ``total``."""
     budget_by: str = "even"
     """How the token budget of the kinds with translation directions (``interactive``, ``pairs``) is split across
-    target languages: ``even`` (directions drawn uniformly, as BayLing 2) or by what the base lacks there, as
+    languages (a direction spends its target's share, or its source's when the target is a pivot: X->en is in X's
+    share, :func:`bayling.data.plan.need_language`): ``even`` (directions drawn uniformly, as BayLing 2) or by what the base lacks there, as
     weights ``need_floor + need`` (:func:`bayling.data.plan.need_weights`): ``off_target`` or ``chrf`` (the base's
     few-shot off-target rate / chrF++ per target language, read from ``need_file``) or ``fertility`` (the
     tokenizer's tokens per English token on the training records: no model run). Needs ``token_budget``; each
@@ -161,7 +162,7 @@ class DataConfig:
     need_system: str | None = None
     """The system of a ``metrics.json`` ``need_file`` to read; None = the first named ``base*``."""
     need_floor: NonNegative = 0.2
-    """Weight every target language has beyond its need (need is in [0, 1]), so none is left out of the mix."""
+    """Weight every language has beyond its need (need is in [0, 1]), so none is left out of the mix."""
     mix: dict[str, Fraction] = field(
         default_factory=lambda: {"general_zho_Hans": 0.432, "general_eng_Latn": 0.262, "crosslingual": 0.306}
     )

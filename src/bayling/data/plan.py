@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,8 +243,8 @@ def _sample_has_data() -> bool:
 
 NEED_MEASURES = ("even", "off_target", "chrf", "fertility")
 DIRECTED_KINDS = ("interactive", "pairs")
-"""The translation kinds drawn over ``directions``, whose budget ``data.budget_by`` splits by target language
-(cross-lingual examples pick their languages per record and stay even)."""
+"""The translation kinds drawn over ``directions``, whose budget ``data.budget_by`` splits by language
+(:func:`need_language`; cross-lingual examples pick their languages per record and stay even)."""
 """``data.budget_by``: how the translation budget is split across target languages (see :func:`need_weights`)."""
 
 
@@ -334,8 +334,24 @@ def budgets_by_need(budgets: dict[str, int], weights: dict[str, float], kinds: t
     return out
 
 
-def direction_weights(directions: list[tuple[str, str]], weights: dict[str, float]) -> list[float]:
-    """Sampling weight of each direction: its target's weight shared among the directions into that target, so
-    examples into each language are drawn in proportion to that language's share of the budget."""
-    into = Counter(t for _, t in directions)
-    return [weights[t] / into[t] for _, t in directions]
+def need_language(src: str, tgt: str, pivots: Collection[str] = ()) -> str:
+    """The language whose budget a direction spends: its target, unless the target is a pivot (en, zh) and the
+    source is not; then its source.
+
+    Why: a pivot needs nothing by every measure (English pays no premium over itself, the base is never
+    off-target into it), so keyed by target the directions *into* a pivot got only ``need_floor``: in the first
+    by-need build 7 of 714 translation pairs were X->en and the tuned model copied 56-100 % of X->en sources
+    unchanged (``bench/results/alignment_reward_draft.json``). Keyed by the non-pivot language, X's share covers
+    both en->X and X->en, and the build stays even across the directions of each language.
+    """
+    return src if tgt in pivots and src not in pivots else tgt
+
+
+def direction_weights(
+    directions: list[tuple[str, str]], weights: dict[str, float], pivots: Collection[str] = ()
+) -> list[float]:
+    """Sampling weight of each direction: the weight of its :func:`need_language` shared among that language's
+    directions, so examples of each language are drawn in proportion to its share of the budget."""
+    keys = [need_language(s, t, pivots) for s, t in directions]
+    count = Counter(keys)
+    return [weights[k] / count[k] for k in keys]
