@@ -17,6 +17,7 @@ from bayling.evaluate.config import (
     EvalConfig,
     InteractiveConfig,
     OpenEndedConfig,
+    PerplexityConfig,
     TranslationConfig,
 )
 from bayling.evaluate.stage import evaluate
@@ -121,6 +122,40 @@ def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch
         EvalConfig(**{**kw, "translation": dataclasses.replace(tr, fewshot_k=1)}), model, systems, tmp_path / "out"
     )
     assert built == ["base", "base"]
+
+
+def test_reuse_from_copies_what_an_earlier_run_computed_and_nothing_else(tiny_llama, tmp_path, monkeypatch):
+    import bayling.evaluate.stage as stage
+    from bayling.errors import ConfigError
+
+    model = ModelConfig(dtype="float32", device="cpu")
+    systems = {"base-fewshot": System("base-fewshot", str(tiny_llama), prompt="fewshot")}
+    tr = TranslationConfig(directions=["en-de"], fewshot_k=2, fewshot_seeds=[0, 1])
+    ppl = PerplexityConfig(languages=["eng_Latn"])
+    kw = dict(testset=_testset(tmp_path), max_sentences=3, max_new_tokens=3, translation=tr, perplexity=ppl)
+    first = evaluate(EvalConfig(**kw), model, systems, tmp_path / "arm_a" / "eval").metrics
+    built = []
+    real = stage.make_engine
+
+    def counting(*a, **k):
+        built.append(a[0].name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(stage, "make_engine", counting)
+    again = evaluate(EvalConfig(**kw, reuse_from=[str(tmp_path / "arm_a")]), model, systems, tmp_path / "b").metrics
+    assert built == []  # both demonstration draws and the perplexity came from arm_a: no model was loaded
+    assert again["systems"] == first["systems"] and again["perplexity"] == first["perplexity"]
+    assert sorted(again["reused"]) == ["base-fewshot/perplexity", "base-fewshot/seed-0", "base-fewshot/seed-1"]
+    for name in ("eng_Latn-deu_Latn.jsonl", "scores.json"):
+        a = (tmp_path / "arm_a" / "eval" / "base-fewshot" / "seed-1" / name).read_bytes()
+        assert (tmp_path / "b" / "base-fewshot" / "seed-1" / name).read_bytes() == a
+    # a key that differs (another token limit) is computed, never taken from the earlier run
+    other = evaluate(
+        EvalConfig(**{**kw, "max_new_tokens": 4}, reuse_from=[str(tmp_path / "arm_a")]), model, systems, tmp_path / "c"
+    ).metrics
+    assert built == ["base-fewshot"] and sorted(other.get("reused", {})) == ["base-fewshot/perplexity"]
+    with pytest.raises(ConfigError, match="reuse_from"):
+        evaluate(EvalConfig(**kw, reuse_from=[str(tmp_path / "nowhere")]), model, systems, tmp_path / "d")
 
 
 class _FakeComet(types.ModuleType):

@@ -9,7 +9,7 @@ until someone lists it: a new setting can cost a recomputation, never a stale re
 
 Fields that cannot change a part's results (dotted paths inside ``eval``):
 
-* :data:`NO_EFFECT`: what no cached part reads (``report``; ``compare_base``, ``base_prompts``, the
+* :data:`NO_EFFECT`: what no cached part reads (``report``, ``reuse_from``; ``compare_base``, ``base_prompts``, the
   translation prompt choices and the few-shot seeds, which pick systems, prompts and demonstrations: the
   resolved prompt and the demonstrations of each draw are keyed instead; ``open_ended.judge``, whose verdicts are computed after the cached answers and cached by prompt);
 * :data:`READ_BY`: fields and sections read by some parts only (``benchmarks`` never changes a translation);
@@ -37,6 +37,7 @@ PARTS = ("translation", "benchmarks", "open_ended", "interactive", "perplexity")
 NO_EFFECT = frozenset(
     {
         "report",
+        "reuse_from",
         "compare_base",
         "base_prompts",
         "translation.prompt",
@@ -123,15 +124,61 @@ def part_fingerprint(cfg: EvalConfig, part: str, **context: Any) -> str:
     return fingerprint(_without(cfg, no_effect(cfg, part)), name="eval", part=part, **context)
 
 
+def reuse_memo(dirs: Iterable[str | Path]) -> dict[str, Path]:
+    """``eval.reuse_from``: the fingerprint of every finished part under ``dirs``, mapped to its directory.
+
+    A part is finished when its directory holds its result (``result.json``, or a translation pass's
+    ``scores.json``) beside a ``fingerprint`` marker, which is written after the result; a marker that cannot be
+    read is skipped (the part is then computed). The first directory listed wins a fingerprint found twice.
+
+    Raises:
+        ConfigError: a listed directory does not exist.
+    """
+    from bayling.errors import ConfigError
+
+    memo: dict[str, Path] = {}
+    for d in dirs:
+        root = Path(d).expanduser()
+        if (root / "eval").is_dir():
+            root = root / "eval"
+        if not root.is_dir():
+            raise ConfigError(f"eval.reuse_from: {d} is not a directory (a run directory or its eval/ folder)")
+        for marker in sorted(root.rglob("fingerprint")):
+            if not any((marker.parent / f).is_file() for f in ("result.json", "scores.json")):
+                continue
+            try:
+                fp = marker.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if fp:
+                memo.setdefault(fp, marker.parent)
+    return memo
+
+
+def copy_part(src: Path, dst: Path) -> None:
+    """The files of a finished part (not its subfolders: a single-draw translation pass shares its folder with
+    the system's other parts, each reused or not by its own key) copied into ``dst``, the marker last."""
+    dst.mkdir(parents=True, exist_ok=True)
+    files = sorted(f for f in src.iterdir() if f.is_file())
+    for f in sorted(files, key=lambda f: f.name == "fingerprint"):
+        shutil.copy2(f, dst / f.name)
+
+
 def cached_part(
-    part_dir: Path, fp: str, label: str, compute: Callable[[], Any], memo: dict[str, Path] | None = None
+    part_dir: Path,
+    fp: str,
+    label: str,
+    compute: Callable[[], Any],
+    memo: dict[str, Path] | None = None,
+    reused: dict[str, str] | None = None,
 ) -> Any:
     """``part_dir/result.json`` when its marker ``part_dir/fingerprint`` records ``fp``, else compute and store it
     (:func:`bayling.resume.cached`).
 
     ``memo`` maps fingerprints computed earlier in this run to their directories: a part whose key another
     system already had (``base-fewshot`` and ``base-chat`` share weights, and only translation depends on the
-    prompt) is copied instead of computed twice.
+    prompt), or that an earlier run holds (:func:`reuse_memo`), is copied instead of computed twice; ``reused``
+    then records ``{part_dir: source}``.
     """
     res, marker = part_dir / "result.json", part_dir / "fingerprint"
 
@@ -142,6 +189,8 @@ def cached_part(
     if copy:
         console.print(f"[dim]eval: {label} is the same as {memo[fp].parent.name}'s, copied[/dim]")
         shutil.copytree(memo[fp], part_dir, dirs_exist_ok=True)
+        if reused is not None:
+            reused[str(part_dir)] = str(memo[fp])
     out = resume_cached(res, marker, fp, compute, None if copy else unchanged)
     if memo is not None:
         memo.setdefault(fp, part_dir)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from bayling.config import to_dict
 from bayling.digest import digest
 from bayling.engines import Engine
 from bayling.errors import DataError
-from bayling.evaluate.cache import cached_part, hypotheses_key, part_fingerprint
+from bayling.evaluate.cache import cached_part, copy_part, hypotheses_key, part_fingerprint, reuse_memo
 from bayling.evaluate.config import EvalConfig, baseline_system, validate
 from bayling.evaluate.systems import (
     System,
@@ -126,6 +126,9 @@ class _Run:
     spm: Path | None
     comet: Any
     memo: dict[str, Path]
+    """Fingerprint -> folder of each part computed in this run or found in ``eval.reuse_from``."""
+    reused: dict[str, str] = field(default_factory=dict)
+    """``{part folder: folder it was copied from}``."""
 
 
 def _file_key(p: Path | None) -> Any:
@@ -178,7 +181,9 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
         fingerprint."""
         part_dir = sys_dir / name
         fp = part_fingerprint(cfg, name, **weights, **inputs)
-        out[name] = cached_part(part_dir, fp, f"{system.name} {label}", lambda: compute(part_dir), run.memo)
+        out[name] = cached_part(
+            part_dir, fp, f"{system.name} {label}", lambda: compute(part_dir), run.memo, run.reused
+        )
 
     if cfg.benchmarks.tasks:
         part("benchmarks", "benchmarks", lambda d: part_runners.run_benchmarks(cfg, lazy.get, d))
@@ -267,8 +272,15 @@ def _translation(
     def unchanged() -> None:
         console.print(f"[dim]eval: {label} translation unchanged, using cached scores[/dim]")
 
+    source = run.memo.get(fp)
+    if bitexts and source is not None and source != out_dir and marked(marker, fp) is None:
+        console.print(f"[dim]eval: {label} translation is the same as in {source}, copied[/dim]")
+        copy_part(source, out_dir)
+        run.reused[str(out_dir)] = str(source)
     if bitexts or (scores.is_file() and marked(marker, fp) is not None):
-        return cached(scores, marker, fp, translate, unchanged)
+        result = cached(scores, marker, fp, translate, unchanged)
+        run.memo.setdefault(fp, out_dir)
+        return result
     return None
 
 
@@ -377,7 +389,7 @@ def evaluate(
         console.print(
             "[dim]eval: no FLORES-200 SentencePiece model, so no spBLEU (bayling eval download flores200-spm)[/dim]"
         )
-    run = _Run(bitexts, heldout_file, prompts, demos, spm, CometModels(), {})
+    run = _Run(bitexts, heldout_file, prompts, demos, spm, CometModels(), reuse_memo(cfg.reuse_from))
     results = {n: _run_system(cfg, model, s, out / n, run) for n, s in systems.items()}
     metrics: dict[str, Any] = {
         "name": name,
@@ -388,6 +400,9 @@ def evaluate(
         "systems": {n: r.get("translation", {}) for n, r in results.items()},
         "prompts": prompts,
     }
+    outside = {k: v for k, v in run.reused.items() if not Path(v).resolve().is_relative_to(out.resolve())}
+    if outside:  # parts copied from earlier runs (eval.reuse_from), by the folder they were copied into
+        metrics["reused"] = {str(Path(k).relative_to(out)): v for k, v in sorted(outside.items())}
     for part in ("benchmarks", "interactive"):
         if any(part in r for r in results.values()):
             metrics[part] = _by_kind({n: r[part] for n, r in results.items() if part in r}, part)
