@@ -340,9 +340,10 @@ def need_language(src: str, tgt: str, pivots: Collection[str] = ()) -> str:
 
     Why: a pivot needs nothing by every measure (English pays no premium over itself, the base is never
     off-target into it), so keyed by target the directions *into* a pivot got only ``need_floor``: in the first
-    by-need build 7 of 714 translation pairs were X->en and the tuned model copied 56-100 % of X->en sources
-    unchanged (``bench/results/alignment_reward_draft.json``). Keyed by the non-pivot language, X's share covers
-    both en->X and X->en, and the build stays even across the directions of each language.
+    by-need build 7 of 714 translation pairs were X->en, and the tuned model returned the source unchanged in
+    27-56 % of its X->en outputs, by tier (``bench/results/alignment_reward_draft.json``). Keyed by the non-pivot
+    language, X's share covers both en->X and X->en, and the build stays even across the directions of each
+    language.
     """
     return src if tgt in pivots and src not in pivots else tgt
 
