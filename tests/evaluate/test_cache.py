@@ -96,15 +96,11 @@ def _testset(tmp_path: Path) -> str:
     return str(f)
 
 
-def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch):
+def _count_engines(monkeypatch) -> list[str]:
+    """The names of the systems whose engine the evaluation builds from now on (a model it had to load)."""
     import bayling.evaluate.stage as stage
 
-    model = ModelConfig(dtype="float32", device="cpu")
-    systems = {"base": System("base", str(tiny_llama))}
-    tr = TranslationConfig(directions=["en-de"], fewshot_k=2)
-    kw = dict(testset=_testset(tmp_path), max_sentences=3, max_new_tokens=3, translation=tr)
-    first = evaluate(EvalConfig(**kw), model, systems, tmp_path / "out").metrics
-    built = []
+    built: list[str] = []
     real = stage.make_engine
 
     def counting(*a, **k):
@@ -112,6 +108,16 @@ def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch
         return real(*a, **k)
 
     monkeypatch.setattr(stage, "make_engine", counting)
+    return built
+
+
+def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch):
+    model = ModelConfig(dtype="float32", device="cpu")
+    systems = {"base": System("base", str(tiny_llama))}
+    tr = TranslationConfig(directions=["en-de"], fewshot_k=2)
+    kw = dict(testset=_testset(tmp_path), max_sentences=3, max_new_tokens=3, translation=tr)
+    first = evaluate(EvalConfig(**kw), model, systems, tmp_path / "out").metrics
+    built = _count_engines(monkeypatch)
     again = evaluate(
         EvalConfig(**kw, report=False, benchmarks=BenchmarksConfig(limit=3)), model, systems, tmp_path / "out"
     ).metrics
@@ -125,7 +131,6 @@ def test_rerun_reuses_or_recomputes_by_the_key(tiny_llama, tmp_path, monkeypatch
 
 
 def test_reuse_from_copies_what_an_earlier_run_computed_and_nothing_else(tiny_llama, tmp_path, monkeypatch):
-    import bayling.evaluate.stage as stage
     from bayling.errors import ConfigError
 
     model = ModelConfig(dtype="float32", device="cpu")
@@ -134,14 +139,7 @@ def test_reuse_from_copies_what_an_earlier_run_computed_and_nothing_else(tiny_ll
     ppl = PerplexityConfig(languages=["eng_Latn"])
     kw = dict(testset=_testset(tmp_path), max_sentences=3, max_new_tokens=3, translation=tr, perplexity=ppl)
     first = evaluate(EvalConfig(**kw), model, systems, tmp_path / "arm_a" / "eval").metrics
-    built = []
-    real = stage.make_engine
-
-    def counting(*a, **k):
-        built.append(a[0].name)
-        return real(*a, **k)
-
-    monkeypatch.setattr(stage, "make_engine", counting)
+    built = _count_engines(monkeypatch)
     again = evaluate(EvalConfig(**kw, reuse_from=[str(tmp_path / "arm_a")]), model, systems, tmp_path / "b").metrics
     assert built == []  # both demonstration draws and the perplexity came from arm_a: no model was loaded
     assert again["systems"] == first["systems"] and again["perplexity"] == first["perplexity"]

@@ -155,13 +155,34 @@ def reuse_memo(dirs: Iterable[str | Path]) -> dict[str, Path]:
     return memo
 
 
-def copy_part(src: Path, dst: Path) -> None:
-    """The files of a finished part (not its subfolders: a single-draw translation pass shares its folder with
-    the system's other parts, each reused or not by its own key) copied into ``dst``, the marker last."""
-    dst.mkdir(parents=True, exist_ok=True)
-    files = sorted(f for f in src.iterdir() if f.is_file())
-    for f in sorted(files, key=lambda f: f.name == "fingerprint"):
-        shutil.copy2(f, dst / f.name)
+def copy_from_memo(
+    part_dir: Path,
+    fp: str,
+    label: str,
+    memo: dict[str, Path] | None,
+    reused: dict[str, str] | None = None,
+    subfolders: bool = True,
+) -> bool:
+    """Copy the part of fingerprint ``fp`` that ``memo`` holds elsewhere into ``part_dir``, unless ``part_dir``
+    already records ``fp``; True when it copied (``reused`` then gets ``{part_dir: source}``).
+
+    ``subfolders=False`` copies the files only, the marker last: a single-draw translation pass shares its folder
+    with the system's other parts, each reused or not by its own key.
+    """
+    source = None if memo is None else memo.get(fp)
+    if source is None or source == part_dir or marked(part_dir / "fingerprint", fp) is not None:
+        return False
+    console.print(f"[dim]eval: {label} is the same as in {source}, copied[/dim]")
+    if subfolders:
+        shutil.copytree(source, part_dir, dirs_exist_ok=True)
+    else:
+        part_dir.mkdir(parents=True, exist_ok=True)
+        files = sorted(f for f in source.iterdir() if f.is_file())
+        for f in sorted(files, key=lambda f: f.name == "fingerprint"):
+            shutil.copy2(f, part_dir / f.name)
+    if reused is not None:
+        reused[str(part_dir)] = str(source)
+    return True
 
 
 def cached_part(
@@ -185,12 +206,7 @@ def cached_part(
     def unchanged() -> None:
         console.print(f"[dim]eval: {label} unchanged, using cached results[/dim]")
 
-    copy = marked(marker, fp) is None and memo is not None and fp in memo and memo[fp] != part_dir
-    if copy:
-        console.print(f"[dim]eval: {label} is the same as {memo[fp].parent.name}'s, copied[/dim]")
-        shutil.copytree(memo[fp], part_dir, dirs_exist_ok=True)
-        if reused is not None:
-            reused[str(part_dir)] = str(memo[fp])
+    copy = copy_from_memo(part_dir, fp, label, memo, reused)
     out = resume_cached(res, marker, fp, compute, None if copy else unchanged)
     if memo is not None:
         memo.setdefault(fp, part_dir)

@@ -30,7 +30,7 @@ from bayling.config import to_dict
 from bayling.digest import digest
 from bayling.engines import Engine
 from bayling.errors import DataError
-from bayling.evaluate.cache import cached_part, copy_part, hypotheses_key, part_fingerprint, reuse_memo
+from bayling.evaluate.cache import cached_part, copy_from_memo, hypotheses_key, part_fingerprint, reuse_memo
 from bayling.evaluate.config import EvalConfig, baseline_system, validate
 from bayling.evaluate.systems import (
     System,
@@ -272,11 +272,8 @@ def _translation(
     def unchanged() -> None:
         console.print(f"[dim]eval: {label} translation unchanged, using cached scores[/dim]")
 
-    source = run.memo.get(fp)
-    if bitexts and source is not None and source != out_dir and marked(marker, fp) is None:
-        console.print(f"[dim]eval: {label} translation is the same as in {source}, copied[/dim]")
-        copy_part(source, out_dir)
-        run.reused[str(out_dir)] = str(source)
+    if bitexts:
+        copy_from_memo(out_dir, fp, f"{label} translation", run.memo, run.reused, subfolders=False)
     if bitexts or (scores.is_file() and marked(marker, fp) is not None):
         result = cached(scores, marker, fp, translate, unchanged)
         run.memo.setdefault(fp, out_dir)
