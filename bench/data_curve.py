@@ -1,21 +1,27 @@
 """The data curve: how much text in a language the model must see before it translates into it.
 
 "How much text must I bring for my language?" is the first question of a user with a low-resource language.
-This runs a preset (by default ``configs/experiments/alignment_reward_draft.yaml``) at several token budgets,
-with only English, Chinese and the curve's target languages in the data (so the translation budget goes to those
-targets), under two conditions: SFT alone, and SFT + the reward stage (GRPO with the language-gated reward). Each
-point is scored on the held-out FLORES articles, en->X, and placed at the number of *target-language assistant
-tokens* the data stage actually wrote (``stats.json`` ``tokens.assistant_by_language``), not at the budget asked for.
+This trains once, on a preset's recipe (by default ``configs/experiments/alignment_reward_draft.yaml``) with only
+English, Chinese and the curve's target languages in the data, at a constant learning rate after warm-up, saving
+an adapter every ``--save-steps`` steps. The curve's points are checkpoints at geometrically spaced steps: the
+model after seeing 1/16, 1/8, ... of the data is the model a user with that much text would get at the same
+learning rate (a shorter run would also decay its rate sooner: that difference is not measured). Each point is
+scored on the held-out FLORES articles, en->X only, and placed at the target-language assistant tokens seen:
+the data stage's count (``stats.json`` ``tokens.assistant_by_language``) times the share of the optimizer steps
+done. The trainer shuffles the data, so that count is an estimate, not a tally; the JSON says so. The first
+point (0 tokens) is the 5-shot base over the preset's demonstration draws.
+
+Second condition, SFT + the reward stage: GRPO with the language-gated reward (``train.reward``) starting from
+chosen checkpoints (``--reward-at``), each in a copy of the run whose SFT output is that checkpoint.
 
     python bench/data_curve.py --json bench/results/data_curve.json --plot bench/results/data_curve.png
 
 Defaults: targets jav_Latn, asm_Beng, yor_Latn (low-resource, the base barely writes them) and heb_Hebr (mid);
-budgets 6k, 20k, 50k and 140k tokens, which put ~1k to ~20k assistant tokens into each target (the training
-articles hold ~20k per language). Each point is one full ``bayling run`` (data, train, eval of the tuned model
-only), so the whole curve is hours on 2 cores: run it on idle cores. ``--smoke`` runs a 2-point curve on a tiny
-model and the shipped sample corpus (targets zho_Hans, deu_Latn) in a couple of minutes, to check the script.
+a 200k-token budget (~40 min of SFT on 2 cores, ~8-16k assistant tokens per target; the training articles hold
+~20k per language). ``--smoke TINY_MODEL_DIR`` runs the whole path on a tiny model and the shipped sample corpus
+(targets zho_Hans, deu_Latn) in a couple of minutes, to check the script.
 
-Output: a JSON file (command, commit, machine, every point: condition, budget, target, assistant tokens, chrF++,
+Output: a JSON file (command, commit, machine, every point: condition, step, target, assistant tokens, chrF++,
 off-target %, copy %) and a plot of en->X off-target rate and chrF++ against assistant tokens (log scale), one line
 per target and condition.
 """
@@ -25,61 +31,127 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
+import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from provenance import provenance  # noqa: E402
 
 from bayling.cli import main as bayling  # noqa: E402
 
 PRESET = REPO / "configs" / "experiments" / "alignment_reward_draft.yaml"
 TARGETS = ["jav_Latn", "asm_Beng", "yor_Latn", "heb_Hebr"]
-BUDGETS = [6_000, 20_000, 50_000, 140_000]
-CONDITIONS = {
-    "sft": ["train.reward.method=none", "train.preference.method=none"],
-    "sft+reward": ["train.reward.method=grpo", "train.preference.method=none"],
-}
+PIVOT = "eng_Latn"
 
 
-def overrides(targets: list[str], budget: int, condition: str, run_dir: Path) -> list[str]:
-    """The ``bayling run`` overrides of one point: only en/zh + the targets, the budget, the condition."""
-    langs = ",".join(["eng_Latn", "zho_Hans", *[t for t in targets if t not in ("eng_Latn", "zho_Hans")]])
+def run_overrides(targets: list[str], budget: int, save_steps: int, run_dir: Path) -> list[str]:
+    """The SFT run: only en/zh + the targets, the budget, a constant rate, every checkpoint kept, no eval stage."""
+    langs = ",".join(dict.fromkeys([PIVOT, "zho_Hans", *targets]))
     return [
         f"run_dir={run_dir}",
         f"data.languages=[{langs}]",
         f"data.token_budget={budget}",
-        f"eval.translation.languages=[{','.join(targets)}]",
-        "eval.compare_base=false",
+        "stages=[data,train]",
+        "train.reward.method=none",
+        "train.preference.method=none",
+        "train.lr_scheduler=constant_with_warmup",
+        f"train.save_steps={save_steps}",
+        "train.save_total_limit=null",
         f"train.reward.targets=[{','.join(targets)}]",
-        *CONDITIONS[condition],
     ]
 
 
-def point(run_dir: Path, targets: list[str], pivot: str = "eng_Latn") -> list[dict[str, Any]]:
-    """One run's en->X scores and target-language assistant tokens, per target."""
-    stats = json.loads((run_dir / "data" / "stats.json").read_text(encoding="utf-8"))
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text(encoding="utf-8"))
-    tuned = metrics["systems"]["tuned"]
-    tokens = stats.get("tokens", {}).get("assistant_by_language", {})
-    rows = []
+def checkpoints(run_dir: Path) -> dict[int, Path]:
+    """``{step: adapter dir}`` of the SFT checkpoints, plus the final adapter at the last step."""
+    found = {}
+    for d in (run_dir / "train" / "sft" / "checkpoints").glob("checkpoint-*"):
+        if (d / "adapter_config.json").is_file():
+            found[int(d.name.split("-")[1])] = d
+    summary = json.loads((run_dir / "train" / "summary.json").read_text(encoding="utf-8"))
+    found[int(summary["steps"])] = run_dir / "train" / "final"
+    return dict(sorted(found.items()))
+
+
+def geometric(steps: list[int]) -> list[int]:
+    """The last step, its half, quarter... down to the first checkpoint: points evenly spaced on a log axis."""
+    last, chosen = steps[-1], []
+    s = last
+    while s >= steps[0]:
+        chosen.append(min(steps, key=lambda x, s=s: abs(x - s)))
+        s //= 2
+    return sorted(set(chosen))
+
+
+def score(
+    run_dir: Path,
+    systems: dict[str, Any],
+    out: Path,
+    targets: list[str],
+    eval_overrides: list[str],
+    reuse: list[str],
+) -> dict[str, Any]:
+    """Score ``systems`` on en->X of the run's held-out articles; ``metrics.json`` ``systems``."""
+    from bayling.config import load_config
+    from bayling.evaluate import evaluate
+    from bayling.pipeline import RunConfig
+
+    cfg = load_config(RunConfig, run_dir / "config.yaml", eval_overrides)
+    section = cfg.eval_section()
+    tr = replace(section.translation, languages=[], directions=[f"{PIVOT}-{t}" for t in targets])
+    section = replace(
+        section,
+        translation=tr,
+        perplexity=replace(section.perplexity, languages=[]),
+        report=False,
+        reuse_from=reuse,
+        seed=cfg.seed,
+    )
+    result = evaluate(section, cfg.model, systems, out, heldout_file=run_dir / "data" / "heldout.jsonl")
+    return result.metrics
+
+
+def rows(metrics: dict[str, Any], system: str, targets: list[str]) -> list[dict[str, Any]]:
+    out = []
     for t in targets:
-        s = tuned.get(f"{pivot}-{t}", {})
-        rows.append(
+        s = metrics["systems"][system].get(f"{PIVOT}-{t}", {})
+        chrf = s.get("chrf") or {}
+        out.append(
             {
                 "target": t,
-                "assistant_tokens": tokens.get(t),
-                "chrf": (s.get("chrf") or {}).get("score"),
+                "chrf": chrf.get("score"),
+                "chrf_min": chrf.get("min"),
+                "chrf_max": chrf.get("max"),
                 "off_target": s.get("off_target"),
                 "copy": s.get("copy"),
                 "n": s.get("n"),
             }
         )
-    return rows
+    return out
+
+
+def clone_for_reward(run_dir: Path, step: int, adapter: Path, dest: Path) -> None:
+    """A copy of the SFT run whose finished SFT stage is the checkpoint at ``step`` (so ``bayling run`` with the
+    reward stage on skips SFT and starts GRPO from that adapter)."""
+    if (dest / "train" / "summary.json").is_file():
+        return  # done (or resumable) already
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(run_dir / "data", dest / "data", dirs_exist_ok=True)
+    sft = dest / "train" / "sft"
+    sft.mkdir(parents=True, exist_ok=True)
+    for name in ("summary.json", "fingerprint.json"):
+        if (run_dir / "train" / "sft" / name).is_file():
+            shutil.copy2(run_dir / "train" / "sft" / name, sft / name)
+    summary = json.loads((sft / "summary.json").read_text(encoding="utf-8"))
+    summary["from_checkpoint_step"] = step  # what this copy's SFT output is
+    (sft / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    shutil.copytree(adapter, sft / "output", dirs_exist_ok=True, ignore=shutil.ignore_patterns("optimizer.pt"))
 
 
 def plot(points: list[dict[str, Any]], path: Path) -> None:
@@ -90,87 +162,125 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for target, cond in sorted({(p["target"], p["condition"]) for p in points}):
+    for target, cond in sorted({(p["target"], p["condition"]) for p in points if p["condition"] != "base"}):
+        base = [p for p in points if p["target"] == target and p["condition"] == "base"]
         pts = sorted(
-            (p for p in points if p["target"] == target and p["condition"] == cond and p["assistant_tokens"]),
+            (p for p in points if p["target"] == target and p["condition"] == cond),
             key=lambda p: p["assistant_tokens"],
         )
         xs = [p["assistant_tokens"] for p in pts]
-        line = "-" if cond == "sft+reward" else "--"
+        line = "-" if cond == "sft" else ":"
         for ax, key in zip(axes, ("off_target", "chrf"), strict=True):
-            ax.plot(xs, [p[key] for p in pts], line, marker="o", label=f"{target} {cond}")
+            (h,) = ax.plot(xs, [p[key] for p in pts], line, marker="o", label=f"{target} {cond}")
+            if base and cond == "sft":  # the 5-shot base: a flat reference line in the target's colour
+                ax.axhline(base[0][key], color=h.get_color(), alpha=0.35, linewidth=1)
     for ax, label in zip(axes, ("en→X off-target %", "en→X chrF++"), strict=True):
         ax.set_xscale("log")
-        ax.set_xlabel("target-language assistant tokens in the training data")
+        ax.set_xlabel("target-language assistant tokens seen (estimated)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle("faint lines: the 5-shot base", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default=str(PRESET))
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated FLORES-200 codes")
-    ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="comma-separated data.token_budget values")
-    ap.add_argument("--conditions", default=",".join(CONDITIONS), help=f"of {', '.join(CONDITIONS)}")
-    ap.add_argument("--out", default="runs/data_curve", help="run directories go here (reused: finished stages skip)")
+    ap.add_argument("--budget", type=int, default=200_000, help="data.token_budget of the one SFT run")
+    ap.add_argument("--save-steps", type=int, default=7, help="a checkpoint every N optimizer steps")
+    ap.add_argument("--reward-at", default="", help="comma-separated checkpoint steps to run GRPO from ('' = none)")
+    ap.add_argument("--out", default="runs/data_curve", help="run directories go here (finished work is reused)")
+    ap.add_argument("--reuse-from", default="", help="comma-separated runs whose matching eval parts are copied")
     ap.add_argument("--json", default="bench/results/data_curve.json")
     ap.add_argument("--plot", default="bench/results/data_curve.png")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override for every run")
-    ap.add_argument("--smoke", metavar="TINY_MODEL_DIR", help="a 2-point curve on a tiny model and the sample corpus")
+    ap.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE", help="extra eval override")
+    ap.add_argument("--smoke", metavar="TINY_MODEL_DIR", help="the whole path on a tiny model and the sample corpus")
     a = ap.parse_args(argv)
-    targets, budgets = a.targets.split(","), [int(b) for b in a.budgets.split(",")]
-    conditions = a.conditions.split(",")
-    extra = list(a.set)
+    load0 = tuple(os.getloadavg())
+    targets = a.targets.split(",")
+    budget, save_steps, extra, eval_extra = a.budget, a.save_steps, list(a.set), list(a.eval_set)
     if a.smoke:
-        targets, budgets = ["zho_Hans", "deu_Latn"], [3000, 6000]
+        targets, budget, save_steps = ["zho_Hans", "deu_Latn"], 4000, 1
         extra = [
             f"model.name_or_path={a.smoke}", "model.dtype=float32", "data.source=sample", "data.split_by=auto",
             "data.heldout=6", "data.fewshot=4", f"data.tokenizer={a.smoke}", "data.instructions=[sample]",
-            "data.pivot_languages=[eng_Latn]", "train.max_steps=2", "train.save_steps=0", "train.report_to=[]",
-            "train.reward.max_steps=1", "train.reward.max_prompts=4", "train.reward.max_new_tokens=6",
-            "eval.max_sentences=2", "eval.max_new_tokens=6", "eval.batch_size=2", "eval.perplexity.languages=[]",
-            "eval.report=false", *extra,
+            "data.pivot_languages=[eng_Latn]", "train.max_steps=4", "train.report_to=[]",
+            "train.reward.max_steps=1", "train.reward.max_prompts=4", "train.reward.max_new_tokens=6", *extra,
         ]  # fmt: skip
-    unknown = [c for c in conditions if c not in CONDITIONS]
-    if unknown:
-        ap.error(f"unknown condition(s) {unknown}; choose from {', '.join(CONDITIONS)}")
+        eval_extra = ["eval.max_sentences=2", "eval.max_new_tokens=6", "eval.batch_size=2", *eval_extra]
+    reward_at = [int(s) for s in a.reward_at.split(",") if s]
+    reuse = [r for r in a.reuse_from.split(",") if r]
     t0 = time.time()
+    out = Path(a.out)
+    sft_dir = out / "sft"
+    args = ["run", a.preset, "name=data_curve_sft", *run_overrides(targets, budget, save_steps, sft_dir), *extra]
+    if bayling(args) != 0:
+        print(f"data_curve: run failed: bayling {' '.join(args)}", file=sys.stderr)
+        return 1
+    train_seconds = round(time.time() - t0, 1)
+    stats = json.loads((sft_dir / "data" / "stats.json").read_text(encoding="utf-8"))
+    tokens = stats.get("tokens", {}).get("assistant_by_language", {})
+    ckpts = checkpoints(sft_dir)
+    last = max(ckpts)
+    chosen = geometric(list(ckpts))
+    model = _model(sft_dir, extra)
+    from bayling.evaluate.stage import pipeline_systems
+
     points: list[dict[str, Any]] = []
-    for budget in budgets:
-        for cond in conditions:
-            run_dir = Path(a.out) / f"{cond.replace('+', '_')}_{budget}"
-            args = ["run", a.preset, f"name=curve_{cond.replace('+', '_')}_{budget}"]
-            args += overrides(targets, budget, cond, run_dir) + extra
-            start = time.time()
-            if bayling(args) != 0:
-                print(f"data_curve: run failed: bayling {' '.join(args)}", file=sys.stderr)
-                return 1
-            for row in point(run_dir, targets):
-                points.append({"condition": cond, "budget": budget, **row, "seconds": round(time.time() - start, 1)})
+    timings: dict[str, float] = {"sft_run": train_seconds}
+    t = time.time()
+    base = pipeline_systems(model, None, True, ["fewshot"])
+    m = score(sft_dir, base, out / "eval_base", targets, [*extra, *eval_extra], reuse)
+    for r in rows(m, "base-fewshot", targets):
+        points.append({"condition": "base", "step": 0, "assistant_tokens": 0, **r})
+    timings["eval_base"] = round(time.time() - t, 1)
+    for step in chosen:
+        t = time.time()
+        systems = pipeline_systems(model, ckpts[step], False)
+        m = score(sft_dir, systems, out / f"eval_sft_{step}", targets, [*extra, *eval_extra], reuse)
+        for r in rows(m, "tuned", targets):
+            seen = round(tokens.get(r["target"], 0) * step / last)
+            points.append({"condition": "sft", "step": step, "assistant_tokens": seen, **r})
+        timings[f"eval_sft_{step}"] = round(time.time() - t, 1)
+    for step in reward_at:
+        if step not in ckpts:
+            print(f"data_curve: no checkpoint at step {step} (have {sorted(ckpts)})", file=sys.stderr)
+            return 1
+        t = time.time()
+        rdir = out / f"reward_{step}"
+        clone_for_reward(sft_dir, step, ckpts[step], rdir)
+        args = ["run", a.preset, "name=data_curve_reward", *run_overrides(targets, budget, save_steps, rdir), *extra]
+        args += ["train.reward.method=grpo"]
+        if bayling(args) != 0:
+            print(f"data_curve: run failed: bayling {' '.join(args)}", file=sys.stderr)
+            return 1
+        timings[f"grpo_{step}"] = round(time.time() - t, 1)
+        t = time.time()
+        systems = pipeline_systems(model, rdir / "train" / "final", False)
+        m = score(rdir, systems, out / f"eval_reward_{step}", targets, [*extra, *eval_extra], reuse)
+        for r in rows(m, "tuned", targets):
+            seen = round(tokens.get(r["target"], 0) * step / last)
+            points.append({"condition": "sft+reward", "step": step, "assistant_tokens": seen, **r})
+        timings[f"eval_reward_{step}"] = round(time.time() - t, 1)
     report = {
         "benchmark": "data_curve",
-        "command": " ".join([sys.executable, *sys.argv]) if argv is None else f"data_curve {' '.join(argv)}",
-        "commit": _commit(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_avg": os.getloadavg()},
-        "preset": a.preset,
+        **provenance(load0),
+        "preset": str(a.preset),
         "targets": targets,
-        "budgets": budgets,
+        "budget": budget,
+        "save_steps": save_steps,
+        "steps": last,
+        "assistant_tokens_in_data": {t: tokens.get(t) for t in targets},
+        "tokens_seen_is_estimate": "data tokens x step / last step (the trainer shuffles: not a tally)",
+        "learning_rate_schedule": "constant_with_warmup (a checkpoint is the model at the same rate, undecayed)",
         "smoke": bool(a.smoke),
         "seconds": round(time.time() - t0, 1),
+        "timings": timings,
         "points": points,
     }
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     plot(points, Path(a.plot))
     print(f"data_curve: {len(points)} points -> {a.json}, {a.plot}")
     return 0
+
+
+def _model(run_dir: Path, extra: list[str]) -> Any:
+    from bayling.config import load_config
+    from bayling.pipeline import RunConfig
+
+    return load_config(RunConfig, run_dir / "config.yaml", extra).model
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from bayling.models import ModelConfig
 from bayling.train import train
 from bayling.train.config import PreferenceConfig, RewardConfig, TrainConfig
+from bayling.train.grpo import reward_requests
 from bayling.train.reward import RewardSpec, translation_requests, translation_rewards
 
 ENG = "The children went to the market with their grandmother this morning to buy vegetables and fruit."
@@ -79,6 +80,18 @@ def test_requests_are_first_translation_exchanges_of_training_records(translatio
         assert (match[0]["src"], match[0]["tgt"]) == (it["src"], it["tgt"])
     assert translation_requests(translation_data, 5, seed=0) == items[:5]
     assert translation_requests(translation_data, 1000, seed=1) != items
+
+
+def test_requests_into_targets_keep_the_shuffled_order_and_the_limit(translation_data):
+    """GRPO and the offline variant draw the same requests into the failing languages: the full shuffle, filtered."""
+    items = translation_requests(translation_data, 1000, seed=0)
+    tgts = sorted({it["tgt"] for it in items})
+    assert len(tgts) >= 2
+    into = translation_requests(translation_data, 1000, seed=0, targets=[tgts[0]])
+    assert into == [it for it in items if it["tgt"] == tgts[0]] and 0 < len(into) < len(items)
+    assert translation_requests(translation_data, 2, seed=0, targets=[tgts[0]]) == into[:2]
+    cfg = TrainConfig(reward=RewardConfig(targets=[tgts[0]], max_prompts=2))
+    assert reward_requests(cfg, translation_data, 0) == into[:2]
 
 
 def test_requests_drop_records_of_the_heldout_file(translation_data, tmp_path):
@@ -158,17 +171,18 @@ def test_sampled_pairs_reject_off_target_samples_first():
 
 
 def test_sampled_preference_stage_runs_one_step_and_changes_the_adapter(tiny_llama, translation_data, tmp_path):
+    tgt = translation_requests(translation_data, 1, 1)[0]["tgt"]
     cfg = _sft(
         preference=PreferenceConfig(
             method="dpo", pairs="sampled", samples=3, temperature=1.0, max_pairs=4, max_new_tokens=8, max_steps=1,
-            learning_rate=5e-2, batch_size=2,
+            learning_rate=5e-2, batch_size=2, targets=[tgt],
         )
     )  # fmt: skip
     result = train(cfg, ModelConfig(str(tiny_llama), device="cpu"), translation_data, tmp_path, seed=1)
     sft, final = _adapter(tmp_path / "sft" / "output"), _adapter(result.final)
     assert sft.keys() == final.keys() and any(not torch.equal(sft[k], final[k]) for k in sft)
     pairs = [json.loads(x) for x in (tmp_path / "preference" / "pairs.jsonl").read_text().splitlines()]
-    requests = {json.dumps(it["prompt"]): it for it in translation_requests(translation_data, 4, 1)}
+    requests = {json.dumps(it["prompt"]): it for it in translation_requests(translation_data, 4, 1, [tgt])}
     assert 1 <= len(pairs) <= 4
     for p in pairs:
         assert requests[json.dumps(p["prompt"])]["reference"] == p["chosen"] and p["rejected"] != p["chosen"]

@@ -80,6 +80,9 @@ class PreferenceConfig:
     """Answers sampled per request with ``pairs: sampled``."""
     temperature: Annotated[float, Bound(0, 2, lo_open=True)] = 0.8
     """Sampling temperature with ``pairs: sampled``."""
+    targets: list[str] = field(default_factory=list)
+    """With ``pairs: sampled``: only requests into these target languages (as ``reward.targets``); empty = every
+    language."""
     chosen: str = "reference"
     """With ``pairs: sampled``: ``reference`` or ``best`` (the best sample the gate lets through, the reference when
     none does or when it scores no better than the rejected one)."""
@@ -215,10 +218,10 @@ class TrainConfig:
         from bayling.train.reward import RewardSpec
 
         RewardSpec(rc.length_penalty, rc.comet_model, rc.cometkiwi_model, rc.comet_weight)  # checks the ranges
-        if rc.targets:
-            from bayling.languages import expand_languages
+        from bayling.languages import expand_languages
 
-            rc.targets = expand_languages(rc.targets)
+        rc.targets = expand_languages(rc.targets) if rc.targets else []
+        pc.targets = expand_languages(pc.targets) if pc.targets else []
         bad = [e for e in self.export if e not in EXPORTS]
         if bad:
             raise ConfigError(f"train.export: unknown {bad}; choose from {', '.join(EXPORTS)}")

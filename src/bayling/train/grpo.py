@@ -40,9 +40,7 @@ def reward_requests(cfg: TrainConfig, data_file: Path, seed: int) -> list[dict[s
     """The stage's requests: translation requests of the training data into ``train.reward.targets`` (all when
     empty), at most ``max_prompts``."""
     rc = cfg.reward
-    items = translation_requests(data_file, 10**9 if rc.targets else rc.max_prompts, seed)
-    if rc.targets:
-        items = [it for it in items if it["tgt"] in rc.targets][: rc.max_prompts]
+    items = translation_requests(data_file, rc.max_prompts, seed, rc.targets)
     if not items:
         where = f" into {', '.join(rc.targets)}" if rc.targets else ""
         raise DataError(f"{data_file}: no single-turn translation request{where} for the reward stage")

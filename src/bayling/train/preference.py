@@ -210,9 +210,13 @@ def run_preference(
         pairs = read_pairs(pairs_file)  # generation is the slow part: reuse it on resume
     else:
         sampled = pc.pairs == "sampled"
-        items = (translation_requests if sampled else translation_prompts)(data_file, pc.max_pairs, seed)
+        if sampled:
+            items = translation_requests(data_file, pc.max_pairs, seed, pc.targets)
+        else:
+            items = translation_prompts(data_file, pc.max_pairs, seed)
         if not items:
-            raise DataError(f"{data_file}: no single-turn translation example to build preference pairs from")
+            into = f" into {', '.join(pc.targets)}" if sampled and pc.targets else ""
+            raise DataError(f"{data_file}: no single-turn translation example{into} to build preference pairs from")
         is_full = (sft_output / "config.json").is_file()
         model_path, adapter = (sft_output, None) if is_full else (base, sft_output)
         dtype = "bfloat16" if cfg.bf16 else "float32"

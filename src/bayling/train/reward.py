@@ -190,8 +190,12 @@ def _source_from_prompt(prompt: str, src: str, tgt: str, il: str, templates: dic
     return None
 
 
-def translation_requests(data_file: str | Path, limit: int, seed: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` translation requests of the training data, shuffled with ``seed``.
+def translation_requests(
+    data_file: str | Path, limit: int, seed: int, targets: list[str] | tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` translation requests of the training data into ``targets`` (every language when empty),
+    shuffled with ``seed``. Both stages after SFT that work on the failing languages draw from here: GRPO
+    (``train.reward.targets``) and the offline variant (``train.preference.targets``).
 
     Each is ``{"prompt": messages, "reference": str, "source": str, "src": code, "tgt": code}``: the first
     exchange of an example whose opening turn is a translation (its reply is the record's text in ``tgt``).
@@ -224,4 +228,6 @@ def translation_requests(data_file: str | Path, limit: int, seed: int) -> list[d
         prompt = [m.to_dict() for m in head[:-1]]
         items.append({"prompt": prompt, "reference": reference, "source": source, "src": src, "tgt": tgt})
     random.Random(seed).shuffle(items)
+    if targets:
+        items = [it for it in items if it["tgt"] in targets]
     return items[:limit]
