@@ -12,7 +12,8 @@ done. The trainer shuffles the data, so that count is an estimate, not a tally; 
 point (0 tokens) is the 5-shot base over the preset's demonstration draws.
 
 Second condition, SFT + the reward stage: GRPO with the language-gated reward (``train.reward``) starting from
-chosen checkpoints (``--reward-at``), each in a copy of the run whose SFT output is that checkpoint.
+chosen checkpoints (``--reward-at``), each in a copy of the run whose SFT output is that checkpoint; third, the
+offline variant (``--offline-at``): DPO on pairs of the checkpoint's own samples ranked by the same gated reward.
 
     python bench/data_curve.py --json bench/results/data_curve.json --plot bench/results/data_curve.png
 
@@ -49,6 +50,14 @@ from bayling.cli import main as bayling  # noqa: E402
 PRESET = REPO / "configs" / "experiments" / "alignment_reward_draft.yaml"
 TARGETS = ["jav_Latn", "asm_Beng", "yor_Latn", "heb_Hebr"]
 PIVOT = "eng_Latn"
+AFTER_SFT = {  # the stage after SFT of each condition, on requests into the curve's targets
+    "sft+reward": lambda targets: ["train.reward.method=grpo"],
+    # LoRA moves little at DPO's full-fine-tune rate (5e-6): 10x, as GRPO's 2e-5 is 2x its usual 1e-5
+    "sft+offline": lambda targets: [
+        "train.preference.method=dpo", "train.preference.pairs=sampled", f"train.preference.targets=[{','.join(targets)}]",
+        "train.preference.max_pairs=128", "train.preference.learning_rate=5e-5",
+    ],
+}  # fmt: skip
 
 
 def run_overrides(targets: list[str], budget: int, save_steps: int, run_dir: Path) -> list[str]:
@@ -193,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=200_000, help="data.token_budget of the one SFT run")
     ap.add_argument("--save-steps", type=int, default=7, help="a checkpoint every N optimizer steps")
     ap.add_argument("--reward-at", default="", help="comma-separated checkpoint steps to run GRPO from ('' = none)")
+    ap.add_argument("--offline-at", default="", help="checkpoint steps to run the offline variant (DPO) from")
     ap.add_argument("--out", default="runs/data_curve", help="run directories go here (finished work is reused)")
     ap.add_argument("--reuse-from", default="", help="comma-separated runs whose matching eval parts are copied")
     ap.add_argument("--json", default="bench/results/data_curve.json")
@@ -214,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         ]  # fmt: skip
         eval_extra = ["eval.max_sentences=2", "eval.max_new_tokens=6", "eval.batch_size=2", *eval_extra]
     reward_at = [int(s) for s in a.reward_at.split(",") if s]
+    offline_at = [int(s) for s in a.offline_at.split(",") if s]
     reuse = [r for r in a.reuse_from.split(",") if r]
     t0 = time.time()
     out = Path(a.out)
@@ -222,7 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     if bayling(args) != 0:
         print(f"data_curve: run failed: bayling {' '.join(args)}", file=sys.stderr)
         return 1
-    train_seconds = round(time.time() - t0, 1)
     stats = json.loads((sft_dir / "data" / "stats.json").read_text(encoding="utf-8"))
     tokens = stats.get("tokens", {}).get("assistant_by_language", {})
     ckpts = checkpoints(sft_dir)
@@ -232,13 +242,22 @@ def main(argv: list[str] | None = None) -> int:
     from bayling.evaluate.stage import pipeline_systems
 
     points: list[dict[str, Any]] = []
-    timings: dict[str, float] = {"sft_run": train_seconds}
+    # Seconds of each step when it was computed (a rerun reuses finished work and keeps the first timing)
+    timing_file = out / "timings.json"
+    timings: dict[str, float] = json.loads(timing_file.read_text(encoding="utf-8")) if timing_file.is_file() else {}
+
+    def took(key: str, since: float) -> None:
+        timings.setdefault(key, round(time.time() - since, 1))
+        timing_file.write_text(json.dumps(timings, indent=2), encoding="utf-8")
+
+    took("sft_run", t0)
+    stages_after: dict[str, dict[str, Any]] = {}
     t = time.time()
     base = pipeline_systems(model, None, True, ["fewshot"])
     m = score(sft_dir, base, out / "eval_base", targets, [*extra, *eval_extra], reuse)
     for r in rows(m, "base-fewshot", targets):
         points.append({"condition": "base", "step": 0, "assistant_tokens": 0, **r})
-    timings["eval_base"] = round(time.time() - t, 1)
+    took("eval_base", t)
     for step in chosen:
         t = time.time()
         systems = pipeline_systems(model, ckpts[step], False)
@@ -246,27 +265,32 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows(m, "tuned", targets):
             seen = round(tokens.get(r["target"], 0) * step / last)
             points.append({"condition": "sft", "step": step, "assistant_tokens": seen, **r})
-        timings[f"eval_sft_{step}"] = round(time.time() - t, 1)
-    for step in reward_at:
+        took(f"eval_sft_{step}", t)
+    after = [("sft+reward", s) for s in reward_at] + [("sft+offline", s) for s in offline_at]
+    for cond, step in after:
         if step not in ckpts:
             print(f"data_curve: no checkpoint at step {step} (have {sorted(ckpts)})", file=sys.stderr)
             return 1
         t = time.time()
-        rdir = out / f"reward_{step}"
+        kind = cond.split("+")[1]
+        rdir = out / f"{kind}_{step}"
         clone_for_reward(sft_dir, step, ckpts[step], rdir)
-        args = ["run", a.preset, "name=data_curve_reward", *run_overrides(targets, budget, save_steps, rdir), *extra]
-        args += ["train.reward.method=grpo"]
+        args = ["run", a.preset, f"name=data_curve_{kind}", *run_overrides(targets, budget, save_steps, rdir)]
+        args += [*extra, *AFTER_SFT[cond](targets)]
         if bayling(args) != 0:
             print(f"data_curve: run failed: bayling {' '.join(args)}", file=sys.stderr)
             return 1
-        timings[f"grpo_{step}"] = round(time.time() - t, 1)
+        took(f"{kind}_{step}", t)
         t = time.time()
         systems = pipeline_systems(model, rdir / "train" / "final", False)
-        m = score(rdir, systems, out / f"eval_reward_{step}", targets, [*extra, *eval_extra], reuse)
+        m = score(rdir, systems, out / f"eval_{kind}_{step}", targets, [*extra, *eval_extra], reuse)
+        stage = json.loads((rdir / "train" / "summary.json").read_text(encoding="utf-8"))["stages"]
+        stage = stage.get("reward" if kind == "reward" else "preference", {})
+        stages_after[f"{kind}_{step}"] = {k: v for k, v in stage.items() if isinstance(v, int | float | str)}
         for r in rows(m, "tuned", targets):
             seen = round(tokens.get(r["target"], 0) * step / last)
-            points.append({"condition": "sft+reward", "step": step, "assistant_tokens": seen, **r})
-        timings[f"eval_reward_{step}"] = round(time.time() - t, 1)
+            points.append({"condition": cond, "step": step, "assistant_tokens": seen, **r})
+        took(f"eval_{kind}_{step}", t)
     report = {
         "benchmark": "data_curve",
         **provenance(load0),
@@ -279,8 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         "tokens_seen_is_estimate": "data tokens x step / last step (the trainer shuffles: not a tally)",
         "learning_rate_schedule": "constant_with_warmup (a checkpoint is the model at the same rate, undecayed)",
         "smoke": bool(a.smoke),
-        "seconds": round(time.time() - t0, 1),
+        "seconds_this_invocation": round(time.time() - t0, 1),
         "timings": timings,
+        "after_sft": {c: AFTER_SFT[c](targets) for c in AFTER_SFT},
+        "stages_after_sft": stages_after,
         "points": points,
     }
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)

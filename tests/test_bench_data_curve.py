@@ -1,0 +1,61 @@
+"""bench/data_curve.py: the curve's points are checkpoints of one run, so which steps it scores, how many tokens it
+places them at, and the copy that starts a stage after SFT from a checkpoint must hold."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from bayling.resume import mark
+from bayling.train.stage import stage_done
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _curve():
+    spec = importlib.util.spec_from_file_location("data_curve", REPO / "bench" / "data_curve.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_points_halve_from_the_last_step_down_to_the_first_checkpoint():
+    geometric = _curve().geometric
+    steps = [7 * k for k in range(1, 17)] + [113]  # every 7 steps, then the final adapter
+    assert geometric(steps) == [7, 14, 28, 56, 113]
+    assert geometric([5, 10]) == [5, 10]
+    assert geometric([3]) == [3]
+
+
+def test_the_run_keeps_every_checkpoint_at_a_constant_rate_and_has_no_eval_stage(tmp_path):
+    ov = _curve().run_overrides(["jav_Latn", "heb_Hebr"], 200_000, 7, tmp_path)
+    assert "train.lr_scheduler=constant_with_warmup" in ov and "train.save_total_limit=null" in ov
+    assert "train.save_steps=7" in ov and "stages=[data,train]" in ov
+    assert "data.languages=[eng_Latn,zho_Hans,jav_Latn,heb_Hebr]" in ov
+    assert "train.reward.method=none" in ov and "train.preference.method=none" in ov
+
+
+def test_a_copy_for_the_stage_after_sft_has_the_checkpoint_as_its_finished_sft_output(tmp_path):
+    curve = _curve()
+    run = tmp_path / "sft"
+    (run / "data").mkdir(parents=True)
+    (run / "data" / "train.jsonl").write_text('{"messages": []}\n', encoding="utf-8")
+    sft = run / "train" / "sft"
+    sft.mkdir(parents=True)
+    mark(sft / "summary.json", "fp-sft", steps=113)
+    ckpt = sft / "checkpoints" / "checkpoint-14"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_model.safetensors").write_bytes(b"weights-at-14")
+    (ckpt / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (ckpt / "optimizer.pt").write_bytes(b"x" * 1000)
+    dest = tmp_path / "reward_14"
+    curve.clone_for_reward(run, 14, ckpt, dest)
+    done = stage_done(dest / "train" / "sft", dest / "train" / "sft" / "output", "fp-sft")
+    assert done is not None and done["from_checkpoint_step"] == 14  # SFT is skipped; its output is step 14
+    out = dest / "train" / "sft" / "output"
+    assert (out / "adapter_model.safetensors").read_bytes() == b"weights-at-14"
+    assert not (out / "optimizer.pt").exists()  # not needed to start the next stage
+    assert (dest / "data" / "train.jsonl").read_text(encoding="utf-8") == '{"messages": []}\n'
+    assert stage_done(dest / "train" / "sft", out, "another-fp") is None  # a changed SFT config retrains
+    assert json.loads((run / "train" / "sft" / "summary.json").read_text())["steps"] == 113  # the source is intact
