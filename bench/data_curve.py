@@ -126,13 +126,25 @@ def score(
     return result.metrics
 
 
-def rows(metrics: dict[str, Any], system: str, targets: list[str]) -> list[dict[str, Any]]:
+def rows(metrics: dict[str, Any], system: str, targets: list[str], eval_dir: Path) -> list[dict[str, Any]]:
+    """Per target: chrF++ (its min-max over demonstration draws for the base), off-target, copy and looping rates
+    and the length ratio (hypothesis over reference characters), every draw's outputs counted."""
+    from tier_summary import looping, system_files
+
     out = []
     for t in targets:
         s = metrics["systems"][system].get(f"{PIVOT}-{t}", {})
         chrf = s.get("chrf") or {}
+        outputs = [
+            json.loads(line)
+            for f in system_files(eval_dir / system, f"{PIVOT}-{t}")
+            for line in f.read_text(encoding="utf-8").splitlines()
+        ]
+        ref_chars = sum(len(o["ref"]) for o in outputs)
         out.append(
             {
+                "looping": round(100 * sum(looping(o["hyp"]) for o in outputs) / len(outputs), 1) if outputs else None,
+                "length_ratio": round(sum(len(o["hyp"]) for o in outputs) / ref_chars, 3) if ref_chars else None,
                 "target": t,
                 "chrf": chrf.get("score"),
                 "chrf_min": chrf.get("min"),
@@ -255,18 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     t = time.time()
     base = pipeline_systems(model, None, True, ["fewshot"])
     m = score(sft_dir, base, out / "eval_base", targets, [*extra, *eval_extra], reuse)
-    for r in rows(m, "base-fewshot", targets):
+    for r in rows(m, "base-fewshot", targets, out / "eval_base"):
         points.append({"condition": "base", "step": 0, "assistant_tokens": 0, **r})
     took("eval_base", t)
     for step in chosen:
         t = time.time()
         systems = pipeline_systems(model, ckpts[step], False)
         m = score(sft_dir, systems, out / f"eval_sft_{step}", targets, [*extra, *eval_extra], reuse)
-        for r in rows(m, "tuned", targets):
+        for r in rows(m, "tuned", targets, out / f"eval_sft_{step}"):
             seen = round(tokens.get(r["target"], 0) * step / last)
             points.append({"condition": "sft", "step": step, "assistant_tokens": seen, **r})
         took(f"eval_sft_{step}", t)
-    after = [("sft+reward", s) for s in reward_at] + [("sft+offline", s) for s in offline_at]
+    after = [("sft+offline", s) for s in offline_at] + [("sft+reward", s) for s in reward_at]  # the cheaper first
     for cond, step in after:
         if step not in ckpts:
             print(f"data_curve: no checkpoint at step {step} (have {sorted(ckpts)})", file=sys.stderr)
@@ -287,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         stage = json.loads((rdir / "train" / "summary.json").read_text(encoding="utf-8"))["stages"]
         stage = stage.get("reward" if kind == "reward" else "preference", {})
         stages_after[f"{kind}_{step}"] = {k: v for k, v in stage.items() if isinstance(v, int | float | str)}
-        for r in rows(m, "tuned", targets):
+        for r in rows(m, "tuned", targets, out / f"eval_{kind}_{step}"):
             seen = round(tokens.get(r["target"], 0) * step / last)
             points.append({"condition": cond, "step": step, "assistant_tokens": seen, **r})
         took(f"eval_{kind}_{step}", t)

@@ -2,8 +2,8 @@
 
 Reward stages get hacked: a policy paid in chrF++ can learn to pad, to copy the source or to answer in a language
 the gate lets through. So next to chrF++ this reports, for every system of an evaluation (``runs/NAME/eval``) and
-every (direction kind, target tier): the off-target, LID-unknown and copy rates, and the length ratio (characters
-of the hypotheses over characters of the references, summed). A few-shot base drawn with several demonstration
+every (direction kind, target tier): the off-target, LID-unknown, copy and looping rates (:func:`looping`), and the
+length ratio (characters of the hypotheses over characters of the references, summed). A few-shot base drawn with several demonstration
 seeds counts every draw. Tiers are ``bayling.languages``' (``high``, ``medium``, ``low``) of the target language
 for en→X and of the source language for X→en.
 
@@ -22,6 +22,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def looping(hyp: str, min_units: int = 12, max_distinct: float = 0.3) -> bool:
+    """Whether a hypothesis is a loop: at least ``min_units`` words (character trigrams for text written without
+    spaces) of which at most ``max_distinct`` are distinct. A sentence repeats few words (its distinct share is
+    ~0.7-0.9); "àwọn àwọn àwọn ..." passes language ID as Yoruba and earns chrF++ while saying nothing."""
+    units = hyp.split()
+    if len(units) < min_units:
+        units = [hyp[i : i + 3] for i in range(0, max(len(hyp) - 2, 0), 3)]
+    return len(units) >= min_units and len(set(units)) <= max_distinct * len(units)
 
 
 def system_files(sys_dir: Path, direction: str) -> list[Path]:
@@ -54,6 +64,7 @@ def summarize(eval_dir: Path, pivot: str = "eng_Latn") -> dict[str, Any]:
                     g["off_target"] += bool(row.get("off_target"))
                     g["unknown"] += row.get("lid") == "unknown"
                     g["copy"] += bool(row.get("copy"))
+                    g["looping"] += looping(row["hyp"])
                     g["hyp_chars"] += len(row["hyp"])
                     g["ref_chars"] += len(row["ref"])
         out[system] = {
@@ -64,6 +75,7 @@ def summarize(eval_dir: Path, pivot: str = "eng_Latn") -> dict[str, Any]:
                 "off_target_pct": round(100 * g["off_target"] / g["n"], 1) if g["n"] else None,
                 "unknown_pct": round(100 * g["unknown"] / g["n"], 1) if g["n"] else None,
                 "copy_pct": round(100 * g["copy"] / g["n"], 1) if g["n"] else None,
+                "looping_pct": round(100 * g["looping"] / g["n"], 1) if g["n"] else None,
                 "length_ratio": round(g["hyp_chars"] / g["ref_chars"], 3) if g["ref_chars"] else None,
             }
             for key, g in sorted(groups.items())

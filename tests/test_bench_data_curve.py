@@ -59,3 +59,29 @@ def test_a_copy_for_the_stage_after_sft_has_the_checkpoint_as_its_finished_sft_o
     assert (dest / "data" / "train.jsonl").read_text(encoding="utf-8") == '{"messages": []}\n'
     assert stage_done(dest / "train" / "sft", out, "another-fp") is None  # a changed SFT config retrains
     assert json.loads((run / "train" / "sft" / "summary.json").read_text())["steps"] == 113  # the source is intact
+
+
+def _tiers():
+    spec = importlib.util.spec_from_file_location("tier_summary", REPO / "bench" / "tier_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_looping_flags_the_outputs_of_a_collapsed_model_and_not_sentences():
+    """Real outputs of the curve's Gemma checkpoints: loops pass language ID, so they are counted apart."""
+    looping = _tiers().looping
+    loops = [
+        "Àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn",
+        "তপ্ৰীয়াৰ প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত",
+        "这个这个这个这个这个这个这个这个这个这个这个这个这个这个这个这个这个这个这个这个",
+    ]
+    sentences = [
+        "Senam AS. nyengkuyung surat Komite Olimpiade Amerika Serikat lan nampa kebutuhan mutlak saka keluarga "
+        "Olimpiade kanggo promosi sawijining lingkungan kang aman kita kabeh atlet.",
+        "美国体操协会对美国奥委会的信函表示支持，并接受奥运会大家庭的严格要求，即为所有运动员营造一个安全的训练环境。",
+        "802.11n-এর মান 2.4 gigahertz এবং 5.0 gigahertz মানত থাকে।",
+        "The the the cat.",  # too short to call
+    ]
+    assert [looping(h) for h in loops] == [True, True, True]
+    assert [looping(h) for h in sentences] == [False, False, False, False]
