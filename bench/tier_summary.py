@@ -99,7 +99,8 @@ def main() -> None:
         for key, r in rows.items():
             print(
                 f"{system:14s} {key:14s} chrF++ {r['chrf']!s:>6}  off-target {r['off_target_pct']!s:>5} %  "
-                f"unknown {r['unknown_pct']!s:>5} %  copy {r['copy_pct']!s:>5} %  length {r['length_ratio']}"
+                f"unknown {r['unknown_pct']!s:>5} %  copy {r['copy_pct']!s:>5} %  loops {r['looping_pct']!s:>5} %  "
+                f"length {r['length_ratio']}"
             )
     if a.out:
         a.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
