@@ -24,7 +24,7 @@ from bayling.train.distributed import is_distributed, launcher, local_device
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_for_training", "load_stage_output", "lora_config", "pretrained_kwargs"]
+__all__ = ["generation_dtype", "load_for_training", "load_stage_output", "lora_config", "pretrained_kwargs"]
 
 
 def _bf16_runs_fast(device: str) -> bool:
@@ -39,6 +39,13 @@ def _bf16_runs_fast(device: str) -> bool:
     if not fast:
         log.warning("this CPU has no native bf16 (bf16 matmuls run ~200x slower): training in float32")
     return fast
+
+
+def generation_dtype(bf16: bool, device: str) -> str:
+    """The dtype a stage generates in with the inference engine (the preference stage's pairs): ``bfloat16``
+    when ``train.bf16`` asks for it and the device runs it at speed, else ``float32`` (on a CPU without native
+    bf16 the sampling would be ~200x slower in bf16, as training would; :func:`_bf16_runs_fast`)."""
+    return "bfloat16" if bf16 and _bf16_runs_fast(device) else "float32"
 
 
 def pretrained_kwargs(method: str, bf16: bool, device: str, attn_implementation: str | None = None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from bayling.resume import mark, marked
 from bayling.train.args import common_args
 from bayling.train.config import PreferenceConfig, TrainConfig
 from bayling.train.distributed import check_launch, is_main_process, local_device, release_zero3_init
-from bayling.train.model import load_stage_output
+from bayling.train.model import generation_dtype, load_stage_output
 from bayling.train.reward import RewardSpec, translation_requests, translation_rewards
 from bayling.train.stage import clear_output, fit, last_checkpoint, save_output, stage_done
 
@@ -219,8 +219,8 @@ def run_preference(
             raise DataError(f"{data_file}: no single-turn translation example{into} to build preference pairs from")
         is_full = (sft_output / "config.json").is_file()
         model_path, adapter = (sft_output, None) if is_full else (base, sft_output)
-        dtype = "bfloat16" if cfg.bf16 else "float32"
         dev = local_device(device)  # every rank generates on its own GPU
+        dtype = generation_dtype(cfg.bf16, dev)
         if sampled:
             pairs = sample_pairs(items, model_path, adapter, fmt.name, dev, pc, dtype, seed, trust_remote_code)
         else:
