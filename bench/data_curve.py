@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", default="bench/results/data_curve.png")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override for every run")
     ap.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE", help="extra eval override")
+    ap.add_argument("--note", default="", help="what the numbers need beside them (kept in the JSON)")
     ap.add_argument("--smoke", metavar="TINY_MODEL_DIR", help="the whole path on a tiny model and the sample corpus")
     a = ap.parse_args(argv)
     load0 = tuple(os.getloadavg())
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "data_curve",
         **provenance(load0),
+        "note": a.note,
         "preset": str(a.preset),
         "targets": targets,
         "budget": budget,
