@@ -13,11 +13,16 @@ from bayling.train.stage import stage_done
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _curve():
-    spec = importlib.util.spec_from_file_location("data_curve", REPO / "bench" / "data_curve.py")
+def _bench(name: str):
+    """A bench script loaded as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _curve():
+    return _bench("data_curve")
 
 
 def test_points_halve_from_the_last_step_down_to_the_first_checkpoint():
@@ -61,16 +66,9 @@ def test_a_copy_for_the_stage_after_sft_has_the_checkpoint_as_its_finished_sft_o
     assert json.loads((run / "train" / "sft" / "summary.json").read_text())["steps"] == 113  # the source is intact
 
 
-def _tiers():
-    spec = importlib.util.spec_from_file_location("tier_summary", REPO / "bench" / "tier_summary.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_looping_flags_the_outputs_of_a_collapsed_model_and_not_sentences():
     """Real outputs of the curve's Gemma checkpoints: loops pass language ID, so they are counted apart."""
-    looping = _tiers().looping
+    looping = _bench("tier_summary").looping
     loops = [
         "Àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn àwọn",
         "তপ্ৰীয়াৰ প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত প্ৰশ্নত",
