@@ -245,6 +245,8 @@ def test_recommended_preset_is_sft_plus_reward_with_budget_by_need_and_runs_on_t
         (dict(preference=PreferenceConfig(method="dpo", pairs="beam")), "train.preference.pairs"),
         (dict(preference=PreferenceConfig(method="dpo", pairs="sampled", temperature=0)), "temperature"),
         (dict(preference=PreferenceConfig(method="dpo", chosen="worst")), "train.preference.chosen"),
+        (dict(preference=PreferenceConfig(method="dpo", targets=["jav_Latn"])), "would be ignored"),
+        (dict(preference=PreferenceConfig(method="dpo", pairs="sampled", targets=["klingon"])), "klingon"),
     ],
 )
 def test_reward_config_errors_name_the_key(section, match):

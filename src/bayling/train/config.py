@@ -208,6 +208,11 @@ class TrainConfig:
                 f"train.preference.pairs=sampled needs samples >= 2 and temperature > 0, got {pc.samples} and "
                 f"{pc.temperature}"
             )
+        if pc.targets and pc.pairs != "sampled":
+            raise ConfigError(
+                f"train.preference.targets {pc.targets} choose the requests of pairs=sampled; with pairs={pc.pairs} "
+                "they would be ignored (set train.preference.pairs=sampled or leave targets empty)"
+            )
         if rc.method not in ("none", "grpo"):
             raise ConfigError(f"train.reward.method must be none or grpo, got {rc.method!r}")
         if rc.num_generations < 2 or rc.prompts_per_step < 1:
