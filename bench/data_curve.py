@@ -4,7 +4,7 @@
 This trains once, on a preset's recipe (by default ``configs/experiments/alignment_reward_draft.yaml``) with only
 English, Chinese and the curve's target languages in the data, at a constant learning rate after warm-up, saving
 an adapter every ``--save-steps`` steps. The curve's points are checkpoints at geometrically spaced steps: the
-model after seeing 1/16, 1/8, ... of the data is the model a user with that much text would get at the same
+model after seeing all, 1/2, 1/4, ... of the data (down to the first checkpoint) is the model a user with that much text would get at the same
 learning rate (a shorter run would also decay its rate sooner: that difference is not measured). Each point is
 scored on the held-out FLORES articles, en->X only, and placed at the target-language assistant tokens seen:
 the data stage's count (``stats.json`` ``tokens.assistant_by_language``) times the share of the optimizer steps
@@ -23,7 +23,7 @@ a 200k-token budget (~40 min of SFT on 2 cores, ~8-16k assistant tokens per targ
 (targets zho_Hans, deu_Latn) in a couple of minutes, to check the script.
 
 Output: a JSON file (command, commit, machine, every point: condition, step, target, assistant tokens, chrF++,
-off-target %, copy %) and a plot of en->X off-target rate and chrF++ against assistant tokens (log scale), one line
+off-target, copy and looping %, length ratio) and a plot of en->X off-target rate and chrF++ against assistant tokens (log scale), one line
 per target and condition.
 """
 
@@ -157,9 +157,9 @@ def rows(metrics: dict[str, Any], system: str, targets: list[str], eval_dir: Pat
     return out
 
 
-def clone_for_reward(run_dir: Path, step: int, adapter: Path, dest: Path) -> None:
-    """A copy of the SFT run whose finished SFT stage is the checkpoint at ``step`` (so ``bayling run`` with the
-    reward stage on skips SFT and starts GRPO from that adapter)."""
+def clone_at_checkpoint(run_dir: Path, step: int, adapter: Path, dest: Path) -> None:
+    """A copy of the SFT run whose finished SFT stage is the checkpoint at ``step`` (so ``bayling run`` with a
+    stage after SFT switched on, GRPO or the offline variant, skips SFT and starts from that adapter)."""
     if (dest / "train" / "summary.json").is_file():
         return  # done (or resumable) already
     dest.mkdir(parents=True, exist_ok=True)
@@ -265,20 +265,21 @@ def main(argv: list[str] | None = None) -> int:
 
     took("sft_run", t0)
     stages_after: dict[str, dict[str, Any]] = {}
-    t = time.time()
-    base = pipeline_systems(model, None, True, ["fewshot"])
-    m = score(sft_dir, base, out / "eval_base", targets, [*extra, *eval_extra], reuse)
-    for r in rows(m, "base-fewshot", targets, out / "eval_base"):
-        points.append({"condition": "base", "step": 0, "assistant_tokens": 0, **r})
-    took("eval_base", t)
-    for step in chosen:
+
+    def add_points(cond: str, step: int, run_dir: Path, adapter: Path | None, name: str) -> None:
+        """Score one model (the base when ``adapter`` is None) into ``out/name`` and add its points at ``step``."""
         t = time.time()
-        systems = pipeline_systems(model, ckpts[step], False)
-        m = score(sft_dir, systems, out / f"eval_sft_{step}", targets, [*extra, *eval_extra], reuse)
-        for r in rows(m, "tuned", targets, out / f"eval_sft_{step}"):
+        systems = pipeline_systems(model, adapter, adapter is None, ["fewshot"])
+        system = next(iter(systems))
+        m = score(run_dir, systems, out / name, targets, [*extra, *eval_extra], reuse)
+        for r in rows(m, system, targets, out / name):
             seen = round(tokens.get(r["target"], 0) * step / last)
-            points.append({"condition": "sft", "step": step, "assistant_tokens": seen, **r})
-        took(f"eval_sft_{step}", t)
+            points.append({"condition": cond, "step": step, "assistant_tokens": seen, **r})
+        took(name, t)
+
+    add_points("base", 0, sft_dir, None, "eval_base")
+    for step in chosen:
+        add_points("sft", step, sft_dir, ckpts[step], f"eval_sft_{step}")
     after = [("sft+offline", s) for s in offline_at] + [("sft+reward", s) for s in reward_at]  # the cheaper first
     for cond, step in after:
         if step not in ckpts:
@@ -287,23 +288,17 @@ def main(argv: list[str] | None = None) -> int:
         t = time.time()
         kind = cond.split("+")[1]
         rdir = out / f"{kind}_{step}"
-        clone_for_reward(sft_dir, step, ckpts[step], rdir)
+        clone_at_checkpoint(sft_dir, step, ckpts[step], rdir)
         args = ["run", a.preset, f"name=data_curve_{kind}", *run_overrides(targets, budget, save_steps, rdir)]
         args += [*extra, *AFTER_SFT[cond](targets)]
         if bayling(args) != 0:
             print(f"data_curve: run failed: bayling {' '.join(args)}", file=sys.stderr)
             return 1
         took(f"{kind}_{step}", t)
-        t = time.time()
-        systems = pipeline_systems(model, rdir / "train" / "final", False)
-        m = score(rdir, systems, out / f"eval_{kind}_{step}", targets, [*extra, *eval_extra], reuse)
         stage = json.loads((rdir / "train" / "summary.json").read_text(encoding="utf-8"))["stages"]
         stage = stage.get("reward" if kind == "reward" else "preference", {})
         stages_after[f"{kind}_{step}"] = {k: v for k, v in stage.items() if isinstance(v, int | float | str)}
-        for r in rows(m, "tuned", targets, out / f"eval_{kind}_{step}"):
-            seen = round(tokens.get(r["target"], 0) * step / last)
-            points.append({"condition": cond, "step": step, "assistant_tokens": seen, **r})
-        took(f"eval_{kind}_{step}", t)
+        add_points(cond, step, rdir, rdir / "train" / "final", f"eval_{kind}_{step}")
     report = {
         "benchmark": "data_curve",
         **provenance(load0),

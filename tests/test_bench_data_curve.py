@@ -55,7 +55,7 @@ def test_a_copy_for_the_stage_after_sft_has_the_checkpoint_as_its_finished_sft_o
     (ckpt / "adapter_config.json").write_text("{}", encoding="utf-8")
     (ckpt / "optimizer.pt").write_bytes(b"x" * 1000)
     dest = tmp_path / "reward_14"
-    curve.clone_for_reward(run, 14, ckpt, dest)
+    curve.clone_at_checkpoint(run, 14, ckpt, dest)
     done = stage_done(dest / "train" / "sft", dest / "train" / "sft" / "output", "fp-sft")
     assert done is not None and done["from_checkpoint_step"] == 14  # SFT is skipped; its output is step 14
     out = dest / "train" / "sft" / "output"
