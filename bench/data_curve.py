@@ -23,7 +23,8 @@ a 200k-token budget (~40 min of SFT on 2 cores, ~8-16k assistant tokens per targ
 (targets zho_Hans, deu_Latn) in a couple of minutes, to check the script.
 
 Output: a JSON file (command, commit, machine, every point: condition, step, target, assistant tokens, chrF++,
-off-target, copy and looping %, length ratio) and a plot of en->X off-target rate and chrF++ against assistant tokens (log scale), one line
+off-target, copy and looping %, length ratio, and for a tuned point Δ chrF++ against the base with its
+paired-bootstrap interval) and a plot of en->X off-target rate and chrF++ against assistant tokens (log scale), one line
 per target and condition.
 """
 
@@ -157,6 +158,27 @@ def rows(metrics: dict[str, Any], system: str, targets: list[str], eval_dir: Pat
     return out
 
 
+def delta_vs_base(
+    tuned: dict[str, Any], tuned_dir: Path, base: dict[str, Any], base_dir: Path, targets: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per target: Δ chrF++ of the tuned model against the 5-shot base (the mean over its draws) with the 95 %
+    paired-bootstrap interval, as the evaluation computes it (:mod:`bayling.evaluate.significance`)."""
+    from bayling.evaluate.significance import compare_direction, summarize
+
+    per = {
+        d: compare_direction(
+            tuned_dir / "tuned",
+            tuned["systems"]["tuned"][d],
+            base_dir / "base-fewshot",
+            base["systems"]["base-fewshot"][d],
+            d,
+        )
+        for d in (f"{PIVOT}-{t}" for t in targets)
+    }
+    ivs = summarize(per, ["chrf"])["directions"]
+    return {d.split("-", 1)[1]: {"delta_chrf": iv["chrf"]} for d, iv in ivs.items()}
+
+
 def clone_at_checkpoint(run_dir: Path, step: int, adapter: Path, dest: Path) -> None:
     """A copy of the SFT run whose finished SFT stage is the checkpoint at ``step`` (so ``bayling run`` with a
     stage after SFT switched on, GRPO or the offline variant, skips SFT and starts from that adapter)."""
@@ -266,16 +288,26 @@ def main(argv: list[str] | None = None) -> int:
     took("sft_run", t0)
     stages_after: dict[str, dict[str, Any]] = {}
 
+    base_metrics: dict[str, Any] = {}
+
     def add_points(cond: str, step: int, run_dir: Path, adapter: Path | None, name: str) -> None:
-        """Score one model (the base when ``adapter`` is None) into ``out/name`` and add its points at ``step``."""
+        """Score one model (the base when ``adapter`` is None) into ``out/name`` and add its points at ``step``;
+        a tuned model's carry Δ chrF++ against the base with its paired-bootstrap interval."""
         t = time.time()
         systems = pipeline_systems(model, adapter, adapter is None, ["fewshot"])
         system = next(iter(systems))
         m = score(run_dir, systems, out / name, targets, [*extra, *eval_extra], reuse)
+        took(name, t)
+        deltas = {}
+        if adapter is None:
+            base_metrics.update(m)
+        else:
+            deltas = delta_vs_base(m, out / name, base_metrics, out / "eval_base", targets)
         for r in rows(m, system, targets, out / name):
             seen = round(tokens.get(r["target"], 0) * step / last)
-            points.append({"condition": cond, "step": step, "assistant_tokens": seen, **r})
-        took(name, t)
+            points.append(
+                {"condition": cond, "step": step, "assistant_tokens": seen, **r, **deltas.get(r["target"], {})}
+            )
 
     add_points("base", 0, sft_dir, None, "eval_base")
     for step in chosen:
