@@ -72,6 +72,7 @@ def run_path(
     max_new_tokens: int,
     attn: str,
     batch_size: int,
+    loop_span: int = 0,
 ) -> dict[str, Any]:
     """Translate the slice on one path; hypotheses, wall seconds and counted FLOPs."""
     from bayling.evaluate.translation import translate
@@ -81,7 +82,7 @@ def run_path(
     engine.model.set_attn_implementation(attn)
     counter = LinearFlops(engine.model)
     t0 = time.perf_counter()
-    hyps = translate(engine, bitexts, max_new_tokens, seed=0, fewshot=demos, length_rule=rule)
+    hyps = translate(engine, bitexts, max_new_tokens, seed=0, fewshot=demos, length_rule=rule, loop_span=loop_span)
     wall = time.perf_counter() - t0
     counter.close()
     n = sum(len(h) for h in hyps.values())
@@ -91,6 +92,7 @@ def run_path(
         "batch_size": batch_size,
         "length_rule": list(rule) if rule else None,
         "attn": attn,
+        "loop_span": loop_span,
         "seconds": round(wall, 2),
         "hypotheses": n,
         "hypotheses_per_s": round(n / wall, 4),
@@ -154,6 +156,26 @@ def compare(old: dict[str, list[str]], new: dict[str, list[str]]) -> dict[str, A
     return {"identical": same, "differ_limit": limit, "differ_rounding": rounding, "rounding_examples": examples}
 
 
+def loop_effect(bitexts: list[Any], full: dict[str, Any], looped: dict[str, Any]) -> dict[str, Any]:
+    """What ``eval.translation.loop_span`` changed against decoding every token (same path, batch and limits):
+    hypotheses identical, different ones (the model would have left its loop before its limit), and the chrF++
+    of both per direction."""
+    differ = [
+        {"direction": key, "i": i, "full": x, "looped": y}
+        for key, hs in full["hyps"].items()
+        for i, (x, y) in enumerate(zip(hs, looped["hyps"][key], strict=True))
+        if x != y
+    ]
+    return {
+        "identical": looped["hypotheses"] - len(differ),
+        "differ": len(differ),
+        "differ_examples": differ[:5],
+        "chrf_full": chrf(bitexts, full["hyps"]),
+        "chrf_looped": chrf(bitexts, looped["hyps"]),
+        "speedup_hypotheses_per_s": round(looped["hypotheses_per_s"] / full["hypotheses_per_s"], 2),
+    }
+
+
 def chrf(bitexts: list[Any], hyps: dict[str, list[str]]) -> dict[str, float]:
     from sacrebleu.metrics import CHRF
 
@@ -173,6 +195,13 @@ def main() -> None:
     p.add_argument("--fast-batch-sizes", default="", help="more batch sizes for the new path, e.g. 64,128")
     p.add_argument("--max-new-tokens", type=int, default=128, help="the cap (the FLORES experiment's)")
     p.add_argument("--attn", default="", help="extra attention implementations for the new path, e.g. eager")
+    p.add_argument("--systems", default="", help="run only these of base-fewshot,base-chat,tuned")
+    p.add_argument(
+        "--loop-spans",
+        default="",
+        help="eval.translation.loop_span values to also run on the new path (at every batch size), e.g. 32,24;\n"
+        "each is compared with the new path without it at the same batch size",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
         "--llamacpp",
@@ -202,6 +231,8 @@ def main() -> None:
     systems: list[tuple[str, str | None, bool]] = [("base-fewshot", None, True), ("base-chat", None, False)]
     if a.adapter:
         systems.append(("tuned", a.adapter, False))
+    if a.systems:
+        systems = [s for s in systems if s[0] in a.systems.split(",")]
     slices = []
     for name, adapter, fewshot in systems:
         engine = TransformersEngine(model_dir, adapter=adapter, dtype="float32", device="cpu", batch_size=a.batch_size)
@@ -216,6 +247,12 @@ def main() -> None:
             paths.append(run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, default_attn, wide))
         for attn in filter(None, a.attn.split(",")):
             paths.append(run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, attn, bs))
+        exact = {p["batch_size"]: p for p in paths[1:] if p["attn"] == default_attn}
+        for span in (int(s) for s in filter(None, a.loop_spans.split(","))):
+            for size, ref in list(exact.items()):
+                path = run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, default_attn, size, span)
+                path["vs_fast_without_loop_span"] = loop_effect(bitexts, ref, path)
+                paths.append(path)
         old = paths[0]
         for path in paths:
             path["speedup_hypotheses_per_s"] = round(path["hypotheses_per_s"] / old["hypotheses_per_s"], 2)

@@ -158,3 +158,59 @@ def test_per_request_limits_cut_every_engine_path(tiny_engine):
     with pytest.raises(ValueError, match="2 limits for 5 requests"):
         tiny_engine.generate(convs, GenerationParams(max_new_tokens_each=(1, 2)))
     assert GenerationParams(max_new_tokens=4, max_new_tokens_each=(1, 9)).limits(2) == [1, 4]  # capped
+
+
+def test_loop_period_finds_the_shortest_unit_repeated_over_the_span():
+    from bayling.engines.decode import extend_loop, loop_period, replay
+
+    row = [9, 8, 7] + [1, 2, 3] * 4  # a 3-token unit over the last 12 tokens
+    assert loop_period(row, 12) == 3
+    assert loop_period(row, 9) == 3
+    assert loop_period(row, 8) == 0  # 3 > 8 // 3: fewer than three repeats of the unit fit in the span
+    assert loop_period(row, 16) == 0  # the span reaches the tokens before the loop
+    assert loop_period([4] * 6, 6) == 1 and loop_period([4] * 5, 6) == 0  # shorter than the span: no loop yet
+    assert loop_period(row, 0) == 0  # 0: off
+    # continued to the limit by repeating the unit, or to the first stop the repetition completes
+    assert extend_loop(list(row), 3, 20, lambda r: False) == row + [1, 2, 3, 1, 2]
+    assert extend_loop(list(row), 3, 40, lambda r: len(r) == 17) == row + [1, 2]
+    # replay: the row a path that decodes every token produced, cut where the loop is complete and written out
+    full = [9, 8, 7] + [1, 2] * 10
+    assert replay(full, 23, lambda r: False, 6) == full  # the model stayed in its loop: the same row
+    left = [9, 8, 7] + [1, 2] * 3 + [5, 6, 5]  # it would have left its loop: the rule writes the loop on
+    assert replay(left, 12, lambda r: False, 6) == [9, 8, 7] + [1, 2] * 4 + [1]
+    assert replay(left, 12, lambda r: r[-1] == 8, 6) == [9, 8]  # a stop before any loop ends the row there
+    assert replay(left, 12, lambda r: False, 0) == left  # span 0: every token kept
+
+
+@pytest.mark.parametrize("model", ["wide_llama", "tiny_gemma3"])
+def test_loop_span_writes_loops_out_on_both_paths_and_decodes_less(model, request):
+    """A random tiny model loops under greedy decoding: with ``loop_span`` both paths return the full decoding's
+    tokens cut at the loop and written out (:func:`replay`), byte for byte, and the fast path runs fewer steps."""
+    from bayling.engines.decode import StopCheck, replay
+
+    path = request.getfixturevalue(model)
+    prompts = _prompts()
+    limits = tuple(30 + (i % 5) for i in range(len(prompts)))
+    full = GenerationParams(max_new_tokens=40, max_new_tokens_each=limits)
+    looped = GenerationParams(max_new_tokens=40, max_new_tokens_each=limits, loop_span=6)
+    plain = _engine(path, "generate", 4)
+    ids = [plain.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    kw = {"eos_token_id": sorted({*plain.stop_ids, plain.tokenizer.eos_token_id} - {None})}
+    rows = plain._generate_ids(ids, full, {**plain._gen_kwargs(full), **kw}, None)
+    check = StopCheck(set(kw["eos_token_id"]), (), plain.tokenizer)
+    want = {span: [replay(r, k, check, span) for r, k in zip(rows, limits, strict=True)] for span in (0, 6)}
+    assert want[0] != want[6]
+    loops = sum(fast_decode.loop_period(r[:k], 6) > 0 for r, k in zip(rows, limits, strict=True))
+    assert loops >= 3, "the tiny model should loop in some rows, or this test tests nothing"
+    assert plain._generate_ids(ids, looped, {**plain._gen_kwargs(looped), **kw}, None) == want[6]
+    steps = {}
+    for span, params in ((0, full), (6, looped)):
+        for batch_size in (1, 5, 16):
+            fast = _engine(path, "fast", batch_size)
+            calls: list[int] = []
+            hook = fast.model.model.embed_tokens.register_forward_hook(lambda m, a, o, c=calls: c.append(1))
+            got = fast._generate_ids(ids, params, {**fast._gen_kwargs(params), **kw}, None)
+            hook.remove()
+            assert got == want[span], (span, batch_size)
+            steps[span, batch_size] = len(calls)
+    assert steps[6, 1] < steps[0, 1] and steps[6, 16] <= steps[0, 16]

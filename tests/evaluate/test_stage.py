@@ -272,3 +272,25 @@ def test_bad_eval_config_fails_in_one_line_before_any_work(override, message, ca
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bayling: error:") and message in err and len(err.splitlines()) == 1
+
+
+def test_translate_writes_loops_out_with_loop_span(tiny_engine, shared_data_dir):
+    """``eval.translation.loop_span`` reaches the engine: the tiny random model loops, and with the rule its
+    looping rows end early (fewer decoding steps) while every hypothesis is the full decoding's wherever the model
+    stays in its loop (:func:`bayling.engines.decode.replay`)."""
+    from bayling.evaluate.translation import translate
+    from bayling.testsets import load_flores
+
+    full = load_flores(shared_data_dir / "flores200", [("eng_Latn", "deu_Latn")])[0]
+    bitexts = [full.head(6)]
+    demos = {full.key: list(zip(full.sources[900:902], full.refs[900:902], strict=True))}
+    steps, hyps = {}, {}
+    for span in (0, 30):
+        calls: list[int] = []
+        hook = tiny_engine.model.get_input_embeddings().register_forward_hook(lambda m, a, o, c=calls: c.append(1))
+        hyps[span] = translate(tiny_engine, bitexts, 96, fewshot=demos, length_rule=(3.0, 16), loop_span=span)
+        hook.remove()
+        steps[span] = len(calls)
+    assert steps[30] < steps[0], (steps, hyps)
+    same = sum(a == b for a, b in zip(hyps[0]["eng_Latn-deu_Latn"], hyps[30]["eng_Latn-deu_Latn"], strict=True))
+    assert same == 6, hyps  # this model never leaves a loop it has repeated over 30 tokens

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
-from bayling.config import Bound, Positive, Temperature, between, check_bounds
+from bayling.config import Bound, Count, Positive, Temperature, between, check_bounds
 from bayling.engines.factory import ENGINES, engine_class, load_engine, load_run
 
 
@@ -35,6 +35,11 @@ class GenerationParams:
     """A limit per request (in the order of the requests), each at most ``max_new_tokens``; None: ``max_new_tokens``
     for every request. The evaluation scales a translation's limit with its source's length, so a row that rambles
     stops early on every engine alike."""
+    loop_span: Count = 0
+    """Greedy requests on the transformers engine: a row whose last ``loop_span`` tokens repeat one unit (of at most
+    a third of them) ends there and is written out to its limit by repeating the unit, as greedy decoding that stays
+    in its loop continues it (:func:`bayling.engines.decode.ends`); 0: every token is computed. The evaluation sets
+    it (``eval.translation.loop_span``); other engines decode every token."""
 
     def __post_init__(self) -> None:
         check_bounds(self)

@@ -10,7 +10,10 @@ stopped until its longest row ends. :func:`greedy_generate` does the same greedy
   ``p_b + t``), so only the rest of each prompt is computed per row; batches still mix groups (directions), as
   ``model.generate``'s do, since a decoding step costs about as much for a few rows as for a full batch;
 * a row leaves the batch, and its cache, the step it stops (a stop token, a stop string, or its own token limit),
-  and once half the batch has left, the next prompts are started and merged into it (continuous batching).
+  and once half the batch has left, the next prompts are started and merged into it (continuous batching);
+* optionally (``loop_span``), a row caught in a greedy loop ends once the loop spans ``loop_span`` tokens and is
+  written out to its limit by repeating it (:func:`ends`): not exact where the model would have left its loop,
+  which ``bench/eval_throughput.py`` counts; off unless asked for (the evaluation asks, ``eval.translation``).
 
 Exactness: the layout is the one ``model.generate`` builds (left padding, position ids ``cumsum(mask) - 1``, causal
 and sliding-window masks in cache-slot space), so the arithmetic is the same up to the rounding of differently
@@ -234,15 +237,16 @@ def _grow_layer_class() -> Any:
             self.set_filled(n + m)
             return self.keys, self.values
 
-        def batch_select_indices(self, indices: Any) -> None:
+        def batch_select_indices(self, indices: Any, lead: int = 0) -> None:
+            """Keep the rows ``indices``, without the first ``lead`` slots (padding in every kept row)."""
             if self.buf is not None:
-                self.buf = (self.buf[0][indices], self.buf[1][indices])
-                self.set_filled(self.filled)
+                self.buf = (self.buf[0][indices, :, lead:], self.buf[1][indices, :, lead:])
+                self.set_filled(self.filled - lead)
 
     return GrowLayer
 
 
-class _StopCheck:
+class StopCheck:
     """Whether a row's new tokens end its generation: a stop token, or a stop string in their decoded text.
 
     A stop string is looked for in the decoded last few tokens only (a string of ``n`` characters spans at most
@@ -265,6 +269,68 @@ class _StopCheck:
         return any(s in tail for s in self.stop_strings)
 
 
+LOOP_MIN_REPEATS = 3
+"""A loop is a unit repeated at least this many times in a row (with ``span`` tokens: units of <= span/3 tokens)."""
+
+
+def loop_period(row: Sequence[int], span: int) -> int:
+    """The period of the loop ``row`` ends in, or 0: the smallest ``p <= span // LOOP_MIN_REPEATS`` such that the
+    last ``span`` tokens repeat a ``p``-token unit (``row[-j] == row[-j - p]`` for ``j`` in ``1..span - p``).
+
+    Why: a base model that cannot write a language often falls into a greedy loop ("saka saka saka ...", Yoruba
+    "àwọn àwọn ...") and runs to its token limit: measured on the FLORES experiment, 37 % of the 5-shot base's outputs
+    into low-resource targets loop, and each costs 2-3 times a finished row's tokens. Greedy decoding that has
+    repeated the same unit over ``span`` tokens almost always keeps repeating it (``bench/eval_throughput.py``
+    counts the rows where it did not), so the rest of the row can be written without the model
+    (:func:`extend_loop`).
+    """
+    if span <= 0 or len(row) < span:
+        return 0
+    tail = row[-span:]
+    for p in range(1, span // LOOP_MIN_REPEATS + 1):
+        if all(tail[j] == tail[j - p] for j in range(p, span)):
+            return p
+    return 0
+
+
+def extend_loop(row: list[int], period: int, limit: int, stop: Callable[[list[int]], bool]) -> list[int]:
+    """``row`` continued by repeating its last ``period`` tokens up to ``limit`` tokens, or until ``stop`` holds
+    (a stop string that the repetition completes), as greedy decoding that stays in the loop would continue it."""
+    unit = row[-period:]
+    k = 0
+    while len(row) < limit:
+        row.append(unit[k % period])
+        k += 1
+        if stop(row):
+            break
+    return row
+
+
+def ends(row: list[int], limit: int, stop: Callable[[list[int]], bool], loop_span: int = 0) -> bool:
+    """Whether a greedy row ends with its newest token, and, if it ends in a loop, ``row`` completed in place:
+    its limit, a stop token or string (``stop``), or a loop of ``loop_span`` tokens (:func:`loop_period`,
+    continued by :func:`extend_loop`). The one rule of every decoding path (:func:`replay`)."""
+    if len(row) >= limit or stop(row):
+        return True
+    period = loop_period(row, loop_span)
+    if period:
+        extend_loop(row, period, limit, stop)
+        return True
+    return False
+
+
+def replay(row: Sequence[int], limit: int, stop: Callable[[list[int]], bool], loop_span: int = 0) -> list[int]:
+    """The row :func:`greedy_generate` returns, from the tokens a path without early ends produced (``model.generate``
+    runs rows past their stop to the batch's end): its tokens fed through :func:`ends` one at a time, so every
+    decoding path gives the same hypothesis under the same rule."""
+    out: list[int] = []
+    for token in row:
+        out.append(token)
+        if ends(out, limit, stop, loop_span):
+            break
+    return out
+
+
 def greedy_generate(
     model: Any,
     prompts: Sequence[Sequence[int]],
@@ -276,6 +342,7 @@ def greedy_generate(
     stop_strings: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
     min_prefix: int = MIN_PREFIX,
+    loop_span: int = 0,
 ) -> list[list[int]]:
     """The greedy continuation of each prompt (token ids), in input order.
 
@@ -297,11 +364,13 @@ def greedy_generate(
         stop_strings: strings that end a row when its decoded new text contains one.
         progress: called with the number of prompts finished, as they finish.
         min_prefix: shortest shared prefix computed once (:func:`prefix_groups`).
+        loop_span: a row whose last ``loop_span`` tokens are a loop ends there, written out to its limit by
+            repeating the loop (:func:`ends`); 0: every token is computed.
     """
     if any(n < 1 for n in limits):
         raise ValueError(f"every token limit must be >= 1, got {min(limits)}")
     step = _NextTokens(_core(model))
-    check = _StopCheck(set(stop_ids), stop_strings, tokenizer)
+    check = StopCheck(set(stop_ids), stop_strings, tokenizer)
     device = next(step.model.parameters()).device
     shared: dict[int, tuple[int, list[tuple[Any, Any]]]] = {}  # prompt -> (its prefix length, that prefix's cache)
     loose: list[int] = []
@@ -313,7 +382,7 @@ def greedy_generate(
         shared.update((i, (length, kv)) for i in members)
     out: list[list[int]] = [[] for _ in prompts]
     reserve = min(max(limits), 256)  # slots each cache keeps free for new tokens (it grows past them if needed)
-    _decode_all(step, prompts, limits, shared, loose, out, check, pad_id, batch_size, reserve, progress)
+    _decode_all(step, prompts, limits, shared, loose, out, check, pad_id, batch_size, reserve, progress, loop_span)
     return out
 
 
@@ -334,15 +403,24 @@ class _Rows:
         return sum(i is not None for i in self.index)
 
     def compact(self) -> None:
-        """Drop the stopped rows (one copy of the cache)."""
+        """Drop the stopped rows, and the leading slots that are padding in every row left (one copy of the cache).
+
+        Without the second part a batch that is refilled for a whole evaluation would only widen: each step adds a
+        slot, each merge pads the new rows to the batch's width, and attention and every cache copy would pay for
+        slots no row reads. Dropping slots that every row masks moves all of a row's slots alike (positions are
+        explicit, the sliding window counts slots between a query and a key): what each token attends to is
+        unchanged."""
         import torch
 
         keep = [j for j, i in enumerate(self.index) if i is not None]
         if len(keep) == len(self.index):
             return
         sel = torch.tensor(keep, device=self.mask.device)
-        self.cache.batch_select_indices(sel)
-        self.mask, self.last, self.nxt = self.mask[sel], self.last[sel], self.nxt[sel]
+        mask = self.mask[sel]
+        lead = int((mask.cumsum(-1) == 0).sum(-1).min())
+        for layer in self.cache.layers:
+            layer.batch_select_indices(sel, lead)
+        self.mask, self.last, self.nxt = mask[:, lead:], self.last[sel], self.nxt[sel]
         self.index = [self.index[j] for j in keep]
 
 
@@ -359,11 +437,12 @@ def _decode_all(
     shared: dict[int, tuple[int, list[tuple[Any, Any]]]],
     loose: list[int],
     out: list[list[int]],
-    check: _StopCheck,
+    check: StopCheck,
     pad_id: int,
     batch_size: int,
     reserve: int,
     progress: Callable[[int], None] | None,
+    loop_span: int = 0,
 ) -> None:
     """Decode every prompt, keeping the batch full: stopped rows leave (:data:`COMPACT_EVERY`), and once a quarter
     of the batch is free, the next prompts (by length, rows with a shared prefix first) are started in a batch of
@@ -383,7 +462,7 @@ def _decode_all(
             if i is None:
                 continue
             out[i].append(token)
-            if len(out[i]) >= limits[i] or check(out[i]):
+            if ends(out[i], limits[i], check, loop_span):
                 rows.index[j] = None
                 stopped += 1
         if progress is not None and stopped:

@@ -136,17 +136,23 @@ class TransformersEngine(HFTokenizerEngine):
                     self.tokenizer,
                     stop,
                     progress,
+                    loop_span=params.loop_span,
                 )
             if stop:
                 kw = {**kw, "stop_strings": list(stop), "tokenizer": self.tokenizer}
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             out: list[list[int]] = [[] for _ in ids]
+            check = decode.StopCheck(set(kw["eos_token_id"]), stop, self.tokenizer)
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 enc = self._batch([ids[i] for i in idx])
                 gen = self.model.generate(**enc, **{**kw, "max_new_tokens": max(limits[i] for i in idx)})
                 for i, row in zip(idx, gen[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
-                    out[i] = row[: limits[i]]
+                    out[i] = (
+                        decode.replay(row, limits[i], check, params.loop_span)
+                        if params.loop_span
+                        else row[: limits[i]]
+                    )
                 if progress is not None:
                     progress(len(idx))
         return out

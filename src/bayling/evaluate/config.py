@@ -92,6 +92,12 @@ class TranslationConfig:
     times its source's length is rambling or looping, and it holds up its whole batch."""
     max_new_tokens_offset: Count = 16
     """Tokens added to the source-scaled limit (short sources, scripts that take more tokens than the source)."""
+    loop_span: Count = 32
+    """A greedy translation whose last ``loop_span`` tokens repeat one unit (of at most a third of them) is written out
+    to its limit by repeating that unit instead of being decoded token by token (transformers engine; 0: every
+    token is decoded). Greedy decoding that has looped this long keeps looping: the hypotheses are those of full
+    decoding except where the model would have left its loop (counted by ``bench/eval_throughput.py``), and a
+    base model looping into a language it cannot write no longer holds up its batch."""
     fewshot_pool: str | None = None
     """JSONL/TSV parallel file of demonstrations; default: the data stage's ``fewshot.jsonl``, else FLORES-200
     ``dev`` (FLORES/WMT22/NTREX test sets), else the test set's records that are not scored (after

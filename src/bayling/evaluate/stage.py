@@ -267,6 +267,8 @@ def _translation(
                 spm=run.spm,
                 comet=run.comet,
                 length_rule=(cfg.translation.max_new_tokens_per_source_token, cfg.translation.max_new_tokens_offset),
+                loop_span=cfg.translation.loop_span,
+                group_size=max(64, 4 * cfg.batch_size),  # rows enough to keep the engine's batch full
             )
 
     def unchanged() -> None:

@@ -65,6 +65,7 @@ def translate(
     seed: int = 0,
     fewshot: dict[str, list[tuple[str, str]]] | None = None,
     length_rule: LengthRule | None = None,
+    loop_span: int = 0,
 ) -> dict[str, list[str]]:
     """Translate every direction's sources with ``engine`` in one call; returns ``{direction: hypotheses}``.
 
@@ -72,6 +73,8 @@ def translate(
         fewshot: ``{direction: [(source, target) demonstrations]}`` to prompt few-shot (raw completion, cut
             at the newline); None for the chat prompt.
         length_rule: scales each request's limit with its source (:func:`token_limits`); None: ``max_new_tokens``.
+        loop_span: a greedy row that has looped over this many tokens is written out by repeating its loop
+            (:attr:`~bayling.engines.GenerationParams.loop_span`); 0: every token is computed.
     """
     requests, index, sources = [], [], []
     for b in bitexts:
@@ -83,7 +86,9 @@ def translate(
             index.append((b.key, i))
             sources.append(text)
     limits = token_limits(engine, sources, max_new_tokens, length_rule)
-    params = GenerationParams(max_new_tokens=max_new_tokens, seed=seed, max_new_tokens_each=tuple(limits))
+    params = GenerationParams(
+        max_new_tokens=max_new_tokens, seed=seed, max_new_tokens_each=tuple(limits), loop_span=loop_span
+    )
     if not requests:
         hyps = []
     elif fewshot is not None:
@@ -157,6 +162,7 @@ def translate_and_score(
     spm: Path | None = None,
     comet: CometModels | None = None,
     length_rule: LengthRule | None = None,
+    loop_span: int = 0,
 ) -> dict[str, Any]:
     """Translate ``bitexts`` with ``engine`` and score each direction, resuming after a crash.
 
@@ -171,6 +177,7 @@ def translate_and_score(
         bleu_tokenize: BLEU tokenizer policy; ``spm`` the FLORES-200 SentencePiece model (or None).
         comet: the run's loaded COMET checkpoints (loaded once per run, not per direction).
         length_rule: each request's generation limit scales with its source (:func:`token_limits`).
+        loop_span: loops of this many tokens are written out, not computed (see :func:`translate`).
 
     Returns:
         ``{"eng_Latn-zho_Hans": {"bleu": {...}, "chrf": {...}, "off_target": ..., "n": 40}, ...}``;
@@ -195,7 +202,7 @@ def translate_and_score(
         group.append(b)
         if sum(len(x.sources) for x in group) >= group_size or i == len(todo) - 1:
             eng = engine() if callable(engine) and not hasattr(engine, "generate") else engine
-            hyps = translate(eng, group, max_new_tokens, progress, seed, fewshot, length_rule)
+            hyps = translate(eng, group, max_new_tokens, progress, seed, fewshot, length_rule, loop_span)
             rows = [
                 {"key": x.key, "tag": journal_tag, "sources": _src_digest(bitexts, x.key), "hyps": hyps[x.key]}
                 for x in group
