@@ -26,6 +26,35 @@ sys.path.insert(0, str(REPO / "bench"))
 from provenance import provenance  # noqa: E402
 
 
+def eval_parts(run_dir: Path) -> dict:
+    """How the evaluation's time went, part by part: each part marks its directory with a ``fingerprint`` file when
+    it is done, so the minutes between consecutive marks (the first from the end of the stage before the
+    evaluation) are each part's wall time, model loading included. A translation part also counts its hypotheses."""
+    eval_dir = run_dir / "eval"
+    before = [run_dir / s / "_stage.json" for s in ("train", "data")]
+    start = next((f.stat().st_mtime for f in before if f.is_file()), None)
+    marks = sorted(eval_dir.rglob("fingerprint"), key=lambda f: f.stat().st_mtime)
+    if start is None or not marks:
+        return {}
+    parts = []
+    for mark in marks:
+        scores = mark.parent / "scores.json"
+        n = None
+        if scores.is_file():
+            n = sum(
+                v.get("n", 0) for v in json.loads(scores.read_text(encoding="utf-8")).values() if isinstance(v, dict)
+            )
+        t = mark.stat().st_mtime
+        parts.append(
+            {"part": str(mark.parent.relative_to(eval_dir)), "minutes": round((t - start) / 60, 1), "hypotheses": n}
+        )
+        start = t
+    return {
+        "how": "minutes between the fingerprint marks (mtimes) of consecutive eval parts, the first from the end of the stage before",
+        "parts": parts,
+    }
+
+
 def record(run_dir: Path, run_command: str, note: str = "") -> dict:
     """What ``bench/results/`` keeps of ``run_dir``."""
     import yaml
@@ -53,6 +82,7 @@ def record(run_dir: Path, run_command: str, note: str = "") -> dict:
         "config": config,
         "train_stages": train,
         "metrics": metrics,
+        "eval_parts": eval_parts(run_dir),
     }
 
 

@@ -103,6 +103,10 @@ def test_grid_metrics_and_files(full_run):
     assert inter["constrained"]["base"]["zho_Hans-eng_Latn"]["n"] == 2
     table = (out / "table.md").read_text(encoding="utf-8")
     assert "| eng_Latn-ace_Latn |" in table and "Δ chrF++" in table
+    # how the hypotheses were decoded, in metrics.json and the caption (the preset's limit rule and loop span)
+    assert m["decoding"] == {"greedy": True, "engine": "transformers", "limit": "min(4, 3 x source tokens + 16)",
+                             "loop_span": 32}  # fmt: skip
+    assert "greedy decoding (transformers), at most min(4, 3 x source tokens + 16) new tokens; a loop over 32" in table
     saved = load_config(EvalRunConfig, out / "config.yaml")
     assert saved.eval.max_sentences == 2 and saved.systems["tuned"]
 

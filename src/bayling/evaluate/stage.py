@@ -212,6 +212,32 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     return out
 
 
+def decoding_record(cfg: EvalConfig) -> dict[str, Any]:
+    """How every translation was decoded, for ``metrics.json`` and the table's caption: greedy, the token limit
+    rule, and whether loops were written out (only the transformers engine does; others decode every token)."""
+    tr = cfg.translation
+    scale, offset = tr.max_new_tokens_per_source_token, tr.max_new_tokens_offset
+    limit = (
+        f"min({cfg.max_new_tokens}, {scale:g} x source tokens + {offset})" if scale > 0 else str(cfg.max_new_tokens)
+    )
+    return {
+        "greedy": True,
+        "engine": cfg.engine,
+        "limit": limit,
+        "loop_span": tr.loop_span if cfg.engine == "transformers" else 0,
+    }
+
+
+def decoding_text(rec: dict[str, Any]) -> str:
+    """One caption line for :func:`decoding_record`."""
+    loops = (
+        f"; a loop over {rec['loop_span']} tokens is written out to the limit (eval.translation.loop_span)"
+        if rec.get("loop_span")
+        else ""
+    )
+    return f"greedy decoding ({rec['engine']}), at most {rec['limit']} new tokens{loops}"
+
+
 def _draw_prompt(prompt: dict[str, Any], seed: int) -> dict[str, Any]:
     """The prompt record of one demonstration draw, as its cache key sees it: the draw's own demonstration ids,
     not the other draws' (adding a seed re-translates that draw only). A single draw keeps the whole record, so
@@ -398,6 +424,7 @@ def evaluate(
         **({"dropped": {b.key: b.dropped for b in full if b.dropped}} if any(b.dropped for b in full) else {}),
         "systems": {n: r.get("translation", {}) for n, r in results.items()},
         "prompts": prompts,
+        "decoding": decoding_record(cfg),
     }
     outside = {k: v for k, v in run.reused.items() if not Path(v).resolve().is_relative_to(out.resolve())}
     if outside:  # parts copied from earlier runs (eval.reuse_from), by the folder they were copied into
@@ -521,6 +548,8 @@ def comparison_table(metrics: dict[str, Any], metric_names: list[str]) -> tuple[
         lines.append("| " + " | ".join(cells) + " |")
     prompts = metrics.get("prompts", {})
     notes = [f"{s}: {prompt_summary(prompts[s])}" for s in systems if s in prompts]
+    if "decoding" in metrics:
+        notes.append(decoding_text(metrics["decoding"]))
     if any("min" in (metrics["systems"][s][d].get(m) or {}) for s in systems for d in dirs for m in metric_names):
         notes.append("(a–b): the lowest and highest of the demonstration draws; the score is their mean")
     if delta:

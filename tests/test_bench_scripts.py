@@ -1,5 +1,6 @@
-"""bench/data_curve.py: the curve's points are checkpoints of one run, so which steps it scores, how many tokens it
-places them at, and the copy that starts a stage after SFT from a checkpoint must hold."""
+"""Bench scripts whose output the docs quote. bench/data_curve.py: the curve's points are checkpoints of one run, so
+which steps it scores, how many tokens it places them at, and the copy that starts a stage after SFT from a
+checkpoint must hold. bench/record_run.py: how a recorded run's evaluation time is split into its parts."""
 
 from __future__ import annotations
 
@@ -83,3 +84,32 @@ def test_looping_flags_the_outputs_of_a_collapsed_model_and_not_sentences():
     ]
     assert [looping(h) for h in loops] == [True, True, True]
     assert [looping(h) for h in sentences] == [False, False, False, False]
+
+
+def test_record_run_times_each_eval_part_from_its_done_mark(tmp_path):
+    """bench/record_run.py's ``eval_parts``: minutes between the parts' fingerprint marks, the first from the end of
+    the training stage, and each translation part's hypothesis count (here from real files with set mtimes)."""
+    import os
+
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    (run / "train" / "_stage.json").write_text("{}")
+    os.utime(run / "train" / "_stage.json", (1000, 1000))
+    for part, t, scores in (
+        ("base-fewshot/seed-0/translation", 1600, {"eng_Latn-deu_Latn": {"n": 50}, "deu_Latn-eng_Latn": {"n": 50}}),
+        ("tuned/translation", 2500, {"eng_Latn-deu_Latn": {"n": 50}}),
+        ("tuned/perplexity", 2530, None),
+    ):
+        d = run / "eval" / part
+        d.mkdir(parents=True)
+        if scores:
+            (d / "scores.json").write_text(json.dumps(scores))
+        (d / "fingerprint").write_text("x")
+        os.utime(d / "fingerprint", (t, t))
+    parts = _bench("record_run").eval_parts(run)["parts"]
+    assert parts == [
+        {"part": "base-fewshot/seed-0/translation", "minutes": 10.0, "hypotheses": 100},
+        {"part": "tuned/translation", "minutes": 15.0, "hypotheses": 50},
+        {"part": "tuned/perplexity", "minutes": 0.5, "hypotheses": None},
+    ]
+    assert _bench("record_run").eval_parts(tmp_path / "missing") == {}
