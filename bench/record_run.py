@@ -29,15 +29,22 @@ from provenance import provenance  # noqa: E402
 def eval_parts(run_dir: Path) -> dict:
     """How the evaluation's time went, part by part: each part marks its directory with a ``fingerprint`` file when
     it is done, so the minutes between consecutive marks (the first from the end of the stage before the
-    evaluation) are each part's wall time, model loading included. A translation part also counts its hypotheses."""
+    evaluation) are each part's wall time, model loading included. A translation part also counts its hypotheses;
+    a part copied from an earlier run (``metrics.json`` ``reused``) has no time of its own here."""
     eval_dir = run_dir / "eval"
     before = [run_dir / s / "_stage.json" for s in ("train", "data")]
     start = next((f.stat().st_mtime for f in before if f.is_file()), None)
     marks = sorted(eval_dir.rglob("fingerprint"), key=lambda f: f.stat().st_mtime)
     if start is None or not marks:
         return {}
-    parts = []
+    metrics = eval_dir / "metrics.json"
+    reused = json.loads(metrics.read_text(encoding="utf-8")).get("reused", {}) if metrics.is_file() else {}
+    parts: list[dict] = []
     for mark in marks:
+        name = str(mark.parent.relative_to(eval_dir))
+        if name in reused:  # copied from an earlier run (eval.reuse_from): its mark is that run's
+            parts.append({"part": name, "minutes": None, "hypotheses": None, "reused_from": reused[name]})
+            continue
         scores = mark.parent / "scores.json"
         n = None
         if scores.is_file():
@@ -45,9 +52,7 @@ def eval_parts(run_dir: Path) -> dict:
                 v.get("n", 0) for v in json.loads(scores.read_text(encoding="utf-8")).values() if isinstance(v, dict)
             )
         t = mark.stat().st_mtime
-        parts.append(
-            {"part": str(mark.parent.relative_to(eval_dir)), "minutes": round((t - start) / 60, 1), "hypotheses": n}
-        )
+        parts.append({"part": name, "minutes": round((t - start) / 60, 1), "hypotheses": n})
         start = t
     return {
         "how": "minutes between the fingerprint marks (mtimes) of consecutive eval parts, the first from the end of the stage before",

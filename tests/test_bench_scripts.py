@@ -113,3 +113,13 @@ def test_record_run_times_each_eval_part_from_its_done_mark(tmp_path):
         {"part": "tuned/perplexity", "minutes": 0.5, "hypotheses": None},
     ]
     assert _bench("record_run").eval_parts(tmp_path / "missing") == {}
+    # a part copied from an earlier run keeps that run's mark: no time of its own, and the clock does not move
+    (run / "eval" / "metrics.json").write_text(json.dumps({"reused": {"tuned/translation": "runs/earlier/x"}}))
+    parts = _bench("record_run").eval_parts(run)["parts"]
+    assert parts[1] == {
+        "part": "tuned/translation",
+        "minutes": None,
+        "hypotheses": None,
+        "reused_from": "runs/earlier/x",
+    }
+    assert parts[2]["minutes"] == round((2530 - 1600) / 60, 1)
