@@ -26,19 +26,18 @@ sys.path.insert(0, str(REPO / "bench"))
 from provenance import provenance  # noqa: E402
 
 
-def eval_parts(run_dir: Path) -> dict:
+def eval_parts(run_dir: Path, reused: dict[str, str] | None = None) -> dict:
     """How the evaluation's time went, part by part: each part marks its directory with a ``fingerprint`` file when
     it is done, so the minutes between consecutive marks (the first from the end of the stage before the
     evaluation) are each part's wall time, model loading included. A translation part also counts its hypotheses;
-    a part copied from an earlier run (``metrics.json`` ``reused``) has no time of its own here."""
+    a part copied from an earlier run (``reused``: ``metrics.json``'s, part -> where from) has no time of its own."""
     eval_dir = run_dir / "eval"
     before = [run_dir / s / "_stage.json" for s in ("train", "data")]
     start = next((f.stat().st_mtime for f in before if f.is_file()), None)
     marks = sorted(eval_dir.rglob("fingerprint"), key=lambda f: f.stat().st_mtime)
     if start is None or not marks:
         return {}
-    metrics = eval_dir / "metrics.json"
-    reused = json.loads(metrics.read_text(encoding="utf-8")).get("reused", {}) if metrics.is_file() else {}
+    reused = reused or {}
     parts: list[dict] = []
     for mark in marks:
         name = str(mark.parent.relative_to(eval_dir))
@@ -87,7 +86,7 @@ def record(run_dir: Path, run_command: str, note: str = "") -> dict:
         "config": config,
         "train_stages": train,
         "metrics": metrics,
-        "eval_parts": eval_parts(run_dir),
+        "eval_parts": eval_parts(run_dir, metrics.get("reused")),
     }
 
 

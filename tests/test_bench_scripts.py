@@ -114,8 +114,7 @@ def test_record_run_times_each_eval_part_from_its_done_mark(tmp_path):
     ]
     assert _bench("record_run").eval_parts(tmp_path / "missing") == {}
     # a part copied from an earlier run keeps that run's mark: no time of its own, and the clock does not move
-    (run / "eval" / "metrics.json").write_text(json.dumps({"reused": {"tuned/translation": "runs/earlier/x"}}))
-    parts = _bench("record_run").eval_parts(run)["parts"]
+    parts = _bench("record_run").eval_parts(run, {"tuned/translation": "runs/earlier/x"})["parts"]
     assert parts[1] == {
         "part": "tuned/translation",
         "minutes": None,
