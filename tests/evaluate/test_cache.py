@@ -156,6 +156,43 @@ def test_reuse_from_copies_what_an_earlier_run_computed_and_nothing_else(tiny_ll
         evaluate(EvalConfig(**kw, reuse_from=[str(tmp_path / "nowhere")]), model, systems, tmp_path / "d")
 
 
+def _lora(base: Path, out: Path, alpha: int = 8) -> Path:
+    """A LoRA adapter on ``base`` whose B matrices are not zero (its outputs differ from the base's)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    cfg = LoraConfig(r=2, lora_alpha=alpha, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, cfg).save_pretrained(out)
+    return out
+
+
+def test_an_adapter_is_keyed_by_its_content_not_its_path(tiny_llama, tmp_path, monkeypatch):
+    """An ablation arm scores its SFT adapter from a copy: the pass another run made of that adapter is reused;
+    the same weights under another ``lora_alpha`` (other outputs) are not."""
+    import shutil
+
+    model = ModelConfig(dtype="float32", device="cpu")
+    adapter = _lora(tiny_llama, tmp_path / "sft" / "final")
+    kw = dict(testset=_testset(tmp_path), max_sentences=3, max_new_tokens=3, translation=TranslationConfig(["en-de"]))
+
+    def run(path: Path, out: str, **extra):
+        systems = {"tuned": System("tuned", str(tiny_llama), str(path), prompt="chat")}
+        return evaluate(EvalConfig(**kw, **extra), model, systems, tmp_path / out).metrics
+
+    first = run(adapter, "a")
+    copy = shutil.copytree(adapter, tmp_path / "grpo" / "train" / "sft" / "output")
+    built = _count_engines(monkeypatch)
+    again = run(copy, "b", reuse_from=[str(tmp_path / "a")])
+    assert built == [] and again["systems"] == first["systems"] and sorted(again["reused"]) == ["tuned"]
+    conf = json.loads((copy / "adapter_config.json").read_text())
+    (copy / "adapter_config.json").write_text(json.dumps({**conf, "lora_alpha": 2 * conf["lora_alpha"]}))
+    run(copy, "c", reuse_from=[str(tmp_path / "a")])
+    assert built == ["tuned"]  # the same weights scaled otherwise: translated again
+
+
 class _FakeComet(types.ModuleType):
     """Stands in for unbabel-comet (not installable on this CPU box): counts checkpoint loads."""
 

@@ -252,9 +252,10 @@ class EvalConfig:
     reuse_from: list[str] = field(default_factory=list)
     """Earlier runs (run directories or their ``eval/`` folders) whose finished parts may be reused: a part
     (a translation pass or demonstration draw, perplexity, benchmarks...) whose fingerprint equals one of theirs
-    (the same weights digest, test sentences, prompt, demonstrations and every ``eval`` field that can change it,
-    batch size included) is copied instead of computed, and ``metrics.json``'s ``reused`` says from where. For
-    runs on one split: the base is scored once, and each later arm pays for its tuned model only."""
+    (the same weights digest, an adapter by content wherever it lies, test sentences, prompt, demonstrations and
+    every ``eval`` field that can change it, batch size included) is copied instead of computed, and
+    ``metrics.json``'s ``reused`` says from where. For runs on one split: the base is scored once, and each later
+    arm pays for its tuned model only."""
     report: bool = True
     """Write ``report.json`` and ``report.html`` beside ``metrics.json``."""
     allow_trained_text: bool = False

@@ -142,8 +142,8 @@ def _run_system(cfg: EvalConfig, model: ModelConfig, system: System, sys_dir: Pa
     lazy = _Lazy(lambda: make_engine(system, cfg, model))
     weights = {
         "model": to_dict(model),
-        "weights": weights_digest(system),
-        "adapter": system.adapter,
+        "weights": weights_digest(system),  # an adapter by content: a copy elsewhere reuses its passes
+        "adapter": system.adapter is not None,
         "dtype": engine_dtype(cfg, model),  # what it computes in (float32 on CPU): outputs depend on it
     }
     out: dict[str, Any] = {}

@@ -54,7 +54,7 @@ class System:
         return cls(name, model, adapter or None)
 
 
-def _digest_path(p: Path, h: Any) -> None:
+def _digest_path(p: Path, h: Any, names: bool = True) -> None:
     files = (
         sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".bin", ".gguf"))
         if p.is_dir()
@@ -62,7 +62,8 @@ def _digest_path(p: Path, h: Any) -> None:
     )
     for f in files:
         st = f.stat()
-        h.update(f.name.encode())
+        name = f.relative_to(p).as_posix() if p.is_dir() else f.name if names else ""
+        h.update(name.encode())
         if st.st_size > 64 * 2**20:  # big base weights: size + mtime (hashing GBs per run costs seconds)
             h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
         else:
@@ -70,11 +71,24 @@ def _digest_path(p: Path, h: Any) -> None:
 
 
 def weights_digest(system: System) -> str:
-    """Fingerprint of the system's weights (adapters by content, big base files by size and mtime)."""
+    """Fingerprint of the system's weights: the base model by its path (big files by size and mtime), an adapter
+    by content alone (its weight files and its ``adapter_config.json`` less the base model's path), so that the
+    same adapter copied elsewhere (an ablation arm's SFT, a stage output moved) keys the same passes."""
     h = hashlib.sha256(system.model.encode())
-    for ref in (system.model, system.adapter):
-        if ref and Path(ref).expanduser().exists():
-            _digest_path(Path(ref).expanduser(), h)
+    if Path(system.model).expanduser().exists():
+        _digest_path(Path(system.model).expanduser(), h)
+    if system.adapter:
+        adapter = Path(system.adapter).expanduser()
+        h.update(b"adapter")
+        if adapter.exists():
+            _digest_path(adapter, h, names=False)
+            conf = adapter / "adapter_config.json"
+            if conf.is_file():
+                fields = json.loads(conf.read_text(encoding="utf-8"))
+                fields.pop("base_model_name_or_path", None)  # the base is keyed above, by what it is
+                h.update(json.dumps(fields, sort_keys=True).encode())
+        else:
+            h.update(str(system.adapter).encode())  # a hub id: keyed by its name
     return h.hexdigest()[:16]
 
 
