@@ -304,3 +304,18 @@ def test_seeds_are_translated_cached_and_averaged_on_the_tiny_model(tiny_llama, 
     assert m3["systems"]["base"][d]["seeds"]["0"] == per_seed[0]
     calls.clear()
     assert evaluate(EvalConfig(**kw, translation=tr3), model, systems, out).metrics == m3 and calls == []
+
+
+def test_a_run_without_the_base_still_compares_tuned_with_its_sft(tiny_llama, tmp_path):
+    """An ablation arm that takes the base's scores from elsewhere (``compare_base: false``) still gets what its
+    stage after SFT did: ``significance_stages``, tuned against tuned-sft, and the count under the table."""
+    model = ModelConfig(dtype="float32", device="cpu")
+    systems = {name: System(name, str(tiny_llama), prompt="chat") for name in ("tuned", "tuned-sft")}
+    tr = TranslationConfig(directions=["en-de"])
+    kw = dict(testset=_testset(tmp_path), max_sentences=4, max_new_tokens=4, report=False)
+    m = evaluate(EvalConfig(**kw, translation=tr), model, systems, tmp_path / "out").metrics
+    assert "significance" not in m
+    stages = m["significance_stages"]
+    assert (stages["system"], stages["baseline"]) == ("tuned", "tuned-sft")
+    assert stages["average"]["chrf"]["delta"] == 0 and stages["counts"]["chrf"]["directions"] == 1
+    assert "tuned-sft" in (tmp_path / "out" / "table.md").read_text(encoding="utf-8").split("\n- ", 1)[1]

@@ -439,13 +439,15 @@ def evaluate(
             cfg, {n: r["open_ended"] for n, r in results.items()}, out
         )
     base = baseline_system(results)
-    if metrics["directions"] and base is not None and "tuned" in results and metrics["systems"]["tuned"]:
+    if metrics["directions"] and "tuned" in results and metrics["systems"]["tuned"]:
         from bayling.evaluate.significance import significance
 
-        metrics["significance"] = significance(
-            out, metrics, base, cfg.translation.metrics, cfg.translation.bleu_tokenize, spm
-        )
-        if metrics["systems"].get("tuned-sft"):  # what the stage after SFT did: tuned against its own SFT
+        if base is not None:
+            metrics["significance"] = significance(
+                out, metrics, base, cfg.translation.metrics, cfg.translation.bleu_tokenize, spm
+            )
+        # what the stage after SFT did: tuned against its own SFT (also in a run that leaves the base out)
+        if metrics["systems"].get("tuned-sft"):
             metrics["significance_stages"] = significance(
                 out, metrics, "tuned-sft", cfg.translation.metrics, cfg.translation.bleu_tokenize, spm
             )
