@@ -24,14 +24,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def looping(hyp: str, min_units: int = 12, max_distinct: float = 0.3) -> bool:
-    """Whether a hypothesis is a loop: at least ``min_units`` words (character trigrams for text written without
-    spaces) of which at most ``max_distinct`` are distinct. A sentence repeats few words (its distinct share is
-    ~0.7-0.9); "àwọn àwọn àwọn ..." passes language ID as Yoruba and earns chrF++ while saying nothing."""
-    units = hyp.split()
-    if len(units) < min_units:
-        units = [hyp[i : i + 3] for i in range(0, max(len(hyp) - 2, 0), 3)]
-    return len(units) >= min_units and len(set(units)) <= max_distinct * len(units)
+def looping(hyp: str) -> bool:
+    """Whether a hypothesis is a loop (:func:`bayling.lid.is_loop`, the rule the reward's loop gate uses)."""
+    from bayling.lid import is_loop
+
+    return is_loop(hyp)
 
 
 def system_files(sys_dir: Path, direction: str) -> list[Path]:

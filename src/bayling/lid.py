@@ -691,6 +691,18 @@ def is_copy(output: str, source: str, threshold: float = COPY_CHRF) -> bool:
     return copy_score(output, source) >= threshold
 
 
+def is_loop(output: str, min_units: int = 12, max_distinct: float = 0.3) -> bool:
+    """Whether ``output`` is a loop: at least ``min_units`` words (character trigrams for text written without
+    spaces) of which at most ``max_distinct`` are distinct. A sentence repeats few words (its distinct share is
+    ~0.7-0.9); "àwọn àwọn àwọn ..." passes language ID as Yoruba and earns chrF++ while saying nothing, which a
+    reward stage learns to exploit (measured: DPO on gated pairs raised loops into low-resource targets from
+    26.7 to 40.7 % of outputs, ``bench/results/rec_offline_e3_tiers.json``)."""
+    units = output.split()
+    if len(units) < min_units:
+        units = [output[i : i + 3] for i in range(0, max(len(output) - 2, 0), 3)]
+    return len(units) >= min_units and len(set(units)) <= max_distinct * len(units)
+
+
 def copy_flags(hyps: Sequence[str], sources: Sequence[str], threshold: float = COPY_CHRF) -> list[bool]:
     """:func:`is_copy` per (output, source) pair."""
     return [is_copy(h, s, threshold) for h, s in zip(hyps, sources, strict=True)]

@@ -45,6 +45,38 @@ def test_length_penalty_costs_log_ratio():
     assert plain.value - penalised.value == pytest.approx(0.1 * math.log(plain.length_ratio), abs=1e-4)
 
 
+# outputs of the DPO-tuned Gemma-3-270M into Yoruba (runs of bench/results/rec_offline_e3.json): language ID says
+# Yoruba, so the language gate pays them their chrF++
+YOR_LOOP = "Ogunle bi jẹ́ ti ógun ti ógun ti ógun ti ógun ti ógun ti ógun ti ógun ti ógun ti ógun ti ógun ti ógun ti"
+YOR_SRC = "Over four million people went to Rome to attend the funeral."
+YOR_REF = "Ó kọjá èyan milionu mẹ́rin tó lọsí Romu fún ìsìnkú náà."
+
+
+def test_loop_gate_zeroes_a_loop_that_passes_language_id_and_only_when_asked():
+    plain, gated = (
+        translation_rewards([YOR_LOOP], [YOR_REF], [YOR_SRC], ["yor_Latn"], RewardSpec(gate_loops=g))[0]
+        for g in (False, True)
+    )
+    assert not plain.off_target and not plain.gated and plain.value > 0.03  # the metric pays the loop
+    assert gated.loop and gated.gated and gated.value == 0.0 and gated.chrf == plain.chrf
+    good = translation_rewards([JAV_CLOSE], [JAV], [ENG], ["jav_Latn"], RewardSpec(gate_loops=True))[0]
+    assert not good.loop and good.value > 0.3  # a sentence is not a loop
+
+
+def test_sampled_pairs_reject_a_loop_first_with_the_loop_gate():
+    from bayling.train.preference import rank_samples
+
+    item = {"prompt": [{"role": "user", "content": "x"}], "reference": YOR_REF, "source": YOR_SRC, "tgt": "yor_Latn"}
+    stuck = YOR_REF + " náà" * 30  # a good start, then one word over and over ("Omo nawo nawo nawo ...")
+    short = "Ó lọ sí Romu."
+    # without the gate the loop out-scores the short answer: it is the "best" sample and the short one is rejected
+    plain = rank_samples(item, [stuck, short], chosen="best")
+    assert (plain["chosen"], plain["rejected"]) == (stuck, short)
+    pair = rank_samples(item, [stuck, short], chosen="best", spec=RewardSpec(gate_loops=True))
+    assert (pair["chosen"], pair["rejected"]) == (short, stuck) and pair["rejected_loop"]
+    assert not pair["rejected_off_target"] and not pair["rejected_copy"]
+
+
 def test_reward_gate_is_the_evaluations_rule_on_flores(shared_data_dir):
     """On FLORES sentences: a reward is 0 exactly where the evaluation counts off-target or copy."""
     from bayling.lid import copy_flags, off_target_rates

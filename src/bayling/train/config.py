@@ -86,6 +86,10 @@ class PreferenceConfig:
     chosen: str = "reference"
     """With ``pairs: sampled``: ``reference`` or ``best`` (the best sample the gate lets through, the reference when
     none does or when it scores no better than the rejected one)."""
+    gate_loops: bool = False
+    """With ``pairs: sampled``: a looping sample (:func:`bayling.lid.is_loop`) is gated like an off-target one, so
+    it is rejected first and never chosen (measured without it: DPO on gated pairs raised loops into low-resource
+    targets, ``bench/results/rec_offline_e3_tiers.json``)."""
 
 
 @dataclass
@@ -123,6 +127,9 @@ class RewardConfig:
     """CometKiwi ``checkpoints/model.ckpt`` mixed into the reward; None = not used."""
     comet_weight: Fraction = 0.5
     """Weight of the COMET/CometKiwi mean against chrF++ when a checkpoint is given."""
+    gate_loops: bool = False
+    """Also zero the reward of an output that loops (:func:`bayling.lid.is_loop`): a loop in the target language
+    passes the language gate. Off by default (the measured runs gated off-target answers and copies only)."""
 
 
 @dataclass
@@ -222,7 +229,7 @@ class TrainConfig:
             )
         from bayling.train.reward import RewardSpec
 
-        RewardSpec(rc.length_penalty, rc.comet_model, rc.cometkiwi_model, rc.comet_weight)  # checks the ranges
+        RewardSpec(rc.length_penalty, rc.comet_model, rc.cometkiwi_model, rc.comet_weight, rc.gate_loops)  # ranges
         from bayling.languages import expand_languages
 
         rc.targets = expand_languages(rc.targets) if rc.targets else []

@@ -94,7 +94,8 @@ def rank_samples(
 ) -> dict[str, Any] | None:
     """One pair from a request's samples, ranked by the gated reward (:func:`bayling.train.reward.translation_rewards`).
 
-    Rejected: the first off-target or copied sample, else the lowest-scoring one. Chosen: the reference, or with
+    Rejected: the first off-target or copied sample (or looping, with ``spec.gate_loops``), else the lowest-scoring
+    one. Chosen: the reference, or with
     ``chosen="best"`` the best sample the gate lets through when it beats the rejected one (else the reference).
     None when nothing differs from the chosen answer. The pair keeps the rejected sample's verdicts
     (``rejected_off_target``, ``rejected_copy``) and both rewards, for the stage summary.
@@ -119,6 +120,7 @@ def rank_samples(
         "rejected_reward": rewards[bad].value,
         "rejected_off_target": rewards[bad].off_target,
         "rejected_copy": rewards[bad].copy,
+        "rejected_loop": rewards[bad].loop,
     }
 
 
@@ -140,9 +142,10 @@ def sample_pairs(
     engine = _engine(model_path, adapter, chat_format, device, dtype, trust_remote_code)
     params = GenerationParams(max_new_tokens=pc.max_new_tokens, temperature=pc.temperature, seed=seed)
     flat = engine.generate([it["prompt"] for it in items for _ in range(pc.samples)], params)
+    spec = RewardSpec(gate_loops=pc.gate_loops)
     pairs = []
     for k, it in enumerate(items):
-        pair = rank_samples(it, flat[k * pc.samples : (k + 1) * pc.samples], pc.chosen)
+        pair = rank_samples(it, flat[k * pc.samples : (k + 1) * pc.samples], pc.chosen, spec)
         if pair is not None:
             pairs.append(pair)
     return pairs
@@ -257,6 +260,7 @@ def run_preference(
         pairs=len(pairs),
         rejected_off_target=sum(bool(p.get("rejected_off_target")) for p in pairs),
         rejected_copy=sum(bool(p.get("rejected_copy")) for p in pairs),
+        rejected_loop=sum(bool(p.get("rejected_loop")) for p in pairs),
         pairs_file=str(pc.data or pairs_file),
         fingerprint=fp,
         final_reward_accuracy=last.get("rewards/accuracies"),

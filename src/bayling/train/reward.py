@@ -10,6 +10,8 @@ A request's reward (0..1):
 
 * 0 when the output is ``off`` under :data:`bayling.lid.OFF_TARGET` or a copy of the source
   (:func:`bayling.lid.is_copy`); ``unknown`` (too little evidence) is not gated, as it is not counted off-target;
+  with ``gate_loops``, also 0 when the output is a loop (:func:`bayling.lid.is_loop`): a loop in the target
+  language passes the language gate and earns chrF++ for its names and script;
 * else sentence chrF++ against the reference (sacreBLEU ``CHRF(word_order=2)``), optionally mixed with the mean of
   COMET and CometKiwi segment scores (``comet_weight``), minus ``length_penalty`` x ``|ln(len(output)/len(ref))|``
   (a guard against the over- and under-translation metric rewards invite), floored at 0.
@@ -59,6 +61,9 @@ class RewardSpec:
     """A CometKiwi ``checkpoints/model.ckpt`` (reference-free); None = not used."""
     comet_weight: float = 0.5
     """Weight of the COMET/CometKiwi mean against chrF++ when a checkpoint is given."""
+    gate_loops: bool = False
+    """Also zero the reward of a loop (:func:`bayling.lid.is_loop`). Off by default: the measured runs gated
+    off-target answers and copies only (``bench/results/rec_grpo.json``, ``rec_offline*.json``)."""
 
     def __post_init__(self) -> None:
         if self.length_penalty < 0:
@@ -79,11 +84,13 @@ class Reward:
     length_ratio: float
     comet: float | None = None
     """Mean COMET/CometKiwi segment score (0-100) when a checkpoint is given."""
+    loop: bool = False
+    """A loop that the gate zeroed (only with :attr:`RewardSpec.gate_loops`)."""
 
     @property
     def gated(self) -> bool:
-        """Whether the gate zeroed the reward (off-target or copy)."""
-        return self.off_target or self.copy
+        """Whether the gate zeroed the reward (off-target, copy, or a gated loop)."""
+        return self.off_target or self.copy or self.loop
 
 
 def gate_verdicts(hyps: Sequence[str], sources: Sequence[str], tgts: Sequence[str]) -> list[tuple[bool, bool]]:
@@ -137,6 +144,8 @@ def translation_rewards(
     """The reward of each output (see the module docstring) with its parts."""
     import sacrebleu
 
+    from bayling.lid import is_loop
+
     spec = spec or RewardSpec()
     chrf = sacrebleu.CHRF(word_order=2)
     gates = gate_verdicts(hyps, sources, tgts)
@@ -153,12 +162,13 @@ def translation_rewards(
         c = chrf.sentence_score(h, [r]).score
         ratio = len(h.strip()) / max(1, len(r.strip()))
         off, copy = gates[i]
+        loop = spec.gate_loops and is_loop(h)
         value = c / 100
         if comet[i] is not None:
             value = (1 - spec.comet_weight) * value + spec.comet_weight * comet[i] / 100
         value -= spec.length_penalty * abs(math.log(max(ratio, 1e-3)))
-        value = 0.0 if off or copy or not h.strip() else max(0.0, value)
-        out.append(Reward(round(value, 6), round(c, 2), off, copy, round(ratio, 3), comet[i]))
+        value = 0.0 if off or copy or loop or not h.strip() else max(0.0, value)
+        out.append(Reward(round(value, 6), round(c, 2), off, copy, round(ratio, 3), comet[i], loop))
     return out
 
 
