@@ -21,14 +21,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bayling.lid import is_loop
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def looping(hyp: str) -> bool:
-    """Whether a hypothesis is a loop (:func:`bayling.lid.is_loop`, the rule the reward's loop gate uses)."""
-    from bayling.lid import is_loop
-
-    return is_loop(hyp)
+looping = is_loop
+"""Whether a hypothesis is a loop: :func:`bayling.lid.is_loop`, the rule the reward's loop gate uses."""
 
 
 def system_files(sys_dir: Path, direction: str) -> list[Path]:

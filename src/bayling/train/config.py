@@ -229,7 +229,7 @@ class TrainConfig:
             )
         from bayling.train.reward import RewardSpec
 
-        RewardSpec(rc.length_penalty, rc.comet_model, rc.cometkiwi_model, rc.comet_weight, rc.gate_loops)  # ranges
+        RewardSpec.of(rc)  # checks the ranges
         from bayling.languages import expand_languages
 
         rc.targets = expand_languages(rc.targets) if rc.targets else []

@@ -138,7 +138,7 @@ def run_grpo(
         return done
     clear_output(output)
     items = reward_requests(cfg, data_file, seed)
-    spec = RewardSpec(rc.length_penalty, rc.comet_model, rc.cometkiwi_model, rc.comet_weight, rc.gate_loops)
+    spec = RewardSpec.of(rc)
     tokenizer.chat_template = jinja_template(fmt)  # TRL renders prompts through it: the one prompt format
     args = grpo_args(cfg, stage_dir, device, seed)  # before the model: ZeRO-3 partitions it as it loads
     model = load_stage_output(

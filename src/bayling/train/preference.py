@@ -95,10 +95,10 @@ def rank_samples(
     """One pair from a request's samples, ranked by the gated reward (:func:`bayling.train.reward.translation_rewards`).
 
     Rejected: the first off-target or copied sample (or looping, with ``spec.gate_loops``), else the lowest-scoring
-    one. Chosen: the reference, or with
-    ``chosen="best"`` the best sample the gate lets through when it beats the rejected one (else the reference).
-    None when nothing differs from the chosen answer. The pair keeps the rejected sample's verdicts
-    (``rejected_off_target``, ``rejected_copy``) and both rewards, for the stage summary.
+    one. Chosen: the reference, or with ``chosen="best"`` the best sample the gate lets through when it beats the
+    rejected one (else the reference). None when nothing differs from the chosen answer. The pair keeps the rejected
+    sample's verdicts (``rejected_off_target``, ``rejected_copy``, ``rejected_loop``) and both rewards, for the
+    stage summary.
     """
     samples = [s for s in samples if s.strip()]
     if not samples:

@@ -65,6 +65,18 @@ class RewardSpec:
     """Also zero the reward of a loop (:func:`bayling.lid.is_loop`). Off by default: the measured runs gated
     off-target answers and copies only (``bench/results/rec_grpo.json``, ``rec_offline*.json``)."""
 
+    @classmethod
+    def of(cls, section: Any) -> RewardSpec:
+        """The spec of a ``train.reward`` section (:class:`bayling.train.config.RewardConfig`): one place that
+        carries every reward field, for the config's check and the GRPO stage alike."""
+        return cls(
+            section.length_penalty,
+            section.comet_model,
+            section.cometkiwi_model,
+            section.comet_weight,
+            section.gate_loops,
+        )
+
     def __post_init__(self) -> None:
         if self.length_penalty < 0:
             raise ConfigError(f"train.reward.length_penalty must be >= 0, got {self.length_penalty}")
