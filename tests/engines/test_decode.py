@@ -12,7 +12,7 @@ import pytest
 
 from bayling.engines import GenerationParams
 from bayling.engines import decode as fast_decode
-from bayling.engines.decode import argmax_rows, prefix_groups
+from bayling.engines.decode import ScreenedHead, argmax_rows, prefix_groups
 
 DEMOS = [
     "English: Hello world! How are you?\nGerman: Das Wetter ist heute schön.\n\n"
@@ -68,10 +68,13 @@ def tiny_gemma3(tmp_path_factory):
     return out
 
 
-def _engine(path, decode: str, batch_size: int):
+def _engine(path, decode: str, batch_size: int, screen_head: bool | None = False):
+    """``screen_head`` False by default: the plain float32 output layer, whatever this CPU's bf16 support."""
     from bayling.engines.hf import TransformersEngine
 
-    return TransformersEngine(path, dtype="float32", device="cpu", batch_size=batch_size, decode=decode)
+    engine = TransformersEngine(path, dtype="float32", device="cpu", batch_size=batch_size, decode=decode)
+    engine.screen_head = screen_head
+    return engine
 
 
 def test_prefix_groups_find_each_direction_and_leave_the_rest():
@@ -100,6 +103,43 @@ def test_argmax_rows_equals_argmax_of_the_logits_first_index_on_ties():
     assert argmax_rows(weight, hidden, 64).tolist() == [3] * 20 == (hidden @ weight.t()).argmax(-1).tolist()
 
 
+def test_screened_head_gives_the_float32_argmax_where_bf16_alone_does_not():
+    """Gemma-like states (unit-norm vocabulary rows, two channels far above the rest) aimed at tokens with a
+    near-twin: the bf16 logits' argmax is wrong in half the rows, the screen without its bound in some, the
+    screened head in none; ties go to the first index; non-finite states and rows with too many candidates take
+    the float32 product."""
+    import torch
+
+    torch.manual_seed(0)
+    weight = torch.randn(6000, 48)
+    weight = weight / weight.norm(dim=1, keepdim=True)
+    weight[5000:5100] = weight[4000:4100] + 1e-4 * torch.randn(100, 48)  # near-duplicate tokens: near-ties
+    hidden = torch.randn(256, 48) * 80
+    hidden[:, 7] = 900 * torch.sign(torch.randn(256))
+    hidden[:, 30] = 250.0
+    hidden += 1200 * weight[4000:4100].repeat(3, 1)[:256]
+    want = argmax_rows(weight, hidden)
+    bf16 = (hidden.bfloat16() @ weight.bfloat16().t()).argmax(1)
+    assert int((bf16 != want).sum()) > 100  # bf16 alone
+    unbounded = ScreenedHead(weight, channels=4)
+    unbounded.U = 2.0**-30  # the bound without bf16's rounding: candidates too few
+    assert int((unbounded(hidden) != want).sum()) >= 1
+    head = ScreenedHead(weight, channels=4)
+    for rows in (16, 64, 256):
+        for i in range(0, 256, rows):
+            assert torch.equal(head(hidden[i : i + rows]), want[i : i + rows]), (rows, i)
+    assert 7 in head.split.tolist() and head.fallbacks == 0 and head.rescored >= 256
+    tied = weight.clone()
+    tied[5999] = tied[11]
+    assert ScreenedHead(tied)(tied[11:12].repeat(16, 1) * 50).tolist() == [11] * 16
+    broken = hidden[:16].clone()
+    broken[3, 0] = float("nan")
+    head(broken)
+    assert head.fallbacks == 1
+    flat = torch.zeros(16, 48)  # every logit 0: every token a candidate
+    assert head(flat).tolist() == [0] * 16 and head.fallbacks == 2
+
+
 @pytest.mark.parametrize("model", ["wide_llama", "tiny_gemma3"])
 def test_fast_decode_matches_generate_across_batch_sizes(model, request, monkeypatch):
     path = request.getfixturevalue(model)
@@ -126,6 +166,11 @@ def test_fast_decode_matches_generate_across_batch_sizes(model, request, monkeyp
     # the rows are compacted, and a quarter free starts the next prompts
     twice = GenerationParams(max_new_tokens=24, max_new_tokens_each=limits + limits)
     assert _engine(path, "fast", 20).complete(prompts + prompts, twice, stop=(stop,)) == want_stop + want_stop
+    # the same through the bf16-screened output layer (used from 16 rows up)
+    screened = _engine(path, "fast", 20, screen_head=True)
+    assert screened.complete(prompts + prompts, twice, stop=(stop,)) == want_stop + want_stop
+    head = screened.model.get_output_embeddings().weight._bayling_screen[1]
+    assert head.rescored > 0 and head.fallbacks == 0  # it ran, and screened every step
 
 
 def test_fast_decode_computes_each_shared_prefix_once(wide_llama):

@@ -66,6 +66,7 @@ class TransformersEngine(HFTokenizerEngine):
         self.model = load_model(model_path, dtype, device, adapter, trust_remote_code)
         self.batch_size = batch_size
         self.decode = decode
+        self.screen_head: bool | None = None  # decode.greedy_generate's screen_head (None: where bf16 is native)
         self._lock = threading.Lock()  # one generate() at a time on a shared model
 
     @property
@@ -137,6 +138,7 @@ class TransformersEngine(HFTokenizerEngine):
                     stop,
                     progress,
                     loop_span=params.loop_span,
+                    screen_head=self.screen_head,
                 )
             if stop:
                 kw = {**kw, "stop_strings": list(stop), "tokenizer": self.tokenizer}
