@@ -10,6 +10,9 @@ directions of each group) plus a JSON file, so the README's table is recomputed 
         --arm a=runs/ablation_a --arm b=runs/ablation_b --arm c=runs/flores_alignment \\
         --json bench/results/ablation.json
 
+An arm may name the system it reads (``--arm need=runs/rec_offline:tuned-sft``: the SFT of a run whose ``tuned``
+is a later stage); the default is ``tuned``.
+
 ``--per-direction`` prints instead the README's per-direction table of the first arm (base-fewshot, base-chat when
 ``--base`` scored it, tuned, Δ, tuned off-target / copy)::
 
@@ -89,14 +92,16 @@ def draw_means(system: dict, ks: list[str]) -> list[float]:
     return [sum(system[k]["seeds"][s]["chrf"]["score"] for k in ks) / len(ks) for s in seeds]
 
 
-def check_arm(name: str, arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str]) -> None:
+def check_arm(
+    name: str, arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str], system: str = "tuned"
+) -> None:
     """Refuse an arm that scored other sentences, or with another chrF signature, than the base run."""
     for d in directions:
         a, b = arm[d]["chrf"].get("signature"), base[d]["chrf"].get("signature")
         if a != b:
             raise SystemExit(f"arm {name}: chrF signature differs from the base run's in {d} ({a} vs {b})")
         try:
-            ids = direction_outputs(arm_dir / "eval" / "tuned", d, arm[d])[0]
+            ids = direction_outputs(arm_dir / "eval" / system, d, arm[d])[0]
             base_ids = direction_outputs(base_dir / "eval" / BASE, d, base[d])[0]
         except DataError as e:
             raise SystemExit(f"arm {name}: sentence ids cannot be checked: {e}") from None
@@ -106,10 +111,12 @@ def check_arm(name: str, arm_dir: Path, arm: dict, base_dir: Path, base: dict, d
             )
 
 
-def intervals(arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str]) -> dict:
+def intervals(
+    arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str], system: str = "tuned"
+) -> dict:
     """chrF++ Δ of the arm against the base (mean over its draws) per direction: ``{direction: (Δ, resampled Δ)}``."""
     return {
-        d: compare_direction(arm_dir / "eval" / "tuned", arm[d], base_dir / "eval" / BASE, base[d], d)["chrf"]
+        d: compare_direction(arm_dir / "eval" / system, arm[d], base_dir / "eval" / BASE, base[d], d)["chrf"]
         for d in directions
     }
 
@@ -165,7 +172,13 @@ def per_direction(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", type=Path, required=True, help="run directory that scored base-fewshot")
-    ap.add_argument("--arm", action="append", default=[], help="NAME=RUN_DIR, in table order")
+    ap.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        help="NAME=RUN_DIR[:SYSTEM], in table order (SYSTEM: the run's system to read, default tuned; e.g.\n"
+        "tuned-sft, the SFT of a run with a stage after it)",
+    )
     ap.add_argument("--pivot", default="eng_Latn")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     ap.add_argument("--per-direction", action="store_true", help="one row per direction for the first arm")
@@ -176,19 +189,27 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, dict] = {}
     for spec in args.arm:
         name, _, run = spec.partition("=")
+        system = "tuned"
+        if ":" in run and "/" not in run.rsplit(":", 1)[1]:
+            run, system = run.rsplit(":", 1)
         path = Path(run)
         if not (path / "eval" / "metrics.json").is_file():
             print(f"note: arm {name}: {path}/eval/metrics.json not found, left out", file=sys.stderr)
             continue
-        arms[name], m = load_system(path, "tuned")
-        info[name] = {"name": m.get("name"), "run": str(path), "perplexity": m.get("perplexity", {}).get("tuned", {})}
+        arms[name], m = load_system(path, system)
+        info[name] = {
+            "name": m.get("name"),
+            "run": str(path),
+            "system": system,
+            "perplexity": m.get("perplexity", {}).get(system, {}),
+        }
     directions = [d for d in base if all(d in a for a in arms.values())]
     if not directions:
         raise SystemExit("no direction scored by the base and every arm")
     deltas = {}
     for a in arms:
-        check_arm(a, Path(info[a]["run"]), arms[a], args.base, base, directions)
-        deltas[a] = intervals(Path(info[a]["run"]), arms[a], args.base, base, directions)
+        check_arm(a, Path(info[a]["run"]), arms[a], args.base, base, directions, info[a]["system"])
+        deltas[a] = intervals(Path(info[a]["run"]), arms[a], args.base, base, directions, info[a]["system"])
     n = base_metrics.get("sentences_per_direction")
     if args.per_direction:
         first = next(iter(arms))

@@ -27,6 +27,11 @@ Run as::
     python bench/eval_throughput.py --adapter runs/quickstart/train/final --sentences 24   # + the tuned model
     python bench/eval_throughput.py --model DIR --attn eager                               # also: eager attention
     python bench/eval_throughput.py --fast-batch-sizes 64,128 --llamacpp embedded,/tmp/gemma-3-270m-f32.gguf
+    python bench/eval_throughput.py --batch-size 64 --loop-spans 32 --screen    # + the bf16-screened output layer
+
+``--screen`` runs each fast path again through :class:`bayling.engines.decode.ScreenedHead` (the default where the
+CPU multiplies bf16 natively; every other path here runs the float32 output layer) and counts the hypotheses that
+differ from the same path without it.
 
 An F32 GGUF of the embedded model for the llama.cpp comparison at the same precision: llama.cpp's
 ``convert_hf_to_gguf.py MODEL_DIR --outtype f32`` (bayling caches it beside ``convert_lora_to_gguf.py``).
@@ -73,12 +78,14 @@ def run_path(
     attn: str,
     batch_size: int,
     loop_span: int = 0,
+    screen: bool = False,
 ) -> dict[str, Any]:
     """Translate the slice on one path; hypotheses, wall seconds and counted FLOPs."""
     from bayling.evaluate.translation import translate
 
     engine.decode = decode
     engine.batch_size = batch_size
+    engine.screen_head = screen
     engine.model.set_attn_implementation(attn)
     counter = LinearFlops(engine.model)
     t0 = time.perf_counter()
@@ -93,6 +100,7 @@ def run_path(
         "length_rule": list(rule) if rule else None,
         "attn": attn,
         "loop_span": loop_span,
+        "screen_head": screen and decode == "fast",
         "seconds": round(wall, 2),
         "hypotheses": n,
         "hypotheses_per_s": round(n / wall, 4),
@@ -202,6 +210,12 @@ def main() -> None:
         help="eval.translation.loop_span values to also run on the new path (at every batch size), e.g. 32,24;\n"
         "each is compared with the new path without it at the same batch size",
     )
+    p.add_argument(
+        "--screen",
+        action="store_true",
+        help="also run every fast path through the bf16-screened output layer (decode.ScreenedHead; other paths\n"
+        "run the float32 product) and count the hypotheses that differ from the same path without it",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
         "--llamacpp",
@@ -253,6 +267,25 @@ def main() -> None:
                 path = run_path(engine, bitexts, shots, "fast", rule, a.max_new_tokens, default_attn, size, span)
                 path["vs_fast_without_loop_span"] = loop_effect(bitexts, ref, path)
                 paths.append(path)
+        if a.screen:
+            for ref in [p for p in paths if p["decode"] == "fast" and p["attn"] == default_attn]:
+                path = run_path(
+                    engine,
+                    bitexts,
+                    shots,
+                    "fast",
+                    rule,
+                    a.max_new_tokens,
+                    default_attn,
+                    ref["batch_size"],
+                    ref["loop_span"],
+                    screen=True,
+                )
+                path["vs_same_path_unscreened"] = {
+                    **compare(ref["hyps"], path["hyps"]),
+                    "speedup_hypotheses_per_s": round(path["hypotheses_per_s"] / ref["hypotheses_per_s"], 2),
+                }
+                paths.append(path)
         old = paths[0]
         for path in paths:
             path["speedup_hypotheses_per_s"] = round(path["hypotheses_per_s"] / old["hypotheses_per_s"], 2)
@@ -263,7 +296,8 @@ def main() -> None:
         del engine
         for path in paths:
             print(
-                f"{name:13s} {path['decode']:8s} {path['attn']:6s} b{path['batch_size']:<4d} {path['seconds']:8.1f} s  "
+                f"{name:13s} {path['decode']:8s}{'+screen' if path['screen_head'] else '':7s} {path['attn']:6s} "
+                f"b{path['batch_size']:<4d} loop{path['loop_span']:<3d} {path['seconds']:8.1f} s  "
                 f"{path['hypotheses_per_s']:.3f} hyp/s (x{path['speedup_hypotheses_per_s']:.2f})  "
                 f"{path['output_tokens_per_s']:.1f} out tok/s  {path['linear_gflop_per_s']:.1f} GFLOP/s "
                 f"({100 * path['fraction_of_matmul_peak']:.0f} % of {peak:.0f})  identical "

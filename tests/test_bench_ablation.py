@@ -194,3 +194,27 @@ def test_refuses_an_arm_with_another_chrf_signature(tmp_path):
     arm = _run(tmp_path, "a", "tuned", outputs, sig=SIG.replace("nw:2", "nw:0"))
     with pytest.raises(SystemExit, match=r"^arm a: chrF signature differs from the base run's in eng_Latn-deu_Latn"):
         _script().main(["--base", str(base), "--arm", f"a={arm}"])
+
+
+def test_an_arm_can_name_the_system_it_reads(tmp_path):
+    """``NAME=RUN:tuned-sft`` reads a run's SFT (a run whose ``tuned`` is a later stage), its outputs and perplexity;
+    the same run without the suffix reads ``tuned``; a system the run lacks is named."""
+    base = _base(tmp_path)
+    sft = {d: [good(REFS)] for d in ("eng_Latn-deu_Latn", "deu_Latn-eng_Latn", "eng_Latn-yor_Latn")}
+    arm = _run(tmp_path, "rec", "tuned-sft", sft)
+    later = _run(tmp_path / "later", "rec", "tuned", {d: [half(REFS)] for d in sft})
+    metrics = json.loads((arm / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    metrics["systems"]["tuned"] = json.loads((later / "eval" / "metrics.json").read_text())["systems"]["tuned"]
+    metrics["perplexity"] = {"tuned-sft": {"eng_Latn": {"perplexity": 30.0}}}
+    (arm / "eval" / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    for d in sft:  # the later stage's outputs beside the SFT's
+        _rows(arm / "eval" / "tuned", d, half(REFS), IDS)
+    out = tmp_path / "t.json"
+    argv = ["--base", str(base), "--arm", f"sft={arm}:tuned-sft", "--arm", f"later={arm}", "--json", str(out)]
+    assert _script().main(argv) == 0
+    table = json.loads(out.read_text(encoding="utf-8"))
+    assert table["arms"]["sft"]["system"] == "tuned-sft" and table["arms"]["later"]["system"] == "tuned"
+    assert table["arms"]["sft"]["perplexity"] == {"eng_Latn": {"perplexity": 30.0}}
+    assert table["wins_vs_fewshot"] == {"sft": 3, "later": 0}
+    with pytest.raises(SystemExit, match="no system 'base-chat'"):
+        _script().main(["--base", str(base), "--arm", f"x={arm}:base-chat"])
