@@ -19,6 +19,7 @@ a progress bar, and taken from the cache afterwards; offline (``--offline``, ``B
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -550,6 +551,19 @@ def pick_device(device: str = "auto") -> str:
         return device
     torch = require("torch", "train")
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX, oneDNN's ``bf16 supported``): without it a
+    bf16 matrix product is emulated, ~200x slower than float32 on an AVX2 EPYC
+    (``bench/results/bf16_matmul_cpu.json``). Training then runs in float32 (``train.loss.fast_bf16_matmul``) and
+    greedy decoding keeps the float32 output layer (``engines.decode.ScreenedHead`` is not used)."""
+    torch = require("torch", "train")
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def torch_dtype(name: str) -> Any:

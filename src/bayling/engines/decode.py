@@ -157,17 +157,6 @@ SCREEN_MAX_CANDIDATES = 64
 float32 product instead (measured on Gemma-3-270M's 5-shot states: 3.8 on average, 137 at most)."""
 
 
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): elsewhere bf16 products are emulated and
-    slower than float32, and :class:`ScreenedHead` is not used."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 class ScreenedHead:
     """The float32 greedy token of each row (``argmax_rows(weight, hidden)``), found through a bf16 product.
 
@@ -213,10 +202,9 @@ class ScreenedHead:
         lo = (w[:, self.split] - c[:, self.split].float()).to(torch.bfloat16)
         self.low = torch.cat([c, c[:, self.split], lo], dim=1).contiguous()  # [vocab, d + 2 channels]
         self.rest = rest
-        norms = w.norm(dim=1)
         self.w_rest = float(w[:, rest].norm(dim=1).max()) * 1.0001 if rest.any() else 0.0
         self.w_split = float(w[:, self.split].norm(dim=1).max()) * 1.0001
-        self.w_all = float(norms.max()) * 1.0001
+        self.w_all = float(w.norm(dim=1).max()) * 1.0001
         self.terms = self.low.shape[1]
 
     def __call__(self, hidden: Any) -> Any:
@@ -257,8 +245,9 @@ class ScreenedHead:
         exact = (self.weight[tokens] * hidden[rows]).sum(1)
         n = hidden.shape[0]
         top = torch.full((n,), float("-inf"), dtype=exact.dtype).scatter_reduce(0, rows, exact, "amax")
+        best_rows = exact == top[rows]
         first = torch.full((n,), self.weight.shape[0], dtype=tokens.dtype)
-        return first.scatter_reduce(0, rows[exact == top[rows]], tokens[exact == top[rows]], "amin")
+        return first.scatter_reduce(0, rows[best_rows], tokens[best_rows], "amin")
 
 
 def _screen_for(weight: Any) -> ScreenedHead:
@@ -275,7 +264,8 @@ def _screen_for(weight: Any) -> ScreenedHead:
 class _NextTokens:
     """The greedy next token of each row from one forward pass: ``model(...)``'s logits' ``argmax``, or, on a CPU
     for a model whose head is a plain linear layer (:data:`_PLAIN_HEADS`), the decoder's last hidden state through
-    :func:`argmax_rows` (the logits never exist)."""
+    :func:`argmax_rows` (the logits never exist), or, from :data:`HEAD_MIN_ROWS` rows up where ``screen`` holds
+    (default: where the CPU multiplies bf16 natively), through :class:`ScreenedHead`."""
 
     def __init__(self, model: Any, screen: bool | None = None) -> None:
         import torch
@@ -296,6 +286,8 @@ class _NextTokens:
         self.decoder = model.get_decoder() if self.fused else model
         self.cache_kw = _cache_kwarg(self.decoder)
         if screen is None:  # auto: where the bf16 product is native (elsewhere it is slower than float32)
+            from bayling.models import native_bf16
+
             screen = native_bf16()
         self.screen = (
             _screen_for(head.weight) if screen and self.fused and head.weight.dtype == torch.float32 else None

@@ -44,19 +44,14 @@ def chunk_tokens(vocab: int, budget: int = LOGITS_BUDGET) -> int:
     return max(1, budget // vocab)
 
 
-@functools.cache
-def _cpu_bf16() -> bool:
-    import torch
-
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
 def fast_bf16_matmul(device: Any) -> bool:
     """Whether bf16 matrix products run at speed on ``device``: always on a GPU; on a CPU only with native bf16
     instructions (AVX512-BF16/AMX, oneDNN's ``bf16 supported``). Without them the head's ``[32, 262144] @ [262144,
     640]`` product took 27.8 s in bf16 against 0.13 s in fp32 (an AVX2 AMD EPYC, 2 cores;
     ``bench/results/bf16_matmul_cpu.json``), so the head then computes in fp32: the same loss to rounding."""
-    return device.type != "cpu" or _cpu_bf16()
+    from bayling.models import native_bf16
+
+    return device.type != "cpu" or native_bf16()
 
 
 def _head_tiles(
