@@ -5,6 +5,8 @@ pairs. ``configs/experiments/ablation_{a,b,c}.yaml`` spend the same token budget
 (c) + cross-lingual instructions and are scored on the same held-out FLORES articles; this script reads their
 ``eval/metrics.json`` and prints one Markdown table (means of chrF++, off-target and copy rates over the
 directions of each group) plus a JSON file, so the README's table is recomputed from the runs, never by hand.
+The table itself is :mod:`bayling.evaluate.ablation`'s, which ``bayling run``'s ``ablation`` stage also writes for
+the arms of one run; this script compares runs made apart.
 
     python bench/ablation_table.py --base runs/flores_alignment \\
         --arm a=runs/ablation_a --arm b=runs/ablation_b --arm c=runs/flores_alignment \\
@@ -39,90 +41,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from bayling.errors import DataError  # noqa: E402
-from bayling.evaluate.significance import (  # noqa: E402
-    compare_direction,
-    counts_text,
-    direction_outputs,
-    interval_text,
-    summarize,
+from bayling.evaluate.ablation import (  # noqa: E402
+    BASE,
+    Arm,
+    compare,
+    draw_means,
+    fmt,
+    mean,
+    render,
+    to_json,
 )
+from bayling.evaluate.significance import counts_text, interval_text, summarize  # noqa: E402
 from bayling.languages import get_language  # noqa: E402
-
-BASE = "base-fewshot"
-
-
-def load_system(run: Path, system: str) -> tuple[dict, dict]:
-    """``systems.<system>`` of ``run/eval/metrics.json`` (``{direction: {chrf, off_target, copy, ...}}``, the
-    ``average`` row left out), and the whole metrics for the run-level fields."""
-    metrics = json.loads((run / "eval" / "metrics.json").read_text(encoding="utf-8"))
-    if system not in metrics.get("systems", {}):
-        raise SystemExit(
-            f"{run}/eval/metrics.json: no system {system!r} (has {', '.join(metrics.get('systems', {}))})"
-        )
-    return {d: v for d, v in metrics["systems"][system].items() if "-" in d}, metrics
-
-
-def groups(directions: list[str], pivot: str) -> list[tuple[str, list[str]]]:
-    """(name, directions) per tier and side of the pivot, then all directions: the README's rows."""
-    rows = []
-    for tier in ("high", "medium", "low"):
-        for side in ("out", "in"):
-            ks = []
-            for d in directions:
-                src, tgt = d.split("-")
-                other = tgt if src == pivot else src
-                if get_language(other).tier == tier and (src == pivot) == (side == "out"):
-                    ks.append(d)
-            if ks:
-                arrow = "en→X" if side == "out" else "X→en"
-                rows.append((f"{arrow}, {tier}", ks))
-    rows.append((f"all {len(directions)}", directions))
-    return rows
-
-
-def mean(system: dict, ks: list[str], key: str) -> float | None:
-    """Mean of chrF++ or a rate over ``ks``; None when a run did not record ``key`` (e.g. ``unknown``)."""
-    vals = [system[k]["chrf"]["score"] if key == "chrf" else system[k].get(key) for k in ks]
-    return None if any(v is None for v in vals) else sum(vals) / len(vals)
-
-
-def draw_means(system: dict, ks: list[str]) -> list[float]:
-    """chrF++ over ``ks`` of each demonstration draw (empty for a single draw)."""
-    seeds = system[ks[0]].get("seeds") or {}
-    return [sum(system[k]["seeds"][s]["chrf"]["score"] for k in ks) / len(ks) for s in seeds]
-
-
-def check_arm(
-    name: str, arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str], system: str = "tuned"
-) -> None:
-    """Refuse an arm that scored other sentences, or with another chrF signature, than the base run."""
-    for d in directions:
-        a, b = arm[d]["chrf"].get("signature"), base[d]["chrf"].get("signature")
-        if a != b:
-            raise SystemExit(f"arm {name}: chrF signature differs from the base run's in {d} ({a} vs {b})")
-        try:
-            ids = direction_outputs(arm_dir / "eval" / system, d, arm[d])[0]
-            base_ids = direction_outputs(base_dir / "eval" / BASE, d, base[d])[0]
-        except DataError as e:
-            raise SystemExit(f"arm {name}: sentence ids cannot be checked: {e}") from None
-        if ids != base_ids:
-            raise SystemExit(
-                f"arm {name}: sentence ids differ from the base run's in {d} ({len(ids)} vs {len(base_ids)})"
-            )
-
-
-def intervals(
-    arm_dir: Path, arm: dict, base_dir: Path, base: dict, directions: list[str], system: str = "tuned"
-) -> dict:
-    """chrF++ Δ of the arm against the base (mean over its draws) per direction: ``{direction: (Δ, resampled Δ)}``."""
-    return {
-        d: compare_direction(arm_dir / "eval" / system, arm[d], base_dir / "eval" / BASE, base[d], d)["chrf"]
-        for d in directions
-    }
-
-
-def fmt(v: float | None, unit: str = "") -> str:
-    return "n/a" if v is None else f"{v:.1f}{unit}"
 
 
 def per_direction(
@@ -184,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-direction", action="store_true", help="one row per direction for the first arm")
     args = ap.parse_args(argv)
 
-    base, base_metrics = load_system(args.base, BASE)
-    arms: dict[str, dict] = {}
-    info: dict[str, dict] = {}
+    arms = []
     for spec in args.arm:
         name, _, run = spec.partition("=")
         system = "tuned"
@@ -196,76 +124,21 @@ def main(argv: list[str] | None = None) -> int:
         if not (path / "eval" / "metrics.json").is_file():
             print(f"note: arm {name}: {path}/eval/metrics.json not found, left out", file=sys.stderr)
             continue
-        arms[name], m = load_system(path, system)
-        info[name] = {
-            "name": m.get("name"),
-            "run": str(path),
-            "system": system,
-            "perplexity": m.get("perplexity", {}).get(system, {}),
-        }
-    directions = [d for d in base if all(d in a for a in arms.values())]
-    if not directions:
-        raise SystemExit("no direction scored by the base and every arm")
-    deltas = {}
-    for a in arms:
-        check_arm(a, Path(info[a]["run"]), arms[a], args.base, base, directions, info[a]["system"])
-        deltas[a] = intervals(Path(info[a]["run"]), arms[a], args.base, base, directions, info[a]["system"])
-    n = base_metrics.get("sentences_per_direction")
+        arms.append(Arm(name, path, system))
+    try:
+        table = compare(args.base, arms, args.pivot)
+    except DataError as e:
+        raise SystemExit(str(e)) from None
     if args.per_direction:
-        first = next(iter(arms))
-        per_direction(base, base_metrics, arms[first], directions, args.pivot, deltas[first])
+        first = next(iter(table.arms))
+        per_direction(
+            table.base, table.base_metrics, table.arms[first], table.directions, args.pivot, table.deltas[first]
+        )
         return 0
-
-    names = list(arms)
-    head = ["group", "directions", f"chrF++ {BASE}"] + [f"chrF++ ({a})" for a in names]
-    head += [f"Δ ({a}) [95 % CI]" for a in names]
-    head += [f"{k} " + " / ".join(f"({a})" for a in names) for k in ("off-target", "LID unknown", "copy")]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    table = []
-    for gname, ks in groups(directions, args.pivot):
-        row = {"group": gname, "directions": len(ks), BASE: {"chrf": round(mean(base, ks, "chrf"), 2)}}
-        draws = draw_means(base, ks)
-        if draws:
-            row[BASE] |= {"min": round(min(draws), 2), "max": round(max(draws), 2)}
-        cells = [gname, str(len(ks)), f"{row[BASE]['chrf']:.1f}"]
-        if draws:
-            cells[-1] += f" ({min(draws):.1f}–{max(draws):.1f})"
-        for a in names:
-            vals = {k: mean(arms[a], ks, k) for k in ("chrf", "off_target", "unknown", "copy")}
-            row[a] = {k: None if v is None else round(v, 2) for k, v in vals.items()}
-            row[a]["delta"] = summarize({d: {"chrf": deltas[a][d]} for d in ks}, ["chrf"])["average"]["chrf"]
-        table.append(row)
-        cells += [f"{row[a]['chrf']:.1f}" for a in names]
-        cells += [interval_text(row[a]["delta"]) for a in names]
-        for k in ("off_target", "unknown", "copy"):
-            cells += [" / ".join(fmt(row[a][k], " %") for a in names)]
-        print("| " + " | ".join(cells) + " |")
-    counts = {a: summarize({d: {"chrf": deltas[a][d]} for d in directions}, ["chrf"])["counts"]["chrf"] for a in names}
-    seeds = base_metrics.get("prompts", {}).get(BASE, {}).get("seeds")
-    print(f"\n{n} sentences per direction; chrF++ signature {base[directions[0]]['chrf']['signature']}")
-    if seeds:
-        print(f"{BASE}: mean over demonstration seeds {', '.join(map(str, seeds))} (min–max of the draws in brackets)")
-    print("Δ: 95 % paired bootstrap interval (sacreBLEU's resamples, 1000, seed 12345); *: excludes 0")
-    for a in names:
-        print(counts_text(counts[a], f"chrF++ ({a})", BASE))
-    for a in names:
-        ppl = {lang: v.get("perplexity") for lang, v in info[a]["perplexity"].items()}
-        if ppl:
-            print(f"perplexity after ({a}): " + ", ".join(f"{k} {v:.1f}" for k, v in ppl.items() if v is not None))
+    print(render(table))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        out = {
-            "sentences_per_direction": n,
-            "directions": directions,
-            "base": {"name": base_metrics.get("name"), "run": str(args.base), "system": BASE, "seeds": seeds},
-            "rows": table,
-            "wins_vs_fewshot": {a: c["wins"] for a, c in counts.items()},
-            "significant_wins_vs_fewshot": {a: c["significant_wins"] for a, c in counts.items()},
-            "significant_losses_vs_fewshot": {a: c["significant_losses"] for a, c in counts.items()},
-            "arms": info,
-        }
-        args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(to_json(table), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 
 

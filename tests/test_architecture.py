@@ -5,8 +5,9 @@
   imports no stage.
 * **stages**: ``bayling.data``, ``bayling.train``, ``bayling.evaluate``, ``bayling.serve``. Each imports the
   floor and itself only, never another stage.
-* **top**: ``bayling.pipeline`` and ``bayling.cli``, which compose the stages, and ``bayling.card`` (the model card
-  the pipeline and ``bayling push`` write from a whole run).
+* **top**: ``bayling.pipeline`` and ``bayling.cli``, which compose the stages, ``bayling.ablation`` (arms of a
+  run, each a run of the pipeline) and ``bayling.card`` (the model card the pipeline and ``bayling push`` write
+  from a whole run).
 
 Imports are read with :mod:`ast`, including those inside functions (a lazy import is still a dependency);
 imports under ``if TYPE_CHECKING:`` are annotations only and not counted between layers. Inside a stage they
@@ -24,7 +25,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 STAGES = ("data", "train", "evaluate", "serve")
-TOP = ("pipeline", "cli", "card")
+TOP = ("pipeline", "cli", "card", "ablation")
 
 
 def _module_name(path: Path) -> str:

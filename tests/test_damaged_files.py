@@ -75,6 +75,27 @@ def test_a_valid_metrics_file_is_reported(tmp_path):
     assert Path(page).is_file()
 
 
+def test_the_eval_stages_counts_and_rates_are_reported_and_a_bare_score_is_not(tmp_path):
+    """Before: every metrics.json the eval stage writes (``n``, ``off_target``, ``copy`` are numbers) was refused
+    by ``bayling eval report`` as damaged."""
+    from bayling.evaluate.report import rebuild_report
+
+    d = _metrics_dir(tmp_path)
+    metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+    scores = metrics["systems"]["tuned"]["eng_Latn-deu_Latn"]
+    scores |= {"n": 1, "off_target": 0.0, "unknown": None, "copy": 0.0, "seeds": {"0": {"chrf": {"score": 2.0}}}}
+    (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    assert Path(rebuild_report(d)[1]).is_file()
+    scores["chrf"] = 2.0
+    (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    with pytest.raises(DataError, match=r"systems\.tuned\.eng_Latn-deu_Latn\.chrf: expected an object"):
+        rebuild_report(d)
+    scores["chrf"], scores["n"] = {"score": 2.0, "signature": "s"}, "one"
+    (d / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    with pytest.raises(DataError, match=r"eng_Latn-deu_Latn\.n: expected a number"):
+        rebuild_report(d)
+
+
 def test_a_bug_on_a_valid_metrics_file_is_not_blamed_on_the_file(tmp_path, monkeypatch):
     """Before: any KeyError/TypeError/ValueError while rendering became 'not a metrics.json written by bayling'."""
     from bayling.evaluate import report

@@ -1,4 +1,4 @@
-"""``bayling run``: data -> train -> eval -> chat as cached stages in one run directory.
+"""``bayling run``: data -> train -> eval -> (ablation) -> chat as cached stages in one run directory.
 
 :class:`RunConfig` composes the stages' config sections. Each stage is one call of its package's entry point
 (:func:`bayling.data.build`, :func:`bayling.train.train`, :func:`bayling.evaluate.evaluate`, then a chat turn
@@ -7,7 +7,9 @@ what the next needs and what is printed, so nothing just written is read back. A
 ``_stage.json`` marker holding a fingerprint of everything it depends on (its config section, the model, the
 seed and the upstream fingerprints; :mod:`bayling.digest`, :mod:`bayling.resume`). Re-running skips stages
 whose fingerprint is unchanged, so an interrupted run resumes at the first unfinished stage and changing
-``eval.*`` never retrains. The resolved config, the seed and a log are written beside the stages.
+``eval.*`` never retrains. The resolved config, the seed and a log are written beside the stages. The
+``ablation`` stage, run only when listed, runs the run again with a few keys changed per arm, on the same split,
+and compares them (:mod:`bayling.ablation`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bayling.ablation import AblationConfig
 from bayling.card import process_command
 from bayling.config import Seed, save_config, stage_seed, to_dict
 from bayling.data.config import DataConfig
@@ -36,7 +39,7 @@ from bayling.train.config import TrainConfig
 
 log = logging.getLogger("bayling")
 
-STAGES = ("data", "train", "eval", "chat")
+STAGES = ("data", "train", "eval", "ablation", "chat")
 
 
 @dataclass
@@ -57,6 +60,8 @@ class RunConfig:
     chat: ChatConfig = field(default_factory=ChatConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     """How ``bayling serve RUN_DIR`` serves this run's model (``--config`` and overrides still win)."""
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    """Arms compared by the ``ablation`` stage (run when ``stages`` lists it)."""
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir.replace("{name}", self.name))
@@ -73,6 +78,7 @@ def stage_fingerprints(cfg: RunConfig) -> dict[str, str]:
     fp["data"] = fingerprint(cfg.data, name="data", seed=cfg.seed)
     fp["train"] = fingerprint(cfg.train, name="train", model=model, data=fp["data"], seed=cfg.seed)
     fp["eval"] = fingerprint(cfg.eval_section(), name="eval", model=model, train=fp["train"])
+    fp["ablation"] = fingerprint(cfg.ablation, name="ablation", eval=fp["eval"], data=fp["data"])
     fp["chat"] = fingerprint(cfg.chat, name="chat", model=model, train=fp["train"])
     return fp
 
@@ -189,7 +195,15 @@ def preflight(cfg: RunConfig, plan: list[str]) -> None:
                 f"evaluation on trained text: {overlap}; use eval.testset=heldout (or a test set disjoint from "
                 "data.source), or set eval.allow_trained_text=true to score anyway (recorded in metrics.json)"
             )
-    if any(s in plan for s in ("train", "eval", "chat")):
+    if "ablation" in plan:
+        from bayling.ablation import check
+
+        for name, arm in zip(cfg.ablation.arms, check(cfg), strict=True):  # every arm's config, before any work
+            try:
+                check_eval_needs(arm, arm.eval_section())
+            except ConfigError as e:
+                raise ConfigError(f"ablation.arms.{name}: {e}") from None
+    if any(s in plan for s in ("train", "eval", "ablation", "chat")):
         check_model(cfg.model.name_or_path, cfg.model.gguf_file)
 
 
@@ -219,7 +233,12 @@ def run(cfg: RunConfig, stages: list[str] | None = None, force: bool = False, co
     save_config(cfg, run.config)
     _setup_logging(run)
     fps = stage_fingerprints(cfg)
-    funcs = dict(STAGE_FUNCS, train=functools.partial(_stage_train, command=command or process_command()))
+    command = command or process_command()
+    funcs = dict(
+        STAGE_FUNCS,
+        train=functools.partial(_stage_train, command=command),
+        ablation=functools.partial(_stage_ablation, command=command),
+    )
     console.print(f"[bold]bayling run[/bold] {cfg.name} -> {run_dir}  (stages: {', '.join(plan)}, seed {cfg.seed})")
     checked = False
     for stage in plan:
@@ -336,6 +355,12 @@ def _stage_eval(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:
     if cfg.eval.report:
         info["report"] = str(run.report)
     return info
+
+
+def _stage_ablation(cfg: RunConfig, layout: RunLayout, command: str) -> dict[str, Any]:
+    from bayling.ablation import run_ablation
+
+    return run_ablation(cfg, layout, run, stage_fingerprints, command)
 
 
 def _stage_chat(cfg: RunConfig, run: RunLayout) -> dict[str, Any]:

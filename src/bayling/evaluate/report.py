@@ -367,8 +367,40 @@ def _signatures(metrics: dict[str, Any]) -> list[str]:
     return sorted(sigs)
 
 
+def _ablation_section(ab: dict[str, Any]) -> str:
+    """``bayling run``'s ablation table: per group, the base's and every arm's chrF++ and Δ with its interval."""
+    from bayling.evaluate.significance import interval_text
+
+    base = ab["base"]["system"]
+    arms = list(ab.get("arms", {}))
+    header = ["group", "directions", f"chrF++ {base}"] + [f"chrF++ {a}" for a in arms]
+    header += [f"Δ {a} [95 % CI]" for a in arms] + [f"off-target % {a}" for a in arms] + [f"copy % {a}" for a in arms]
+    rows = []
+    for r in ab.get("rows", []):
+        b = r[base]
+        cell = f"{b['chrf']:.1f}" + (f" ({b['min']:.1f}–{b['max']:.1f})" if "min" in b else "")
+        rows.append(
+            [r["group"], r["directions"], cell]
+            + [r[a]["chrf"] for a in arms]
+            + [interval_text(r[a]["delta"]) for a in arms]
+            + [r[a].get("off_target") for a in arms]
+            + [r[a].get("copy") for a in arms]
+        )
+    wins = ", ".join(
+        f"{a}: {ab['wins_vs_fewshot'][a]} ahead ({ab['significant_wins_vs_fewshot'][a]} significantly), "
+        f"{ab['significant_losses_vs_fewshot'][a]} significantly behind"
+        for a in arms
+    )
+    return (
+        f"<h2>Ablation</h2><p>Every arm against {html.escape(base)} on the same {ab.get('sentences_per_direction')} "
+        f"sentences per direction ({html.escape(wins)}).</p>" + _table(header, rows)
+    )
+
+
 def _extra_sections(report: dict[str, Any]) -> list[str]:
     parts = []
+    if report.get("ablation"):
+        parts.append(_ablation_section(report["ablation"]))
     bench = report.get("benchmarks") or {}
     if bench:
         rows = [
@@ -537,8 +569,15 @@ def rebuild_report(eval_dir: str | Path) -> tuple[Path, Path]:
         raise fail(str(f), "the metrics object written by `bayling eval`", metrics)
     check_metrics_shape(metrics, str(f))
     extra = {k: metrics.get(k) for k in ("benchmarks", "open_ended", "interactive") if metrics.get(k)}
+    ablation = d.parent / "ablation" / "ablation.json"  # `bayling run`'s ablation stage, beside eval/
+    if ablation.is_file():
+        extra["ablation"] = read_json(ablation)
     # no blanket except here: a file of the right shape that the report still fails on is a bug of bayling's
     return write_report(d, metrics, extra, name=metrics.get("name", d.parent.name))
+
+
+SCORED = ("bleu", "spbleu", "chrf", "ter", "comet", "cometkiwi")
+"""The per-direction entries that are metrics (objects with a score); the others are counts, rates or draws."""
 
 
 def check_metrics_shape(metrics: dict[str, Any], where: str) -> None:
@@ -556,6 +595,12 @@ def check_metrics_shape(metrics: dict[str, Any], where: str) -> None:
     for s, per in (metrics.get("systems") or {}).items():
         for d, scores in check(per, dict, at(where, f"systems.{s}")).items():
             for m, score in check(scores, dict, at(where, f"systems.{s}.{d}")).items():
-                check(score, dict, at(where, f"systems.{s}.{d}.{m}"))
+                # a metric ({"score", "signature"}) or its draws are objects; counts and rates (n, copy) numbers
+                if score is not None:
+                    check(
+                        score,
+                        dict if isinstance(score, dict) or m in SCORED else "number",
+                        at(where, f"systems.{s}.{d}.{m}"),
+                    )
     for s, rec in (metrics.get("prompts") or {}).items():
         check(rec, dict, at(where, f"prompts.{s}"))
