@@ -39,6 +39,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from provenance import provenance  # noqa: E402
 
 from bayling.errors import DataError  # noqa: E402
 from bayling.evaluate.ablation import (  # noqa: E402
@@ -138,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     print(render(table))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(table), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        args.json.write_text(
+            json.dumps(to_json(table) | provenance(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     return 0
 
 

@@ -159,14 +159,18 @@ def test_the_ablation_needs_the_fewshot_base():
 
 
 def test_the_recommended_preset_names_its_ablation():
-    """SFT alone against + GRPO and + the offline variant (both gated by language, copies and loops), and the
-    budget by need against an even one: the alignment issue's ablation, one stage away."""
+    """The recipe is SFT (budget split evenly) + GRPO gated by language, copies and loops; its ablation is SFT
+    alone, the offline variant instead of GRPO, and the budget by need: the alignment issue's ablation, one stage
+    away."""
     cfg = load_config(RunConfig, REPO / "configs" / "experiments" / "alignment_recommended_60min.yaml")
     assert "ablation" not in cfg.stages  # the 60-minute run stays the run; the ablation is asked for
+    assert cfg.train.reward.method == "grpo" and cfg.train.reward.gate_loops and cfg.ablation.baseline == "sft+grpo"
     arms = dict(zip(cfg.ablation.arms, check(cfg), strict=True))
-    assert set(arms) == {"grpo", "offline", "even"}
-    assert arms["grpo"].train.reward.method == "grpo" and arms["grpo"].train.reward.gate_loops
+    assert set(arms) == {"sft", "offline", "need"}
+    assert arms["sft"].train.reward.method == arms["offline"].train.reward.method == "none"
+    assert arms["need"].train.reward.method == "grpo" and arms["need"].data.budget_by == "fertility"
     assert arms["offline"].train.preference.pairs == "sampled" and arms["offline"].train.preference.gate_loops
-    assert arms["even"].data.budget_by == "even" and cfg.data.budget_by == "fertility"
+    assert arms["sft"].train.preference.method == "none" and arms["sft"].data.budget_by == "even"
+    assert cfg.data.budget_by == "even"
     for arm in arms.values():  # everything else is the run's
         assert arm.train.learning_rate == cfg.train.learning_rate and arm.eval.max_sentences == cfg.eval.max_sentences
