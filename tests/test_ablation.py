@@ -174,3 +174,21 @@ def test_the_recommended_preset_names_its_ablation():
     assert cfg.data.budget_by == "even"
     for arm in arms.values():  # everything else is the run's
         assert arm.train.learning_rate == cfg.train.learning_rate and arm.eval.max_sentences == cfg.eval.max_sentences
+
+
+def test_a_copied_sft_adapter_goes_where_the_arms_sft_sub_stage_looks(tmp_path):
+    """train/final when SFT is the last sub-stage, train/sft/output when a stage follows it or when a LoRA on a
+    continued-pre-trained base is merged afterwards (the orchestrator's own rule, not a second copy of it)."""
+    from bayling.train.config import CptConfig, PreferenceConfig, RewardConfig, TrainConfig
+    from bayling.train.orchestrator import stage_outputs
+
+    out = tmp_path / "train"
+    assert stage_outputs(TrainConfig(), out) == {"sft": out / "final"}
+    assert stage_outputs(TrainConfig(reward=RewardConfig(method="grpo")), out) == {
+        "sft": out / "sft" / "output",
+        "reward": out / "final",
+    }
+    pref = TrainConfig(preference=PreferenceConfig(method="dpo"), reward=RewardConfig(method="grpo"))
+    assert list(stage_outputs(pref, out)) == ["sft", "preference", "reward"]
+    assert stage_outputs(TrainConfig(cpt=CptConfig(data="mono.txt")), out) == {"sft": out / "sft" / "output"}
+    assert stage_outputs(TrainConfig(method="full", cpt=CptConfig(data="mono.txt")), out) == {"sft": out / "final"}

@@ -36,7 +36,6 @@ import copy
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bayling.config import from_dict, to_dict
@@ -121,19 +120,13 @@ def check(cfg: RunConfig) -> list[RunConfig]:
     return [arm_config(cfg, a) for a in cfg.ablation.arms]
 
 
-def _sft_output(layout: RunLayout) -> Path:
-    """Where a finished run keeps its SFT adapter: ``train/sft/output`` when a stage followed SFT, else
-    ``train/final``."""
-    sft = layout.train_dir / "sft" / "output"
-    return sft if sft.is_dir() else layout.train_final
-
-
 def seed_arm(cfg: RunConfig, arm: RunConfig, fingerprints: Callable[[Any], dict[str, str]]) -> list[str]:
     """Copy into the arm's directory what the run already made and the arm would make the same: its data (when
     the ``data`` sections agree) and its SFT output with the SFT summary (whose fingerprint the SFT sub-stage
     checks). ``fingerprints`` is :func:`bayling.pipeline.stage_fingerprints`. Returns what was copied; nothing is
     copied over an arm's own finished work."""
     from bayling.resume import marked
+    from bayling.train.orchestrator import stage_outputs
 
     src, dst = RunLayout(cfg.resolved_run_dir()), RunLayout(arm.resolved_run_dir())
     fp, arm_fp = fingerprints(cfg), fingerprints(arm)
@@ -147,11 +140,10 @@ def seed_arm(cfg: RunConfig, arm: RunConfig, fingerprints: Callable[[Any], dict[
     sft_summary = src.train_dir / "sft" / "summary.json"
     if marked(src.stage_marker("train"), fp["train"]) is None or not sft_summary.is_file():
         return copied
-    later = arm.train.preference.method != "none" or arm.train.reward.method != "none"
-    target = dst.train_dir / "sft" / "output" if later else dst.train_final
+    target = stage_outputs(arm.train, dst.train_dir)["sft"]  # where the arm's SFT sub-stage looks for it
     if not (dst.train_dir / "sft" / "summary.json").is_file() and not target.exists():
         (dst.train_dir / "sft").mkdir(parents=True, exist_ok=True)
-        shutil.copytree(_sft_output(src), target)
+        shutil.copytree(stage_outputs(cfg.train, src.train_dir)["sft"], target)
         shutil.copy2(sft_summary, dst.train_dir / "sft" / "summary.json")
         copied.append("sft")
     return copied

@@ -56,6 +56,21 @@ def _merge_final(adapter: Path, base: Path, final: Path, fp: str, trust_remote_c
     mark(marker, fp, base_model=str(base), method="merged", adapter=str(adapter))
 
 
+def stage_outputs(cfg: TrainConfig, out: Path) -> dict[str, Path]:
+    """Where SFT and each sub-stage after it write, in order: ``OUT/NAME/output``, except that the last writes
+    ``OUT/final`` unless it is a LoRA on a continued-pre-trained base (then merged into ``final`` after it). The
+    ablation (:mod:`bayling.ablation`) reads it to place a copied SFT adapter where the SFT sub-stage looks."""
+    later = [
+        name
+        for name, on in (("preference", cfg.preference.method != "none"), ("reward", cfg.reward.method != "none"))
+        if on
+    ]
+    outputs = {name: out / name / "output" for name in ("sft", *later)}
+    if not (cfg.method != "full" and cfg.cpt.data):  # adapter_on_new_base: CPT gives the LoRA a new base
+        outputs[("sft", *later)[-1]] = out / "final"
+    return outputs
+
+
 @dataclass
 class TrainResult:
     """What the train stage made.
@@ -128,16 +143,9 @@ def train(
 
     final = out / "final"
     adapter_on_new_base = cfg.method != "full" and base != original
-    later = [
-        name
-        for name, on in (("preference", cfg.preference.method != "none"), ("reward", cfg.reward.method != "none"))
-        if on
-    ]
-    # Each stage writes its own output; the last one writes final (unless a merge into the CPT base follows).
-    outputs = {name: out / name / "output" for name in ("sft", *later)}
-    last = ("sft", *later)[-1]
-    if not adapter_on_new_base:
-        outputs[last] = final
+    outputs = stage_outputs(cfg, out)
+    later = list(outputs)[1:]
+    last = list(outputs)[-1]
     base_fp = stages["cpt"]["fingerprint"] if "cpt" in stages else ""
     stages["sft"] = run_sft(
         cfg,
